@@ -1,0 +1,3 @@
+"""livebi: a real-time, natural-language BI server."""
+
+__version__ = "0.1.0"

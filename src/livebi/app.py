@@ -1,0 +1,59 @@
+"""The FastAPI application factory: wires every component from one Settings object."""
+
+from __future__ import annotations
+
+import contextlib
+from importlib import resources
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from . import __version__
+from .config import Settings
+from .services import Services
+from .transports import http
+from .transports.websocket import websocket_endpoint
+
+WEB_DIR = Path(str(resources.files("livebi") / "web"))
+
+
+def plotly_js_path() -> Path:
+    """plotly.js as shipped inside the plotly Python package: no CDN, no npm."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = Services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(title="livebi", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.state.services = services
+    app.include_router(http.router)
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+
+    plotly_js = plotly_js_path()
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly_bundle() -> FileResponse:
+        return FileResponse(plotly_js, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,290 @@
+"""The ``livebi`` command line: demo, serve, ask, user management, generated docs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from .config import Settings, configuration_markdown
+
+app = typer.Typer(help="livebi: ask questions about your data in plain language, live.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users in the metadata store.", no_args_is_help=True)
+docs_app = typer.Typer(help="Print generated documentation.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(docs_app, name="docs")
+
+DEMO_USERS = (("demo", "demo"), ("alice", "alice"), ("bob", "bob"))
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _parse_warehouses(values: list[str] | None) -> dict[str, str] | None:
+    """``NAME=URL`` or a bare URL (named after its file or database)."""
+    if not values:
+        return None
+    result: dict[str, str] = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or "://" in name:
+            url = value
+            tail = url.rstrip("/").rsplit("/", 1)[-1] or "warehouse"
+            name = tail.split("?")[0].rsplit(".", 1)[0] or "warehouse"
+        result[name] = url
+    return result
+
+
+def _run_server(settings: Settings, log_level: str) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        ws_max_size=max(1024 * 1024, settings.max_message_bytes * 4),
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        timeout_graceful_shutdown=5,
+    )
+
+
+async def _ensure_users(settings: Settings, users: tuple[tuple[str, str], ...]) -> None:
+    from .auth import hash_password
+    from .store import MetadataStore
+
+    store = await MetadataStore.open(settings.resolved_store_url())
+    try:
+        for name, password in users:
+            if await store.get_user(username=name) is None:
+                await store.add_user(name, hash_password(password))
+    finally:
+        await store.close()
+
+
+def _ensure_demo_data(settings: Settings, rows: int) -> Path:
+    from .demo.generate import ensure_demo
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"Preparing the demo warehouse in {settings.data_dir} ({rows:,} order rows)…", err=True)
+    return ensure_demo(settings.data_dir, rows)
+
+
+@app.command()
+def demo(
+    port: int = typer.Option(8000, help="Port to serve on."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    store: Optional[str] = typer.Option(None, help="Metadata store URL (default: sqlite in the data directory)."),
+    rows: int = typer.Option(1_000_000, help="Order rows in the generated demo warehouse."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the demo warehouse and store live (default ~/.livebi)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Generate the demo warehouse if missing and serve it with demo logins."""
+    settings = _settings(port=port, host=host, store_url=store, data_dir=data_dir, demo_rows=rows)
+    path = _ensure_demo_data(settings, rows)
+    settings = _settings(
+        port=port, host=host, store_url=store, data_dir=data_dir, demo_rows=rows, warehouses={"demo": f"duckdb:///{path}"}
+    )
+    asyncio.run(_ensure_users(settings, DEMO_USERS))
+    typer.echo(f"\n  livebi demo: http://{host}:{port}/")
+    typer.echo("  logins: " + ", ".join(f"{u} / {p}" for u, p in DEMO_USERS) + "\n")
+    _run_server(settings, log_level)
+
+
+@app.command()
+def serve(
+    warehouse: Optional[List[str]] = typer.Option(None, help="Warehouse as NAME=URL or URL; repeat for several (first is default)."),
+    store: Optional[str] = typer.Option(None, help="Metadata store URL."),
+    host: Optional[str] = typer.Option(None, help="Interface to bind."),
+    port: Optional[int] = typer.Option(None, help="Port to serve on."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve livebi on the given warehouses (settings also come from LIVEBI_* variables)."""
+    settings = _settings(warehouses=_parse_warehouses(warehouse), store_url=store, host=host, port=port)
+    if not settings.warehouses:
+        _ensure_demo_data(settings, settings.demo_rows)
+    typer.echo(f"livebi serving http://{settings.host}:{settings.port}/", err=True)
+    _run_server(settings, log_level)
+
+
+@app.command()
+def ask(
+    question: List[str] = typer.Argument(..., help="One or more questions (quote each)."),
+    warehouse: Optional[str] = typer.Option(None, help="Warehouse URL (default: the demo warehouse)."),
+    fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per question per line)."),
+    sql: bool = typer.Option(False, "--sql", help="Treat each argument as a SELECT instead of a question."),
+    chart: Optional[str] = typer.Option(None, help="Chart type to ask for."),
+) -> None:
+    """Answer questions without a server."""
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
+    settings = _settings()
+    if warehouse:
+        urls = {"warehouse": warehouse}
+    else:
+        urls = {"demo": f"duckdb:///{_ensure_demo_data(settings, settings.demo_rows)}"}
+    failures = asyncio.run(_ask_all(settings, urls, question, fmt=fmt, as_sql=sql, chart=chart))
+    raise typer.Exit(1 if failures == len(question) else 0)
+
+
+async def _ask_all(settings: Settings, urls: dict[str, str], questions: list[str], *, fmt: str, as_sql: bool, chart: str | None) -> int:
+    from .agents.data import DataAgent
+    from .agents.nlp import NLPAgent
+    from .pipeline import AskFailed, AskRequest, Pipeline, new_query_id
+    from .warehouse.registry import open_warehouse
+
+    warehouses = {name: open_warehouse(name, url) for name, url in urls.items()}
+    pipeline = Pipeline(
+        warehouses=warehouses,
+        nlp=NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars),
+        data=DataAgent(timeout_s=settings.query_timeout_s, row_cap=settings.row_cap),
+    )
+    failures = 0
+    try:
+        for text in questions:
+            req = AskRequest(sql=text, chart=chart) if as_sql else AskRequest(question=text, chart=chart)
+            try:
+                result = await pipeline.answer(new_query_id(), req, lambda *a: None)
+            except AskFailed as exc:
+                failures += 1
+                error = {k: v for k, v in exc.data("").items() if k != "query_id"}
+                _emit_error(text, error, fmt)
+                continue
+            _emit_result(text, result, fmt)
+    finally:
+        for wh in warehouses.values():
+            await wh.close()
+    return failures
+
+
+def _emit_result(question: str, result: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        out = {key: result[key] for key in ("sql", "columns", "rows", "row_count", "chart", "timings_ms")}
+        out = {"question": question, **out, "engine": result["engine"], "explanation": result["explanation"], "assumptions": result["assumptions"]}
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        return
+    typer.echo(f"\n? {question}")
+    if result["explanation"]:
+        typer.echo(f"  {result['explanation']}")
+    for note in result["assumptions"]:
+        typer.echo(f"  (assumed: {note})")
+    typer.echo(f"  SQL: {result['sql']}")
+    typer.echo(_table(result["columns"], result["rows"][:25]))
+    more = result["row_count"] - min(25, len(result["rows"]))
+    tail = f" ({more:,} more)" if more > 0 else ""
+    typer.echo(f"  {result['row_count']:,} rows{tail}; chart: {result['chart']['type']}; {result['timings_ms']['total']:.0f} ms")
+
+
+def _emit_error(question: str, error: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"question": question, "error": error}) + "\n")
+        return
+    typer.echo(f"\n? {question}")
+    typer.echo(f"  error in {error['stage']} ({error['code']}): {error['message']}")
+    for s in error.get("suggestions", []):
+        typer.echo(f"    try: {s}")
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in columns]] + [["" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v)) for v in row] for row in rows]
+    widths = [min(40, max(len(r[i]) for r in cells)) for i in range(len(columns))]
+    lines = ["  " + "  ".join(c[:w].ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# Users ---------------------------------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, help="The user's password."),
+    store: Optional[str] = typer.Option(None, help="Metadata store URL."),
+) -> None:
+    """Create a user (or reset an existing user's password)."""
+    from .auth import hash_password
+    from .store import MetadataStore, UserExists
+
+    async def run() -> str:
+        s = await MetadataStore.open(_settings(store_url=store).resolved_store_url())
+        try:
+            try:
+                await s.add_user(name, hash_password(password))
+                return "created"
+            except UserExists:
+                await s.set_password(name, hash_password(password))
+                return "password updated"
+        finally:
+            await s.close()
+
+    typer.echo(f"user {name}: {asyncio.run(run())}")
+
+
+@user_app.command("list")
+def user_list(store: Optional[str] = typer.Option(None, help="Metadata store URL.")) -> None:
+    """List users."""
+    from .store import MetadataStore
+
+    async def run() -> list[dict[str, Any]]:
+        s = await MetadataStore.open(_settings(store_url=store).resolved_store_url())
+        try:
+            return await s.list_users()
+        finally:
+            await s.close()
+
+    for row in asyncio.run(run()):
+        typer.echo(f"{row['username']}\t{row['id']}\t{row['created_at']}")
+
+
+@user_app.command("remove")
+def user_remove(name: str, store: Optional[str] = typer.Option(None, help="Metadata store URL.")) -> None:
+    """Remove a user (their tokens stop working at once)."""
+    from .store import MetadataStore
+
+    async def run() -> bool:
+        s = await MetadataStore.open(_settings(store_url=store).resolved_store_url())
+        try:
+            return await s.remove_user(name)
+        finally:
+            await s.close()
+
+    if not asyncio.run(run()):
+        typer.echo(f"no user {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"user {name}: removed")
+
+
+# Docs ----------------------------------------------------------------------------------------
+
+
+@docs_app.command("config")
+def docs_config() -> None:
+    """Print docs/configuration.md (generated from the settings)."""
+    sys.stdout.write(configuration_markdown())
+
+
+@docs_app.command("schema")
+def docs_schema() -> None:
+    """Print the protocol's JSON schema."""
+    from .protocol import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

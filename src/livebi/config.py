@@ -1,0 +1,169 @@
+"""Every livebi setting, declared once.
+
+Each field has a default and help text. Environment variables ``LIVEBI_<NAME>`` set them, the
+CLI maps its flags onto them, and ``docs/configuration.md`` is generated from this class
+(``livebi docs config``); a test fails when the document drifts.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".livebi"
+
+
+class Settings(BaseSettings):
+    """livebi configuration. Groups: server, backends, security, limits, features, NLP."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVEBI_", extra="ignore", validate_default=True)
+
+    # Server
+    host: str = Field("127.0.0.1", description="Interface the HTTP/WebSocket server binds to.")
+    port: int = Field(8000, description="TCP port of the HTTP/WebSocket server.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Directory for the demo warehouse and the default metadata store.",
+    )
+
+    # Backends (chosen by URL)
+    warehouses: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Warehouses by name, e.g. '{\"sales\": \"duckdb:///sales.duckdb\"}' (JSON in the "
+            "environment). The first one is the default for questions that name none. Empty: "
+            "the generated demo warehouse."
+        ),
+    )
+    store_url: str = Field(
+        "",
+        description="Metadata store URL: sqlite:///path or postgresql://... Empty: sqlite in data_dir.",
+    )
+    broker_url: str = Field("memory://", description="Broker URL: memory:// (one process) or redis://...")
+
+    # Security
+    secret_key: str = Field(
+        "",
+        description=(
+            "Key that signs session tokens. Empty: a random key is generated and kept in "
+            "data_dir/secret.key so tokens survive restarts."
+        ),
+    )
+    token_ttl_s: int = Field(12 * 3600, description="Lifetime of a login token in seconds.")
+    auth_timeout_s: float = Field(
+        10.0, description="Seconds a WebSocket may stay open without authenticating."
+    )
+
+    # Limits
+    query_timeout_s: float = Field(30.0, description="Seconds a warehouse query may run before it is stopped.")
+    row_cap: int = Field(10_000, description="Most rows a query result carries; more are cut and flagged.")
+    max_message_bytes: int = Field(64 * 1024, description="Largest client message accepted, in bytes.")
+    max_question_chars: int = Field(500, description="Longest natural-language question accepted.")
+    max_concurrent_queries_per_user: int = Field(
+        4, description="Questions one user may have running at once; more are refused."
+    )
+    outgoing_queue_bytes: int = Field(
+        4 * 1024 * 1024,
+        description="Bytes queued for one connection before it is closed as a slow consumer.",
+    )
+    batch_max_messages: int = Field(64, description="Most publications sent in one message_batch frame.")
+    batch_max_bytes: int = Field(256 * 1024, description="Largest message_batch frame, in bytes.")
+    history_size: int = Field(1000, description="Publications each channel keeps for recovery.")
+    history_ttl_s: float = Field(300.0, description="Seconds a publication stays in channel history.")
+    progress_interval_s: float = Field(
+        0.25, description="Seconds between engine progress reports while a query runs (<= 0.5)."
+    )
+
+    # Features (each real-time feature can be switched off)
+    progress_streaming: bool = Field(
+        True, description="Publish progress messages while a question is answered (off: only result/error)."
+    )
+    batching: bool = Field(True, description="Coalesce queued publications into message_batch frames.")
+    websocket: bool = Field(True, description="Serve the /ws WebSocket endpoint.")
+
+    # NLP
+    today: datetime.date | None = Field(
+        None, description="Date that relative periods ('last 6 months') count from. Empty: the real date."
+    )
+
+    # Demo
+    demo_rows: int = Field(1_000_000, description="Order rows generated for the demo warehouse.")
+
+    @field_validator("progress_interval_s")
+    @classmethod
+    def _at_least_twice_a_second(cls, value: float) -> float:
+        if not 0.01 <= value <= 0.5:
+            raise ValueError("progress_interval_s must be between 0.01 and 0.5 (progress at least twice a second)")
+        return value
+
+    # Derived values -------------------------------------------------------------------------
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'livebi.db'}"
+
+    def resolved_warehouses(self) -> dict[str, str]:
+        if self.warehouses:
+            return dict(self.warehouses)
+        return {"demo": f"duckdb:///{self.data_dir / 'demo.duckdb'}"}
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        import secrets
+
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def settings_table() -> list[dict[str, Any]]:
+    """Name, env var, type, default and help of every setting (feeds the docs and CLI help)."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default: Any = "(computed)" if name == "data_dir" else field.default_factory()
+        else:
+            default = field.default
+        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
+        rows.append(
+            {
+                "name": name,
+                "env": f"LIVEBI_{name.upper()}",
+                "type": annotation.replace("typing.", ""),
+                "default": default,
+                "help": field.description or "",
+            }
+        )
+    return rows
+
+
+def configuration_markdown() -> str:
+    """The text of docs/configuration.md, generated from :class:`Settings`."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- generated by `livebi docs config` from livebi/config.py; do not edit by hand -->",
+        "",
+        "Every setting can be given as an environment variable (`LIVEBI_<NAME>`); `livebi serve`",
+        "and `livebi demo` also take the most common ones as flags. Dict settings take JSON.",
+        "",
+        "| setting | environment | default | what it does |",
+        "|---|---|---|---|",
+    ]
+    for row in settings_table():
+        default = row["default"]
+        shown = "" if default in ("", None, {}) else f"`{default}`"
+        lines.append(f"| `{row['name']}` | `{row['env']}` | {shown} | {row['help']} |")
+    lines.append("")
+    return "\n".join(lines)

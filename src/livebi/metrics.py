@@ -1,0 +1,31 @@
+"""Prometheus metrics. Each app gets its own registry, so several apps (tests) coexist."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("livebi_connections", "Open client connections", ["transport"], registry=r)
+        self.messages_received = Counter("livebi_messages_received_total", "Client ops received", ["op"], registry=r)
+        self.op_errors = Counter("livebi_op_errors_total", "Error replies sent", ["code"], registry=r)
+        self.frames_queued = Counter("livebi_frames_queued_total", "Publication frames queued to connections", registry=r)
+        self.publications = Counter("livebi_publications_total", "Publications on channels", ["type"], registry=r)
+        self.queries = Counter("livebi_queries_total", "Questions answered", ["status"], registry=r)
+        self.query_seconds = Histogram(
+            "livebi_query_seconds",
+            "Question latency from ask to result/error",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.op_seconds = Histogram(
+            "livebi_op_seconds", "Time to handle one client op", ["op"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5), registry=r,
+        )
+        self.slow_consumers = Counter("livebi_slow_consumers_total", "Connections closed as slow consumers", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

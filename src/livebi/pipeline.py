@@ -1,0 +1,338 @@
+"""The ask pipeline: question -> NLP -> data -> viz, with progress, errors and cancellation.
+
+:class:`Pipeline` answers one question and reports progress through a callback; it knows
+nothing about channels, so the CLI uses it directly. :class:`AskService` runs questions for
+connected users: one task per question, progress and the outcome published on
+``query:<id>``, history in the metadata store, ``cancel`` interrupting the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable
+
+from .agents.data import DataAgent
+from .agents.nlp import NLPAgent, NotUnderstood
+from .agents.viz import ChartHint, choose_chart
+from .protocol import SUBSTAGES, ErrorCode, Stage
+from .warehouse.base import QueryTimeout, Warehouse, WarehouseError
+
+log = logging.getLogger(__name__)
+
+#: report(stage, substage, overall percent, details, rows_processed)
+Reporter = Callable[[str, str, float, str, int], None]
+
+_PERCENT = {sub: pct for subs in SUBSTAGES.values() for sub, pct in subs}
+_EXECUTION_START, _EXECUTION_END = _PERCENT["sql_execution"], _PERCENT["result_processing"]
+
+
+@dataclasses.dataclass
+class AskRequest:
+    question: str | None = None
+    sql: str | None = None
+    warehouse: str | None = None
+    chart: str | None = None
+
+
+class AskFailed(Exception):
+    """A question could not be answered; ``stage`` names where it failed."""
+
+    def __init__(self, stage: Stage, code: str, message: str, suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.code = str(getattr(code, "value", code))
+        self.message = message
+        self.suggestions = suggestions or []
+
+    def data(self, query_id: str) -> dict[str, Any]:
+        return {
+            "query_id": query_id,
+            "stage": self.stage.value,
+            "code": self.code,
+            "message": self.message,
+            "suggestions": self.suggestions,
+        }
+
+
+class Pipeline:
+    """Answers questions against named warehouses. Stateless apart from agent caches."""
+
+    def __init__(self, *, warehouses: dict[str, Warehouse], nlp: NLPAgent, data: DataAgent) -> None:
+        if not warehouses:
+            raise ValueError("at least one warehouse is required")
+        self.warehouses = warehouses
+        self.nlp = nlp
+        self.data = data
+
+    @property
+    def default_warehouse(self) -> str:
+        return next(iter(self.warehouses))
+
+    def warehouse(self, name: str | None) -> Warehouse:
+        name = name or self.default_warehouse
+        try:
+            return self.warehouses[name]
+        except KeyError:
+            raise AskFailed(
+                Stage.nlp_processing,
+                ErrorCode.unknown_warehouse,
+                f"no warehouse named {name!r}",
+                [f"use one of: {', '.join(self.warehouses)}"],
+            ) from None
+
+    async def examples(self, warehouse: str | None, n: int = 6) -> list[str]:
+        model = await self.nlp.model_for(self.warehouse(warehouse))
+        return model.example_questions(n)
+
+    async def answer(self, query_id: str, req: AskRequest, report: Reporter) -> dict[str, Any]:
+        """Answer ``req``; returns the ``result`` data. Raises AskFailed (or CancelledError)."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        progress = _Monotonic(report)
+        loop = asyncio.get_running_loop()
+        stage = Stage.nlp_processing
+        try:
+            wh = self.warehouse(req.warehouse)
+            # 1. NLP --------------------------------------------------------------------------
+            parsed = None
+            if req.sql is not None:
+                if not req.sql.strip():
+                    raise AskFailed(stage, ErrorCode.invalid_sql, "the SQL is empty")
+                progress(stage, "sql_generation", "Using the SQL you wrote", 0)
+                sql, engine = req.sql, "sql"
+            else:
+                progress(stage, "intent_extraction", "Analyzing question intent…", 0)
+                model = await self.nlp.model_for(wh)
+
+                def on_substage(substage: str, _pct: int, detail: str) -> None:
+                    loop.call_soon_threadsafe(progress, Stage.nlp_processing, substage, detail, 0)
+
+                try:
+                    parsed = await asyncio.to_thread(
+                        self.nlp.parse, req.question or "", model, dialect=wh.dialect, on_substage=on_substage
+                    )
+                except NotUnderstood as exc:
+                    raise AskFailed(stage, exc.code, exc.message, exc.suggestions) from None
+                sql, engine = parsed.sql, parsed.engine
+            timings["nlp"] = _ms(started)
+
+            # 2. Data -------------------------------------------------------------------------
+            stage = Stage.data_processing
+            t_data = time.perf_counter()
+            progress(stage, "sql_validation", "Validating SQL (read-only SELECT, known tables)…", 0)
+            try:
+                sql = await self.data.validate(sql, wh)
+            except WarehouseError as exc:
+                raise AskFailed(stage, exc.code, exc.message, list(getattr(exc, "suggestions", []) or [])) from None
+            progress(stage, "sql_execution", f"Executing SQL on {wh.name}…", 0)
+
+            def on_engine(substage: str, fraction: float, details: str, rows: int) -> None:
+                pct = None if fraction < 0 else _EXECUTION_START + (_EXECUTION_END - _EXECUTION_START - 1) * fraction
+                progress(Stage.data_processing, substage, details, rows, pct)
+
+            try:
+                result = await self.data.run(sql, wh, on_engine)
+            except QueryTimeout as exc:
+                raise AskFailed(stage, exc.code, exc.message, ["add a filter or a shorter period", "ask for fewer groups"]) from None
+            except WarehouseError as exc:
+                raise AskFailed(stage, exc.code, exc.message) from None
+            note = " (cut at the row cap)" if result.truncated else ""
+            progress(stage, "result_processing", f"{result.row_count:,} rows returned{note}", result.row_count)
+            timings["data"] = _ms(t_data)
+
+            # 3. Visualization ----------------------------------------------------------------
+            stage = Stage.visualization
+            t_viz = time.perf_counter()
+            progress(stage, "chart_selection", "Choosing the chart from the result's shape…", result.row_count)
+            hint = _hint(parsed.chart_hint if parsed else {})
+            try:
+                chart = await asyncio.to_thread(
+                    choose_chart, req.question or "", result, hint, requested=req.chart
+                )
+            except Exception as exc:  # a viz bug must not lose the data
+                log.exception("visualization failed for %s", query_id)
+                raise AskFailed(stage, ErrorCode.visualization_failed, f"could not build the chart: {exc}") from None
+            progress(stage, "chart_generation", f"Built a {chart.type} chart", result.row_count)
+            timings["viz"] = _ms(t_viz)
+        except asyncio.CancelledError:
+            raise
+        except AskFailed:
+            raise
+        except Exception as exc:
+            log.exception("question %s failed in %s", query_id, stage.value)
+            raise AskFailed(stage, ErrorCode.internal, f"internal error: {type(exc).__name__}") from None
+
+        timings["total"] = _ms(started)
+        return {
+            "query_id": query_id,
+            "question": req.question,
+            "warehouse": wh.name,
+            "engine": engine,
+            "sql": sql,
+            "explanation": parsed.explanation if parsed else "",
+            "assumptions": list(parsed.assumptions) if parsed else [],
+            "alternatives": list(parsed.alternatives) if parsed else [],
+            "columns": result.columns,
+            "column_kinds": list(result.column_kinds),
+            "rows": result.rows,
+            "row_count": result.row_count,
+            "truncated": result.truncated,
+            "chart": chart.to_dict(),
+            "timings_ms": timings,
+        }
+
+
+class _Monotonic:
+    """Forwards progress reports, never letting the overall percent go backwards."""
+
+    def __init__(self, report: Reporter) -> None:
+        self._report = report
+        self.percent = 0.0
+
+    def __call__(self, stage: Stage, substage: str, details: str, rows: int, percent: float | None = None) -> None:
+        if percent is None:
+            percent = _PERCENT.get(substage, self.percent)
+        self.percent = max(self.percent, min(99.0, float(percent)))
+        self._report(stage.value, substage, round(self.percent, 1), details, rows)
+
+
+def _hint(raw: dict[str, Any]) -> ChartHint:
+    fields = {f.name for f in dataclasses.fields(ChartHint)}
+    return ChartHint(**{k: v for k, v in (raw or {}).items() if k in fields})
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+def new_query_id() -> str:
+    return secrets.token_hex(8)
+
+
+PublishFn = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclasses.dataclass
+class _Running:
+    task: asyncio.Task[None]
+    user_id: str
+
+
+class AskService:
+    """Runs questions for users and publishes their progress and outcome on ``query:<id>``."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        publish: PublishFn,
+        store: Any,
+        progress_streaming: bool = True,
+        max_concurrent_per_user: int = 4,
+        on_finished: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self._publish = publish
+        self._store = store
+        self.progress_streaming = progress_streaming
+        self.max_concurrent_per_user = max_concurrent_per_user
+        self._on_finished = on_finished
+        self._running: dict[str, _Running] = {}
+        self._owners: OrderedDict[str, str] = OrderedDict()  # recent query_id -> user_id
+
+    def running_count(self, user_id: str | None = None) -> int:
+        return sum(1 for r in self._running.values() if user_id is None or r.user_id == user_id)
+
+    async def start(self, user_id: str, req: AskRequest) -> str:
+        """Record and launch a question; returns its ``query_id`` at once."""
+        query_id = new_query_id()
+        wh_name = req.warehouse or self.pipeline.default_warehouse
+        await self._store.record_query(query_id=query_id, user_id=user_id, question=req.question, sql=req.sql, warehouse=wh_name)
+        self._remember_owner(query_id, user_id)
+        task = asyncio.create_task(self._run(query_id, req), name=f"ask-{query_id}")
+        self._running[query_id] = _Running(task, user_id)
+        task.add_done_callback(lambda _t: self._running.pop(query_id, None))
+        return query_id
+
+    async def owner(self, query_id: str) -> str | None:
+        owner = self._owners.get(query_id)
+        if owner is None:
+            owner = await self._store.query_owner(query_id)
+        return owner
+
+    async def cancel(self, query_id: str) -> bool:
+        """Interrupt a running question; False when it is not running (any more)."""
+        running = self._running.get(query_id)
+        if running is None:
+            return False
+        running.task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(running.task), timeout=5)
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            pass
+        return True
+
+    async def shutdown(self) -> None:
+        tasks = [r.task for r in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, query_id: str, req: AskRequest) -> None:
+        channel = f"query:{query_id}"
+        started = time.perf_counter()
+        pending: set[asyncio.Task[Any]] = set()
+        stage_now = {"stage": Stage.nlp_processing.value}
+
+        def report(stage: str, substage: str, percent: float, details: str, rows: int) -> None:
+            stage_now["stage"] = stage
+            if not self.progress_streaming:
+                return
+            data = {
+                "query_id": query_id,
+                "stage": stage,
+                "substage": substage,
+                "progress": percent,
+                "details": details,
+                "rows_processed": rows,
+            }
+            # Publishing is synchronous for the memory broker; a task keeps order for others.
+            task = asyncio.ensure_future(self._publish(channel, "progress", data))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        try:
+            result = await self.pipeline.answer(query_id, req, report)
+        except asyncio.CancelledError:
+            # Our own task was cancelled (cancel op or shutdown): report it, then stop.
+            failure = AskFailed(Stage(stage_now["stage"]), ErrorCode.cancelled, "the question was cancelled")
+            await self._finish(channel, query_id, "error", failure.data(query_id), pending, "cancelled", {"error": failure.data(query_id)}, started)
+            return
+        except AskFailed as failure:
+            await self._finish(channel, query_id, "error", failure.data(query_id), pending, "error", {"error": failure.data(query_id)}, started)
+            return
+        extra = {"sql": result["sql"], "engine": result["engine"], "row_count": result["row_count"]}
+        await self._finish(channel, query_id, "result", result, pending, "done", extra, started)
+
+    async def _finish(self, channel, query_id, type_, data, pending, status, extra, started) -> None:
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._publish(channel, type_, data)
+        elapsed = _ms(started)
+        try:
+            await self._store.finish_query(query_id, status=status, elapsed_ms=elapsed, **extra)
+        except Exception:
+            log.exception("could not record the outcome of %s", query_id)
+        if self._on_finished:
+            self._on_finished(status, elapsed / 1000)
+
+    def _remember_owner(self, query_id: str, user_id: str) -> None:
+        self._owners[query_id] = user_id
+        while len(self._owners) > 10_000:
+            self._owners.popitem(last=False)

@@ -1,0 +1,319 @@
+"""The livebi wire protocol: ops, replies, publications, error and close codes.
+
+Client -> server: one JSON object per op, ``{"id": <int>, "op": <name>, ...}``.
+Server -> client: a reply per op (``{"id", "ok": true, "data"}`` or ``{"id", "ok": false,
+"error": {...}}``) and publications on subscribed channels (``{"channel", "epoch", "seq", "type",
+"ts", "data"}``), possibly several at once in one ``message_batch`` frame.
+
+The same JSON travels over the WebSocket and the HTTP fallback. ``docs/protocol.md`` documents it
+and ``livebi docs schema`` exports the JSON schema generated from these models.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+# ---------------------------------------------------------------------------------------------
+# Codes
+
+
+class ErrorCode(str, enum.Enum):
+    """Error codes carried in ``error.code`` of replies and ``error`` publications."""
+
+    # Envelope / transport
+    bad_json = "bad_json"  # the frame is not a JSON object
+    too_large = "too_large"  # the frame exceeds max_message_bytes
+    unknown_op = "unknown_op"  # "op" names no operation
+    invalid_op = "invalid_op"  # fields missing or of the wrong type
+    unauthenticated = "unauthenticated"  # the op needs a logged-in connection
+    forbidden = "forbidden"  # authenticated, but not allowed (e.g. someone else's query)
+    unknown_channel = "unknown_channel"  # the channel name has no known form
+    not_found = "not_found"  # the query, warehouse or object does not exist
+    too_many_queries = "too_many_queries"  # the user has max_concurrent_queries_per_user running
+    feature_disabled = "feature_disabled"  # a feature flag switched this off
+    internal = "internal"  # a bug: logged server side, the connection stays open
+    # Ask pipeline (``error`` publications on query:<id>, stage says where)
+    empty_question = "empty_question"
+    question_too_long = "question_too_long"
+    not_understood = "not_understood"
+    unknown_warehouse = "unknown_warehouse"
+    invalid_sql = "invalid_sql"
+    multiple_statements = "multiple_statements"
+    forbidden_sql = "forbidden_sql"
+    unknown_table = "unknown_table"
+    unknown_column = "unknown_column"
+    query_failed = "query_failed"
+    query_timeout = "query_timeout"
+    cancelled = "cancelled"
+    visualization_failed = "visualization_failed"
+
+
+ERROR_HELP: dict[str, str] = {
+    "bad_json": "The frame is not a JSON object.",
+    "too_large": "The frame is larger than max_message_bytes; nothing in it was applied.",
+    "unknown_op": "The op field names no operation.",
+    "invalid_op": "Fields are missing or of the wrong type; `details` lists them.",
+    "unauthenticated": "The connection has not authenticated (or the token is invalid/expired).",
+    "forbidden": "The user may not do this (e.g. subscribe to another user's query).",
+    "unknown_channel": "The channel name is not of a known form (query:, dashboard:, user:, system).",
+    "not_found": "The query, warehouse or object does not exist.",
+    "too_many_queries": "The user already has max_concurrent_queries_per_user questions running.",
+    "feature_disabled": "A feature flag switched this feature off.",
+    "internal": "An unexpected server error; it is logged and the connection stays open.",
+    "empty_question": "The question is empty.",
+    "question_too_long": "The question is longer than max_question_chars.",
+    "not_understood": "The NLP agent could not map the question to the schema; see suggestions.",
+    "unknown_warehouse": "The named warehouse is not configured.",
+    "invalid_sql": "The SQL does not parse.",
+    "multiple_statements": "Only one statement is allowed.",
+    "forbidden_sql": "Only read-only SELECT queries are allowed (no writes, pragmas, file access).",
+    "unknown_table": "The SQL names a table the warehouse does not have; see suggestions.",
+    "unknown_column": "The SQL names a column the table does not have; see suggestions.",
+    "query_failed": "The warehouse engine reported an error.",
+    "query_timeout": "The query ran longer than query_timeout_s and was stopped.",
+    "cancelled": "The question was cancelled (cancel op or the asker disconnected).",
+    "visualization_failed": "The chart could not be built; the data is still in the result.",
+}
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes livebi uses (4000-4999 are application codes)."""
+
+    normal = 1000
+    message_too_big = 1009  # a frame beyond the transport's hard limit
+    service_restart = 1012  # the server is shutting down: reconnect and resubscribe with since
+    unauthenticated = 4001  # no valid token (query parameter or first auth op) in time
+    slow_consumer = 4008  # the outgoing queue overflowed: reconnect and recover from history
+    feature_disabled = 4003  # the WebSocket transport is switched off (HTTP-only mode)
+
+
+CLOSE_HELP: dict[int, str] = {
+    1000: "Normal closure.",
+    1009: "A frame exceeded the transport's hard size limit.",
+    1012: "The server is restarting: reconnect with backoff and resubscribe with `since`.",
+    4001: "Unauthenticated: the token was missing, invalid or expired, or auth did not come in time.",
+    4003: "The WebSocket transport is switched off (HTTP-only mode): use the SSE fallback.",
+    4008: "Slow consumer: the connection's outgoing queue overflowed; reconnect and recover.",
+}
+
+
+class Stage(str, enum.Enum):
+    nlp_processing = "nlp_processing"
+    data_processing = "data_processing"
+    visualization = "visualization"
+
+
+#: Substages of each stage, in order, with the overall percent reached when each starts.
+SUBSTAGES: dict[str, tuple[tuple[str, int], ...]] = {
+    "nlp_processing": (("intent_extraction", 5), ("schema_linking", 12), ("sql_generation", 20)),
+    "data_processing": (("sql_validation", 25), ("sql_execution", 30), ("result_processing", 80)),
+    "visualization": (("chart_selection", 85), ("chart_generation", 92)),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Client -> server ops
+
+
+class _Op(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(..., description="Client-chosen id echoed in the reply.")
+
+
+class AuthOp(_Op):
+    """Authenticate the connection with a token from ``POST /api/login``."""
+
+    op: Literal["auth"]
+    token: str = Field(..., max_length=4096)
+
+
+class Since(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epoch: str
+    seq: int = Field(..., ge=0)
+
+
+class SubscribeOp(_Op):
+    """Subscribe to a channel; with ``since`` the reply replays what was missed."""
+
+    op: Literal["subscribe"]
+    channel: str = Field(..., max_length=200)
+    since: Since | None = None
+
+
+class UnsubscribeOp(_Op):
+    op: Literal["unsubscribe"]
+    channel: str = Field(..., max_length=200)
+
+
+class AskOp(_Op):
+    """Ask a question in plain language, or run a SELECT (``sql``) through the same stages."""
+
+    op: Literal["ask"]
+    question: str | None = Field(None, max_length=20_000)
+    sql: str | None = Field(None, max_length=20_000)
+    warehouse: str | None = Field(None, description="Warehouse name; default: the first configured.")
+    chart: str | None = Field(None, description="Chart type the user asks for; default: chosen.")
+
+
+class CancelOp(_Op):
+    op: Literal["cancel"]
+    query_id: str = Field(..., max_length=100)
+
+
+class PingOp(_Op):
+    op: Literal["ping"]
+
+
+ClientOp = Annotated[
+    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp],
+    Field(discriminator="op"),
+]
+OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping")
+_client_op_adapter: TypeAdapter[Any] = TypeAdapter(ClientOp)
+
+
+class ProtocolError(Exception):
+    """A client message that cannot be processed; becomes an error reply."""
+
+    def __init__(self, code: ErrorCode, message: str, *, op_id: int | None = None, details: Any = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.op_id = op_id
+        self.details = details
+
+    def reply(self) -> dict[str, Any]:
+        return error_reply(self.op_id, self.code, self.message, details=self.details)
+
+
+def parse_op(raw: str | bytes, *, max_bytes: int) -> Any:
+    """Parse and validate one client frame into an op model.
+
+    Raises:
+        ProtocolError: with the code that tells the client what was wrong; ``op_id`` is set
+            whenever the frame carried a usable id so the client can match the error.
+    """
+    if len(raw) > max_bytes:
+        raise ProtocolError(ErrorCode.too_large, f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(ErrorCode.bad_json, f"message is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.bad_json, "message must be a JSON object")
+    op_id = obj.get("id") if isinstance(obj.get("id"), int) and not isinstance(obj.get("id"), bool) else None
+    op = obj.get("op")
+    if op not in OP_NAMES:
+        raise ProtocolError(
+            ErrorCode.unknown_op, f"unknown op {op!r}; expected one of {', '.join(OP_NAMES)}", op_id=op_id
+        )
+    try:
+        return _client_op_adapter.validate_python(obj)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"][1:]) or err["loc"][0], "problem": err["msg"]}
+            for err in exc.errors(include_url=False)
+        ]
+        summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+        raise ProtocolError(ErrorCode.invalid_op, f"invalid {op} op: {summary}", op_id=op_id, details=details) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Server -> client
+
+
+def ok_reply(op_id: int | None, data: Any = None) -> dict[str, Any]:
+    return {"id": op_id, "ok": True, "data": data if data is not None else {}}
+
+
+def error_reply(
+    op_id: int | None, code: ErrorCode | str, message: str, *, details: Any = None, **extra: Any
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": str(getattr(code, "value", code)), "message": message}
+    if details is not None:
+        error["details"] = details
+    error.update(extra)
+    return {"id": op_id, "ok": False, "error": error}
+
+
+class Publication(BaseModel):
+    """A message published on a channel (as sent to every subscriber)."""
+
+    channel: str
+    epoch: str = Field(..., description="Changes when the channel's history is lost.")
+    seq: int = Field(..., description="Increases by one per publication on the channel.")
+    type: str
+    ts: float = Field(..., description="Server time (Unix seconds) of publication.")
+    data: dict[str, Any]
+
+
+class ProgressData(BaseModel):
+    query_id: str
+    stage: Stage
+    substage: str
+    progress: float = Field(..., ge=0, le=100, description="Overall percent of the whole question.")
+    details: str = ""
+    rows_processed: int = 0
+
+
+class ErrorData(BaseModel):
+    query_id: str
+    stage: Stage
+    code: str
+    message: str
+    suggestions: list[str] = Field(default_factory=list)
+
+
+class ResultData(BaseModel):
+    query_id: str
+    question: str | None
+    warehouse: str
+    engine: str = Field(..., description="'parser', 'llm' or 'sql' (the user wrote the SQL).")
+    sql: str
+    explanation: str = ""
+    assumptions: list[str] = Field(default_factory=list)
+    alternatives: list[str] = Field(default_factory=list)
+    columns: list[str]
+    column_kinds: list[str]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool
+    chart: dict[str, Any]
+    timings_ms: dict[str, float]
+
+
+class MessageBatch(BaseModel):
+    type: Literal["message_batch"]
+    batch_id: str
+    timestamp: float
+    messages: list[dict[str, Any]]
+
+
+PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
+    "progress": ProgressData,
+    "result": ResultData,
+    "error": ErrorData,
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of every client op and server message, for docs and client authors."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "livebi wire protocol",
+        "client_ops": TypeAdapter(ClientOp).json_schema(),
+        "publication": Publication.model_json_schema(),
+        "message_batch": MessageBatch.model_json_schema(),
+        "publication_data": {name: model.model_json_schema() for name, model in PUBLICATION_TYPES.items() if model},
+        "error_codes": {code.value: ERROR_HELP[code.value] for code in ErrorCode},
+        "close_codes": {str(int(code)): CLOSE_HELP[int(code)] for code in CloseCode},
+    }
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON used for every frame (NaN is not valid JSON: callers sanitize values)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -1,0 +1,75 @@
+"""A connection's outgoing queue: bounded in bytes, drained in batches.
+
+Pure data structure (no I/O). The connection writer takes whatever is waiting; when more than
+one frame waits it sends them as one ``message_batch`` frame, so a burst costs one socket write
+instead of many. The queue is bounded in bytes: when a client cannot keep up, ``put`` reports
+the overflow and the connection is closed as a slow consumer instead of buffering without end
+or slowing anyone else. Frames are already-serialized JSON strings, so a batch is assembled by
+joining strings, never by re-encoding.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+
+_batch_ids = itertools.count(1)
+
+
+class Outbox:
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        batching: bool = True,
+        batch_max_messages: int = 64,
+        batch_max_bytes: int = 256 * 1024,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.batching = batching
+        self.batch_max_messages = max(1, batch_max_messages)
+        self.batch_max_bytes = batch_max_bytes
+        self._frames: collections.deque[str] = collections.deque()
+        self.queued_bytes = 0
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, frame: str) -> bool:
+        """Queue one frame; False (and ``overflowed`` set) when the byte bound is exceeded."""
+        if self.overflowed:
+            return False
+        size = len(frame)
+        if self.queued_bytes + size > self.max_bytes and self._frames:
+            self.overflowed = True
+            return False
+        self._frames.append(frame)
+        self.queued_bytes += size
+        return True
+
+    def take(self) -> str | None:
+        """The next frame to write: a single frame, or a batch of the frames waiting."""
+        if not self._frames:
+            return None
+        first = self._frames.popleft()
+        self.queued_bytes -= len(first)
+        if not self.batching or not self._frames:
+            return first
+        parts = [first]
+        size = len(first)
+        while self._frames and len(parts) < self.batch_max_messages:
+            nxt = self._frames[0]
+            if size + len(nxt) > self.batch_max_bytes:
+                break
+            self._frames.popleft()
+            self.queued_bytes -= len(nxt)
+            parts.append(nxt)
+            size += len(nxt)
+        if len(parts) == 1:
+            return first
+        return (
+            '{"type":"message_batch","batch_id":"b%d","timestamp":%.3f,"messages":[%s]}'
+            % (next(_batch_ids), time.time(), ",".join(parts))
+        )

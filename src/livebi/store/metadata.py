@@ -1,0 +1,165 @@
+"""The metadata store: users and question history (dashboards come later).
+
+SQLAlchemy's asyncio engine over ``sqlite+aiosqlite`` (default) or ``postgresql+asyncpg``, so no
+call blocks the event loop. The URL picks the backend:
+
+- ``sqlite:///path/livebi.db`` - one process; SQLite serializes writers.
+- ``postgresql://user@host/db`` - several processes or nodes share users and history.
+
+Tables are created on :meth:`MetadataStore.open` (``create_all`` is idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+users = Table(
+    "livebi_users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+queries = Table(
+    "livebi_queries",
+    metadata,
+    Column("query_id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("livebi_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("question", Text),
+    Column("sql", Text),
+    Column("warehouse", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # running | done | error | cancelled
+    Column("engine", String(16)),
+    Column("row_count", Integer),
+    Column("error", JSON),
+    Column("elapsed_ms", Float),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+
+class UserExists(Exception):
+    pass
+
+
+def async_url(url: str) -> str:
+    """Map a plain backend URL onto the asyncio driver SQLAlchemy needs."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    raise ValueError(f"unsupported metadata store URL {url!r}: use sqlite:///path or postgresql://...")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class MetadataStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> "MetadataStore":
+        engine = create_async_engine(async_url(url), pool_pre_ping=url.startswith("postgres"))
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # Users ----------------------------------------------------------------------------------
+
+    async def add_user(self, username: str, password_hash: str) -> dict[str, Any]:
+        row = {"id": secrets.token_hex(8), "username": username, "password_hash": password_hash, "created_at": _now()}
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(users).values(**row))
+        except IntegrityError:
+            raise UserExists(username) from None
+        return row
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(users).where(users.c.username == username).values(password_hash=password_hash))
+        return res.rowcount > 0
+
+    async def get_user(self, *, username: str | None = None, user_id: str | None = None) -> dict[str, Any] | None:
+        cond = users.c.username == username if username is not None else users.c.id == user_id
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(cond))).mappings().first()
+        return dict(row) if row else None
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(users.c.id, users.c.username, users.c.created_at).order_by(users.c.username))).mappings()
+            return [dict(r) for r in rows]
+
+    async def remove_user(self, username: str) -> bool:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(delete(users).where(users.c.username == username))
+        return res.rowcount > 0
+
+    # Question history -----------------------------------------------------------------------
+
+    async def record_query(self, *, query_id: str, user_id: str, question: str | None, sql: str | None, warehouse: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(queries).values(
+                    query_id=query_id,
+                    user_id=user_id,
+                    question=question,
+                    sql=sql,
+                    warehouse=warehouse,
+                    status="running",
+                    created_at=_now(),
+                )
+            )
+
+    async def finish_query(self, query_id: str, *, status: str, **values: Any) -> None:
+        allowed = {"sql", "engine", "row_count", "error", "elapsed_ms"}
+        values = {k: v for k, v in values.items() if k in allowed}
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(queries).where(queries.c.query_id == query_id).values(status=status, finished_at=_now(), **values)
+            )
+
+    async def query_owner(self, query_id: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(queries.c.user_id).where(queries.c.query_id == query_id))).scalar()
+
+    async def history(self, user_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        cols = [queries.c[name] for name in ("query_id", "question", "sql", "warehouse", "status", "engine", "row_count", "error", "elapsed_ms", "created_at")]
+        stmt = select(*cols).where(queries.c.user_id == user_id).order_by(queries.c.created_at.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings()
+            return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]

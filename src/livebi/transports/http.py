@@ -1,0 +1,89 @@
+"""REST routes: login, the caller's profile, warehouses, example questions, history, health,
+metrics. Thin adapters over the services; every route except login, health and metrics needs
+a bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from ..auth import AuthError, User
+from ..pipeline import AskFailed
+from ..services import Services
+
+router = APIRouter()
+
+
+def services_of(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def current_user(request: Request) -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return await services_of(request).auth.authenticate(token.strip())
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+class LoginBody(BaseModel):
+    username: str = Field(..., min_length=1, max_length=64)
+    password: str = Field(..., min_length=1, max_length=1024)
+
+
+@router.post("/api/login")
+async def login(body: LoginBody, request: Request) -> dict[str, Any]:
+    try:
+        user, token = await services_of(request).auth.login(body.username, body.password)
+    except AuthError as exc:
+        raise HTTPException(401, str(exc)) from None
+    return {"token": token, "user": user.public()}
+
+
+@router.get("/api/me")
+async def me(user: User = Depends(current_user)) -> dict[str, Any]:
+    return {"user": user.public()}
+
+
+@router.get("/api/warehouses")
+async def warehouses(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
+    services = services_of(request)
+    default = services.pipeline.default_warehouse
+    return {"warehouses": [{**wh.public_info(), "default": name == default} for name, wh in services.warehouses.items()]}
+
+
+@router.get("/api/examples")
+async def examples(request: Request, warehouse: str | None = None, user: User = Depends(current_user)) -> dict[str, Any]:
+    try:
+        questions = await services_of(request).pipeline.examples(warehouse)
+    except AskFailed as exc:
+        raise HTTPException(404, exc.message) from None
+    return {"questions": questions}
+
+
+@router.get("/api/history")
+async def history(request: Request, limit: int = 50, user: User = Depends(current_user)) -> dict[str, Any]:
+    limit = max(1, min(limit, 500))
+    return {"queries": await services_of(request).store.history(user.id, limit=limit)}
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    services = services_of(request)
+    return {
+        "status": "ok",
+        "connections": services.connections.count(),
+        "running_queries": services.asks.running_count() if services.asks else 0,
+        "warehouses": list(services.warehouses),
+    }
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(services_of(request).metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,142 @@
+"""The warehouse interface: what every connector offers the data agent.
+
+A connector owns one database. It introspects the schema, runs *validated* read-only SQL off
+the event loop, reports progress while the engine works, honours a timeout and a row cap, and
+interrupts the engine when the awaiting task is cancelled.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Callable, Literal
+
+ColumnKind = Literal["number", "text", "date", "bool", "other"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # the engine's own type name, e.g. "DECIMAL(12,2)"
+    kind: ColumnKind  # what the NLP and viz agents care about
+
+
+@dataclasses.dataclass(frozen=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    declared: bool = True  # False when inferred from naming (``customer_id`` -> customers)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    row_count: int | None = None
+
+    def column(self, name: str) -> Column | None:
+        lowered = name.lower()
+        for col in self.columns:
+            if col.name.lower() == lowered:
+                return col
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    tables: tuple[Table, ...]
+
+    def table(self, name: str) -> Table | None:
+        lowered = name.lower()
+        for table in self.tables:
+            if table.name.lower() == lowered:
+                return table
+        return None
+
+    def as_sqlglot_mapping(self) -> dict[str, dict[str, str]]:
+        """``{table: {column: type}}`` as ``sqlglot.optimizer.qualify`` expects."""
+        return {t.name: {c.name: c.type for c in t.columns} for t in self.tables}
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """One progress report from the engine while a query runs."""
+
+    percent: float | None  # 0-100 when the engine knows it, else None
+    rows_processed: int  # rows fetched so far (0 while the engine has produced none)
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class QueryResult:
+    columns: list[str]
+    column_kinds: list[ColumnKind]
+    rows: list[list[Any]]  # JSON-friendly values (dates as ISO strings, decimals as floats)
+    row_count: int
+    truncated: bool  # True when the row cap cut the result
+    elapsed_ms: float
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class WarehouseError(Exception):
+    """Raised for engine failures; ``code`` is a protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class QueryTimeout(WarehouseError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__("query_timeout", f"the query ran longer than {seconds:g} s and was stopped")
+
+
+class Warehouse(abc.ABC):
+    """A database the data agent can query. Instances are shared across requests."""
+
+    #: sqlglot dialect name used to generate and validate SQL for this engine
+    dialect: str = ""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.url = url
+
+    @abc.abstractmethod
+    async def schema(self, *, refresh: bool = False) -> Schema:
+        """Tables, columns, keys; cached until ``refresh``."""
+
+    @abc.abstractmethod
+    async def execute(
+        self,
+        sql: str,
+        *,
+        timeout: float,
+        row_cap: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> QueryResult:
+        """Run one already-validated SELECT.
+
+        Reports progress through ``on_progress`` (called on the event loop) at least twice a
+        second while the engine works. Cancelling the awaiting task interrupts the engine.
+
+        Raises:
+            QueryTimeout: the query ran past ``timeout`` seconds (the engine is interrupted).
+            WarehouseError: the engine rejected or failed the query.
+        """
+
+    async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
+        """Up to ``limit`` distinct non-null text values, for the NLP value index."""
+        return []
+
+    async def close(self) -> None:  # pragma: no cover - trivial default
+        return None
+
+    def public_info(self) -> dict[str, Any]:
+        """What clients may see about this warehouse (never the URL: it may hold credentials)."""
+        return {"name": self.name, "dialect": self.dialect}

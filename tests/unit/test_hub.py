@@ -1,0 +1,117 @@
+"""The hub is a pure state machine: feed it calls, check what it says to send to whom."""
+
+import json
+import itertools
+
+import pytest
+
+from livebi.realtime.hub import Hub
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def hub(clock: Clock) -> Hub:
+    epochs = (f"e{i}" for i in itertools.count())
+    return Hub(history_size=5, history_ttl=60, clock=clock, new_epoch=lambda: next(epochs))
+
+
+def seqs(frames):
+    return [json.loads(f)["seq"] for f in frames]
+
+
+def test_publish_assigns_increasing_seq_per_channel_and_targets_subscribers(hub: Hub) -> None:
+    hub.subscribe("c1", "query:a")
+    hub.subscribe("c2", "query:a")
+    hub.subscribe("c3", "query:b")
+    d1 = hub.publish("query:a", "progress", {"p": 1})
+    d2 = hub.publish("query:a", "progress", {"p": 2})
+    d3 = hub.publish("query:b", "result", {})
+    assert (d1.seq, d2.seq, d3.seq) == (1, 2, 1)
+    assert sorted(d1.targets) == ["c1", "c2"]
+    assert d3.targets == ("c3",)
+    msg = json.loads(d2.frame)
+    assert msg == {"channel": "query:a", "epoch": "e0", "seq": 2, "type": "progress", "ts": 1000.0, "data": {"p": 2}}
+
+
+def test_frame_is_serialized_once_and_shared(hub: Hub) -> None:
+    for i in range(3):
+        hub.subscribe(f"c{i}", "system")
+    d = hub.publish("system", "notification", {"x": "é"})
+    assert isinstance(d.frame, str) and len(d.targets) == 3
+
+
+def test_recovery_replays_missed_in_order(hub: Hub) -> None:
+    hub.subscribe("c1", "ch")
+    for i in range(4):
+        hub.publish("ch", "t", {"i": i})
+    hub.disconnect("c1")
+    hub.publish("ch", "t", {"i": 4})
+    res = hub.subscribe("c1", "ch", since=("e0", 2))
+    assert res.recovered is True
+    assert seqs(res.missed) == [3, 4, 5]
+    assert res.seq == 5
+
+
+def test_recovery_up_to_date_is_recovered_with_nothing_missed(hub: Hub) -> None:
+    hub.publish("ch", "t", {})
+    res = hub.subscribe("c1", "ch", since=("e0", 1))
+    assert res.recovered is True and res.missed == ()
+
+
+def test_recovery_fails_when_history_trimmed_by_count(hub: Hub) -> None:
+    for i in range(10):
+        hub.publish("ch", "t", {"i": i})
+    res = hub.subscribe("c1", "ch", since=("e0", 2))  # history holds 6..10
+    assert res.recovered is False and res.missed == ()
+    res = hub.subscribe("c1", "ch", since=("e0", 5))  # 6..10 still there
+    assert res.recovered is True and seqs(res.missed) == [6, 7, 8, 9, 10]
+
+
+def test_recovery_fails_when_history_expired(hub: Hub, clock: Clock) -> None:
+    hub.publish("ch", "t", {})
+    hub.publish("ch", "t", {})
+    clock.now += 61
+    res = hub.subscribe("c1", "ch", since=("e0", 1))
+    assert res.recovered is False
+
+
+def test_recovery_fails_on_other_epoch_or_future_seq(hub: Hub) -> None:
+    hub.publish("ch", "t", {})
+    assert hub.subscribe("c1", "ch", since=("old", 1)).recovered is False
+    assert hub.subscribe("c1", "ch", since=("e0", 7)).recovered is False
+
+
+def test_forgotten_channel_gets_new_epoch(hub: Hub, clock: Clock) -> None:
+    hub.publish("ch", "t", {})
+    clock.now += 61
+    assert hub.prune() == 1
+    epoch, seq = hub.position("ch")
+    assert epoch == "e1" and seq == 0
+
+
+def test_prune_keeps_channels_with_subscribers(hub: Hub, clock: Clock) -> None:
+    hub.subscribe("c1", "ch")
+    clock.now += 1000
+    assert hub.prune() == 0
+
+
+def test_unsubscribe_and_disconnect(hub: Hub) -> None:
+    hub.subscribe("c1", "a")
+    hub.subscribe("c1", "b")
+    assert hub.unsubscribe("c1", "a") is True
+    assert hub.unsubscribe("c1", "a") is False
+    assert hub.disconnect("c1") == ["b"]
+    assert hub.publish("b", "t", {}).targets == ()
+    assert hub.channels_of("c1") == frozenset()
