@@ -1,0 +1,31 @@
+"""Docs generated from code must match the committed files (so they cannot drift)."""
+
+from pathlib import Path
+
+from livebi.config import Settings, configuration_markdown
+from livebi.protocol import CLOSE_HELP, CloseCode, ErrorCode
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_configuration_doc_is_generated_from_settings() -> None:
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == configuration_markdown(), "run: livebi docs config > docs/configuration.md"
+
+
+def test_every_setting_has_help() -> None:
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
+
+
+def test_protocol_doc_names_every_op_error_and_close_code() -> None:
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    for op in ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping"):
+        assert f"`{op}`" in text, f"op {op} undocumented"
+    for code in ErrorCode:
+        assert f"`{code.value}`" in text, f"error code {code.value} undocumented"
+    for code in CloseCode:
+        assert f"`{int(code)}`" in text, f"close code {int(code)} undocumented"
+    assert set(CLOSE_HELP) == {int(c) for c in CloseCode}
+    for word in ("progress", "result", "error", "message_batch", "recovered", "rows_processed", "substage"):
+        assert word in text
