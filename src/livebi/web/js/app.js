@@ -1,0 +1,326 @@
+// The analyst workspace: login, header (warehouse, connection status, user), the conversation of
+// query cards, the composer and the history sidebar.
+
+import * as api from "./api.js";
+import { LiveClient } from "./client.js";
+import { QueryCard } from "./card.js";
+import { h, replaceChildren, timeAgo } from "./dom.js";
+
+const $ = (id) => document.getElementById(id);
+const WAREHOUSE_KEY = "livebi.warehouse";
+const EARLY_PUBLICATION_TTL_MS = 30_000;
+
+const ui = {
+  loginView: $("login-view"), loginForm: $("login-form"), loginUser: $("login-username"),
+  loginPassword: $("login-password"), loginError: $("login-error"), loginSubmit: $("login-submit"),
+  mainView: $("main-view"), warehouse: $("warehouse-select"), status: $("connection-status"),
+  userName: $("user-name"), logout: $("logout"), conversation: $("conversation"),
+  emptyState: $("empty-state"), examples: $("examples"), composer: $("composer"),
+  input: $("question-input"), askButton: $("ask-button"), historyList: $("history-list"),
+  historyEmpty: $("history-empty"), historyRefresh: $("history-refresh"),
+  historyToggle: $("history-toggle"), historyPanel: $("history-panel"),
+};
+
+let client = null;
+const cards = new Map(); // query_id -> QueryCard
+const early = new Map(); // query_id -> {pubs: [], timer}: publications that beat the ask reply
+let statusTimer = null;
+let historyTimer = null;
+
+// -- login / logout ---------------------------------------------------------------------------
+
+function showLogin(message = "") {
+  ui.mainView.hidden = true;
+  ui.loginView.hidden = false;
+  setLoginError(message);
+  ui.loginSubmit.disabled = false;
+  ui.loginSubmit.textContent = "Log in";
+  (ui.loginUser.value ? ui.loginPassword : ui.loginUser).focus();
+}
+
+function setLoginError(message) {
+  ui.loginError.textContent = message;
+  ui.loginError.hidden = !message;
+}
+
+ui.loginForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const username = ui.loginUser.value.trim();
+  const password = ui.loginPassword.value;
+  if (!username || !password) {
+    setLoginError("Enter your username and password.");
+    return;
+  }
+  ui.loginSubmit.disabled = true;
+  ui.loginSubmit.textContent = "Logging in…";
+  try {
+    await api.login(username, password);
+    ui.loginPassword.value = "";
+    setLoginError("");
+    showMain();
+  } catch (err) {
+    setLoginError(err.status === 401 ? (err.message || "Wrong username or password.") : err.message);
+    ui.loginPassword.select();
+  } finally {
+    ui.loginSubmit.disabled = false;
+    ui.loginSubmit.textContent = "Log in";
+  }
+});
+
+function logout(message = "") {
+  if (client) client.close();
+  client = null;
+  api.session.clear();
+  for (const entry of early.values()) clearTimeout(entry.timer);
+  early.clear();
+  cards.clear();
+  for (const card of ui.conversation.querySelectorAll("[data-testid=query-card]")) card.remove();
+  ui.emptyState.hidden = false;
+  replaceChildren(ui.historyList);
+  clearInterval(statusTimer);
+  showLogin(message);
+}
+
+ui.logout.addEventListener("click", () => logout());
+
+/** REST failures: a 401 ends the session, anything else is reported to the caller's UI. */
+function handleApiError(err) {
+  if (err && err.status === 401) {
+    logout("Your session has expired. Please log in again.");
+    return true;
+  }
+  console.warn("livebi:", err);
+  return false;
+}
+
+// -- main view --------------------------------------------------------------------------------
+
+function showMain() {
+  const user = api.session.user || {};
+  ui.loginView.hidden = true;
+  ui.mainView.hidden = false;
+  ui.userName.textContent = user.username || "";
+  connect();
+  loadWarehouses();
+  refreshHistory();
+  ui.input.focus();
+}
+
+function connect() {
+  client = new LiveClient({ url: api.websocketUrl });
+  client.on("status", renderStatus);
+  client.on("publication", routePublication);
+  client.on("recovery", ({ channel, recovered }) => {
+    if (recovered || !channel.startsWith("query:")) return;
+    const card = cards.get(channel.slice("query:".length));
+    if (card) card.markLost();
+  });
+  client.on("unauthenticated", () => logout("Your session has expired. Please log in again."));
+  client.on("transport_disabled", () => setStatus("offline", "offline (live updates are switched off)"));
+  client.connect();
+}
+
+window.addEventListener("online", () => client && client.reconnectNow());
+
+function setStatus(state, text) {
+  ui.status.dataset.state = state;
+  ui.status.querySelector(".status-text").textContent = text;
+}
+
+function renderStatus(status) {
+  clearInterval(statusTimer);
+  if (status.state === "connected") setStatus("connected", "connected");
+  else if (status.state === "connecting") setStatus("connecting", "connecting…");
+  else if (status.state === "offline") setStatus("offline", "offline");
+  else if (status.retryAt) {
+    const tick = () => {
+      const seconds = Math.max(0, Math.ceil((status.retryAt - Date.now()) / 1000));
+      setStatus("reconnecting", seconds > 0 ? `reconnecting in ${seconds}s` : "reconnecting…");
+    };
+    tick();
+    statusTimer = setInterval(tick, 1000);
+  } else setStatus("reconnecting", "reconnecting…");
+}
+
+async function loadWarehouses() {
+  try {
+    const list = await api.warehouses();
+    const saved = sessionStorage.getItem(WAREHOUSE_KEY);
+    const chosen = list.find((w) => w.name === saved) || list.find((w) => w.default) || list[0];
+    replaceChildren(ui.warehouse, list.map((w) =>
+      h("option", { value: w.name, selected: chosen && w.name === chosen.name }, `${w.name} (${w.dialect})`)));
+    if (chosen) ui.warehouse.value = chosen.name;
+  } catch (err) {
+    if (handleApiError(err)) return;
+  }
+  loadExamples();
+}
+
+ui.warehouse.addEventListener("change", () => {
+  sessionStorage.setItem(WAREHOUSE_KEY, ui.warehouse.value);
+  loadExamples();
+});
+
+async function loadExamples() {
+  let questions = [];
+  try {
+    questions = await api.examples(ui.warehouse.value || undefined);
+  } catch (err) {
+    if (handleApiError(err)) return;
+  }
+  replaceChildren(ui.examples, questions.map((q) =>
+    h("button", { type: "button", class: "chip", testid: "example-chip", on: { click: () => ask({ question: q }) } }, q)));
+}
+
+// -- asking -----------------------------------------------------------------------------------
+
+/** Ask a question (`{question}`) or run SQL (`{sql}`); each becomes a new card. */
+function ask({ question, sql, warehouse, chart }) {
+  if (!client) return;
+  const text = (question || "").trim();
+  if (!text && !sql) return;
+  warehouse = warehouse || ui.warehouse.value || undefined;
+  const card = new QueryCard({
+    question: text || null, sql, warehouse,
+    onAsk: ask,
+    onCancel: (queryId) => client.cancel(queryId),
+    onFinished: finished,
+  });
+  ui.emptyState.hidden = true;
+  ui.conversation.append(card.el);
+  scrollToBottom(true);
+  client.ask({ question: text || undefined, sql, warehouse, chart })
+    .then(({ query_id: queryId }) => {
+      card.setQueryId(queryId);
+      cards.set(queryId, card);
+      const buffered = early.get(queryId);
+      if (buffered) {
+        clearTimeout(buffered.timer);
+        early.delete(queryId);
+        for (const pub of buffered.pubs) card.handle(pub);
+      }
+      if (card.finished) finished(card);
+      else scheduleHistoryRefresh(); // shows the question as running
+    })
+    .catch((err) => {
+      if (err.code === "unauthenticated") return; // logout() is already on its way
+      card.failRequest(err);
+    });
+}
+
+function routePublication(pub) {
+  if (!pub.channel.startsWith("query:")) return;
+  const queryId = (pub.data && pub.data.query_id) || pub.channel.slice("query:".length);
+  const card = cards.get(queryId);
+  if (card) {
+    const pinned = nearBottom();
+    card.handle(pub);
+    if (pinned) scrollToBottom();
+    return;
+  }
+  // The ask reply has not arrived yet: keep the publication until it does (or give up).
+  let entry = early.get(queryId);
+  if (!entry) {
+    entry = { pubs: [], timer: setTimeout(() => early.delete(queryId), EARLY_PUBLICATION_TTL_MS) };
+    early.set(queryId, entry);
+  }
+  entry.pubs.push(pub);
+}
+
+function finished(card) {
+  if (!card.queryId || card.unsubscribed) return; // ask reply not in yet: called again then
+  card.unsubscribed = true;
+  if (client) client.unsubscribe(`query:${card.queryId}`);
+  scheduleHistoryRefresh();
+}
+
+function nearBottom() {
+  const c = ui.conversation;
+  return c.scrollHeight - c.scrollTop - c.clientHeight < 120;
+}
+
+function scrollToBottom(smooth = false) {
+  requestAnimationFrame(() => ui.conversation.scrollTo({ top: ui.conversation.scrollHeight, behavior: smooth ? "smooth" : "auto" }));
+}
+
+// -- composer ---------------------------------------------------------------------------------
+
+function submitQuestion() {
+  const text = ui.input.value.trim();
+  if (!text) {
+    ui.input.focus();
+    return;
+  }
+  ui.input.value = "";
+  autoGrow();
+  ask({ question: text });
+}
+
+ui.composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  submitQuestion();
+});
+
+ui.input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    submitQuestion();
+  }
+});
+
+function autoGrow() {
+  ui.input.style.height = "auto";
+  ui.input.style.height = `${Math.min(ui.input.scrollHeight, 200)}px`;
+}
+ui.input.addEventListener("input", autoGrow);
+
+// -- history ----------------------------------------------------------------------------------
+
+function scheduleHistoryRefresh() {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(refreshHistory, 300);
+}
+
+async function refreshHistory() {
+  let queries;
+  try {
+    queries = await api.history();
+  } catch (err) {
+    handleApiError(err);
+    return;
+  }
+  ui.historyEmpty.hidden = queries.length > 0;
+  replaceChildren(ui.historyList, queries.map(historyItem));
+}
+
+function historyItem(q) {
+  const label = q.question || q.sql || "(empty)";
+  const meta = [q.status, q.row_count != null && q.status === "done" ? `${Number(q.row_count).toLocaleString()} rows` : null,
+    q.warehouse, timeAgo(q.created_at)].filter(Boolean).join(" · ");
+  return h("li", {},
+    h("button", {
+      type: "button", class: `history-item status-${q.status || "unknown"}`, testid: "history-item",
+      dataset: { queryId: q.query_id || "" }, title: `Ask again: ${label}`,
+      on: { click: () => { closeHistoryOnNarrow(); ask(q.question ? { question: q.question, warehouse: q.warehouse } : { sql: q.sql, warehouse: q.warehouse }); } },
+    },
+      h("span", { class: `history-text${q.question ? "" : " mono"}` }, label),
+      h("span", { class: "history-meta" }, h("span", { class: "status-pip", "aria-hidden": "true" }), meta)));
+}
+
+ui.historyRefresh.addEventListener("click", refreshHistory);
+
+ui.historyToggle.addEventListener("click", () => {
+  const open = !ui.historyPanel.classList.contains("open");
+  ui.historyPanel.classList.toggle("open", open);
+  ui.historyToggle.setAttribute("aria-expanded", String(open));
+});
+
+function closeHistoryOnNarrow() {
+  ui.historyPanel.classList.remove("open");
+  ui.historyToggle.setAttribute("aria-expanded", "false");
+}
+
+// -- start ------------------------------------------------------------------------------------
+
+if (api.session.token) showMain();
+else showLogin();

@@ -1,0 +1,77 @@
+// Charts (Plotly, loaded as the global `window.Plotly` by a classic script tag) and KPI tiles.
+
+import { h, slug } from "./dom.js";
+
+const PLOT_CONFIG = Object.freeze({
+  responsive: true,
+  displaylogo: false,
+  modeBarButtonsToRemove: ["lasso2d", "select2d"],
+});
+
+const FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
+
+/** Does this chart payload carry something Plotly can draw? */
+export function hasFigure(chart) {
+  return Boolean(chart && chart.figure && Array.isArray(chart.figure.data) && chart.figure.data.length);
+}
+
+export function isKpi(chart) {
+  return Boolean(chart && (chart.type === "kpi" || chart.kpi) && chart.kpi);
+}
+
+/**
+ * Draw a Plotly figure into `container` (which must be visible so Plotly can measure it).
+ * Resolves to true when drawn; false (with a message in the container) when Plotly is missing.
+ */
+export async function drawFigure(container, chart) {
+  const Plotly = globalThis.Plotly;
+  if (!Plotly) {
+    container.replaceChildren(h("p", { class: "muted" }, "The charting library did not load; the table and SQL are still available."));
+    return false;
+  }
+  const figure = chart.figure;
+  const layout = {
+    ...(figure.layout || {}),
+    autosize: true,
+    font: { family: FONT, ...((figure.layout || {}).font || {}) },
+    paper_bgcolor: "rgba(0,0,0,0)",
+  };
+  if (!layout.margin) layout.margin = { t: 48, r: 16, b: 48, l: 56 };
+  delete layout.width; // let the card decide
+  await Plotly.newPlot(container, figure.data, layout, PLOT_CONFIG);
+  return true;
+}
+
+/** Re-fit a drawn chart to its container (after a tab switch or a layout change). */
+export function resizeFigure(container) {
+  const Plotly = globalThis.Plotly;
+  if (Plotly && container && container.classList.contains("js-plotly-plot")) Plotly.Plots.resize(container);
+}
+
+export function exportPng(container, title) {
+  const Plotly = globalThis.Plotly;
+  if (!Plotly) return Promise.reject(new Error("Plotly is not loaded"));
+  return Plotly.downloadImage(container, { format: "png", filename: slug(title, "livebi-chart"), width: 1200, height: 700, scale: 1 });
+}
+
+/** A big number with its label and the change against the previous period. */
+export function renderKpi(kpi) {
+  const change = Number(kpi.change_pct);
+  const hasChange = kpi.change_pct != null && Number.isFinite(change);
+  const direction = !hasChange || change === 0 ? "flat" : change > 0 ? "up" : "down";
+  const arrow = { up: "▲", down: "▼", flat: "■" }[direction];
+  const changeText = kpi.change_formatted || (hasChange ? `${change > 0 ? "+" : ""}${change.toFixed(1)}%` : "");
+  const value = kpi.formatted ?? (typeof kpi.value === "number" ? kpi.value.toLocaleString() : String(kpi.value ?? "–"));
+  return h("div", { class: "kpi" },
+    kpi.label ? h("div", { class: "kpi-label" }, kpi.label) : null,
+    h("div", { class: "kpi-value", testid: "kpi-value" }, value),
+    hasChange || changeText
+      ? h("div", { class: `kpi-change ${direction}`, "aria-label": `change ${changeText}` },
+          h("span", { "aria-hidden": "true" }, arrow), " ", changeText,
+          kpi.previous != null ? h("span", { class: "kpi-previous" }, ` vs ${formatPrevious(kpi.previous)}`) : null)
+      : null);
+}
+
+function formatPrevious(value) {
+  return typeof value === "number" ? value.toLocaleString(undefined, { maximumFractionDigits: 2 }) : String(value);
+}

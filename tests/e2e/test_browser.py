@@ -1,0 +1,226 @@
+"""The web UI in a real browser (Debian's chromium driven by Playwright) against a real demo server.
+
+Skips loudly when /usr/bin/chromium or Playwright is missing; ``LIVEBI_REQUIRE_SERVICES=1`` turns
+the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REQUIRE_SERVICES = os.environ.get("LIVEBI_REQUIRE_SERVICES") == "1"
+CHROMIUM = Path(os.environ.get("LIVEBI_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(os.environ.get("LIVEBI_UI_SCREENSHOT", "/tmp/livebi-ui.png"))
+SERVER_START_TIMEOUT_S = 60.0
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"*** {reason}: REQUIRED by LIVEBI_REQUIRE_SERVICES=1 ***")
+    pytest.skip(f"*** {reason}: browser test SKIPPED ***")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    if not CHROMIUM.exists():
+        _skip_or_fail(f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _skip_or_fail("the playwright Python package is not installed")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """`livebi demo` on a free port with a small generated warehouse; yields its base URL."""
+    data_dir = tmp_path_factory.mktemp("ui-demo")
+    port = _free_port()
+    log_path = data_dir / "server.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livebi.cli", "demo", "--port", str(port), "--rows", "20000",
+         "--data-dir", str(data_dir), "--log-level", "warning"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"livebi demo exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"livebi demo did not answer /health within {SERVER_START_TIMEOUT_S:.0f} s:\n"
+                            f"{log_path.read_text(errors='replace')[-4000:]}")
+            time.sleep(0.25)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def page(chromium_path, demo_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(30_000)
+        page.goto(demo_server)
+        yield page
+        context.close()
+        browser.close()
+        assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def _tid(page, testid: str):
+    return page.get_by_test_id(testid)
+
+
+def test_login_rejects_bad_password(page):
+    _tid(page, "login-username").fill("demo")
+    _tid(page, "login-password").fill("wrong")
+    _tid(page, "login-submit").click()
+    error = _tid(page, "login-error")
+    error.wait_for(state="visible")
+    assert error.inner_text().strip()
+    assert _tid(page, "question-input").is_hidden()
+
+
+def test_ask_chart_table_sql_csv_error(page):
+    from playwright.sync_api import expect
+
+    # Log in.
+    _tid(page, "login-username").fill("demo")
+    _tid(page, "login-password").fill("demo")
+    _tid(page, "login-submit").click()
+    expect(_tid(page, "connection-status")).to_have_attribute("data-state", "connected")
+    expect(_tid(page, "warehouse-select")).to_have_value("demo")
+    expect(_tid(page, "example-chip").first).to_be_visible()
+
+    # Ask; the card shows the three stages, then a chart.
+    _tid(page, "question-input").fill("total revenue by region")
+    _tid(page, "question-input").press("Enter")
+    card = _tid(page, "query-card").first
+    expect(card.get_by_test_id("progress-stage")).to_have_count(3)
+    chart = card.get_by_test_id("result-chart")
+    expect(chart.locator(".plot-container, svg").first).to_be_visible()
+    assert card.get_attribute("data-query-id")
+    for stage in card.get_by_test_id("progress-stage").all():
+        assert "done" in (stage.get_attribute("class") or "")
+    assert card.get_by_test_id("progress-percent").inner_text().strip() == "100%"
+
+    # Table view.
+    card.locator("[data-testid=view-tab][data-view=table]").click()
+    table = card.get_by_test_id("result-table")
+    expect(table).to_be_visible()
+    assert table.locator("tbody tr").count() >= 1
+    header = [h.strip().lower() for h in table.locator("thead th").all_inner_texts()]
+    assert any("region" in h for h in header), header
+
+    # SQL view: the generated SQL is editable.
+    card.locator("[data-testid=view-tab][data-view=sql]").click()
+    sql = card.get_by_test_id("result-sql")
+    expect(sql).to_be_visible()
+    assert "select" in sql.input_value().lower()
+    expect(card.get_by_test_id("run-sql-button")).to_be_enabled()
+
+    # CSV download.
+    with page.expect_download() as download_info:
+        card.get_by_test_id("download-csv").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".csv")
+    content = Path(download.path()).read_text(encoding="utf-8-sig")
+    assert "region" in content.splitlines()[0].lower()
+    assert len(content.splitlines()) >= 2
+
+    # History picked the question up.
+    expect(_tid(page, "history-item").filter(has_text="total revenue by region").first).to_be_visible()
+
+    # A question nobody can understand fails in the NLP stage with suggestions.
+    _tid(page, "question-input").fill("purple monkey dishwasher")
+    _tid(page, "ask-button").click()
+    expect(_tid(page, "query-card")).to_have_count(2)
+    bad = _tid(page, "query-card").nth(1)
+    error_box = bad.get_by_test_id("error-box")
+    expect(error_box).to_be_visible()
+    expect(error_box.get_by_test_id("error-stage")).to_have_attribute("data-stage", "nlp_processing")
+    assert error_box.get_by_test_id("suggestion-chip").count() >= 1
+
+    # A suggested question works (spelling hints rewrite the failed question instead).
+    error_box.get_by_test_id("suggestion-chip").filter(has_not_text=re.compile("did you mean", re.I)).first.click()
+    expect(_tid(page, "query-card")).to_have_count(3)
+    third = _tid(page, "query-card").nth(2)
+    expect(third.locator("[data-testid=result-chart], [data-testid=result-kpi], [data-testid=result-table]").first).to_be_visible()
+
+    expect(_tid(page, "history-item").filter(has_text="purple monkey dishwasher").first).to_be_visible()
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+
+def test_run_edited_sql_and_logout(page):
+    from playwright.sync_api import expect
+
+    _tid(page, "login-username").fill("demo")
+    _tid(page, "login-password").fill("demo")
+    _tid(page, "login-submit").click()
+    expect(_tid(page, "connection-status")).to_have_attribute("data-state", "connected")
+
+    _tid(page, "question-input").fill("total revenue by region")
+    _tid(page, "ask-button").click()
+    card = _tid(page, "query-card").first
+    expect(card.get_by_test_id("download-csv")).to_be_visible()
+    card.locator("[data-testid=view-tab][data-view=sql]").click()
+    sql = card.get_by_test_id("result-sql")
+    sql.fill("SELECT 1 AS one")
+    card.get_by_test_id("run-sql-button").click()
+    expect(_tid(page, "query-card")).to_have_count(2)
+    second = _tid(page, "query-card").nth(1)
+    expect(second.get_by_test_id("download-csv")).to_be_visible()
+    second.locator("[data-testid=view-tab][data-view=table]").click()
+    expect(second.get_by_test_id("result-table").locator("tbody td").first).to_have_text("1")
+
+    _tid(page, "logout").click()
+    expect(_tid(page, "login-username")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('livebi.token')") is None
