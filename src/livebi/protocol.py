@@ -47,6 +47,7 @@ class ErrorCode(str, enum.Enum):
     unknown_table = "unknown_table"
     unknown_column = "unknown_column"
     query_failed = "query_failed"
+    warehouse_unavailable = "warehouse_unavailable"
     query_timeout = "query_timeout"
     cancelled = "cancelled"
     visualization_failed = "visualization_failed"
@@ -74,6 +75,7 @@ ERROR_HELP: dict[str, str] = {
     "unknown_table": "The SQL names a table the warehouse does not have; see suggestions.",
     "unknown_column": "The SQL names a column the table does not have; see suggestions.",
     "query_failed": "The warehouse engine reported an error.",
+    "warehouse_unavailable": "The warehouse could not be opened or reached.",
     "query_timeout": "The query ran longer than query_timeout_s and was stopped.",
     "cancelled": "The question was cancelled (cancel op or the asker disconnected).",
     "visualization_failed": "The chart could not be built; the data is still in the result.",

@@ -1,0 +1,261 @@
+"""DuckDB connector: the default warehouse (the generated demo is a DuckDB file).
+
+Guarantees:
+
+- The database is opened read-only by default, with external access (files, URLs, other
+  databases) disabled, so even SQL that slipped past validation cannot write or read files.
+  DuckDB shares one database instance per file within a process, so other in-process
+  connections to the same file lose external access too.
+- Every query gets a cursor of its own (a separate DuckDB connection to the same database), so
+  concurrent queries run in parallel in the connector's thread pool and never block the loop.
+- While a query runs, DuckDB's own progress estimate (``query_progress()``, 0-100) is reported,
+  then the number of rows fetched; cancelling the awaiting task or hitting the timeout calls
+  ``interrupt()`` on the query's cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from livebi.warehouse.base import (
+    Column,
+    ForeignKey,
+    ProgressCallback,
+    QueryResult,
+    Schema,
+    Table,
+    Warehouse,
+    WarehouseError,
+)
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, run_blocking
+from livebi.warehouse.types import distinct_values_sql, kind_of, to_json_row
+
+MEMORY = ":memory:"
+
+
+def duckdb_path_from_url(url: str) -> str:
+    """The database path in a ``duckdb:`` URL, or ``":memory:"``.
+
+    ``duckdb:///abs/path.duckdb`` and ``duckdb:////abs/path.duckdb`` both name an absolute path;
+    ``duckdb:///:memory:`` (or ``duckdb://``) an in-memory database. A path that does not exist
+    as an absolute path but exists relative to the working directory (``duckdb:///sales.duckdb``
+    next to the server) is taken as relative.
+    """
+    if not url.startswith("duckdb:"):
+        raise ValueError(f"not a duckdb URL: {url!r}")
+    rest = url[len("duckdb:"):]
+    rest = rest[2:] if rest.startswith("//") else rest
+    rest = rest.split("?", 1)[0]
+    if rest in ("", "/", MEMORY, "/" + MEMORY):
+        return MEMORY
+    if rest.startswith("//"):
+        return rest[1:]
+    absolute = rest if rest.startswith("/") else "/" + rest
+    relative = rest.lstrip("/")
+    if not Path(absolute).exists() and Path(relative).exists():
+        return str(Path(relative).resolve())
+    return absolute
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB database file (or an in-memory database, for tests)."""
+
+    dialect = "duckdb"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        read_only: bool = True,
+        # Limits
+        max_concurrent_queries: int = 8,
+        fetch_chunk: int = 2048,
+        # Progress
+        progress_interval: float = 0.25,
+    ) -> None:
+        super().__init__(name, url)
+        self.path = duckdb_path_from_url(url)
+        # DuckDB cannot open an in-memory database read-only (it would always be empty).
+        self.read_only = read_only and self.path != MEMORY
+        self._fetch_chunk = fetch_chunk
+        self._progress_interval = progress_interval
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_concurrent_queries, thread_name_prefix=f"livebi-duckdb-{name}"
+        )
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con_lock = threading.Lock()
+        self._schema: Schema | None = None
+        self._schema_lock = asyncio.Lock()
+
+    # -- connection
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The shared parent connection (opened on first use; call from a worker thread).
+
+        Queries use ``connection().cursor()``; other components in the same process that need
+        this database (change detection, ingestion) must use it too: DuckDB refuses a second
+        connection to the same file with a different configuration.
+        """
+        with self._con_lock:
+            if self._con is None:
+                try:
+                    con = duckdb.connect(self.path, read_only=self.read_only)
+                    if self.read_only:
+                        # Defense in depth behind SQL validation: no file, URL or ATTACH access.
+                        # Set at run time rather than as connect() config: DuckDB refuses a
+                        # second in-process connection to the file with a different config.
+                        con.execute("SET enable_external_access = false")
+                except duckdb.Error as exc:
+                    raise WarehouseError("warehouse_unavailable", f"cannot open {self.name}: {exc}") from None
+                self._con = con
+            return self._con
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        # cursor() on the shared parent is not documented as thread-safe: serialise it.
+        con = self.connection()
+        with self._con_lock:
+            return con.cursor()
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- schema
+
+    async def schema(self, *, refresh: bool = False) -> Schema:
+        async with self._schema_lock:
+            if self._schema is None or refresh:
+                self._schema = await self._run(self._load_schema)
+            return self._schema
+
+    def _load_schema(self) -> Schema:
+        cur = self._cursor()
+        try:
+            scope = "database_name = current_database() AND schema_name = current_schema()"
+            tables = cur.execute(
+                f"""
+                SELECT table_name, estimated_size FROM duckdb_tables() WHERE NOT internal AND {scope}
+                UNION ALL
+                SELECT view_name, NULL FROM duckdb_views() WHERE NOT internal AND NOT temporary AND {scope}
+                ORDER BY 1
+                """
+            ).fetchall()
+            columns: dict[str, list[Column]] = {}
+            for table, column, data_type in cur.execute(
+                f"""
+                SELECT table_name, column_name, data_type FROM duckdb_columns()
+                WHERE NOT internal AND {scope} ORDER BY table_name, column_index
+                """
+            ).fetchall():
+                columns.setdefault(table, []).append(Column(column, data_type, kind_of(data_type)))
+            primary: dict[str, tuple[str, ...]] = {}
+            foreign: dict[str, list[ForeignKey]] = {}
+            for table, kind, cols, ref_table, ref_cols in cur.execute(
+                f"""
+                SELECT table_name, constraint_type, constraint_column_names,
+                       referenced_table, referenced_column_names
+                FROM duckdb_constraints()
+                WHERE constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY') AND {scope}
+                ORDER BY table_name, constraint_index
+                """
+            ).fetchall():
+                if kind == "PRIMARY KEY":
+                    primary[table] = tuple(cols)
+                else:
+                    foreign.setdefault(table, []).append(ForeignKey(tuple(cols), ref_table, tuple(ref_cols)))
+        except duckdb.Error as exc:
+            raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
+        finally:
+            cur.close()
+        return Schema(
+            tuple(
+                Table(
+                    name=name,
+                    columns=tuple(columns.get(name, ())),
+                    primary_key=primary.get(name, ()),
+                    foreign_keys=tuple(foreign.get(name, ())),
+                    row_count=int(size) if size is not None else None,
+                )
+                for name, size in tables
+            )
+        )
+
+    # -- queries
+
+    async def execute(
+        self,
+        sql: str,
+        *,
+        timeout: float,
+        row_cap: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> QueryResult:
+        started = time.perf_counter()
+
+        def work(job: QueryJob) -> QueryResult:
+            cur = self._cursor()
+            try:
+                # Progress tracking is per connection; printing is off (we are a server).
+                cur.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
+                job.attach(cur.interrupt, lambda: _progress_percent(cur))
+                cur.execute(sql)
+                description = cur.description or []
+                job.stage = "fetching"
+                rows: list[list[Any]] = []
+                # Fetch at most row_cap + 1 rows: the extra one tells us the cap cut the result.
+                while len(rows) <= row_cap:
+                    job.check()
+                    chunk = cur.fetchmany(min(self._fetch_chunk, row_cap + 1 - len(rows)))
+                    if not chunk:
+                        break
+                    rows.extend(to_json_row(r) for r in chunk)
+                    job.rows_processed = len(rows)
+            except duckdb.Error as exc:
+                if job.interrupted:
+                    raise QueryInterrupted() from None
+                raise WarehouseError("query_failed", _clean_error(exc)) from None
+            finally:
+                job.detach()
+                cur.close()
+            truncated = len(rows) > row_cap
+            return QueryResult(
+                columns=[d[0] for d in description],
+                column_kinds=[kind_of(str(d[1])) for d in description],
+                rows=rows[:row_cap],
+                row_count=min(len(rows), row_cap),
+                truncated=truncated,
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+            )
+
+        return await run_blocking(
+            self._executor, work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval
+        )
+
+    async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
+        sql = distinct_values_sql(await self.schema(), table, column, limit)
+        result = await self.execute(sql, timeout=30.0, row_cap=limit)
+        return [str(row[0]) for row in result.rows]
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._con_lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+
+def _progress_percent(cur: duckdb.DuckDBPyConnection) -> float | None:
+    value = cur.query_progress()
+    return value if value >= 0 else None  # -1: no query running or no estimate yet
+
+
+def _clean_error(exc: Exception) -> str:
+    # DuckDB errors carry a caret diagram of the SQL after a blank line; the first part says it.
+    return str(exc).split("\n\n", 1)[0].strip()

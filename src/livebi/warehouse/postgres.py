@@ -1,0 +1,281 @@
+"""PostgreSQL connector (asyncpg, natively asynchronous).
+
+Guarantees:
+
+- Every query runs inside ``BEGIN READ ONLY`` with ``SET LOCAL statement_timeout``, so the
+  server itself refuses writes and stops runaway queries even if this process dies.
+- Rows stream through a server-side cursor in chunks; progress reports carry the rows fetched
+  so far (``percent`` is ``None``: PostgreSQL gives no estimate). The row cap stops the fetch
+  at ``row_cap + 1`` rows instead of transferring the whole result.
+- Cancelling the awaiting task makes asyncpg send a cancel request to the server; the pool
+  then resets (or discards) the connection before reuse.
+- Introspection covers the schemas on the connection's ``search_path`` (``public`` by
+  default; pass ``?search_path=analytics`` in the URL to change it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+
+from livebi.warehouse.base import (
+    Column,
+    ColumnKind,
+    ForeignKey,
+    Progress,
+    ProgressCallback,
+    QueryResult,
+    QueryTimeout,
+    Schema,
+    Table,
+    Warehouse,
+    WarehouseError,
+)
+from livebi.warehouse.runner import QueryJob, safe_call, tick_progress
+from livebi.warehouse.types import distinct_values_sql, kind_of, quote_identifier, to_json_row
+
+#: Tables never analysed have no row estimate; count them exactly when smaller than this.
+EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
+
+_SCHEMA_RELATIONS = """
+SELECT c.oid, c.relname, c.relkind::text AS relkind, c.reltuples::float8 AS reltuples, n.nspname,
+       pg_relation_size(c.oid) AS bytes
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND NOT c.relispartition
+  AND n.nspname = ANY (current_schemas(false))
+ORDER BY array_position(current_schemas(false), n.nspname), c.relname
+"""
+_SCHEMA_COLUMNS = """
+SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type, t.typtype::text AS typtype
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
+"""
+_SCHEMA_CONSTRAINTS = """
+SELECT con.conrelid, con.contype::text AS contype, con.conkey, con.confrelid, con.confkey, ref.relname AS ref_table
+FROM pg_constraint con
+LEFT JOIN pg_class ref ON ref.oid = con.confrelid
+WHERE con.conrelid = ANY ($1::oid[]) AND con.contype IN ('p', 'f')
+ORDER BY con.conrelid, con.contype, con.conname
+"""
+
+
+def normalize_postgres_url(url: str) -> str:
+    """Accept ``postgres://``, ``postgresql://`` and SQLAlchemy's ``postgresql+asyncpg://``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0] not in ("postgres", "postgresql"):
+        raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]!r}")
+    return "postgresql://" + rest
+
+
+class PostgresWarehouse(Warehouse):
+    """A PostgreSQL database, queried through a small asyncpg pool."""
+
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        read_only: bool = True,
+        # Limits
+        pool_size: int = 4,
+        fetch_chunk: int = 1000,
+        connect_timeout: float = 10.0,
+        # Progress
+        progress_interval: float = 0.25,
+    ) -> None:
+        super().__init__(name, url)
+        self._dsn = normalize_postgres_url(url)
+        self.read_only = read_only
+        self._pool_size = pool_size
+        self._fetch_chunk = fetch_chunk
+        self._connect_timeout = connect_timeout
+        self._progress_interval = progress_interval
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._schema: Schema | None = None
+        self._schema_lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        """The connection pool, created on first use."""
+        async with self._pool_lock:
+            if self._pool is None:
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._pool_size,
+                        timeout=self._connect_timeout,
+                        command_timeout=None,  # each query sets its own statement_timeout
+                    )
+                except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    raise WarehouseError(
+                        "warehouse_unavailable", f"cannot connect to {self.name}: {exc}"
+                    ) from None
+            return self._pool
+
+    # -- schema
+
+    async def schema(self, *, refresh: bool = False) -> Schema:
+        async with self._schema_lock:
+            if self._schema is None or refresh:
+                pool = await self.pool()
+                try:
+                    async with pool.acquire() as conn:
+                        self._schema = await self._load_schema(conn)
+                except asyncpg.PostgresError as exc:
+                    raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
+            return self._schema
+
+    async def _load_schema(self, conn: asyncpg.Connection) -> Schema:
+        relations = []
+        seen: set[str] = set()
+        for rel in await conn.fetch(_SCHEMA_RELATIONS):
+            if rel["relname"] not in seen:  # an earlier schema on the search_path wins
+                seen.add(rel["relname"])
+                relations.append(rel)
+        oids = [rel["oid"] for rel in relations]
+        columns: dict[int, list[Any]] = {}
+        for row in await conn.fetch(_SCHEMA_COLUMNS, oids):
+            columns.setdefault(row["attrelid"], []).append(row)
+        names = {oid: {r["attnum"]: r["attname"] for r in cols} for oid, cols in columns.items()}
+        primary: dict[int, tuple[str, ...]] = {}
+        foreign: dict[int, list[ForeignKey]] = {}
+        for con in await conn.fetch(_SCHEMA_CONSTRAINTS, oids):
+            own = tuple(names[con["conrelid"]][n] for n in con["conkey"])
+            if con["contype"] == "p":
+                primary[con["conrelid"]] = own
+            else:
+                ref_names = names.get(con["confrelid"])
+                if ref_names is None:  # referenced table outside the search_path
+                    ref_names = {
+                        r["attnum"]: r["attname"] for r in await conn.fetch(_SCHEMA_COLUMNS, [con["confrelid"]])
+                    }
+                ref_cols = tuple(ref_names[n] for n in con["confkey"])
+                foreign.setdefault(con["conrelid"], []).append(ForeignKey(own, con["ref_table"], ref_cols))
+        tables = []
+        for rel in relations:
+            row_count: int | None = None
+            if rel["relkind"] in ("r", "p", "m"):
+                if rel["reltuples"] >= 0:
+                    row_count = int(rel["reltuples"])
+                if rel["reltuples"] < 0 or (rel["reltuples"] == 0 and rel["bytes"] > 0):
+                    # never analysed: count small tables exactly, leave big ones unknown
+                    row_count = None
+                    if rel["bytes"] <= EXACT_COUNT_MAX_BYTES:
+                        qualified = f"{quote_identifier(rel['nspname'])}.{quote_identifier(rel['relname'])}"
+                        row_count = await conn.fetchval(f"SELECT count(*) FROM {qualified}")
+            tables.append(
+                Table(
+                    name=rel["relname"],
+                    columns=tuple(
+                        Column(c["attname"], c["type"], _pg_kind(c["type"], c["typtype"]))
+                        for c in columns.get(rel["oid"], [])
+                    ),
+                    primary_key=primary.get(rel["oid"], ()),
+                    foreign_keys=tuple(foreign.get(rel["oid"], ())),
+                    row_count=row_count,
+                )
+            )
+        return Schema(tuple(tables))
+
+    # -- queries
+
+    async def execute(
+        self,
+        sql: str,
+        *,
+        timeout: float,
+        row_cap: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> QueryResult:
+        started = time.perf_counter()
+        pool = await self.pool()
+        job = QueryJob()
+        ticker = (
+            asyncio.create_task(tick_progress(job, on_progress, self._progress_interval)) if on_progress else None
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                columns, kinds, rows = await self._stream(pool, sql, timeout, row_cap, job)
+        except TimeoutError:
+            raise QueryTimeout(timeout) from None
+        except asyncpg.QueryCanceledError as exc:
+            if "statement timeout" in str(exc):
+                raise QueryTimeout(timeout) from None
+            raise WarehouseError("query_failed", str(exc)) from None
+        except asyncpg.PostgresError as exc:
+            raise WarehouseError("query_failed", str(exc)) from None
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise WarehouseError("warehouse_unavailable", f"{self.name}: {exc}") from None
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+        if on_progress is not None:
+            safe_call(on_progress, Progress(percent=100.0, rows_processed=len(rows), detail="done"))
+        return QueryResult(
+            columns=columns,
+            column_kinds=kinds,
+            rows=rows[:row_cap],
+            row_count=min(len(rows), row_cap),
+            truncated=len(rows) > row_cap,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _stream(
+        self, pool: asyncpg.Pool, sql: str, timeout: float, row_cap: int, job: QueryJob
+    ) -> tuple[list[str], list[ColumnKind], list[list[Any]]]:
+        async with pool.acquire() as conn:
+            async with conn.transaction(readonly=self.read_only):
+                # The server enforces the timeout too: it holds even if this process stalls.
+                await conn.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                stmt = await conn.prepare(sql)
+                attributes = stmt.get_attributes()
+                rows: list[list[Any]] = []
+                # A server-side cursor (needs the transaction): rows arrive in chunks and we
+                # stop after row_cap + 1 of them.
+                async for record in stmt.cursor(prefetch=min(self._fetch_chunk, row_cap + 1)):
+                    rows.append(to_json_row(record.values()))
+                    job.rows_processed = len(rows)
+                    job.stage = "fetching"
+                    if len(rows) > row_cap:
+                        break
+        columns = [a.name for a in attributes]
+        kinds = [_pg_kind(a.type.name, a.type.kind) for a in attributes]
+        return columns, kinds, rows
+
+    async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
+        sql = distinct_values_sql(await self.schema(), table, column, limit)
+        result = await self.execute(sql, timeout=30.0, row_cap=limit)
+        return [str(row[0]) for row in result.rows]
+
+    async def close(self) -> None:
+        async with self._pool_lock:
+            if self._pool is not None:
+                pool, self._pool = self._pool, None
+                try:
+                    await asyncio.wait_for(pool.close(), timeout=5.0)
+                except (asyncio.TimeoutError, OSError):
+                    pool.terminate()
+
+
+def _pg_kind(type_name: str, typtype: str | None) -> ColumnKind:
+    """Kind of a PostgreSQL type, from ``format_type`` text or asyncpg's short type name."""
+    if typtype == "e":  # enums hold labels
+        return "text"
+    short = {
+        "int2": "number", "int4": "number", "int8": "number", "float4": "number", "float8": "number",
+        "numeric": "number", "money": "number", "oid": "number",
+        "text": "text", "varchar": "text", "bpchar": "text", "name": "text", "char": "text",
+        "citext": "text", "uuid": "text",
+        "date": "date", "timestamp": "date", "timestamptz": "date",
+        "bool": "bool",
+    }
+    return short.get(type_name) or kind_of(type_name)  # type: ignore[return-value]

@@ -1,0 +1,190 @@
+"""Run a blocking query in a worker thread while the event loop stays free.
+
+DuckDB and sqlite3 block the calling thread for as long as the engine works, so their
+connectors hand the work to a thread and await it. This module is the part they share:
+
+- a :class:`QueryJob` the worker and the loop both see: rows fetched so far, the engine's own
+  progress, and how to interrupt the engine;
+- :func:`run_blocking`, which awaits the worker and, meanwhile, ticks ``on_progress`` on the
+  event loop at a fixed interval (at least twice a second) even while the engine produces
+  nothing; on timeout or cancellation it interrupts the engine and waits briefly for the worker
+  to let go of its connection before raising.
+
+The worker never calls back into the loop: it only updates counters that the ticker reads, so a
+fast query does not flood the loop with one callback per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from typing import Callable, TypeVar
+
+from livebi.warehouse.base import Progress, ProgressCallback, QueryTimeout
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+#: How long a timed-out or cancelled query may take to give its thread back before we stop
+#: waiting for it (the engine was interrupted; it normally stops within milliseconds).
+INTERRUPT_GRACE_S = 5.0
+
+
+class QueryInterrupted(Exception):
+    """Raised inside a worker when the loop asked it to stop."""
+
+
+class QueryJob:
+    """State shared between the worker thread running a query and the event loop."""
+
+    def __init__(self) -> None:
+        self.rows_processed = 0
+        self.stage = "executing"  # "executing" while the engine works, then "fetching"
+        self._interrupted = threading.Event()
+        self._lock = threading.Lock()
+        self._interrupter: Callable[[], None] | None = None
+        self._percent_probe: Callable[[], float | None] | None = None
+        self._best_percent: float | None = None
+
+    # -- worker side
+
+    def attach(
+        self,
+        interrupter: Callable[[], None],
+        percent_probe: Callable[[], float | None] | None = None,
+    ) -> None:
+        """Register how to stop the engine (and read its progress) for this query.
+
+        Raises :class:`QueryInterrupted` when the loop already asked to stop, so a query that
+        was cancelled before it started never starts.
+        """
+        with self._lock:
+            self._interrupter = interrupter
+            self._percent_probe = percent_probe
+        if self._interrupted.is_set():
+            raise QueryInterrupted()
+
+    def detach(self) -> None:
+        """Forget the engine handles (call before closing the connection or cursor)."""
+        with self._lock:
+            self._interrupter = None
+            self._percent_probe = None
+
+    def check(self) -> None:
+        """Raise :class:`QueryInterrupted` if the loop asked to stop (call between chunks)."""
+        if self._interrupted.is_set():
+            raise QueryInterrupted()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted.is_set()
+
+    # -- loop side
+
+    def interrupt(self) -> None:
+        """Ask the engine to stop; safe from any thread, idempotent."""
+        self._interrupted.set()
+        with self._lock:
+            interrupter = self._interrupter
+            if interrupter is not None:
+                try:
+                    interrupter()
+                except Exception:  # noqa: BLE001 - the connection may be closing already
+                    pass
+
+    def percent(self) -> float | None:
+        """The engine's progress, never decreasing during one query (None when unknown)."""
+        with self._lock:
+            probe = self._percent_probe
+            if probe is not None:
+                try:
+                    value = probe()
+                except Exception:  # noqa: BLE001 - cursor closed between check and call
+                    value = None
+                if value is not None and 0 <= value <= 100:
+                    if self._best_percent is None or value > self._best_percent:
+                        self._best_percent = value
+        return self._best_percent
+
+    def snapshot(self) -> Progress:
+        return Progress(percent=self.percent(), rows_processed=self.rows_processed, detail=self.stage)
+
+
+async def run_blocking(
+    executor: concurrent.futures.Executor,
+    work: Callable[[QueryJob], T],
+    *,
+    timeout: float,
+    on_progress: ProgressCallback | None,
+    interval: float = 0.25,
+) -> T:
+    """Run ``work(job)`` in ``executor``; report progress; honour timeout and cancellation.
+
+    Raises:
+        QueryTimeout: ``work`` ran past ``timeout`` seconds; the engine was interrupted.
+        asyncio.CancelledError: the awaiting task was cancelled; the engine was interrupted.
+        Exception: whatever ``work`` raised.
+    """
+    loop = asyncio.get_running_loop()
+    job = QueryJob()
+    future = loop.run_in_executor(executor, work, job)
+    ticker = asyncio.create_task(tick_progress(job, on_progress, interval)) if on_progress else None
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                # shield: a timeout must not drop the future while the thread still runs
+                result = await asyncio.shield(future)
+        except TimeoutError:
+            job.interrupt()
+            await _let_go(future)
+            raise QueryTimeout(timeout) from None
+        except asyncio.CancelledError:
+            job.interrupt()
+            await _let_go(future)
+            raise
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+    if on_progress is not None:
+        job.stage = "done"
+        safe_call(on_progress, Progress(percent=100.0, rows_processed=job.rows_processed, detail="done"))
+    return result
+
+
+async def _let_go(future: asyncio.Future) -> None:
+    """Wait (bounded) for an interrupted worker, and swallow what it raises.
+
+    Waiting lets the worker close its cursor before the caller moves on; a second cancellation
+    of the caller still propagates.
+    """
+    try:
+        if not future.done():
+            await asyncio.wait({future}, timeout=INTERRUPT_GRACE_S)
+    finally:
+        if future.done():
+            _retrieve(future)
+        else:
+            future.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    # Mark the worker's exception as retrieved: it is the interruption we caused.
+    if not future.cancelled():
+        future.exception()
+
+
+async def tick_progress(job: QueryJob, on_progress: ProgressCallback, interval: float) -> None:
+    """Report ``job``'s progress every ``interval`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        safe_call(on_progress, job.snapshot())
+
+
+def safe_call(callback: ProgressCallback, progress: Progress) -> None:
+    # A faulty progress consumer must not fail or stall the query it observes.
+    try:
+        callback(progress)
+    except Exception:  # noqa: BLE001
+        logger.exception("progress callback failed")

@@ -1,0 +1,282 @@
+"""SQLite connector.
+
+Guarantees:
+
+- The file is opened read-only (``mode=ro`` URI, plus ``PRAGMA query_only``) unless the
+  warehouse was opened with ``read_only=False``.
+- Each query opens its own connection in the connector's thread pool (opening SQLite is cheap),
+  so concurrent queries never share a cursor and never block the event loop.
+- SQLite has no progress estimate: progress reports carry ``percent=None`` and the rows fetched
+  so far. A progress handler runs every few thousand VM steps and aborts the statement once the
+  query is interrupted; ``Connection.interrupt()`` is called as well.
+- SQLite stores dates as text by convention; schema introspection samples text columns and
+  reports ISO-8601 ones as ``date`` so charts get a time axis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import sqlite3
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from livebi.warehouse.base import (
+    Column,
+    ColumnKind,
+    ForeignKey,
+    ProgressCallback,
+    QueryResult,
+    Schema,
+    Table,
+    Warehouse,
+    WarehouseError,
+)
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, run_blocking
+from livebi.warehouse.types import (
+    distinct_values_sql,
+    kind_of,
+    kind_of_values,
+    quote_identifier,
+    to_json_row,
+)
+
+MEMORY = ":memory:"
+#: VM instructions between two calls of the progress handler: small enough to stop a runaway
+#: query within milliseconds, large enough that the Python callback costs nothing noticeable.
+PROGRESS_STEPS = 20_000
+#: Rows sampled per table to recognise ISO dates stored as text.
+DATE_SAMPLE_ROWS = 50
+#: Result rows whose values decide a result column's kind (results carry no types).
+KIND_SAMPLE_ROWS = 50
+
+_memory_ids = itertools.count(1)
+
+
+def sqlite_path_from_url(url: str) -> str:
+    """The file path in a ``sqlite:`` URL, following SQLAlchemy's convention.
+
+    ``sqlite:///relative/path.db`` is relative to the working directory,
+    ``sqlite:////absolute/path.db`` absolute, and ``sqlite:///:memory:`` (or ``sqlite://``) an
+    in-memory database.
+    """
+    if not url.startswith("sqlite:"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    rest = url[len("sqlite:"):]
+    if rest.startswith("//"):
+        rest = rest[2:]
+        rest = rest[1:] if rest.startswith("/") else rest  # drop the (empty) host's slash
+    rest = rest.split("?", 1)[0]
+    if rest in ("", MEMORY):
+        return MEMORY
+    return urllib.parse.unquote(rest)
+
+
+class SQLiteWarehouse(Warehouse):
+    """An SQLite database file."""
+
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        read_only: bool = True,
+        # Limits
+        max_concurrent_queries: int = 8,
+        fetch_chunk: int = 1024,
+        # Progress
+        progress_interval: float = 0.25,
+    ) -> None:
+        super().__init__(name, url)
+        path = sqlite_path_from_url(url)
+        self.read_only = read_only
+        self._anchor: sqlite3.Connection | None = None
+        if path == MEMORY:
+            # Per-query connections need a shared-cache memory database, kept alive by an
+            # anchor connection; it starts empty, so it is only useful writable (tests).
+            self._uri = f"file:livebi-memory-{next(_memory_ids)}?mode=memory&cache=shared"
+            self._anchor = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            self.path = MEMORY
+        else:
+            self.path = str(Path(path).resolve())
+            mode = "ro" if read_only else "rw"
+            self._uri = f"file:{urllib.parse.quote(self.path)}?mode={mode}"
+        self._fetch_chunk = fetch_chunk
+        self._progress_interval = progress_interval
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_concurrent_queries, thread_name_prefix=f"livebi-sqlite-{name}"
+        )
+        self._schema: Schema | None = None
+        self._schema_lock = asyncio.Lock()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection (call from a worker thread; the caller closes it)."""
+        try:
+            conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False, timeout=5.0)
+        except sqlite3.Error as exc:
+            raise WarehouseError("warehouse_unavailable", f"cannot open {self.name}: {exc}") from None
+        if self.read_only:
+            conn.execute("PRAGMA query_only = ON")  # defense in depth (mode=ro already)
+        return conn
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- schema
+
+    async def schema(self, *, refresh: bool = False) -> Schema:
+        async with self._schema_lock:
+            if self._schema is None or refresh:
+                self._schema = await self._run(self._load_schema)
+            return self._schema
+
+    def _load_schema(self) -> Schema:
+        conn = self.connect()
+        try:
+            objects = conn.execute(
+                "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            ).fetchall()
+            infos: dict[str, list[tuple]] = {
+                name: conn.execute(f"PRAGMA table_info({quote_identifier(name)})").fetchall()
+                for name, _ in objects
+            }
+            tables = []
+            for name, kind in objects:
+                info = infos[name]
+                pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
+                columns = self._columns(conn, name, info)
+                fks = self._foreign_keys(conn, name, infos) if kind == "table" else ()
+                row_count = None
+                if kind == "table":
+                    row_count = conn.execute(f"SELECT count(*) FROM {quote_identifier(name)}").fetchone()[0]
+                tables.append(Table(name, columns, pk, fks, row_count))
+        except sqlite3.Error as exc:
+            raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
+        finally:
+            conn.close()
+        return Schema(tuple(tables))
+
+    def _columns(self, conn: sqlite3.Connection, table: str, info: list[tuple]) -> tuple[Column, ...]:
+        kinds: list[ColumnKind] = [kind_of(r[2]) for r in info]
+        textual = [i for i, r in enumerate(info) if kinds[i] == "text" or not r[2]]
+        if textual:
+            names = ", ".join(quote_identifier(info[i][1]) for i in textual)
+            try:
+                sample = conn.execute(
+                    f"SELECT {names} FROM {quote_identifier(table)} LIMIT {DATE_SAMPLE_ROWS}"
+                ).fetchall()
+            except sqlite3.Error:
+                sample = []  # a broken view: keep the declared kinds
+            for j, i in enumerate(textual):
+                guessed = kind_of_values(row[j] for row in sample)
+                if guessed == "date" or (not info[i][2] and any(row[j] is not None for row in sample)):
+                    kinds[i] = guessed
+        return tuple(Column(r[1], r[2] or "", kinds[i]) for i, r in enumerate(info))
+
+    @staticmethod
+    def _foreign_keys(
+        conn: sqlite3.Connection, table: str, infos: dict[str, list[tuple]]
+    ) -> tuple[ForeignKey, ...]:
+        grouped: dict[int, list[tuple]] = {}
+        for row in conn.execute(f"PRAGMA foreign_key_list({quote_identifier(table)})").fetchall():
+            grouped.setdefault(row[0], []).append(row)
+        fks = []
+        for rows in grouped.values():
+            rows.sort(key=lambda r: r[1])
+            ref_table = rows[0][2]
+            ref_columns = [r[4] for r in rows]
+            if any(c is None for c in ref_columns):
+                # "REFERENCES parent" without columns means the parent's primary key.
+                parent = next((v for k, v in infos.items() if k.lower() == ref_table.lower()), [])
+                ref_columns = [r[1] for r in sorted((r for r in parent if r[5]), key=lambda r: r[5])]
+            fks.append(ForeignKey(tuple(r[3] for r in rows), ref_table, tuple(ref_columns)))
+        return tuple(fks)
+
+    # -- queries
+
+    async def execute(
+        self,
+        sql: str,
+        *,
+        timeout: float,
+        row_cap: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> QueryResult:
+        started = time.perf_counter()
+        schema = self._schema  # only the cached one: never introspect from a worker
+
+        def work(job: QueryJob) -> QueryResult:
+            conn = self.connect()
+            try:
+                # Returning non-zero from the handler aborts the running statement.
+                conn.set_progress_handler(lambda: 1 if job.interrupted else 0, PROGRESS_STEPS)
+                job.attach(conn.interrupt)
+                cur = conn.execute(sql)
+                description = cur.description or []
+                job.stage = "fetching"
+                rows: list[list[Any]] = []
+                sample: list[tuple] = []  # raw values: bytes must still look like bytes
+                while len(rows) <= row_cap:
+                    job.check()
+                    chunk = cur.fetchmany(min(self._fetch_chunk, row_cap + 1 - len(rows)))
+                    if not chunk:
+                        break
+                    if len(sample) < KIND_SAMPLE_ROWS:
+                        sample.extend(chunk[: KIND_SAMPLE_ROWS - len(sample)])
+                    rows.extend(to_json_row(r) for r in chunk)
+                    job.rows_processed = len(rows)
+            except sqlite3.Error as exc:
+                if job.interrupted:
+                    raise QueryInterrupted() from None
+                raise WarehouseError("query_failed", str(exc)) from None
+            finally:
+                job.detach()
+                conn.close()
+            columns = [d[0] for d in description]
+            rows = rows[:row_cap]
+            return QueryResult(
+                columns=columns,
+                column_kinds=[_result_kind(sample, i, name, schema) for i, name in enumerate(columns)],
+                rows=rows,
+                row_count=len(rows),
+                truncated=job.rows_processed > row_cap,
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+            )
+
+        return await run_blocking(
+            self._executor, work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval
+        )
+
+    async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
+        sql = distinct_values_sql(await self.schema(), table, column, limit)
+        result = await self.execute(sql, timeout=30.0, row_cap=limit)
+        return [str(row[0]) for row in result.rows]
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._anchor is not None:
+            self._anchor.close()
+            self._anchor = None
+
+
+def _result_kind(sample: list[tuple], index: int, name: str, schema: Schema | None) -> ColumnKind:
+    """A result column's kind: SQLite results carry no types, so look at the (raw) values.
+
+    With no non-null value to look at, a same-named column in the schema decides.
+    """
+    values = [row[index] for row in sample if row[index] is not None]
+    if values:
+        return kind_of_values(values)
+    if schema is not None:
+        lowered = name.lower()
+        for table in schema.tables:
+            for column in table.columns:
+                if column.name.lower() == lowered:
+                    return column.kind
+    return "other"
