@@ -71,6 +71,15 @@ async def _ensure_users(settings: Settings, users: tuple[tuple[str, str], ...]) 
         await store.close()
 
 
+def _demo_today() -> Any:
+    """The demo's "today" (end of its data) unless LIVEBI_TODAY says otherwise."""
+    import os
+
+    from .demo.generate import DEMO_TODAY
+
+    return None if os.environ.get("LIVEBI_TODAY") else DEMO_TODAY
+
+
 def _ensure_demo_data(settings: Settings, rows: int) -> Path:
     from .demo.generate import ensure_demo
 
@@ -92,11 +101,13 @@ def demo(
     settings = _settings(port=port, host=host, store_url=store, data_dir=data_dir, demo_rows=rows)
     path = _ensure_demo_data(settings, rows)
     settings = _settings(
-        port=port, host=host, store_url=store, data_dir=data_dir, demo_rows=rows, warehouses={"demo": f"duckdb:///{path}"}
+        port=port, host=host, store_url=store, data_dir=data_dir, demo_rows=rows,
+        warehouses={"demo": f"duckdb:///{path}"}, today=_demo_today(),
     )
     asyncio.run(_ensure_users(settings, DEMO_USERS))
     typer.echo(f"\n  livebi demo: http://{host}:{port}/")
-    typer.echo("  logins: " + ", ".join(f"{u} / {p}" for u, p in DEMO_USERS) + "\n")
+    typer.echo("  logins: " + ", ".join(f"{u} / {p}" for u, p in DEMO_USERS))
+    typer.echo(f"  the demo data ends {settings.today}; relative periods count from there (LIVEBI_TODAY overrides)\n")
     _run_server(settings, log_level)
 
 
@@ -112,6 +123,9 @@ def serve(
     settings = _settings(warehouses=_parse_warehouses(warehouse), store_url=store, host=host, port=port)
     if not settings.warehouses:
         _ensure_demo_data(settings, settings.demo_rows)
+        settings = _settings(
+            warehouses=_parse_warehouses(warehouse), store_url=store, host=host, port=port, today=_demo_today()
+        )
     typer.echo(f"livebi serving http://{settings.host}:{settings.port}/", err=True)
     _run_server(settings, log_level)
 
@@ -132,6 +146,7 @@ def ask(
         urls = {"warehouse": warehouse}
     else:
         urls = {"demo": f"duckdb:///{_ensure_demo_data(settings, settings.demo_rows)}"}
+        settings = _settings(today=_demo_today())
     failures = asyncio.run(_ask_all(settings, urls, question, fmt=fmt, as_sql=sql, chart=chart))
     raise typer.Exit(1 if failures == len(question) else 0)
 

@@ -15,6 +15,8 @@ Tables (all lower snake case): ``customers``, ``products``, ``orders``, ``budget
 
 from __future__ import annotations
 
+import datetime
+
 import json
 import os
 import random
@@ -28,6 +30,9 @@ GENERATOR_VERSION = 1
 
 FIRST_YEAR = 2021
 LAST_YEAR = 2025
+#: Relative periods ("last quarter", "this year") on the demo count from here, the end of the
+#: generated data, so they find rows whatever today's date is (``livebi demo`` sets ``today``).
+DEMO_TODAY = datetime.date(LAST_YEAR, 12, 31)
 
 # Regions are deliberately uneven so that charts by region are not five equal bars.
 # (country, region, share of customers, cities)
@@ -201,6 +206,7 @@ def generate_demo(path: Path, rows: int = 1_000_000, *, seed: int = 42) -> None:
     try:
         con = duckdb.connect(str(tmp))
         try:
+            con.execute("SET enable_progress_bar = false")  # no progress bar on the terminal
             _build(con, rows=rows, seed=seed)
             con.execute("CHECKPOINT")
         finally:

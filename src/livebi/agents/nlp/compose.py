@@ -1,0 +1,565 @@
+"""Composition: turn the planner's roles into one :class:`~.query.QuerySpec`.
+
+Order of decisions, each using the previous ones:
+
+1. *requests*: what to aggregate (explicit measures, entity counts, the default measure);
+2. the *base table*: the candidate whose requests and context (dimensions, value filters,
+   dates) fit best, joins limited to many-to-one steps so sums are never inflated;
+3. filters (values, flags, periods, numeric comparisons as WHERE or HAVING), dimensions
+   (columns, entity labels, time buckets), ranking, ordering and limits;
+4. the kind of answer (kpi, trend, breakdown, top_n, list, share, comparison, correlation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from . import lexicon as lx
+from .model import MeasureDef
+from .planner import (
+    BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
+    dimension_spec, measure_spec, row_select, with_unique_aliases,
+)
+from .query import DimensionSpec, FilterSpec, HavingSpec, MeasureSpec, QuerySpec
+
+CORRELATION_POINTS = 1000
+
+
+@dataclasses.dataclass
+class Request:
+    """Something to aggregate; resolved once the base table is known."""
+
+    kind: str  # measure | count | count_column | default
+    role: Role | None = None
+    entity: str | None = None  # for counts
+    prefer_fact: bool = False  # "unique customers": count them in the fact table
+
+    def bases(self, p: Planner) -> set[str]:
+        model = p.model
+        if self.kind == "measure":
+            return {md.table for md, _ in p.measure_options(self.role.mention)}  # type: ignore[union-attr]
+        if self.kind == "count":
+            return {self.entity} | {t for t in model.tables if t != self.entity
+                                    and model.distance(t, self.entity) is not None}  # type: ignore[arg-type]
+        if self.kind in {"avg_entity", "amount"}:
+            amount = _amount_of(p, self.entity)  # type: ignore[arg-type]
+            return {amount.table} if amount else set()
+        if self.kind in {"count_column", "column_agg"}:
+            out = set()
+            for link in self.role.mention.of_kind("column", "table"):  # type: ignore[union-attr]
+                out |= {t for t in model.tables if model.distance(t, link.table) is not None}
+            return out
+        return {t for t in model.tables if model.default_measure(t) is not None}
+
+    def score(self, p: Planner, base: str) -> float | None:
+        model = p.model
+        if self.kind == "measure":
+            opts = p.measure_options(self.role.mention, base)  # type: ignore[union-attr]
+            return opts[0][1] if opts else None
+        if self.kind == "count":
+            distance = model.distance(base, self.entity)  # type: ignore[arg-type]
+            if distance is None:
+                return None
+            own = 0.5 if base == self.entity else 0.0
+            return (0.3 * (base != self.entity) if self.prefer_fact else own) - 0.05 * distance \
+                + (0.1 if base == model.fact_table else 0.0)
+        if self.kind in {"avg_entity", "amount"}:
+            amount = _amount_of(p, self.entity)  # type: ignore[arg-type]
+            return 1.0 if amount is not None and amount.table == base else None
+        if self.kind in {"count_column", "column_agg"}:
+            opts = p.dimension_options(self.role.mention, base)  # type: ignore[union-attr]
+            return opts[0].score - 0.05 * (model.distance(base, opts[0].table) or 0) if opts else None
+        if model.default_measure(base) is None:
+            return None
+        return 0.5 * (base == model.fact_table) + p.owner_bonus(base)
+
+
+@dataclasses.dataclass
+class Draft:
+    """What :func:`compose` decided before it knows the base table."""
+
+    requests: list[Request]
+    subject_roles: list[Role]  # entity mentions that are neither measured nor grouped on
+    subject: str | None  # the entity being listed, counted or ranked
+    dims: list[Role]
+    operands: list[Role]
+    unbound: list  # comparisons with no operand ("orders over 500")
+    grain: str | None
+    ranking: bool
+    having_mode: bool  # the comparison filters groups ("customers with at least 3 orders")
+    listing: bool  # no aggregate at all: show rows
+
+
+def compose(p: Planner) -> QuerySpec:
+    """Build the query spec, raising :class:`PlanError` when nothing sensible exists."""
+    if not p.roles:
+        raise PlanError("I could not match any word to this data")
+    draft = _draft(p)
+    if draft.listing:
+        base = draft.subject or _listing_base(p)
+        if base is None:
+            raise PlanError("I could not tell what to show")
+    else:
+        base = _pick_base(p, draft.requests)
+    spec = QuerySpec(kind="kpi", base=base)
+
+    having_measures: list[tuple[MeasureSpec, Role]] = []
+    for req in draft.requests:
+        measure = _resolve_request(p, req, base)
+        if measure is None:
+            continue
+        if req.role is not None and req.role.role == "operand":
+            having_measures.append((measure, req.role))
+        spec.measures.append(measure)
+
+    _add_dimensions(p, spec, draft)
+    _average_per_entity(p, spec, draft.dims)
+    _add_filters(p, spec, draft)
+    _comparisons(p, spec, draft.operands, draft.unbound, having_measures, draft.subject, draft.listing)
+    if draft.listing:
+        _as_listing(p, spec, draft)
+    else:
+        _finish(p, spec, draft.ranking, draft.having_mode)
+    return with_unique_aliases(spec)
+
+
+def _draft(p: Planner) -> Draft:
+    """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
+    model, intent = p.model, p.intent
+    subject_roles = p.of_role("subject")
+    ranking = intent.rank_n is not None or (intent.rank_superlative is not None and bool(p.of_role("dimension")))
+    requests: list[Request] = []
+    for r in list(subject_roles):
+        entity = _entity(p, r)
+        if r.agg == "avg" and entity is not None and _amount_of(p, entity) is not None:
+            requests.append(Request("avg_entity", r, entity))  # "average order value"
+            r.role = "counted"
+            subject_roles.remove(r)
+    for r in p.of_role("ranked_entity"):  # "the 3 biggest orders"
+        entity = _entity(p, r)
+        if entity is None or _amount_of(p, entity) is None or intent.rank_n is not None:
+            continue
+        count = intent.agg_counts.get(r.agg_at) if r.agg_at is not None else None
+        said = r.mention.text.split()[-1].lower()
+        intent.rank_n = count or (1 if lx.singular(said) == said else 10)
+        intent.rank_explicit = count is not None
+        intent.rank_dir = "desc" if r.agg == "max" else "asc"
+        r.role, r.marked = "dimension", True
+        requests.append(Request("amount", r, entity))
+        ranking = True
+    for r in p.roles:
+        if r.role == "measure":
+            requests.append(Request("measure", r))
+        elif r.role == "column_agg":
+            requests.append(Request("column_agg", r))
+        elif r.role == "count":
+            entity = _entity(p, r)
+            if entity is not None:
+                fact_words = r.distinct or bool(p.of_role("measure"))
+                requests.append(Request("count", r, entity, prefer_fact=fact_words))
+            else:
+                requests.append(Request("count_column", r))
+    subject = _entity(p, subject_roles[0]) if subject_roles else None
+
+    operands = p.of_role("operand")
+    dims = p.of_role("dimension")
+    unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
+    having_mode = False
+    for op in operands:
+        entity = _entity(p, op)
+        if entity is not None and op.mention.links[0].kind == "table":
+            having_mode = True  # "at least 3 orders"
+            requests.append(Request("count", op, entity))
+        elif subject and not any(md.table == subject for md, _ in p.measure_options(op.mention)):
+            having_mode = True  # "customers with revenue over 1000"
+            requests.append(Request("measure", op))
+        elif not subject and (dims or ranking) and not requests:
+            having_mode = True  # "regions with revenue over 1M"
+            requests.append(Request("measure", op))
+
+    grain = p.pick_grain()
+    marked_dims = [r for r in dims if r.marked]
+    plain_dims = [r for r in dims if not r.marked]  # "list customer names", "customer country Germany"
+    listing = not requests and not marked_dims and not grain and not ranking and not having_mode and (
+        not plain_dims or intent.wants_list or subject is not None or bool(p.of_role("filter")))
+    if not requests and not listing:
+        if subject and model.tables[subject].is_entity and not ranking and not (having_mode or unbound):
+            requests.append(Request("count", subject_roles[0], subject))  # "orders by month"
+            subject_roles[0].role = "counted"
+        else:
+            requests.append(Request("default"))  # "bottom 3 regions"
+    return Draft(requests, subject_roles, subject, dims, operands, unbound, grain, ranking, having_mode, listing)
+
+
+def _add_dimensions(p: Planner, spec: QuerySpec, draft: Draft) -> None:
+    """Breakdown columns, entity labels and the time bucket (time first)."""
+    model = p.model
+    grain = draft.grain
+    for r in draft.dims:
+        opts = p.dimension_options(r.mention, spec.base)
+        if not opts:
+            raise PlanError(f'I could not relate "{r.mention.text}" to {model.tables[spec.base].plural}')
+        chosen = opts[0]
+        p.note_choice(r.mention, chosen, opts)
+        column = model.column(chosen.table, chosen.column)  # type: ignore[arg-type]
+        if column.role == "date":  # "revenue by order date"
+            bucket = grain or "month"
+            if not p.intent.time.grain:
+                p.assumptions.append(f'Grouped "{r.mention.text}" by {bucket}')
+            spec.dimensions.insert(0, DimensionSpec(chosen.table, column.name, bucket, bucket, grain=bucket,
+                                                    text_date=column.text_date))
+            spec.time_grain, grain = bucket, None
+            continue
+        dim = dimension_spec(model, chosen)
+        owner = model.tables[chosen.table].singular
+        if r.mention.norm.startswith(owner + " ") and not dim.alias.startswith(lx.snake(owner)):
+            dim.alias = lx.snake(f"{owner} {dim.alias}")  # "supplier country" -> supplier_country
+        spec.dimensions.append(dim)
+    grouped_by_subject = draft.having_mode or draft.ranking or (draft.unbound and not draft.listing)
+    if grouped_by_subject and draft.subject and not spec.dimensions and draft.subject_roles \
+            and draft.subject_roles[0].role != "counted":
+        spec.dimensions.append(dimension_spec(model, _entity_resolved(p, draft.subject, draft.subject_roles[0])))
+    if grain and not spec.time_grain:
+        dim = p.time_dimension(spec.base, grain)
+        if dim is not None:
+            spec.dimensions.insert(0, dim)
+            spec.time_grain = grain
+
+
+def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
+    """Values, flags, quoted text and periods."""
+    model = p.model
+    _value_filters(p, spec)
+    _drop_pinned_dimensions(p, spec, draft.dims)
+    if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
+        # "what share of revenue comes from Europe": every region's share, Europe among them
+        pinned = next((f for f in spec.filters if f.op in {"=", "in"}), None)
+        if pinned is not None:
+            spec.filters.remove(pinned)
+            label = model.column(pinned.table, pinned.column).human
+            spec.dimensions.append(DimensionSpec(pinned.table, pinned.column, lx.snake(label), label))
+            p.assumptions.append(f"Showed the share of every {label}, {', '.join(map(str, pinned.values))} included")
+    for r in p.of_role("flag"):  # "discontinued products"
+        link = p._flag_link(r.mention)
+        if link is not None and p.reach(spec.base, link.table) is not None:
+            spec.filters.append(FilterSpec(link.table, link.column, "is_true", [True],  # type: ignore[arg-type]
+                                           label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
+    for r in p.of_role("literal"):  # "customers named 'Acme'": a LIKE on the label, as a literal
+        target = draft.subject or spec.base
+        label = model.tables[target].label_column
+        value = r.mention.links[0].value
+        if label and value and p.reach(spec.base, target) is not None:
+            spec.filters.append(FilterSpec(target, label, "like", [value], label=f"contains {value}"))
+            p.assumptions.append(f'Matched {r.mention.text} anywhere in {target}.{label}')
+    spec.filters.extend(p.time_filters(spec.base))
+
+
+def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
+    """Rows rather than an aggregate: a sensible column selection, newest first, capped."""
+    model, base = p.model, spec.base
+    extra = [(f.table, f.column) for f in spec.filters if f.op != "date_range"]
+    pinned = {(f.table, f.column) for f in spec.filters}
+    wanted = [(o.table, o.column) for r in draft.dims for o in p.dimension_options(r.mention, base)[:1]
+              if (o.table, o.column) not in pinned]
+    spec.select = row_select(model, base, wanted, limit=1) if wanted else row_select(model, base, extra)
+    spec.dimensions = []
+    date = model.default_dates.get(base)
+    if date and date[0] == base:
+        alias = next((s.alias for s in spec.select if s.column == date[1] and s.table == base), None)
+        if alias:
+            spec.order = [(alias, "desc")]
+    if not spec.order and spec.select:
+        spec.order = [(spec.select[0].alias, "asc")]
+    spec.limit = LIST_LIMIT
+    spec.kind = "list"
+
+
+def _average_per_entity(p: Planner, spec: QuerySpec, dims: list[Role]) -> None:
+    """"average revenue per order" is total revenue over the number of orders, not a
+    breakdown by order: rewrite an averaged measure plus a lone "per <entity>" that way."""
+    if len(dims) != 1 or dims[0].marker != "per" or len(spec.dimensions) != 1 or spec.time_grain:
+        return
+    averaged = [m for m in spec.measures if m.agg == "avg" and m.formula is not None]
+    entity = _entity(p, dims[0])
+    if not averaged or entity is None:
+        return
+    info = p.model.tables[entity]
+    if not info.primary_key:
+        return
+    spec.dimensions = []
+    for m in averaged:
+        m.agg = "avg_per"
+        m.per = (entity, info.primary_key[0])
+        m.alias = f"{m.alias}_per_{lx.snake(info.singular)}"
+        m.label = f"{m.label} per {info.singular}"
+    if spec.base != entity:
+        path = p.model.paths_from(spec.base).get(entity, [])
+        if len(path) == 1 and path[0][1]:  # count the foreign key, no join needed
+            for m in averaged:
+                m.per = (spec.base, path[0][0].child_cols[0])
+    p.assumptions.append(f"Averaged per {info.singular}: the total divided by the number of {info.plural}")
+
+
+def _drop_pinned_dimensions(p: Planner, spec: QuerySpec, dims: list[Role]) -> None:
+    """"revenue for the online channel": a dimension pinned to one value by a filter is not
+    a breakdown (unless the user asked for it with "by")."""
+    pinned = {(f.table, f.column) for f in spec.filters if f.op == "="}
+    asked = {(o.table, o.column) for r in dims if r.marked for o in p.dimension_options(r.mention, spec.base)[:1]}
+    spec.dimensions = [d for d in spec.dimensions
+                       if d.grain or (d.table, d.column) not in pinned or (d.table, d.column) in asked]
+
+
+def _entity(p: Planner, role: Role) -> str | None:
+    for link in role.mention.links:
+        if link.kind == "table" and p.model.tables[link.table].is_entity:
+            return link.table
+        if link.kind == "table":
+            return None
+    return None
+
+
+def _entity_resolved(p: Planner, table: str, role: Role) -> Resolved:
+    link = next(lk for lk in role.mention.links if lk.kind == "table" and lk.table == table)
+    info = p.model.tables[table]
+    column = info.label_column or info.primary_key[0]
+    return Resolved(link, link.score, table, column)
+
+
+def _listing_base(p: Planner) -> str | None:
+    for r in p.roles:
+        for link in r.mention.links:
+            if link.kind in {"value", "column"}:
+                return link.table
+    return None
+
+
+def _pick_base(p: Planner, requests: list[Request]) -> str:
+    candidates: set[str] = set()
+    for req in requests:
+        candidates |= req.bases(p)
+    best, best_score = None, float("-inf")
+    for base in sorted(candidates):
+        total = 0.0
+        for req in requests:
+            score = req.score(p, base)
+            total += -2.0 if score is None else score
+        total += p.context_score(base)
+        if total > best_score:
+            best, best_score = base, total
+    if best is None:
+        raise PlanError("I could not find a table that answers this")
+    return best
+
+
+def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
+    model = p.model
+    if req.kind == "count":
+        entity = req.entity
+        assert entity is not None
+        if base != entity and model.distance(base, entity) is None:
+            return None
+        spec = count_spec(model, entity, base)
+        if base != entity:
+            p.assumptions.append(f"Counted {model.tables[entity].plural} that appear in {model.tables[base].plural}")
+            p.alternatives.append(f"How many {model.tables[entity].plural} are there?")
+        return spec
+    if req.kind == "count_column":
+        opts = p.dimension_options(req.role.mention, base)  # type: ignore[union-attr]
+        if not opts:
+            return None
+        chosen = opts[0]
+        col = model.column(chosen.table, chosen.column)  # type: ignore[arg-type]
+        label = lx.plural(col.words[-1]) if len(col.words) == 1 else col.human
+        return MeasureSpec("count_distinct", chosen.table, ("col", chosen.column), f"{lx.snake(col.human)}_count",
+                           f"number of distinct {label}")
+    if req.kind in {"avg_entity", "amount"}:
+        entity = req.entity
+        amount = _amount_of(p, entity)  # type: ignore[arg-type]
+        if amount is None or amount.table != base or model.distance(base, entity) is None:  # type: ignore[arg-type]
+            return None
+        spec = measure_spec(amount, "sum", model)
+        info = model.tables[entity]  # type: ignore[index]
+        p.assumptions.append(f'Measured {info.plural} by {amount.label} ({amount.table}.{amount.column or amount.label})')
+        if req.kind == "amount":
+            return spec
+        spec.agg = "avg_per"
+        path = model.paths_from(base).get(entity, [])  # type: ignore[arg-type]
+        spec.per = (base, path[0][0].child_cols[0]) if len(path) == 1 else (entity, info.primary_key[0])  # type: ignore[assignment]
+        spec.alias = f"avg_{lx.snake(amount.label)}_per_{lx.snake(info.singular)}"
+        spec.label = f"average {amount.label} per {info.singular}"
+        return spec
+    if req.kind == "column_agg":
+        opts = p.dimension_options(req.role.mention, base)  # type: ignore[union-attr]
+        if not opts:
+            return None
+        chosen = opts[0]
+        col = model.column(chosen.table, chosen.column)  # type: ignore[arg-type]
+        agg = req.role.agg or "max"  # type: ignore[union-attr]
+        words = "earliest" if agg == "min" else "latest"
+        if col.role != "date":
+            words = "first" if agg == "min" else "last"
+        return MeasureSpec(agg, chosen.table, ("col", chosen.column), f"{agg}_{lx.snake(col.human)}",
+                           f"{words} {col.human}")
+    if req.kind == "default":
+        measure = model.default_measure(base)
+        if measure is None:
+            return None
+        spec = measure_spec(measure, measure.default_agg, model)
+        p.assumptions.append(f"Used {spec.label} ({base}.{measure.column or measure.label}) as the measure")
+        return spec
+    role = req.role
+    assert role is not None
+    opts = p.measure_options(role.mention, base)
+    if not opts:
+        p.assumptions.append(f'Ignored "{role.mention.text}": it is not in {base}')
+        return None
+    measure: MeasureDef = opts[0][0]
+    agg = role.agg
+    if role.superlative and not p.of_role("dimension") and agg is None:
+        agg = "max" if p.intent.rank_dir == "desc" else "min"
+    if agg == "count":
+        agg = "count_distinct" if role.distinct else "count"
+    if agg is None:
+        agg = measure.default_agg
+        if agg == "avg":
+            p.assumptions.append(f"Averaged {measure.label} (it does not add up across rows)")
+    spec = measure_spec(measure, agg, model)
+    said = role.mention.norm or role.mention.text.lower()
+    if measure.derived:
+        p.assumptions.append(f'Computed {measure.label} as {measure.description} in {measure.table}')
+    elif said != measure.label and lx.singular(said) != lx.singular(measure.label):
+        p.assumptions.append(f'Took "{role.mention.text}" to mean {measure.table}.{measure.column}')
+    others = [md for md, _ in p.measure_options(role.mention) if md.table != measure.table]
+    for other in others[:1] if not p._subject_tables() else []:
+        p.swaps.append((role.mention, f"{other.label} of {p.model.tables[other.table].plural}"))
+    return spec
+
+
+def _value_filters(p: Planner, spec: QuerySpec) -> None:
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for r in p.of_role("filter"):
+        opts = p.value_options(r.mention, spec.base)
+        if not opts:
+            raise PlanError(f'I could not relate "{r.mention.text}" to {p.model.tables[spec.base].plural}')
+        p.note_choice(r.mention, opts[0], opts)
+        grouped.setdefault((opts[0].table, opts[0].column), []).append(opts[0].link.value)  # type: ignore[arg-type]
+    for (table, column), values in grouped.items():
+        values = list(dict.fromkeys(values))
+        label = p.model.column(table, column).human
+        if len(values) == 1:
+            spec.filters.append(FilterSpec(table, column, "=", values, label=label))
+        else:
+            spec.filters.append(FilterSpec(table, column, "in", values, label=label))
+            if p.intent.versus and not any((d.table, d.column) == (table, column) for d in spec.dimensions) \
+                    and spec.measures:
+                spec.dimensions.append(DimensionSpec(table, column, lx.snake(label), label))
+                spec.kind = "comparison"
+
+
+def _comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, having_measures,
+                 subject: str | None, listing: bool) -> None:
+    model = p.model
+    for measure, role in having_measures:
+        c = role.comparison
+        values = [c.value] if c.upper is None else [c.value, c.upper]
+        spec.having.append(HavingSpec(measure, c.op, values))
+    for role in operands:
+        if any(r is role for _, r in having_measures):
+            continue
+        c = role.comparison
+        opts = [md for md, _ in p.measure_options(role.mention) if p.reach(spec.base, md.table) is not None
+                and md.column]
+        if subject:
+            opts.sort(key=lambda md: md.table != subject)
+        if not opts:
+            p.assumptions.append(f'Ignored the condition on "{role.mention.text}"')
+            continue
+        _row_filter(spec, opts[0], c)
+    for c in unbound:
+        target = subject or spec.base
+        measure = _amount_of(p, target)
+        if measure is None:
+            p.assumptions.append("Ignored a comparison with nothing to compare")
+            continue
+        if measure.table == target or listing:
+            if measure.column is None or p.reach(spec.base, measure.table) is None:
+                p.assumptions.append("Ignored a comparison with nothing to compare")
+                continue
+            _row_filter(spec, measure, c)
+        else:
+            agg = measure_spec(measure, "sum", model)
+            values = [c.value] if c.upper is None else [c.value, c.upper]
+            spec.having.append(HavingSpec(agg, c.op, values))
+            if all(m.alias != agg.alias for m in spec.measures):
+                spec.measures.append(agg)
+        p.assumptions.append(f"Compared {measure.label} ({measure.table}) {c.op} {c.value:g}")
+
+
+def _row_filter(spec: QuerySpec, measure: MeasureDef, c) -> None:
+    values = [c.value] if c.upper is None else [c.value, c.upper]
+    spec.filters.append(FilterSpec(measure.table, measure.column, c.op, values, label=measure.label))  # type: ignore[arg-type]
+
+
+def _amount_of(p: Planner, table: str) -> MeasureDef | None:
+    """The money amount of a row: its own revenue/amount, else a child table's revenue."""
+    model = p.model
+    own = model.default_measure(table)
+    if own is not None and own.concept in {"revenue", "amount"}:
+        return own
+    for edge in model.children(table):
+        child = model.default_measure(edge.child)
+        if child is not None and child.concept == "revenue":
+            return child
+    return own
+
+
+def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> None:
+    intent = p.intent
+    compared_values = spec.kind == "comparison"
+    first = spec.measures[0].alias if spec.measures else None
+    time_dims = [d for d in spec.dimensions if d.grain]
+    other_dims = [d for d in spec.dimensions if not d.grain]
+    if intent.share and other_dims and spec.measures:
+        spec.share = True
+    if ranking and first:
+        n = intent.rank_n
+        if n is None:  # "which country has the most customers"
+            dim_role = next((r for r in p.of_role("dimension")), None)
+            said = dim_role.mention.text.split()[-1].lower() if dim_role else ""
+            n = 1 if lx.singular(said) == said else 5
+        spec.order = [(first, intent.rank_dir or "desc")]
+        spec.limit = n
+        spec.kind = "top_n"
+        if not intent.rank_explicit and intent.rank_n is not None and n > 1:
+            p.assumptions.append(f"Showed the {'top' if spec.order[0][1] == 'desc' else 'bottom'} {n}")
+    elif time_dims:
+        spec.order = [(d.alias, "asc") for d in time_dims]
+        if other_dims and first:
+            spec.order.append((first, "desc"))
+        spec.kind = "trend"
+    elif other_dims and first:
+        spec.order = [(first, "desc")]
+        spec.kind = "breakdown"
+        big = [d for d in other_dims if not p.model.column(d.table, d.column).indexed]
+        if big and not having_mode:
+            spec.limit = BIG_DIMENSION_LIMIT
+    if having_mode and spec.kind in {"breakdown", "kpi"}:
+        spec.kind = "list"
+    if spec.share and spec.kind in {"breakdown", "kpi"}:
+        spec.kind = "share"
+    if compared_values or (intent.versus and (len(spec.measures) > 1 or len(intent.time.periods) > 1)):
+        if spec.kind in {"breakdown", "kpi", "trend"}:
+            spec.kind = "comparison"
+    if intent.correlation and len(spec.measures) > 1:
+        spec.kind = "correlation"
+        if not spec.dimensions:  # one point per row of the base table (its label or key)
+            info = p.model.tables[spec.base]
+            key = info.label_column or (info.primary_key[0] if info.primary_key else None)
+            if key is not None:
+                keys = tuple(k for k in info.primary_key if k != key)
+                alias = lx.snake(p.model.column(spec.base, key).human)
+                if p.model.column(spec.base, key).words in {("id",), ("key",)}:
+                    alias = lx.snake(info.singular + " id")
+                spec.dimensions.append(DimensionSpec(spec.base, key, alias, alias, group_keys=keys))
+                spec.limit = CORRELATION_POINTS
+                spec.order = []

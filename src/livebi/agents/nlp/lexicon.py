@@ -1,0 +1,252 @@
+"""The English the parser knows, independent of any schema.
+
+Everything schema-specific (table and column names, values) is derived at run time by
+:mod:`livebi.agents.nlp.model`; this module only holds generic BI vocabulary: aggregation
+words, time grains, comparison phrases, abbreviations found in column names, and the few
+measure concepts (revenue, cost, quantity, price) that let the parser derive a measure a
+schema does not store. Keeping the word lists here, away from the logic, is what lets the
+parser grow new phrasings without touching its algorithm.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- identifiers -> words ---------------------------------------------------------------------
+
+#: Abbreviations commonly found in column names, expanded when building human names.
+ABBREVIATIONS: dict[str, str] = {
+    "acct": "account", "addr": "address", "amt": "amount", "avg": "average", "bal": "balance",
+    "cat": "category", "cnt": "count", "ctry": "country", "cust": "customer", "dept": "department",
+    "desc": "description", "dt": "date", "emp": "employee", "mgr": "manager", "mo": "month",
+    "nbr": "number", "num": "number", "org": "organization", "pct": "percent", "prod": "product",
+    "qty": "quantity", "rev": "revenue", "seg": "segment", "subcat": "subcategory",
+    "tot": "total", "txn": "transaction", "yr": "year", "loc": "location", "cty": "city",
+    "ts": "timestamp", "sku": "sku", "uom": "unit", "usr": "user", "vol": "volume",
+}
+
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+def identifier_words(identifier: str) -> list[str]:
+    """Split ``BillingCountry`` / ``order_date`` / ``cust_seg`` into expanded lowercase words."""
+    words: list[str] = []
+    for part in re.split(r"[^A-Za-z0-9]+", identifier):
+        for word in _CAMEL.findall(part):
+            lowered = word.lower()
+            words.append(ABBREVIATIONS.get(lowered, lowered))
+    return words
+
+
+def humanize(identifier: str) -> str:
+    """``BillingCountry`` -> ``"billing country"``; ``cust_seg`` -> ``"customer segment"``."""
+    return " ".join(identifier_words(identifier))
+
+
+def snake(words: str) -> str:
+    """``"total revenue"`` -> ``"total_revenue"``: a result-column alias from human words."""
+    return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_") or "value"
+
+
+# -- singular / plural ------------------------------------------------------------------------
+
+_IRREGULAR_PLURALS = {
+    "person": "people", "child": "children", "man": "men", "woman": "women",
+    "datum": "data", "criterion": "criteria", "analysis": "analyses",
+}
+_IRREGULAR_SINGULARS = {plural: single for single, plural in _IRREGULAR_PLURALS.items()}
+_UNCHANGING = {"series", "species", "news", "sales", "status", "data", "analytics", "info",
+               "address", "business", "class", "process", "gas", "bus", "census", "campus"}
+
+
+def singular(word: str) -> str:
+    """Best-effort English singular of one lowercase word."""
+    if word in _IRREGULAR_SINGULARS:
+        return _IRREGULAR_SINGULARS[word]
+    if word in _UNCHANGING or len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "shes", "ches", "xes", "zzes")):
+        return word[:-2]
+    if word.endswith("ss") or word.endswith("us") or word.endswith("is"):
+        return word
+    if word.endswith("s"):
+        return word[:-1]
+    return word
+
+
+def plural(word: str) -> str:
+    """Best-effort English plural of one lowercase word."""
+    if word in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[word]
+    if word in _UNCHANGING:
+        return word
+    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith(("s", "sh", "ch", "x", "z")):
+        return word + "es"
+    return word + "s"
+
+
+def phrase_variants(words: list[str]) -> set[tuple[str, ...]]:
+    """A phrase and its forms with the last word singular or plural."""
+    if not words:
+        return set()
+    head, last = words[:-1], words[-1]
+    return {tuple(words), tuple(head + [singular(last)]), tuple(head + [plural(singular(last))])}
+
+
+# -- question vocabulary ----------------------------------------------------------------------
+
+#: Words and phrases that pick an aggregation; longest phrases are matched first.
+AGGREGATIONS: dict[tuple[str, ...], str] = {
+    ("sum", "of"): "sum", ("sum",): "sum", ("total",): "sum", ("totals",): "sum",
+    ("overall",): "sum", ("combined",): "sum", ("cumulative",): "sum",
+    ("average",): "avg", ("avg",): "avg", ("mean",): "avg", ("typical",): "avg",
+    ("median",): "median",
+    ("minimum",): "min", ("min",): "min", ("lowest",): "min", ("smallest",): "min",
+    ("cheapest",): "min", ("least",): "min", ("earliest",): "min", ("first",): "min",
+    ("maximum",): "max", ("max",): "max", ("highest",): "max", ("largest",): "max",
+    ("biggest",): "max", ("greatest",): "max", ("most", "expensive"): "max",
+    ("latest",): "max", ("last",): "max", ("peak",): "max",
+    ("count", "of"): "count", ("count",): "count", ("number", "of"): "count",
+    ("how", "many"): "count", ("#", "of"): "count", ("amount", "of"): "sum",
+}
+
+#: Words that turn a count into a count of distinct things.
+DISTINCT_WORDS = {"distinct", "unique", "different", "individual"}
+
+#: Ranking words (``top 5``, ``bottom 3``, ``which region has the most ...``).
+RANK_DESC = {"top", "best", "most", "highest", "largest", "biggest", "greatest", "leading"}
+RANK_ASC = {"bottom", "worst", "least", "lowest", "smallest", "fewest", "weakest"}
+
+#: Markers that introduce a breakdown dimension.
+BREAKDOWN_MARKERS: tuple[tuple[str, ...], ...] = (
+    ("broken", "down", "by"), ("break", "down", "by"), ("grouped", "by"), ("group", "by"),
+    ("split", "by"), ("for", "each"), ("for", "every"), ("by",), ("per",), ("each",),
+    ("across",), ("every",),
+)
+
+#: Time grains: word -> grain.
+GRAIN_ADJECTIVES = {
+    "daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter",
+    "yearly": "year", "annual": "year", "annually": "year",
+}
+GRAIN_NOUNS = {
+    "day": "day", "days": "day", "date": "day", "week": "week", "weeks": "week",
+    "month": "month", "months": "month", "quarter": "quarter", "quarters": "quarter",
+    "year": "year", "years": "year",
+}
+TREND_WORDS = {"trend", "trends", "trending", "timeline", "evolution", "overtime"}  # + "over time"
+
+#: Numeric comparisons; each phrase maps to an operator (longest match first).
+COMPARATORS: dict[tuple[str, ...], str] = {
+    ("more", "than"): ">", ("greater", "than"): ">", ("higher", "than"): ">",
+    ("larger", "than"): ">", ("bigger", "than"): ">", ("over",): ">", ("above",): ">",
+    ("exceeding",): ">", ("exceeds",): ">", ("exceed",): ">", (">",): ">",
+    ("less", "than"): "<", ("fewer", "than"): "<", ("lower", "than"): "<",
+    ("smaller", "than"): "<", ("under",): "<", ("below",): "<", ("<",): "<",
+    ("at", "least"): ">=", ("no", "less", "than"): ">=", ("no", "fewer", "than"): ">=",
+    ("minimum", "of"): ">=", (">=",): ">=", ("or", "more"): ">=",
+    ("at", "most"): "<=", ("no", "more", "than"): "<=", ("maximum", "of"): "<=",
+    ("up", "to"): "<=", ("<=",): "<=", ("or", "less"): "<=", ("or", "fewer"): "<=",
+    ("equal", "to"): "=", ("equals",): "=", ("exactly",): "=", ("=",): "=",
+}
+
+#: Words that ask for rows rather than an aggregate.
+LIST_WORDS = {"list", "show", "display", "find", "get", "give", "which", "what", "who", "all",
+              "details", "records", "rows"}
+SHARE_WORDS = {"share", "percentage", "percent", "proportion", "breakdown", "%", "mix",
+               "distribution", "contribution", "split"}
+VERSUS_WORDS = {"vs", "versus", "against", "compared", "compare", "comparison"}
+CORRELATION_WORDS = {"correlation", "correlate", "correlated", "relationship", "scatter"}
+
+NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "thirty": 30, "fifty": 50, "hundred": 100, "a": 1, "an": 1,
+}
+
+#: Words carrying no meaning for the query; never reported as "not understood".
+STOPWORDS = {
+    "a", "an", "the", "of", "for", "in", "on", "at", "to", "from", "with", "and", "or", "is",
+    "are", "was", "were", "be", "been", "what", "whats", "which", "who", "show", "me", "give",
+    "tell", "list", "display", "find", "get", "please", "how", "do", "does", "did", "we",
+    "our", "my", "i", "us", "all", "there", "that", "have", "has", "had", "it", "its", "this",
+    "these", "those", "much", "many", "by", "per", "each", "every", "as", "than", "into",
+    "across", "where", "whose", "their", "them", "they", "can", "could", "would", "you",
+    "see", "want", "like", "need", "made", "make", "generated", "value", "values", "figure",
+    "figures", "numbers", "data", "report", "chart", "graph", "plot", "table", "breakdown",
+    "overview", "summary", "view", "let", "know", "look", "up", "any", "some", "so", "far",
+    "during", "within", "between", "since", "until", "till", "over", "time", "about", "only",
+    "just", "also", "then", "when", "while", "being", "got", "say", "get", "them", "if",
+    "vs", "versus", "against", "compared", "compare", "comparison", "sorted", "ordered",
+    "rank", "ranked", "ranking", "descending", "ascending", "did", "done", "come",
+    "came", "belong", "belonging", "located", "based", "living", "placed", "having", "not",
+    "named", "called", "containing", "contains", "like", "matching", "titled",
+}
+
+
+
+# -- measure concepts -------------------------------------------------------------------------
+# A concept is a word a person uses for a measure ("sales") and the column-name words that
+# carry it. They let "sales" find ``revenue``, and let the model derive revenue from
+# quantity * unit price when a schema stores no revenue column.
+
+#: concept -> user words that name it
+CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
+    "revenue": ("revenue", "revenues", "sales", "sale", "turnover", "income", "gmv",
+                "takings", "money"),
+    "cost": ("cost", "costs", "cogs", "expense", "expenses", "spend", "spending"),
+    "profit": ("profit", "profits", "earnings", "gross profit"),
+    "margin": ("margin", "profit margin", "margins"),
+    "quantity": ("quantity", "quantities", "units", "volume", "items", "qty"),
+    "price": ("price", "prices", "unit price"),
+    "amount": ("amount", "amounts"),
+}
+
+#: column-name words that identify a concept (matched against a column's human words)
+CONCEPT_COLUMN_WORDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "revenue": (("revenue",), ("sales",), ("sales", "amount"), ("total", "sales"),
+                ("net", "sales"), ("turnover",), ("gross", "revenue"), ("net", "revenue"),
+                ("line", "total"), ("total", "amount"), ("sale", "amount"), ("gmv",)),
+    "cost": (("cost",), ("total", "cost"), ("cogs",), ("cost", "amount"), ("expense",),
+             ("expenses",)),
+    "quantity": (("quantity",), ("units", "sold"), ("units", "ordered"), ("quantity", "sold"),
+                 ("quantity", "ordered"), ("qty",)),
+    "price": (("unit", "price"), ("price",), ("sale", "price"), ("list", "price")),
+    "discount": (("discount",), ("discount", "rate"), ("discount", "percent")),
+    "amount": (("amount",), ("value",), ("total",)),
+}
+
+#: column-name words of non-additive numbers, averaged by default instead of summed
+NON_ADDITIVE_WORDS = {"price", "rate", "ratio", "percent", "percentage", "discount", "score",
+                      "rating", "age", "margin", "unit", "average", "latitude", "longitude", "lat",
+                      "lon", "lng", "temperature", "probability", "weight", "level", "rank",
+                      "year", "month", "day", "week", "number", "zip", "phone"}
+
+#: column-name words of money amounts (for chart number formatting)
+MONEY_WORDS = {"revenue", "sales", "cost", "price", "amount", "profit", "budget", "actual",
+               "spend", "expense", "income", "freight", "balance", "payment", "fee", "total",
+               "salary", "margin", "value", "gmv", "turnover", "cash", "charge", "tax"}
+
+#: words naming columns that are never useful dimensions or value-index entries
+UNINDEXED_WORDS = {"phone", "fax", "address", "postal", "zip", "email", "url", "homepage",
+                   "home", "notes", "note", "photo", "path", "password", "hash", "token",
+                   "description", "comment", "comments", "image", "picture", "uuid", "guid"}
+
+#: words naming the preferred label column of an entity table, best first
+LABEL_WORDS = (("title",), ("label",))
+#: first words of ``<x>_name`` columns that name the row itself, best first
+LABEL_NAME_PREFIXES = ("company", "full", "display", "legal", "business", "trade", "brand",
+                       "account", "store", "user", "short", "last", "first", "contact")
+
+#: tables that usually own the geography of a sale (customer region beats supplier region)
+PREFERRED_OWNERS = {"customer", "client", "account", "buyer", "store", "shop"}
+
+#: words implying a date column that is stored as text
+DATE_NAME_WORDS = {"date", "time", "timestamp", "datetime"}
+DATE_NAME_SUFFIXES = ("_at", "_on")
+DATE_PENALTY_WORDS = {"birth", "required", "expiry", "expires", "due", "modified", "updated",
+                      "deleted"}

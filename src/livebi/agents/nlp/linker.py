@@ -1,0 +1,180 @@
+"""Schema linking: match the question's words to tables, columns, measures and values.
+
+Two steps, both driven by the semantic model's phrase index:
+
+* :func:`correct_spelling` replaces unknown words with a close known word ("revnue" ->
+  "revenue"), so later stages see the corrected text; corrections become assumptions.
+* :func:`link` finds, left to right, the longest phrase at each position that the model knows
+  (a table's name, a column's human name, a measure concept, a value from the value index) and
+  returns one :class:`Mention` per phrase with every thing it could mean. Choosing between
+  those meanings needs the whole question, so it is the planner's job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from . import lexicon as lx
+from .model import Link, SemanticModel
+from .normalize import Token, closest_words, edit_distance, tokenize
+from .timeexpr import MONTHS, UNITS
+
+
+@dataclasses.dataclass
+class Mention:
+    start: int
+    end: int
+    text: str  # as typed
+    links: list[Link]
+    norm: str = ""  # as understood (normalized, spelling corrected)
+
+    def of_kind(self, *kinds: str) -> list[Link]:
+        return [link for link in self.links if link.kind in kinds]
+
+
+@functools.lru_cache(maxsize=1)
+def lexicon_words() -> frozenset[str]:
+    """Every word the intent extractor understands."""
+    words: set[str] = set(lx.STOPWORDS) | lx.DISTINCT_WORDS | lx.RANK_ASC | lx.RANK_DESC
+    for table in (lx.AGGREGATIONS, lx.COMPARATORS):
+        for phrase in table:
+            words.update(phrase)
+    for marker in lx.BREAKDOWN_MARKERS:
+        words.update(marker)
+    words |= set(lx.GRAIN_ADJECTIVES) | set(lx.GRAIN_NOUNS) | set(lx.NUMBER_WORDS)
+    words |= lx.LIST_WORDS | lx.SHARE_WORDS | lx.VERSUS_WORDS | lx.CORRELATION_WORDS
+    words |= set(MONTHS) | set(UNITS) | {"today", "yesterday", "ytd", "mtd", "qtd", "this",
+                                         "current", "last", "past", "previous", "trailing",
+                                         "trend", "trends", "timeline", "evolution", "since",
+                                         "before", "after", "until", "through", "plus"}
+    for concept_words in lx.CONCEPT_WORDS.values():
+        for phrase in concept_words:
+            words.update(phrase.split())
+    return frozenset(words)
+
+
+def vocabulary_by_length(model: SemanticModel) -> dict[int, list[str]]:
+    """Known words bucketed by length for the spelling corrector (cached on the model)."""
+    cached = getattr(model, "_vocab_by_length", None)
+    if cached is None:
+        cached = {}
+        for word in sorted(model.vocabulary | lexicon_words()):
+            if word.isalpha():
+                cached.setdefault(len(word), []).append(word)
+        model._vocab_by_length = cached  # type: ignore[attr-defined]
+        model._known_words = frozenset(model.vocabulary | lexicon_words())  # type: ignore[attr-defined]
+    return cached
+
+
+def correct_spelling(tokens: list[Token], model: SemanticModel) -> list[tuple[str, str]]:
+    """Fix words the model and lexicon do not know; returns ``(typed, read as)`` pairs."""
+    vocab = vocabulary_by_length(model)
+    known = model._known_words  # type: ignore[attr-defined]
+    fixes: list[tuple[str, str]] = []
+    for tok in tokens:
+        if tok.kind != "word" or not tok.norm.isalpha() or tok.norm in known:
+            continue
+        if lx.singular(tok.norm) in known or lx.plural(tok.norm) in known:
+            continue
+        candidates = closest_words(tok.norm, vocab, n=1)
+        if candidates:
+            fixes.append((tok.text, candidates[0]))
+            tok.corrected_from = tok.norm
+            tok.norm = candidates[0]
+    return fixes
+
+
+def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[Mention]:
+    """Mentions of schema things among the tokens not consumed by intent extraction."""
+    mentions: list[Mention] = []
+    n = len(tokens)
+    i = 0
+    while i < n:
+        if i in consumed:
+            i += 1
+            continue
+        tok = tokens[i]
+        if tok.kind == "quoted":
+            links = _quoted_links(tok, model)
+            mentions.append(Mention(i, i + 1, tok.text, links or [Link("literal", "", value=tok.text[1:-1].strip())]))
+            i += 1
+            continue
+        found = None
+        for size in range(min(model.max_phrase_len, n - i), 0, -1):
+            span = range(i, i + size)
+            if any(k in consumed or tokens[k].kind not in {"word", "number"} for k in span):
+                continue
+            phrase = tuple(tokens[k].norm for k in span)
+            if size == 1 and (phrase[0] in lx.STOPWORDS or tokens[i].kind == "number"):
+                continue
+            links = model.phrases.get(phrase)
+            if not links and size <= 3:
+                # a plural/singular form the index lacks ("countries" for "country")
+                links = model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),))
+            if links:
+                found = (size, links)
+                break
+        if found:
+            size, links = found
+            ordered = sorted(links, key=lambda lk: -lk.score)
+            text = " ".join(tokens[k].text for k in range(i, i + size))
+            mentions.append(Mention(i, i + size, text, ordered, " ".join(phrase)))
+            i += size
+        else:
+            i += 1
+    return mentions
+
+
+def _quoted_links(tok: Token, model: SemanticModel) -> list[Link]:
+    words = tuple(t.norm for t in tokenize(tok.norm))
+    return [lk for lk in model.phrases.get(words, []) if lk.kind == "value"]
+
+
+def unknown_words(tokens: list[Token], consumed: set[int], mentions: list[Mention]) -> list[int]:
+    """Indexes of content words nobody understood (reported as "ignored", or suggestions)."""
+    covered = set(consumed)
+    for m in mentions:
+        covered.update(range(m.start, m.end))
+    known = lexicon_words()
+    return [i for i, t in enumerate(tokens)
+            if i not in covered and t.kind == "word" and t.norm not in known and len(t.norm) > 1]
+
+
+_KEY_WORDS = {"id", "ids", "key", "keys", "uuid", "guid", "no", "nos"}
+
+
+def _schema_words_by_length(model: SemanticModel) -> dict[int, list[str]]:
+    cached = getattr(model, "_schema_by_length", None)
+    if cached is None:
+        cached = {}
+        for word in sorted(model.schema_words):
+            cached.setdefault(len(word), []).append(word)
+        model._schema_by_length = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def suggestions_for(word: str, model: SemanticModel, n: int = 3, *, schema_only: bool = False) -> list[str]:
+    """Schema words (and values, unless ``schema_only``) close to ``word`` ("did you mean"),
+    a little looser than the automatic spelling correction (two edits from four letters)."""
+    lowered = word.lower()
+    limit = 1 if len(lowered) < 4 else 2
+    vocab = _schema_words_by_length(model) if schema_only else vocabulary_by_length(model)
+    concept_words = {w for words in lx.CONCEPT_WORDS.values() for phrase in words for w in phrase.split()}
+    scored = []
+    for length in range(len(lowered) - limit, len(lowered) + limit + 1):
+        for candidate in vocab.get(length, ()):
+            if candidate[0] != lowered[0] or candidate in lexicon_words() or candidate in concept_words \
+                    or candidate in _KEY_WORDS:
+                continue
+            distance = edit_distance(lowered, candidate, limit)
+            if 0 < distance <= limit:
+                # prefer table/column words, then words the typo is a shortening of ("regn")
+                scored.append((distance, candidate not in model.schema_words,
+                               not _is_subsequence(lowered, candidate), candidate))
+    return [w for *_, w in sorted(scored)[:n]]
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    it = iter(long)
+    return all(ch in it for ch in short)

@@ -1,0 +1,273 @@
+"""SQL generation: a :class:`~.query.QuerySpec` -> one SELECT in the warehouse's dialect.
+
+The statement is built as a sqlglot AST and rendered with ``.sql(dialect=...)``; no text from
+the question is ever pasted into SQL. Identifiers come from the schema (quoted when they need
+it: ``"Order"``, ``"OrderDate"``), values become sqlglot literals, which sqlglot escapes.
+
+Dialect differences handled here rather than left to sqlglot's transpiler:
+
+* time buckets: ``CAST(DATE_TRUNC('month', col) AS DATE)`` for DuckDB and PostgreSQL (both
+  return a timestamp otherwise); ``strftime`` / ``date()`` expressions for SQLite, which has
+  no ``DATE_TRUNC`` and stores dates as ISO text;
+* date literals: ``CAST('2024-01-01' AS DATE)`` for DuckDB and PostgreSQL, a plain ISO string
+  for SQLite (where ``CAST(... AS DATE)`` would yield the number 2024);
+* dates stored as text in DuckDB/PostgreSQL are cast to ``DATE`` before use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.tokens import Tokenizer
+
+from .model import Edge, SemanticModel
+from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
+
+_SIMPLE = re.compile(r"[a-z_][a-z0-9_]*")
+_EXTRA_RESERVED = {"ORDER", "GROUP", "USER", "TABLE", "SELECT", "FROM", "WHERE", "LIMIT", "OFFSET",
+                   "VALUE", "VALUES", "KEY", "INDEX", "DATE", "TIME", "TIMESTAMP", "MONTH",
+                   "YEAR", "DAY", "WEEK", "QUARTER", "HOUR", "MINUTE", "SECOND", "END", "CASE",
+                   "RANGE", "ROWS", "ROW", "DESC", "ASC", "CHECK", "DEFAULT", "COLUMN", "ALL",
+                   "ANY", "SOME", "BETWEEN", "LIKE", "IN", "IS", "NOT", "NULL", "TRUE", "FALSE",
+                   "AND", "OR", "ON", "AS", "BY", "TO", "WITH", "CAST", "UNION", "WINDOW"}
+
+
+@functools.lru_cache(maxsize=1)
+def _reserved() -> frozenset[str]:
+    words = {w for key in Tokenizer.KEYWORDS for w in key.split()}
+    return frozenset(words | _EXTRA_RESERVED)
+
+
+def ident(name: str) -> exp.Identifier:
+    """An identifier, quoted when the name is not plain lowercase or is a keyword."""
+    quoted = not _SIMPLE.fullmatch(name) or name.upper() in _reserved()
+    return exp.to_identifier(name, quoted=quoted)
+
+
+def col(table: str, column: str) -> exp.Column:
+    return exp.Column(this=ident(column), table=ident(table))
+
+
+def _num(value: float) -> exp.Expression:
+    if float(value).is_integer() and abs(value) < 1e15:
+        return exp.Literal.number(int(value))
+    return exp.Literal.number(repr(float(value)))
+
+
+def _literal(value: Any) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.true() if value else exp.false()
+    if isinstance(value, (int, float)):
+        return _num(value)
+    return exp.Literal.string(str(value))
+
+
+def _date_literal(day: dt.date, dialect: str) -> exp.Expression:
+    text = exp.Literal.string(day.isoformat())
+    return text if dialect == "sqlite" else exp.cast(text, "DATE")
+
+
+def _date_value(table: str, column: str, text_date: bool, dialect: str) -> exp.Expression:
+    ref = col(table, column)
+    if text_date and dialect != "sqlite":
+        return exp.cast(ref, "DATE")
+    return ref
+
+
+def _strftime(fmt: str, value: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this="STRFTIME", expressions=[exp.Literal.string(fmt), value])
+
+
+def time_bucket(table: str, column: str, grain: str, *, text_date: bool, dialect: str) -> exp.Expression:
+    """The start of the ``grain`` period containing the column's date, as a date."""
+    value = _date_value(table, column, text_date, dialect)
+    if dialect == "sqlite":
+        if grain == "day":
+            return exp.Anonymous(this="DATE", expressions=[value])
+        if grain == "week":  # Monday on or before the date, like DATE_TRUNC('week')
+            return exp.Anonymous(this="DATE", expressions=[value, exp.Literal.string("-6 days"),
+                                                            exp.Literal.string("weekday 1")])
+        if grain == "month":
+            return _strftime("%Y-%m-01", value)
+        if grain == "year":
+            return _strftime("%Y-01-01", value)
+        month = exp.cast(_strftime("%m", value.copy()), "INTEGER")
+        case = exp.Case()
+        for upper, start in ((3, "-01-01"), (6, "-04-01"), (9, "-07-01")):
+            case = case.when(exp.LTE(this=month.copy(), expression=_num(upper)), exp.Literal.string(start))
+        case = case.else_(exp.Literal.string("-10-01"))
+        return exp.DPipe(this=_strftime("%Y", value), expression=case, safe=True)
+    if grain == "day":
+        return exp.cast(value, "DATE")
+    trunc = exp.Anonymous(this="DATE_TRUNC", expressions=[exp.Literal.string(grain), value])
+    return exp.cast(trunc, "DATE")
+
+
+def formula_sql(table: str, formula: tuple) -> exp.Expression:
+    """Render a measure formula tree (see :class:`~.model.MeasureDef`)."""
+    op = formula[0]
+    if op == "col":
+        return col(table, formula[1])
+    if op == "one_minus":
+        return exp.Paren(this=exp.Sub(this=_num(1), expression=formula_sql(table, formula[1])))
+    left, right = formula_sql(table, formula[1]), formula_sql(table, formula[2])
+    if op == "mul":
+        return exp.Mul(this=left, expression=right)
+    if op == "sub":
+        return exp.Paren(this=exp.Sub(this=left, expression=right))
+    raise ValueError(f"unknown formula operator {op!r}")
+
+
+def measure_sql(measure: MeasureSpec, dialect: str = "duckdb") -> exp.Expression:
+    if measure.formula is None:
+        return exp.Count(this=exp.Star())
+    if measure.formula[0] == "ratio":
+        top = exp.Mul(this=exp.Literal.number("1.0"), expression=exp.Sum(this=formula_sql(measure.table, measure.formula[1])))
+        bottom = exp.Sum(this=formula_sql(measure.table, measure.formula[2]))
+        return exp.Div(this=top, expression=exp.Nullif(this=bottom, expression=_num(0)))
+    value = formula_sql(measure.table, measure.formula)
+    if measure.agg == "count_distinct":
+        return exp.Count(this=exp.Distinct(expressions=[value]))
+    if measure.agg == "count":
+        return exp.Count(this=value)
+    if measure.agg == "avg_per" and measure.per:
+        # the average per entity (order, customer): total over number of distinct entities;
+        # the 1.0 factor keeps integer division out of SQLite and PostgreSQL
+        per = exp.Count(this=exp.Distinct(expressions=[col(*measure.per)]))
+        total = exp.Mul(this=exp.Literal.number("1.0"), expression=exp.Sum(this=value))
+        return exp.Div(this=total, expression=exp.Nullif(this=per, expression=_num(0)))
+    if measure.agg == "median":
+        # DuckDB has MEDIAN, PostgreSQL PERCENTILE_CONT (sqlglot renders either); SQLite has
+        # neither, so it gets the average and the parser says so
+        return exp.Avg(this=value) if dialect == "sqlite" else exp.Median(this=value)
+    func = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[measure.agg]
+    return func(this=value)
+
+
+def dialect_notes(spec: QuerySpec, dialect: str) -> list[str]:
+    """Assumptions forced by the dialect (features the engine lacks)."""
+    notes = []
+    if dialect == "sqlite" and any(m.agg == "median" for m in spec.measures):
+        notes.append("SQLite has no median: used the average instead")
+    return notes
+
+
+def dimension_sql(dim: DimensionSpec, dialect: str) -> exp.Expression:
+    if dim.grain:
+        return time_bucket(dim.table, dim.column, dim.grain, text_date=dim.text_date, dialect=dialect)
+    return col(dim.table, dim.column)
+
+
+def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
+    if flt.op == "date_range":
+        value = _date_value(flt.table, flt.column, flt.text_date, dialect)
+        start, end = flt.values
+        parts: list[exp.Expression] = []
+        if start is not None:
+            parts.append(exp.GTE(this=value.copy(), expression=_date_literal(start, dialect)))
+        if end is not None:
+            parts.append(exp.LT(this=value.copy(), expression=_date_literal(end, dialect)))
+        return exp.and_(*parts) if len(parts) > 1 else parts[0]
+    ref = col(flt.table, flt.column)
+    if flt.op == "in":
+        return exp.In(this=ref, expressions=[_literal(v) for v in flt.values])
+    if flt.op == "between":
+        return exp.Between(this=ref, low=_literal(flt.values[0]), high=_literal(flt.values[1]))
+    if flt.op == "is_true":
+        return exp.EQ(this=ref, expression=_num(1)) if dialect == "sqlite" else exp.EQ(
+            this=exp.cast(ref, "INTEGER"), expression=_num(1))
+    if flt.op == "like":
+        return exp.Like(this=exp.Lower(this=ref), expression=exp.Literal.string(f"%{str(flt.values[0]).lower()}%"))
+    return _compare(flt.op, ref, _literal(flt.values[0]))
+
+
+def _compare(op: str, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    cls = {"=": exp.EQ, "!=": exp.NEQ, ">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}[op]
+    return cls(this=left, expression=right)
+
+
+def join_plan(model: SemanticModel, spec: QuerySpec) -> list[tuple[Edge, bool]]:
+    """The joins that connect every table the query uses to its base table.
+
+    Walks the BFS tree of shortest paths from the base table (many-to-one steps only, unless
+    the spec allows fan-out), so the union of paths is itself a tree: each table is joined once.
+    """
+    paths = model.paths_from(spec.base, directed=not spec.allow_fanout)
+    steps: list[tuple[Edge, bool]] = []
+    seen: set[tuple[str, tuple[str, ...], str]] = set()
+    for table in sorted(spec.tables() - {spec.base}, key=lambda t: (len(paths.get(t, ())), t)):
+        if table not in paths:
+            raise LookupError(f"no join path from {spec.base} to {table}")
+        for edge, forward in paths[table]:
+            key = (edge.child, edge.child_cols, edge.parent)
+            if key not in seen:
+                seen.add(key)
+                steps.append((edge, forward))
+    return steps
+
+
+def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Select:
+    """The sqlglot AST of the query."""
+    projections: list[exp.Expression] = []
+    group: list[exp.Expression] = []
+    for dim in spec.dimensions:
+        expr = dimension_sql(dim, dialect)
+        projections.append(exp.alias_(expr, ident(dim.alias)))
+        group.append(expr.copy())
+        group.extend(col(dim.table, key) for key in dim.group_keys)
+    for sel in spec.select:
+        projections.append(exp.alias_(col(sel.table, sel.column), ident(sel.alias)))
+    for measure in spec.measures:
+        projections.append(exp.alias_(measure_sql(measure, dialect), ident(measure.alias)))
+    if spec.share and spec.measures and spec.dimensions:
+        # 100.0 * x / SUM(x) OVER (): the 100.0 keeps integer counts out of integer division
+        first = measure_sql(spec.measures[0], dialect)
+        total = exp.Window(this=exp.Sum(this=first.copy()))
+        share = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=first),
+                        expression=exp.Nullif(this=total, expression=_num(0)))
+        projections.append(exp.alias_(share, ident("share_pct")))
+    # The AST is assembled directly (not through the builder methods, which copy and re-parse
+    # their arguments) because parsing must stay within a few milliseconds.
+    query = exp.Select(expressions=projections)
+    query.set("from_", exp.From(this=exp.Table(this=ident(spec.base))))
+    joins = []
+    for edge, forward in join_plan(model, spec):
+        target = edge.parent if forward else edge.child
+        condition = exp.and_(*[
+            exp.EQ(this=col(edge.child, c), expression=col(edge.parent, p))
+            for c, p in zip(edge.child_cols, edge.parent_cols)
+        ], copy=False)
+        joins.append(exp.Join(this=exp.Table(this=ident(target)), side="LEFT", on=condition))
+    if joins:
+        query.set("joins", joins)
+    conditions = [filter_sql(f, dialect) for f in spec.filters]
+    if conditions:
+        query.set("where", exp.Where(this=exp.and_(*conditions, copy=False)))
+    if group and spec.measures:
+        query.set("group", exp.Group(expressions=group))
+    if spec.having:
+        havings = []
+        for h in spec.having:
+            agg = measure_sql(h.measure, dialect)
+            if h.op == "between":
+                havings.append(exp.Between(this=agg, low=_num(h.values[0]), high=_num(h.values[1])))
+            else:
+                havings.append(_compare(h.op, agg, _num(h.values[0])))
+        query.set("having", exp.Having(this=exp.and_(*havings, copy=False)))
+    if spec.order:
+        query.set("order", exp.Order(expressions=[
+            exp.Ordered(this=exp.Column(this=ident(alias)), desc=direction == "desc")
+            for alias, direction in spec.order
+        ]))
+    if spec.limit is not None:
+        query.set("limit", exp.Limit(expression=_num(spec.limit)))
+    return query
+
+
+def generate(model: SemanticModel, spec: QuerySpec, dialect: str) -> str:
+    """Render the query for ``dialect`` (``duckdb``, ``sqlite``, ``postgres``)."""
+    return build_select(model, spec, dialect).sql(dialect=dialect)
