@@ -41,7 +41,7 @@ case "$cmd" in
     ensure_venv
     ensure_chromium
     # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
-    exec "$VENV/bin/python" -m pytest -q "$@"
+    exec "$VENV/bin/python" -m pytest -q -rs "$@"
     ;;
   *)
     sed -n '2,4p' "$0"

@@ -51,7 +51,10 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def northwind_path() -> Path:
     if not NORTHWIND.exists():
-        pytest.skip(f"*** {NORTHWIND} not found: Northwind tests SKIPPED ***")
+        reason = f"*** {NORTHWIND} not found (../shared/data beside the checkout): Northwind test SKIPPED ***"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason.replace("SKIPPED", "REQUIRED by LIVEBI_REQUIRE_SERVICES=1"))
+        pytest.skip(reason)
     return NORTHWIND
 
 

@@ -258,7 +258,7 @@ def test_unreachable_table_is_not_understood(agent, model):
 
 def test_with_the_sqlite_connector(northwind_path, con):
     """The real connector reports text dates as ``date``; answers are the same."""
-    sqlite_module = pytest.importorskip("livebi.warehouse.sqlite")
+    from livebi.warehouse import sqlite as sqlite_module
     warehouse = sqlite_module.SQLiteWarehouse("northwind", f"sqlite:///{northwind_path}")
     agent = NLPAgent(today=TODAY)
 

@@ -287,7 +287,7 @@ def test_not_understood_carries_examples():
 # -- the real demo warehouse ----------------------------------------------------------------------
 
 def test_on_the_generated_demo(demo_duckdb):
-    duckdb_module = pytest.importorskip("livebi.warehouse.duckdb")
+    from livebi.warehouse import duckdb as duckdb_module
     import duckdb
 
     warehouse = duckdb_module.DuckDBWarehouse("demo", f"duckdb:///{demo_duckdb}")

@@ -485,13 +485,6 @@ def test_decimals_become_floats():
     assert choose("total", result(["total"], [[Decimal("3.25")]])).kpi["value"] == 3.25
 
 
-def test_numpy_numbers_become_floats():
-    np = pytest.importorskip("numpy")
-    res = result(["region", "revenue"], [["N", np.float64(1.5)], ["S", np.int64(2)]], ["text", "number"])
-    chart = choose("revenue by region", res)
-    assert chart.figure["data"][0]["y"] == [2.0, 1.5]
-
-
 @pytest.mark.parametrize("chart_type", [t for t in CHART_TYPES if t not in ("kpi", "table")])
 def test_every_figure_type_validates_and_serialises(chart_type):
     rows = [[f"2024-{1 + i % 12:02d}-01", REGIONS[i % 4], float(i), float(i * 2 + 1)] for i in range(48)]
