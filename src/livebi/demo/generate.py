@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 #: Bump when the generated data changes shape, so ``ensure_demo`` regenerates old files.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 FIRST_YEAR = 2021
 LAST_YEAR = 2025
@@ -521,7 +521,7 @@ def _build(con: duckdb.DuckDBPyConnection, *, rows: int, seed: int) -> None:
         f"""
         INSERT INTO cash_flow
         WITH t AS (
-            SELECT month, sum(revenue) AS revenue, sum(cost) AS cost,
+            SELECT month, sum(revenue::DECIMAL(18, 2))::DOUBLE AS revenue, sum(cost::DECIMAL(18, 2))::DOUBLE AS cost,
                    row_number() OVER (ORDER BY month) AS k,
                    month(month) AS mo, year(month) AS yr
             FROM monthly GROUP BY month
