@@ -109,8 +109,9 @@ class Pipeline:
                 progress(stage, "intent_extraction", "Analyzing question intent…", 0)
                 model = await self.nlp.model_for(wh)
 
-                def on_substage(substage: str, _pct: int, detail: str) -> None:
-                    loop.call_soon_threadsafe(progress, Stage.nlp_processing, substage, detail, 0)
+                def on_substage(substage: str, pct: int, detail: str) -> None:
+                    overall = _within(substage, pct)
+                    loop.call_soon_threadsafe(progress, Stage.nlp_processing, substage, detail, 0, overall)
 
                 try:
                     parsed = await asyncio.to_thread(
@@ -199,6 +200,19 @@ class _Monotonic:
             percent = _PERCENT.get(substage, self.percent)
         self.percent = max(self.percent, min(99.0, float(percent)))
         self._report(stage.value, substage, round(self.percent, 1), details, rows)
+
+
+_ORDER = [sub for subs in SUBSTAGES.values() for sub, _ in subs]
+
+
+def _within(substage: str, pct: float) -> float | None:
+    """Overall percent for ``pct`` percent of the way through ``substage``."""
+    if substage not in _PERCENT:
+        return None
+    start = _PERCENT[substage]
+    i = _ORDER.index(substage)
+    end = _PERCENT[_ORDER[i + 1]] if i + 1 < len(_ORDER) else 100
+    return start + (end - start) * max(0.0, min(100.0, pct)) / 100.0
 
 
 def _hint(raw: dict[str, Any]) -> ChartHint:
