@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from . import __version__
 from .config import Settings
 from .services import Services
-from .transports import http
+from .transports import http, sse
 from .transports.websocket import websocket_endpoint
 
 WEB_DIR = Path(str(resources.files("livebi") / "web"))
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="livebi", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.services = services
     app.include_router(http.router)
+    app.include_router(sse.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
 
     plotly_js = plotly_js_path()

@@ -42,20 +42,9 @@ def _parse_warehouses(values: list[str] | None) -> dict[str, str] | None:
 
 
 def _run_server(settings: Settings, log_level: str) -> None:
-    import uvicorn
+    from .server import build_server
 
-    from .app import create_app
-
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        ws_max_size=max(1024 * 1024, settings.max_message_bytes * 4),
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-        timeout_graceful_shutdown=5,
-    )
+    build_server(settings, log_level=log_level).run()
 
 
 async def _ensure_users(settings: Settings, users: tuple[tuple[str, str], ...]) -> None:

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     )
     batch_max_messages: int = Field(64, description="Most publications sent in one message_batch frame.")
     batch_max_bytes: int = Field(256 * 1024, description="Largest message_batch frame, in bytes.")
+    max_connections: int = Field(10_000, description="Open connections (all transports) one process accepts; more are closed with 1013.")
+    max_connections_per_user: int = Field(50, description="Open connections one user may have; more are refused (4009).")
+    op_rate_per_s: float = Field(50.0, description="Ops per second one connection may send (token bucket); 0 switches the limit off.")
+    op_burst: int = Field(100, description="Ops a connection may send in a burst above op_rate_per_s.")
+    ws_ping_interval_s: float = Field(20.0, description="Seconds between WebSocket heartbeat pings (dead peers are dropped).")
+    ws_ping_timeout_s: float = Field(20.0, description="Seconds to wait for a heartbeat pong before dropping the peer.")
+    sse_heartbeat_s: float = Field(15.0, description="Seconds of silence after which an SSE stream sends a comment heartbeat.")
+    shutdown_drain_s: float = Field(2.0, description="Seconds a graceful shutdown waits for outgoing queues to drain before closing with 1012.")
     history_size: int = Field(1000, description="Publications each channel keeps for recovery.")
     history_ttl_s: float = Field(300.0, description="Seconds a publication stays in channel history.")
     progress_interval_s: float = Field(
@@ -85,7 +93,10 @@ class Settings(BaseSettings):
         True, description="Publish progress messages while a question is answered (off: only result/error)."
     )
     batching: bool = Field(True, description="Coalesce queued publications into message_batch frames.")
-    websocket: bool = Field(True, description="Serve the /ws WebSocket endpoint.")
+    presence: bool = Field(True, description="Track who is on dashboard and system channels and publish join/leave.")
+    websocket: bool = Field(
+        True, description="Serve the /ws WebSocket endpoint. Off: HTTP-only mode (SSE stream + POST ops) for everything."
+    )
 
     # NLP
     today: datetime.date | None = Field(

@@ -34,6 +34,9 @@ class ErrorCode(str, enum.Enum):
     unknown_channel = "unknown_channel"  # the channel name has no known form
     not_found = "not_found"  # the query, warehouse or object does not exist
     too_many_queries = "too_many_queries"  # the user has max_concurrent_queries_per_user running
+    too_many_connections = "too_many_connections"  # connection limit reached (per user or overall)
+    rate_limited = "rate_limited"  # more ops per second than op_rate_per_s allows
+    not_subscribed = "not_subscribed"  # presence on a channel the connection is not subscribed to
     feature_disabled = "feature_disabled"  # a feature flag switched this off
     internal = "internal"  # a bug: logged server side, the connection stays open
     # Ask pipeline (``error`` publications on query:<id>, stage says where)
@@ -63,6 +66,9 @@ ERROR_HELP: dict[str, str] = {
     "unknown_channel": "The channel name is not of a known form (query:, dashboard:, user:, system).",
     "not_found": "The query, warehouse or object does not exist.",
     "too_many_queries": "The user already has max_concurrent_queries_per_user questions running.",
+    "too_many_connections": "The user (max_connections_per_user) or the server (max_connections) has too many connections.",
+    "rate_limited": "The connection sent more than op_rate_per_s ops per second; the op was not applied.",
+    "not_subscribed": "Presence needs a subscription to the channel first.",
     "feature_disabled": "A feature flag switched this feature off.",
     "internal": "An unexpected server error; it is logged and the connection stays open.",
     "empty_question": "The question is empty.",
@@ -86,20 +92,26 @@ class CloseCode(enum.IntEnum):
     """WebSocket close codes livebi uses (4000-4999 are application codes)."""
 
     normal = 1000
+    going_away = 1001  # the peer went away (browser navigation, dead heartbeat)
     message_too_big = 1009  # a frame beyond the transport's hard limit
     service_restart = 1012  # the server is shutting down: reconnect and resubscribe with since
+    try_again_later = 1013  # the server is at max_connections: reconnect later with backoff
     unauthenticated = 4001  # no valid token (query parameter or first auth op) in time
-    slow_consumer = 4008  # the outgoing queue overflowed: reconnect and recover from history
     feature_disabled = 4003  # the WebSocket transport is switched off (HTTP-only mode)
+    slow_consumer = 4008  # the outgoing queue overflowed: reconnect and recover from history
+    too_many_connections = 4009  # the user has max_connections_per_user connections open
 
 
 CLOSE_HELP: dict[int, str] = {
     1000: "Normal closure.",
+    1001: "Going away: the peer left or stopped answering heartbeats.",
     1009: "A frame exceeded the transport's hard size limit.",
     1012: "The server is restarting: reconnect with backoff and resubscribe with `since`.",
+    1013: "The server is at max_connections: reconnect later with backoff.",
     4001: "Unauthenticated: the token was missing, invalid or expired, or auth did not come in time.",
     4003: "The WebSocket transport is switched off (HTTP-only mode): use the SSE fallback.",
     4008: "Slow consumer: the connection's outgoing queue overflowed; reconnect and recover.",
+    4009: "Too many connections for this user (max_connections_per_user).",
 }
 
 
@@ -170,11 +182,19 @@ class PingOp(_Op):
     op: Literal["ping"]
 
 
+class PresenceOp(_Op):
+    """List who is on a channel; with ``state``, also set this connection's presence state."""
+
+    op: Literal["presence"]
+    channel: str = Field(..., max_length=200)
+    state: dict[str, Any] | None = Field(None, description="Small JSON object, e.g. {\"editing\": \"w1\"}.")
+
+
 ClientOp = Annotated[
-    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp],
+    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp],
     Field(discriminator="op"),
 ]
-OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping")
+OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence")
 _client_op_adapter: TypeAdapter[Any] = TypeAdapter(ClientOp)
 
 
@@ -288,6 +308,19 @@ class ResultData(BaseModel):
     timings_ms: dict[str, float]
 
 
+class PresenceMember(BaseModel):
+    conn_id: str
+    user_id: str
+    username: str
+    state: dict[str, Any]
+    joined_at: float
+
+
+class PresenceData(BaseModel):
+    event: Literal["join", "leave", "update"]
+    member: PresenceMember
+
+
 class MessageBatch(BaseModel):
     type: Literal["message_batch"]
     batch_id: str
@@ -299,6 +332,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "progress": ProgressData,
     "result": ResultData,
     "error": ErrorData,
+    "presence": PresenceData,
 }
 
 

@@ -8,6 +8,8 @@ import logging
 import re
 from typing import Any
 
+from .protocol import CloseCode, dumps
+from .realtime.connection import Connection
 from .agents.data import DataAgent
 from .agents.nlp import NLPAgent
 from .auth import Authenticator, TokenSigner, User
@@ -34,7 +36,14 @@ class Services:
         self.settings = settings
         self.metrics = Metrics()
         self.hub = Hub(history_size=settings.history_size, history_ttl=settings.history_ttl_s)
-        self.connections = ConnectionManager(self.hub, on_frame_queued=self.metrics.frames_queued.inc)
+        self.connections = ConnectionManager(
+            self.hub,
+            max_connections=settings.max_connections,
+            max_per_user=settings.max_connections_per_user,
+            on_frame_queued=self.metrics.frames_queued.inc,
+        )
+        self.shutting_down = False
+        self.sse_streams: dict[str, Any] = {}  # conn_id -> transports.sse.SSEStream
         self.broker = open_broker(settings.broker_url, self.hub, self._deliver)
         self.store: MetadataStore | None = None
         self.auth: Authenticator | None = None
@@ -95,6 +104,62 @@ class Services:
         while True:
             await asyncio.sleep(max(1.0, min(30.0, self.settings.history_ttl_s / 4)))
             self.hub.prune()
+
+    # Connections and presence ---------------------------------------------------------------
+
+    def presence_enabled(self, channel: str) -> bool:
+        return self.settings.presence and (channel == "system" or channel.startswith("dashboard:"))
+
+    async def join_presence(self, conn: Connection, channel: str) -> None:
+        if not self.presence_enabled(channel) or conn.user is None:
+            return
+        if any(ch == channel for ch, _ in self.hub.present_on(conn.id)):
+            return  # a resubscription: already present
+        entry = self.hub.join(conn.id, channel, user_id=conn.user.id, username=conn.user.username)
+        await self.publish(channel, "presence", {"event": "join", "member": entry.public()})
+
+    async def presence(self, conn: Connection, channel: str, state: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The presence op: optionally set this connection's state, return the members."""
+        if not self.settings.presence:
+            raise ProtocolError(ErrorCode.feature_disabled, "presence is switched off on this server")
+        if not self.presence_enabled(channel):
+            raise ProtocolError(ErrorCode.invalid_op, "presence is kept on dashboard:<id> and system channels only")
+        if channel not in self.hub.channels_of(conn.id):
+            raise ProtocolError(ErrorCode.not_subscribed, f"subscribe to {channel} first")
+        if state is not None:
+            if len(dumps(state)) > 2048:
+                raise ProtocolError(ErrorCode.invalid_op, "presence state must be at most 2048 bytes of JSON")
+            entry = self.hub.set_state(conn.id, channel, state)
+            if entry is not None:
+                await self.publish(channel, "presence", {"event": "update", "member": entry.public()})
+        return [e.public() for e in self.hub.presence(channel)]
+
+    async def unsubscribe(self, conn: Connection, channel: str) -> bool:
+        left = self.hub.leave(conn.id, channel)
+        done = self.connections.unsubscribe(conn, channel)
+        if left is not None:
+            await self.publish(channel, "presence", {"event": "leave", "member": left.public()})
+        return done
+
+    async def disconnect(self, conn: Connection) -> None:
+        """Forget a closed connection; tell its channels it left (stale presence never lingers)."""
+        present = self.hub.present_on(conn.id)
+        self.connections.remove(conn)
+        for channel, entry in present:
+            with contextlib.suppress(Exception):
+                await self.publish(channel, "presence", {"event": "leave", "member": entry.public()})
+
+    async def begin_shutdown(self) -> None:
+        """Graceful shutdown: stop admitting, drain every outbox (bounded), close with 1012."""
+        self.shutting_down = True
+        conns = list(self.connections.connections.values())
+        if not conns:
+            return
+        timeout = self.settings.shutdown_drain_s
+        await asyncio.gather(*(c.drain(timeout) for c in conns), return_exceptions=True)
+        await asyncio.gather(
+            *(c.close(CloseCode.service_restart, "server restarting") for c in conns), return_exceptions=True
+        )
 
     # Permissions ----------------------------------------------------------------------------
 

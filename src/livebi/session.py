@@ -1,13 +1,15 @@
 """A client session: turns one connection's ops into service calls and replies.
 
-Transport-agnostic: the WebSocket endpoint (and later the HTTP fallback) feed it raw frames;
-everything it sends goes through the connection's outbox, so replies and publications reach the
-client in the order they were produced. Any bad input becomes an error reply; the session, the
-connection and every other client carry on.
+Transport-agnostic: the WebSocket endpoint feeds it frames and queues the reply on the
+connection (so replies and publications reach the client in the order they were produced); the
+HTTP fallback POSTs frames and returns the reply in the response while publications flow on the
+SSE stream. Any bad input becomes an error reply; the session, the connection and every other
+client carry on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -20,6 +22,7 @@ from .protocol import (
     CancelOp,
     ErrorCode,
     PingOp,
+    PresenceOp,
     ProtocolError,
     SubscribeOp,
     UnsubscribeOp,
@@ -29,89 +32,153 @@ from .protocol import (
     parse_op,
 )
 from .realtime.connection import Connection
+from .realtime.manager import ConnectionLimitExceeded
 from .services import Services
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Replay:
+    """Publications to send after a reply: (channel, epoch, seq, frame)."""
+
+    items: list[tuple[str, str, int, str]] = dataclasses.field(default_factory=list)
+
+
+class TokenBucket:
+    """Allows ``rate`` ops per second with bursts up to ``burst`` (pure; clock injected)."""
+
+    def __init__(self, rate: float, burst: float, clock=time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._clock = clock
+        self._last = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
 
 
 class Session:
     def __init__(self, services: Services, conn: Connection) -> None:
         self.services = services
         self.conn = conn
-        self._after_reply: tuple[str, ...] = ()  # frames to send right after the current reply
+        s = services.settings
+        self._bucket = TokenBucket(s.op_rate_per_s, s.op_burst) if s.op_rate_per_s > 0 else None
+        self.limit_exceeded = False  # set when auth was refused for the per-user connection limit
 
     @property
     def user(self) -> User | None:
         return self.conn.user
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.conn.enqueue(dumps(message))
+    # Entry points ---------------------------------------------------------------------------
 
     async def handle(self, raw: str | bytes) -> None:
-        """Process one client frame; never raises for anything the client sent."""
+        """WebSocket: process one frame and queue its reply, then any replay, in order."""
+        reply, replay = await self.process(raw)
+        self.conn.enqueue(dumps(reply))
+        self.send_replay(replay)
+
+    async def process(self, raw: str | bytes) -> tuple[dict[str, Any], Replay]:
+        """Process one client frame; returns the reply and what must follow it.
+
+        Never raises for anything the client sent.
+        """
         metrics = self.services.metrics
         started = time.perf_counter()
         op_name = "invalid"
+        replay = Replay()
         try:
             op = parse_op(raw, max_bytes=self.services.settings.max_message_bytes)
             op_name = op.op
-            if self.user is None and not isinstance(op, AuthOp):
-                raise ProtocolError(ErrorCode.unauthenticated, "authenticate first (auth op with a token)", op_id=op.id)
-            handler = getattr(self, f"_op_{op.op}")
             try:
-                data = await handler(op)
+                if self._bucket is not None and not self._bucket.take():
+                    raise ProtocolError(
+                        ErrorCode.rate_limited,
+                        f"more than {self.services.settings.op_rate_per_s:g} ops per second; slow down",
+                    )
+                if self.user is None and not isinstance(op, AuthOp):
+                    raise ProtocolError(ErrorCode.unauthenticated, "authenticate first (auth op with a token)")
+                data = await getattr(self, f"_op_{op.op}")(op, replay)
             except ProtocolError as exc:
                 exc.op_id = op.id
                 raise
-            self.send(ok_reply(op.id, data))
-            if self._after_reply:
-                for frame in self._after_reply:
-                    self.conn.enqueue(frame)
-                self._after_reply = ()
+            reply = ok_reply(op.id, data)
         except ProtocolError as exc:
             metrics.op_errors.labels(exc.code.value).inc()
-            self.send(exc.reply())
+            reply = exc.reply()
         except Exception:
             log.exception("internal error handling a %s op", op_name)
             metrics.op_errors.labels("internal").inc()
-            self.send(error_reply(None, ErrorCode.internal, "internal error; it has been logged"))
+            reply = error_reply(None, ErrorCode.internal, "internal error; it has been logged")
         finally:
             metrics.messages_received.labels(op_name).inc()
             metrics.op_seconds.labels(op_name).observe(time.perf_counter() - started)
+        return reply, replay
+
+    def send_replay(self, replay: Replay) -> None:
+        for channel, epoch, seq, frame in replay.items:
+            self.conn.enqueue_publication(channel, epoch, seq, frame)
+
+    async def authenticate(self, token: str) -> User:
+        """Check a token, apply connection limits and bind the user to this connection.
+
+        Raises:
+            AuthError: the token is invalid or expired.
+            ConnectionLimitExceeded: the user has max_connections_per_user connections.
+        """
+        user = await self.services.auth.authenticate(token)
+        self.services.connections.bind_user(self.conn, user)
+        return user
+
+    async def subscribe(self, channel: str, since: tuple[str, int] | None, replay: Replay) -> dict[str, Any]:
+        """Authorize, subscribe, queue missed publications into ``replay``; the reply data."""
+        await self.services.authorize_channel(self.user, channel)
+        result = self.services.connections.subscribe(self.conn, channel, since)
+        if self.conn.track_positions:
+            start = since[1] if result.recovered else result.seq
+            self.conn.positions[channel] = (result.epoch, start)
+        replay.items.extend((channel, result.epoch, seq, frame) for seq, frame in result.missed)
+        await self.services.join_presence(self.conn, channel)
+        return {"channel": channel, "epoch": result.epoch, "seq": result.seq, "recovered": result.recovered}
 
     # Ops ------------------------------------------------------------------------------------
 
-    async def authenticate(self, token: str) -> User:
-        """Check a token and bind the user to this connection. Raises AuthError."""
-        user = await self.services.auth.authenticate(token)
-        self.conn.user = user
-        return user
-
-    async def _op_auth(self, op: AuthOp) -> dict[str, Any]:
+    async def _op_auth(self, op: AuthOp, replay: Replay) -> dict[str, Any]:
         if self.user is not None:
             return {"user": self.user.public()}
         try:
             user = await self.authenticate(op.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.unauthenticated, str(exc)) from None
+        except ConnectionLimitExceeded as exc:
+            self.limit_exceeded = True
+            raise ProtocolError(ErrorCode.too_many_connections, str(exc)) from None
         return {"user": user.public()}
 
-    async def _op_ping(self, op: PingOp) -> dict[str, Any]:
+    async def _op_ping(self, op: PingOp, replay: Replay) -> dict[str, Any]:
         return {"pong": True, "ts": round(time.time(), 3)}
 
-    async def _op_subscribe(self, op: SubscribeOp) -> dict[str, Any]:
-        await self.services.authorize_channel(self.user, op.channel)
+    async def _op_subscribe(self, op: SubscribeOp, replay: Replay) -> dict[str, Any]:
         since = (op.since.epoch, op.since.seq) if op.since else None
-        result = self.services.connections.subscribe(self.conn, op.channel, since)
-        # The reply goes out first, then the missed publications, then live ones: the outbox
-        # preserves this order because nothing runs between the reply and the replay.
-        self._after_reply = result.missed
-        return {"channel": op.channel, "epoch": result.epoch, "seq": result.seq, "recovered": result.recovered}
+        return await self.subscribe(op.channel, since, replay)
 
-    async def _op_unsubscribe(self, op: UnsubscribeOp) -> dict[str, Any]:
-        return {"channel": op.channel, "unsubscribed": self.services.connections.unsubscribe(self.conn, op.channel)}
+    async def _op_unsubscribe(self, op: UnsubscribeOp, replay: Replay) -> dict[str, Any]:
+        self.conn.positions.pop(op.channel, None)
+        done = await self.services.unsubscribe(self.conn, op.channel)
+        return {"channel": op.channel, "unsubscribed": done}
 
-    async def _op_ask(self, op: AskOp) -> dict[str, Any]:
+    async def _op_presence(self, op: PresenceOp, replay: Replay) -> dict[str, Any]:
+        members = await self.services.presence(self.conn, op.channel, op.state)
+        return {"channel": op.channel, "members": members}
+
+    async def _op_ask(self, op: AskOp, replay: Replay) -> dict[str, Any]:
         if (op.question is None) == (op.sql is None):
             raise ProtocolError(ErrorCode.invalid_op, "ask needs exactly one of question or sql")
         asks = self.services.asks
@@ -129,10 +196,12 @@ class Session:
         query_id = await asks.start(self.user.id, req)
         channel = f"query:{query_id}"
         # Subscribe before the pipeline task first runs, so no publication is missed.
-        self.services.connections.subscribe(self.conn, channel, None)
+        result = self.services.connections.subscribe(self.conn, channel, None)
+        if self.conn.track_positions:
+            self.conn.positions[channel] = (result.epoch, result.seq)
         return {"query_id": query_id, "channel": channel}
 
-    async def _op_cancel(self, op: CancelOp) -> dict[str, Any]:
+    async def _op_cancel(self, op: CancelOp, replay: Replay) -> dict[str, Any]:
         owner = await self.services.asks.owner(op.query_id)
         if owner is None:
             raise ProtocolError(ErrorCode.not_found, f"no query {op.query_id!r}")

@@ -11,10 +11,9 @@ from typing import Any, AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 
-from livebi.app import create_app
+from livebi.server import build_server
 from livebi.auth import hash_password
 from livebi.config import Settings
 from livebi.store import MetadataStore
@@ -160,12 +159,8 @@ import contextlib  # noqa: E402
 @contextlib.asynccontextmanager
 async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
     await _add_users(settings.resolved_store_url())
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning",
-        ws_max_size=max(1024 * 1024, settings.max_message_bytes * 4), lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = build_server(settings, log_level="warning")
+    app = server.config.app
     task = asyncio.create_task(server.serve())
     for _ in range(400):
         if server.started:

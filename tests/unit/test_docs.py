@@ -3,7 +3,9 @@
 from pathlib import Path
 
 from livebi.config import Settings, configuration_markdown
-from livebi.protocol import CLOSE_HELP, CloseCode, ErrorCode
+import json
+
+from livebi.protocol import CLOSE_HELP, OP_NAMES, CloseCode, ErrorCode, json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +22,7 @@ def test_every_setting_has_help() -> None:
 
 def test_protocol_doc_names_every_op_error_and_close_code() -> None:
     text = (ROOT / "docs" / "protocol.md").read_text()
-    for op in ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping"):
+    for op in OP_NAMES:
         assert f"`{op}`" in text, f"op {op} undocumented"
     for code in ErrorCode:
         assert f"`{code.value}`" in text, f"error code {code.value} undocumented"
@@ -29,3 +31,8 @@ def test_protocol_doc_names_every_op_error_and_close_code() -> None:
     assert set(CLOSE_HELP) == {int(c) for c in CloseCode}
     for word in ("progress", "result", "error", "message_batch", "recovered", "rows_processed", "substage"):
         assert word in text
+
+
+def test_exported_json_schema_matches_the_models() -> None:
+    committed = json.loads((ROOT / "docs" / "protocol.schema.json").read_text())
+    assert committed == json.loads(json.dumps(json_schema())), "run: livebi docs schema > docs/protocol.schema.json"

@@ -27,8 +27,9 @@ def hub(clock: Clock) -> Hub:
     return Hub(history_size=5, history_ttl=60, clock=clock, new_epoch=lambda: next(epochs))
 
 
-def seqs(frames):
-    return [json.loads(f)["seq"] for f in frames]
+def seqs(missed):
+    assert all(json.loads(frame)["seq"] == seq for seq, frame in missed)
+    return [seq for seq, _ in missed]
 
 
 def test_publish_assigns_increasing_seq_per_channel_and_targets_subscribers(hub: Hub) -> None:
@@ -115,3 +116,19 @@ def test_unsubscribe_and_disconnect(hub: Hub) -> None:
     assert hub.disconnect("c1") == ["b"]
     assert hub.publish("b", "t", {}).targets == ()
     assert hub.channels_of("c1") == frozenset()
+
+
+def test_presence_join_update_leave_and_disconnect(hub: Hub, clock: Clock) -> None:
+    hub.subscribe("c1", "dashboard:d")
+    hub.subscribe("c2", "dashboard:d")
+    hub.join("c1", "dashboard:d", user_id="u1", username="alice")
+    clock.now += 1
+    hub.join("c2", "dashboard:d", user_id="u2", username="bob", state={"editing": "w1"})
+    assert [e.username for e in hub.presence("dashboard:d")] == ["alice", "bob"]
+    assert hub.set_state("c1", "dashboard:d", {"editing": "w2"}).state == {"editing": "w2"}
+    assert hub.set_state("c9", "dashboard:d", {}) is None
+    assert [c for c, _ in hub.present_on("c2")] == ["dashboard:d"]
+    hub.disconnect("c2")
+    assert [e.username for e in hub.presence("dashboard:d")] == ["alice"]
+    hub.unsubscribe("c1", "dashboard:d")
+    assert hub.presence("dashboard:d") == []

@@ -6,7 +6,7 @@ from livebi.realtime.outbox import Outbox
 def test_single_frame_is_sent_as_is() -> None:
     box = Outbox(max_bytes=1000)
     box.put('{"a":1}')
-    assert box.take() == '{"a":1}'
+    assert box.take() == ('{"a":1}', None)
     assert box.take() is None
 
 
@@ -14,7 +14,7 @@ def test_waiting_frames_become_one_batch_in_order() -> None:
     box = Outbox(max_bytes=10_000)
     for i in range(5):
         box.put(json.dumps({"seq": i}))
-    batch = json.loads(box.take())
+    batch = json.loads(box.take()[0])
     assert batch["type"] == "message_batch" and batch["batch_id"]
     assert [m["seq"] for m in batch["messages"]] == [0, 1, 2, 3, 4]
     assert box.take() is None and box.queued_bytes == 0
@@ -25,21 +25,21 @@ def test_batch_respects_count_and_byte_limits() -> None:
     for i in range(7):
         box.put(json.dumps({"seq": i}))
     sizes = []
-    while (frame := box.take()) is not None:
-        msg = json.loads(frame)
+    while (item := box.take()) is not None:
+        msg = json.loads(item[0])
         sizes.append(len(msg["messages"]) if msg.get("type") == "message_batch" else 1)
     assert sizes == [3, 3, 1]
     box = Outbox(max_bytes=100_000, batch_max_bytes=25)
     for i in range(3):
         box.put(json.dumps({"seq": i, "pad": "x"}))  # ~21 bytes each
-    assert json.loads(box.take())["seq"] == 0
+    assert json.loads(box.take()[0])["seq"] == 0
 
 
 def test_batching_off_sends_frames_one_by_one() -> None:
     box = Outbox(max_bytes=10_000, batching=False)
     box.put("1")
     box.put("2")
-    assert [box.take(), box.take(), box.take()] == ["1", "2", None]
+    assert [box.take(), box.take(), box.take()] == [("1", None), ("2", None), None]
 
 
 def test_overflow_is_reported_and_sticky() -> None:
@@ -54,3 +54,12 @@ def test_overflow_is_reported_and_sticky() -> None:
 def test_one_large_frame_fits_an_empty_queue() -> None:
     box = Outbox(max_bytes=10)
     assert box.put("x" * 50)
+
+
+def test_a_batch_carries_the_event_id_of_its_last_frame() -> None:
+    box = Outbox(max_bytes=10_000)
+    box.put('{"seq":1}', "p1")
+    box.put('{"reply":1}')
+    box.put('{"seq":2}', "p2")
+    frame, event_id = box.take()
+    assert json.loads(frame)["type"] == "message_batch" and event_id == "p2"

@@ -10,6 +10,8 @@ recovers what it missed from channel history when it reconnects.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -18,15 +20,56 @@ from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-SendFn = Callable[[str], Awaitable[None]]
+SendFn = Callable[[str, "str | None"], Awaitable[None]]
 CloseFn = Callable[[int, str], Awaitable[None]]
 
 
+def encode_positions(positions: dict[str, tuple[str, int]]) -> str:
+    """A compact, URL-safe token of every channel position (the SSE event id)."""
+    raw = json.dumps([[ch, ep, seq] for ch, (ep, seq) in positions.items()], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def decode_positions(token: str, *, limit: int = 1000) -> dict[str, tuple[str, int]]:
+    """Inverse of :func:`encode_positions`; raises ValueError on anything malformed."""
+    try:
+        items = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(items, list) or len(items) > limit:
+            raise ValueError("not a position list")
+        out = {}
+        for ch, ep, seq in items:
+            if not (isinstance(ch, str) and isinstance(ep, str) and isinstance(seq, int) and seq >= 0):
+                raise ValueError("bad position")
+            out[ch] = (ep, seq)
+        return out
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed position token: {exc}") from None
+
+
 class Connection:
-    def __init__(self, conn_id: str, *, send: SendFn, close: CloseFn, outbox: Outbox, transport: str) -> None:
+    """Args:
+    send: writes one frame (with the client's position after it, for transports that
+        resume from an event id) to the transport.
+    close: closes the transport with a close code and reason.
+    track_positions: keep per-channel positions and attach them to each publication as
+        its event id (the SSE transport resumes from it with ``Last-Event-ID``).
+    """
+
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        send: SendFn,
+        close: CloseFn,
+        outbox: Outbox,
+        transport: str,
+        track_positions: bool = False,
+    ) -> None:
         self.id = conn_id
         self.transport = transport
         self.user: Any = None  # the authenticated user (livebi.auth.User) or None
+        self.track_positions = track_positions
+        self.positions: dict[str, tuple[str, int]] = {}
         self._send = send
         self._close = close
         self._outbox = outbox
@@ -40,11 +83,18 @@ class Connection:
     def closed(self) -> bool:
         return self._closed
 
-    def enqueue(self, frame: str) -> bool:
+    def enqueue_publication(self, channel: str, epoch: str, seq: int, frame: str) -> bool:
+        event_id = None
+        if self.track_positions:
+            self.positions[channel] = (epoch, seq)
+            event_id = encode_positions(self.positions)
+        return self.enqueue(frame, event_id)
+
+    def enqueue(self, frame: str, event_id: str | None = None) -> bool:
         """Queue a frame for the client; False when the connection is closed or overflowed."""
         if self._closed:
             return False
-        if not self._outbox.put(frame):
+        if not self._outbox.put(frame, event_id):
             log.warning("connection %s: outgoing queue over %d bytes, closing as slow consumer", self.id, self._outbox.max_bytes)
             asyncio.get_running_loop().create_task(self.close(CloseCode.slow_consumer, "slow consumer"))
             return False
@@ -78,10 +128,10 @@ class Connection:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while not self._closed:
-                    frame = self._outbox.take()
-                    if frame is None:
+                    item = self._outbox.take()
+                    if item is None:
                         break
-                    await self._send(frame)
+                    await self._send(*item)
                     self.frames_sent += 1
         except asyncio.CancelledError:
             pass

@@ -25,6 +25,7 @@ class Delivery:
     """One publication and the connections it must be sent to."""
 
     channel: str
+    epoch: str
     seq: int
     frame: str  # the serialized publication, shared by every target
     targets: tuple[str, ...]
@@ -35,7 +36,7 @@ class SubscribeResult:
     epoch: str
     seq: int  # the channel's current position (last published seq)
     recovered: bool | None  # None when no ``since`` was given
-    missed: tuple[str, ...]  # frames to replay, in order, when recovered
+    missed: tuple[tuple[int, str], ...]  # (seq, frame) to replay, in order, when recovered
 
 
 @dataclasses.dataclass
@@ -45,8 +46,22 @@ class _Entry:
     frame: str
 
 
+@dataclasses.dataclass
+class PresenceEntry:
+    """Who is on a channel through one connection, and what they are doing there."""
+
+    conn_id: str
+    user_id: str
+    username: str
+    state: dict[str, Any]
+    joined_at: float
+
+    def public(self) -> dict[str, Any]:
+        return {"conn_id": self.conn_id, "user_id": self.user_id, "username": self.username, "state": self.state, "joined_at": self.joined_at}
+
+
 class _Channel:
-    __slots__ = ("name", "epoch", "seq", "history", "subscribers")
+    __slots__ = ("name", "epoch", "seq", "history", "subscribers", "presence")
 
     def __init__(self, name: str, epoch: str) -> None:
         self.name = name
@@ -54,6 +69,7 @@ class _Channel:
         self.seq = 0
         self.history: collections.deque[_Entry] = collections.deque()
         self.subscribers: set[str] = set()
+        self.presence: dict[str, PresenceEntry] = {}
 
 
 class Hub:
@@ -110,7 +126,7 @@ class Hub:
         )
         ch.history.append(_Entry(ch.seq, now, frame))
         self._trim(ch, now)
-        return Delivery(channel, ch.seq, frame, tuple(ch.subscribers))
+        return Delivery(channel, ch.epoch, ch.seq, frame, tuple(ch.subscribers))
 
     def subscribe(self, conn_id: str, channel: str, since: tuple[str, int] | None = None) -> SubscribeResult:
         """Add ``conn_id`` to ``channel``; with ``since=(epoch, seq)`` compute what it missed.
@@ -133,7 +149,7 @@ class Hub:
         oldest = ch.history[0].seq if ch.history else ch.seq + 1
         if seq + 1 < oldest:
             return SubscribeResult(ch.epoch, ch.seq, False, ())
-        missed = tuple(e.frame for e in ch.history if e.seq > seq)
+        missed = tuple((e.seq, e.frame) for e in ch.history if e.seq > seq)
         return SubscribeResult(ch.epoch, ch.seq, True, missed)
 
     def unsubscribe(self, conn_id: str, channel: str) -> bool:
@@ -141,6 +157,7 @@ class Hub:
         if ch is None or conn_id not in ch.subscribers:
             return False
         ch.subscribers.discard(conn_id)
+        ch.presence.pop(conn_id, None)
         chans = self._by_conn.get(conn_id)
         if chans is not None:
             chans.discard(channel)
@@ -149,13 +166,51 @@ class Hub:
         return True
 
     def disconnect(self, conn_id: str) -> list[str]:
-        """Remove a connection from every channel; returns the channels it was in."""
+        """Remove a connection from every channel; returns the channels it was in.
+
+        Its presence entries go too: callers publish ``leave`` for the channels that
+        :meth:`present_on` reported before calling this.
+        """
         chans = self._by_conn.pop(conn_id, set())
         for name in chans:
             ch = self._channels.get(name)
             if ch is not None:
                 ch.subscribers.discard(conn_id)
+                ch.presence.pop(conn_id, None)
         return sorted(chans)
+
+    # Presence -------------------------------------------------------------------------------
+
+    def join(self, conn_id: str, channel: str, *, user_id: str, username: str, state: dict[str, Any] | None = None) -> PresenceEntry:
+        """Record that ``conn_id`` (subscribed to ``channel``) is present there."""
+        ch = self._channel(channel)
+        entry = PresenceEntry(conn_id, user_id, username, dict(state or {}), round(self._clock(), 3))
+        ch.presence[conn_id] = entry
+        return entry
+
+    def set_state(self, conn_id: str, channel: str, state: dict[str, Any]) -> PresenceEntry | None:
+        ch = self._channels.get(channel)
+        entry = ch.presence.get(conn_id) if ch else None
+        if entry is not None:
+            entry.state = dict(state)
+        return entry
+
+    def leave(self, conn_id: str, channel: str) -> PresenceEntry | None:
+        ch = self._channels.get(channel)
+        return ch.presence.pop(conn_id, None) if ch else None
+
+    def presence(self, channel: str) -> list[PresenceEntry]:
+        ch = self._channels.get(channel)
+        return sorted(ch.presence.values(), key=lambda e: (e.joined_at, e.conn_id)) if ch else []
+
+    def present_on(self, conn_id: str) -> list[tuple[str, PresenceEntry]]:
+        """The channels where ``conn_id`` has a presence entry."""
+        out = []
+        for name in self._by_conn.get(conn_id, ()):
+            ch = self._channels.get(name)
+            if ch is not None and conn_id in ch.presence:
+                out.append((name, ch.presence[conn_id]))
+        return sorted(out, key=lambda item: item[0])
 
     def prune(self) -> int:
         """Expire old history and forget idle empty channels; returns channels forgotten."""
@@ -164,7 +219,7 @@ class Hub:
         for name in list(self._channels):
             ch = self._channels[name]
             self._trim(ch, now)
-            if not ch.subscribers and not ch.history:
+            if not ch.subscribers and not ch.history and not ch.presence:
                 del self._channels[name]
                 forgotten += 1
         return forgotten

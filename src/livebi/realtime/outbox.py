@@ -30,46 +30,54 @@ class Outbox:
         self.batching = batching
         self.batch_max_messages = max(1, batch_max_messages)
         self.batch_max_bytes = batch_max_bytes
-        self._frames: collections.deque[str] = collections.deque()
+        self._frames: collections.deque[tuple[str, str | None]] = collections.deque()
         self.queued_bytes = 0
         self.overflowed = False
 
     def __len__(self) -> int:
         return len(self._frames)
 
-    def put(self, frame: str) -> bool:
-        """Queue one frame; False (and ``overflowed`` set) when the byte bound is exceeded."""
+    def put(self, frame: str, event_id: str | None = None) -> bool:
+        """Queue one frame; False (and ``overflowed`` set) when the byte bound is exceeded.
+
+        ``event_id`` is the client's position once it has this frame (the SSE transport sends
+        it as the event id); a batch carries the id of its last frame.
+        """
         if self.overflowed:
             return False
         size = len(frame)
         if self.queued_bytes + size > self.max_bytes and self._frames:
             self.overflowed = True
             return False
-        self._frames.append(frame)
+        self._frames.append((frame, event_id))
         self.queued_bytes += size
         return True
 
-    def take(self) -> str | None:
-        """The next frame to write: a single frame, or a batch of the frames waiting."""
+    def take(self) -> tuple[str, str | None] | None:
+        """The next ``(frame, event_id)`` to write: one frame, or a batch of those waiting."""
         if not self._frames:
             return None
-        first = self._frames.popleft()
+        first, event_id = self._frames.popleft()
         self.queued_bytes -= len(first)
         if not self.batching or not self._frames:
-            return first
+            return first, event_id
         parts = [first]
         size = len(first)
         while self._frames and len(parts) < self.batch_max_messages:
-            nxt = self._frames[0]
+            nxt, nxt_id = self._frames[0]
             if size + len(nxt) > self.batch_max_bytes:
                 break
             self._frames.popleft()
             self.queued_bytes -= len(nxt)
             parts.append(nxt)
             size += len(nxt)
+            if nxt_id is not None:
+                event_id = nxt_id
         if len(parts) == 1:
-            return first
-        return (
-            '{"type":"message_batch","batch_id":"b%d","timestamp":%.3f,"messages":[%s]}'
-            % (next(_batch_ids), time.time(), ",".join(parts))
+            return first, event_id
+        batch = '{"type":"message_batch","batch_id":"b%d","timestamp":%.3f,"messages":[%s]}' % (
+            next(_batch_ids),
+            time.time(),
+            ",".join(parts),
         )
+        return batch, event_id

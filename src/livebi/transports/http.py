@@ -73,6 +73,18 @@ async def history(request: Request, limit: int = 50, user: User = Depends(curren
     return {"queries": await services_of(request).store.history(user.id, limit=limit)}
 
 
+@router.get("/api/config")
+async def client_config(request: Request) -> dict[str, Any]:
+    """What clients need before connecting: which transports and features are on."""
+    s = services_of(request).settings
+    return {
+        "websocket": s.websocket,
+        "sse": True,
+        "features": {"progress_streaming": s.progress_streaming, "batching": s.batching, "presence": s.presence},
+        "max_message_bytes": s.max_message_bytes,
+    }
+
+
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
     services = services_of(request)

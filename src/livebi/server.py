@@ -1,0 +1,43 @@
+"""Running the app under uvicorn, with a graceful shutdown that clients can recover from.
+
+On SIGTERM/SIGINT livebi stops accepting connections, lets every connection's outgoing queue
+drain (up to ``shutdown_drain_s``), then closes WebSockets with 1012 (service restart) and ends
+SSE streams with a ``close`` event carrying 1012. Clients reconnect with backoff and resubscribe
+with ``since``; with the memory broker history does not survive, so they are told
+``recovered: false`` and reload.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+
+from .app import create_app
+from .config import Settings
+
+
+class Server(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # refuse new connections while the old ones drain
+        state = getattr(self.config.app, "state", None)  # the FastAPI app built by build_server
+        if state is not None:
+            await state.services.begin_shutdown()
+        await super().shutdown(sockets=sockets)
+
+
+def build_server(settings: Settings, *, log_level: str = "info") -> Server:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        ws_max_size=max(1024 * 1024, settings.max_message_bytes * 4),
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
+        timeout_graceful_shutdown=max(5, int(settings.shutdown_drain_s) + 3),
+        lifespan="on",
+    )
+    return Server(config)

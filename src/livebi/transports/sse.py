@@ -1,0 +1,170 @@
+"""The HTTP fallback: an SSE stream of publications plus ops POSTed as JSON.
+
+Same session, same ops, same publications as the WebSocket; for clients behind proxies that
+break WebSockets, and for the HTTP-only mode.
+
+- ``GET /sse`` (token as ``?token=`` since EventSource cannot set headers, or a bearer header)
+  opens a stream. Its first event is ``{"type": "open", "conn_id", "user", "resumed"}``; then
+  every publication follows as ``data:`` with ``id:`` set to the client's position on all its
+  channels. A client reconnecting with ``Last-Event-ID`` (browsers do it by themselves) is
+  resubscribed to those channels from those positions; ``resumed`` says, per channel, whether
+  everything missed was recovered.
+- ``POST /sse/ops?conn=<conn_id>`` (bearer token) runs one op on that stream's session and
+  answers with the op's reply; publications it causes arrive on the stream.
+- The stream ends with ``{"type": "close", "code", "reason"}`` (slow consumer 4008, restart
+  1012), and sends a comment line after ``sse_heartbeat_s`` of silence so dead peers are found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..auth import AuthError
+from ..protocol import CloseCode, ProtocolError, dumps
+from ..realtime.connection import Connection, decode_positions
+from ..realtime.manager import ConnectionLimitExceeded
+from ..services import Services
+from ..session import Replay, Session
+from .websocket import new_outbox
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_END = object()
+
+
+def _token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    return request.query_params.get("token")
+
+
+class SSEStream:
+    """One SSE connection: a Connection whose writer feeds the HTTP response body."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)  # backpressure: one chunk in flight
+        self.conn = Connection(
+            secrets.token_hex(8),
+            send=self._send,
+            close=self._close,
+            outbox=new_outbox(services),
+            transport="sse",
+            track_positions=True,
+        )
+        self.session = Session(services, self.conn)
+        self._closing: tuple[int, str] | None = None
+
+    async def _send(self, frame: str, event_id: str | None) -> None:
+        chunk = (f"id: {event_id}\n" if event_id else "") + f"data: {frame}\n\n"
+        await self._queue.put(chunk)
+
+    async def _close(self, code: int, reason: str) -> None:
+        self._closing = (code, reason)
+        await self.services.disconnect(self.conn)  # no more deliveries from now on
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_END)  # wake the body; if it is blocked sending, it checks after
+
+    async def body(self, request: Request) -> AsyncIterator[str]:
+        heartbeat = self.services.settings.sse_heartbeat_s
+        yield "retry: 1000\n\n"
+        try:
+            while self._closing is None:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), heartbeat)
+                except asyncio.TimeoutError:
+                    if await request.is_disconnected():
+                        break
+                    yield ": heartbeat\n\n"
+                    continue
+                if item is _END:
+                    break
+                yield item
+            if self._closing is not None:
+                code, reason = self._closing
+                yield f"data: {dumps({'type': 'close', 'code': code, 'reason': reason})}\n\n"
+        finally:
+            await self.services.disconnect(self.conn)
+            self.services.sse_streams.pop(self.conn.id, None)
+            self.services.metrics.connections.labels("sse").dec()
+            if self.conn.close_code == CloseCode.slow_consumer:
+                self.services.metrics.slow_consumers.inc()
+            await self.conn.close(CloseCode.normal, "")
+
+
+@router.get("/sse")
+async def sse_stream(request: Request) -> StreamingResponse:
+    services: Services = request.app.state.services
+    if services.shutting_down:
+        raise HTTPException(503, "server restarting", headers={"Retry-After": "1"})
+    if services.connections.full():
+        raise HTTPException(503, "server at max_connections", headers={"Retry-After": "5"})
+    token = _token(request)
+    if not token:
+        raise HTTPException(401, "missing token (?token= or Authorization: Bearer)")
+    stream = SSEStream(services)
+    try:
+        user = await stream.session.authenticate(token)
+    except AuthError as exc:
+        await stream.conn.close(CloseCode.unauthenticated, "")
+        raise HTTPException(401, str(exc)) from None
+    except ConnectionLimitExceeded as exc:
+        await stream.conn.close(CloseCode.too_many_connections, "")
+        raise HTTPException(429, str(exc)) from None
+    services.connections.add(stream.conn)
+    services.sse_streams[stream.conn.id] = stream
+    services.metrics.connections.labels("sse").inc()
+
+    resumed = []
+    replay = Replay()
+    last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if last_id:
+        try:
+            positions = decode_positions(last_id)
+        except ValueError as exc:
+            positions = {}
+            resumed.append({"error": {"code": "invalid_op", "message": str(exc)}})
+        for channel, (epoch, seq) in positions.items():
+            try:
+                data = await stream.session.subscribe(channel, (epoch, seq), replay)
+                resumed.append(data)
+            except ProtocolError as exc:
+                resumed.append({"channel": channel, "error": {"code": exc.code.value, "message": exc.message}})
+    opening = {"type": "open", "conn_id": stream.conn.id, "user": user.public(), "resumed": resumed}
+    stream.conn.enqueue(dumps(opening))
+    stream.session.send_replay(replay)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream.body(request), media_type="text/event-stream", headers=headers)
+
+
+@router.post("/sse/ops")
+async def sse_op(request: Request, conn: str) -> JSONResponse:
+    services: Services = request.app.state.services
+    stream = services.sse_streams.get(conn)
+    token = _token(request)
+    if stream is None:
+        raise HTTPException(404, "no such SSE stream (it ended): open /sse again")
+    try:
+        user = await services.auth.authenticate(token or "")
+    except AuthError as exc:
+        raise HTTPException(401, str(exc)) from None
+    if stream.conn.user is None or user.id != stream.conn.user.id:
+        raise HTTPException(403, "that stream belongs to another user")
+    limit = services.settings.max_message_bytes
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            break  # parse_op answers too_large without reading the rest
+    reply, replay = await stream.session.process(raw)
+    stream.session.send_replay(replay)
+    return JSONResponse(reply)
