@@ -741,8 +741,9 @@ def test_more_phrasings(agent, model, duck):
           "GROUP BY 1", kind="trend")
     check(agent, model, duck, "revenue for Online and Retail",
           "SELECT SUM(revenue) FROM orders WHERE channel IN ('Online', 'Retail')")
-    check(agent, model, duck, "which segment has the fewest customers",
-          "SELECT segment, COUNT(*) n FROM customers GROUP BY 1 ORDER BY n ASC LIMIT 1", ordered=True)
+    # (every segment has 8 customers in this data, so a segment question would tie)
+    check(agent, model, duck, "which region has the fewest customers",
+          "SELECT region, COUNT(*) n FROM customers GROUP BY 1 ORDER BY n ASC LIMIT 1", ordered=True)
     check(agent, model, duck, "list customer names in Brazil",
           "SELECT customer_name FROM customers WHERE country = 'Brazil'", kind="list")
 
