@@ -134,6 +134,17 @@ class Warehouse(abc.ABC):
         """Up to ``limit`` distinct non-null text values, for the NLP value index."""
         return []
 
+    async def schema_fingerprint(self) -> str:
+        """A digest of the table and column lists that changes when the schema does.
+
+        Meant to be cheap enough to call every few seconds: connectors override it with one
+        catalogue query. This default re-reads the whole schema (and refreshes the cache).
+        """
+        from livebi.warehouse.types import digest_rows
+
+        schema = await self.schema(refresh=True)
+        return digest_rows([(t.name, c.name, c.type) for t in schema.tables for c in t.columns])
+
     async def close(self) -> None:  # pragma: no cover - trivial default
         return None
 

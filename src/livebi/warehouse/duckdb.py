@@ -35,7 +35,7 @@ from livebi.warehouse.base import (
     WarehouseError,
 )
 from livebi.warehouse.runner import QueryInterrupted, QueryJob, run_blocking
-from livebi.warehouse.types import distinct_values_sql, kind_of, to_json_row
+from livebi.warehouse.types import digest_rows, distinct_values_sql, kind_of, to_json_row
 
 MEMORY = ":memory:"
 
@@ -62,6 +62,9 @@ def duckdb_path_from_url(url: str) -> str:
     if not Path(absolute).exists() and Path(relative).exists():
         return str(Path(relative).resolve())
     return absolute
+
+
+_SCOPE = "database_name = current_database() AND schema_name = current_schema()"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -135,10 +138,26 @@ class DuckDBWarehouse(Warehouse):
                 self._schema = await self._run(self._load_schema)
             return self._schema
 
+    async def schema_fingerprint(self) -> str:
+        return await self._run(self._fingerprint)
+
+    def _fingerprint(self) -> str:
+        cur = self._cursor()
+        try:
+            rows = cur.execute(
+                f"SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal AND {_SCOPE} "
+                "ORDER BY table_name, column_index"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
+        finally:
+            cur.close()
+        return digest_rows(rows)
+
     def _load_schema(self) -> Schema:
         cur = self._cursor()
         try:
-            scope = "database_name = current_database() AND schema_name = current_schema()"
+            scope = _SCOPE
             tables = cur.execute(
                 f"""
                 SELECT table_name, estimated_size FROM duckdb_tables() WHERE NOT internal AND {scope}

@@ -35,7 +35,7 @@ from livebi.warehouse.base import (
     WarehouseError,
 )
 from livebi.warehouse.runner import QueryJob, safe_call, tick_progress
-from livebi.warehouse.types import distinct_values_sql, kind_of, quote_identifier, to_json_row
+from livebi.warehouse.types import digest_rows, distinct_values_sql, kind_of, quote_identifier, to_json_row
 
 #: Tables never analysed have no row estimate; count them exactly when smaller than this.
 EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
@@ -55,6 +55,14 @@ SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS 
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
+"""
+_SCHEMA_FINGERPRINT = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY (current_schemas(false))
+ORDER BY n.nspname, c.relname, a.attnum
 """
 _SCHEMA_CONSTRAINTS = """
 SELECT con.conrelid, con.contype::text AS contype, con.conkey, con.confrelid, con.confkey, ref.relname AS ref_table
@@ -133,6 +141,15 @@ class PostgresWarehouse(Warehouse):
                 except asyncpg.PostgresError as exc:
                     raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
             return self._schema
+
+    async def schema_fingerprint(self) -> str:
+        pool = await self.pool()
+        try:
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(_SCHEMA_FINGERPRINT)
+        except asyncpg.PostgresError as exc:
+            raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
+        return digest_rows(tuple(r) for r in rows)
 
     async def _load_schema(self, conn: asyncpg.Connection) -> Schema:
         relations = []

@@ -37,6 +37,7 @@ from livebi.warehouse.base import (
 )
 from livebi.warehouse.runner import QueryInterrupted, QueryJob, run_blocking
 from livebi.warehouse.types import (
+    digest_rows,
     distinct_values_sql,
     kind_of,
     kind_of_values,
@@ -134,6 +135,20 @@ class SQLiteWarehouse(Warehouse):
             if self._schema is None or refresh:
                 self._schema = await self._run(self._load_schema)
             return self._schema
+
+    async def schema_fingerprint(self) -> str:
+        return await self._run(self._fingerprint)
+
+    def _fingerprint(self) -> str:
+        # sqlite_master holds every table's CREATE statement: any ALTER changes its text
+        conn = self.connect()
+        try:
+            rows = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+        except sqlite3.Error as exc:
+            raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
+        finally:
+            conn.close()
+        return digest_rows(rows)
 
     def _load_schema(self) -> Schema:
         conn = self.connect()

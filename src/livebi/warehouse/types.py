@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import hashlib
 import math
 import re
 import uuid
@@ -152,3 +153,12 @@ def distinct_values_sql(schema: Schema, table: str, column: str, limit: int) -> 
         f"SELECT CAST({c} AS VARCHAR) AS value FROM {t} WHERE {c} IS NOT NULL "
         f"GROUP BY {c} ORDER BY count(*) DESC, 1 LIMIT {int(limit)}"
     )
+
+
+def digest_rows(rows: Iterable[Iterable[Any]]) -> str:
+    """A short stable digest of catalogue rows (schema fingerprints)."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(repr(tuple(row)).encode("utf-8", "replace"))
+        h.update(b"\n")
+    return h.hexdigest()[:32]
