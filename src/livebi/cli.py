@@ -126,6 +126,7 @@ def ask(
     fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per question per line)."),
     sql: bool = typer.Option(False, "--sql", help="Treat each argument as a SELECT instead of a question."),
     chart: Optional[str] = typer.Option(None, help="Chart type to ask for."),
+    semantic_layer: Optional[Path] = typer.Option(None, help="Semantic-layer YAML for this warehouse (docs/semantic-layer.md)."),
 ) -> None:
     """Answer questions without a server."""
     if fmt not in ("table", "json"):
@@ -136,24 +137,32 @@ def ask(
     else:
         urls = {"demo": f"duckdb:///{_ensure_demo_data(settings, settings.demo_rows)}"}
         settings = _settings(today=_demo_today())
+    if semantic_layer is not None:
+        settings = settings.model_copy(update={"semantic_layers": {next(iter(urls)): semantic_layer}})
     failures = asyncio.run(_ask_all(settings, urls, question, fmt=fmt, as_sql=sql, chart=chart))
     raise typer.Exit(1 if failures == len(question) else 0)
 
 
 async def _ask_all(settings: Settings, urls: dict[str, str], questions: list[str], *, fmt: str, as_sql: bool, chart: str | None) -> int:
     from .agents.data import DataAgent
-    from .agents.nlp import NLPAgent
+    from .agents.nlp import SemanticLayerError
     from .pipeline import AskFailed, AskRequest, Pipeline, new_query_id
+    from .services import build_nlp_agent
     from .warehouse.registry import open_warehouse
 
     warehouses = {name: open_warehouse(name, url) for name, url in urls.items()}
-    pipeline = Pipeline(
-        warehouses=warehouses,
-        nlp=NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars),
-        data=DataAgent(timeout_s=settings.query_timeout_s, row_cap=settings.row_cap),
-    )
     failures = 0
     try:
+        try:
+            nlp = build_nlp_agent(settings)
+            await nlp.check_semantic_layers(warehouses)
+        except SemanticLayerError as exc:
+            typer.echo(f"error: semantic layer {exc}", err=True)
+            raise typer.Exit(2) from None
+        pipeline = Pipeline(
+            warehouses=warehouses, nlp=nlp,
+            data=DataAgent(timeout_s=settings.query_timeout_s, row_cap=settings.row_cap),
+        )
         for text in questions:
             req = AskRequest(sql=text, chart=chart) if as_sql else AskRequest(question=text, chart=chart)
             try:

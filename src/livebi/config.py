@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,6 +101,41 @@ class Settings(BaseSettings):
     # NLP
     today: datetime.date | None = Field(
         None, description="Date that relative periods ('last 6 months') count from. Empty: the real date."
+    )
+    semantic_layers: dict[str, Path] = Field(
+        default_factory=dict,
+        description=(
+            "Semantic-layer YAML files by warehouse name, e.g. '{\"demo\": \"examples/demo-semantic.yaml\"}' "
+            "(JSON in the environment): synonyms, metrics, default aggregations, hidden columns "
+            "(docs/semantic-layer.md). A file that does not load or fit its schema stops startup."
+        ),
+    )
+    schema_check_interval_s: float = Field(
+        10.0,
+        description=(
+            "Seconds between cheap checks that a warehouse's tables and columns are unchanged; a "
+            "change rebuilds the NLP model before the next question. 0: check before every question."
+        ),
+    )
+    llm_base_url: str = Field(
+        "",
+        description=(
+            "OpenAI-compatible chat-completions endpoint, e.g. https://api.openai.com/v1 or "
+            "http://localhost:11434/v1 (Ollama). Empty: the offline parser answers alone."
+        ),
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
+    llm_api_key: str = Field("", description="Bearer key for the LLM endpoint (empty: no Authorization header).")
+    llm_timeout_s: float = Field(
+        30.0, description="Seconds an LLM request may take before the offline parser answers instead."
+    )
+    llm_mode: Literal["fallback", "first"] = Field(
+        "fallback",
+        description=(
+            "fallback: the offline parser answers and the LLM is asked only when the parser cannot "
+            "understand the question or ignores some of its words; first: the LLM answers and the "
+            "parser is the fallback when it fails or writes invalid SQL."
+        ),
     )
 
     # Demo

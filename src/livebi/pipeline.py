@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable
@@ -109,14 +110,17 @@ class Pipeline:
                 progress(stage, "intent_extraction", "Analyzing question intent…", 0)
                 model = await self.nlp.model_for(wh)
 
+                loop_thread = threading.get_ident()
+
                 def on_substage(substage: str, pct: int, detail: str) -> None:
                     overall = _within(substage, pct)
-                    loop.call_soon_threadsafe(progress, Stage.nlp_processing, substage, detail, 0, overall)
+                    if threading.get_ident() == loop_thread:  # the LLM engine reports on the loop
+                        progress(Stage.nlp_processing, substage, detail, 0, overall)
+                    else:  # the parser reports from its worker thread
+                        loop.call_soon_threadsafe(progress, Stage.nlp_processing, substage, detail, 0, overall)
 
-                try:
-                    parsed = await asyncio.to_thread(
-                        self.nlp.parse, req.question or "", model, dialect=wh.dialect, on_substage=on_substage
-                    )
+                try:  # the offline parser (in a worker thread) and/or the LLM, as configured
+                    parsed = await self.nlp.answer(req.question or "", model, wh, on_substage=on_substage)
                 except NotUnderstood as exc:
                     raise AskFailed(stage, exc.code, exc.message, exc.suggestions) from None
                 sql, engine = parsed.sql, parsed.engine

@@ -11,7 +11,7 @@ from typing import Any
 from .protocol import CloseCode, dumps
 from .realtime.connection import Connection
 from .agents.data import DataAgent
-from .agents.nlp import NLPAgent
+from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import Authenticator, TokenSigner, User
 from .config import Settings
 from .metrics import Metrics
@@ -27,6 +27,19 @@ from .warehouse.registry import open_warehouse
 log = logging.getLogger(__name__)
 
 CHANNEL_RE = re.compile(r"^(query|dashboard|user):([A-Za-z0-9_\-]{1,64})$|^system$")
+
+
+def build_nlp_agent(settings: Settings) -> NLPAgent:
+    """The NLP agent for ``settings``: semantic layers loaded (a bad file raises
+    SemanticLayerError naming it), the LLM engine when ``llm_base_url`` is set."""
+    layers = {name: load_semantic_layer(path) for name, path in settings.semantic_layers.items()}
+    llm = None
+    if settings.llm_base_url:
+        llm = LLMEngine(base_url=settings.llm_base_url, model=settings.llm_model,
+                        api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
+    return NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars,
+                    semantic_layers=layers, schema_check_interval_s=settings.schema_check_interval_s,
+                    llm=llm, llm_mode=settings.llm_mode)
 
 
 class Services:
@@ -59,9 +72,10 @@ class Services:
         self.warehouses = {name: open_warehouse(name, url) for name, url in s.resolved_warehouses().items()}
         self.pipeline = Pipeline(
             warehouses=self.warehouses,
-            nlp=NLPAgent(today=s.today, max_question_chars=s.max_question_chars),
+            nlp=build_nlp_agent(s),
             data=DataAgent(timeout_s=s.query_timeout_s, row_cap=s.row_cap),
         )
+        await self.pipeline.nlp.check_semantic_layers(self.warehouses)  # a bad layer stops startup
         self.asks = AskService(
             self.pipeline,
             publish=self.publish,

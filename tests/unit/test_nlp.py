@@ -565,7 +565,8 @@ def test_substages_are_reported_in_order(agent, model):
 def test_to_dict_is_json(agent, model):
     for question in ("revenue by region in 2024", "customers from Brazil", "top 5 products by revenue"):
         data = agent.parse(question, model, dialect="duckdb").to_dict()
-        assert set(data) == {"sql", "engine", "intent", "explanation", "assumptions", "alternatives", "chart_hint"}
+        assert set(data) == {"sql", "engine", "intent", "explanation", "assumptions", "alternatives", "chart_hint",
+                             "ignored"}
         json.dumps(data)
 
 

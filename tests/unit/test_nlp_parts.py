@@ -245,6 +245,9 @@ class FakeWarehouse(Warehouse):
                             Column("amount", "DOUBLE", "number")), ("sale_id",)),
         ))
 
+    async def schema_fingerprint(self) -> str:
+        return "v1"
+
     async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
         self.value_calls.append((table, column, limit))
         if column == "sku":

@@ -160,6 +160,13 @@ def _draft(p: Planner) -> Draft:
             else:
                 requests.append(Request("count_column", r))
     subject = _entity(p, subject_roles[0]) if subject_roles else None
+    if not requests and intent.question_word == "how many" and not subject:
+        # "how many returns" (a value): count the rows of the table that holds it
+        for r in p.of_role("filter"):
+            table = r.mention.of_kind("value")[0].table
+            if model.tables[table].is_entity:
+                requests.append(Request("count", r, table))
+                break
 
     operands = p.of_role("operand")
     dims = p.of_role("dimension")

@@ -168,6 +168,17 @@ NUMBER_WORDS = {
     "thirty": 30, "fifty": 50, "hundred": 100, "a": 1, "an": 1,
 }
 
+#: Verbs that ask to change data; a question (or a ``;``-separated clause) starting with one is
+#: refused with a clear message rather than read as a listing ("delete all customers").
+WRITE_VERBS = {"delete", "drop", "truncate", "insert", "update", "alter", "grant", "revoke", "attach",
+               "detach", "vacuum", "pragma", "copy", "merge", "upsert", "erase", "wipe", "destroy",
+               "exec", "execute", "call", "kill", "shutdown"}
+#: Verbs that change data only when a database object follows ("create table", not "create a chart")
+WRITE_VERBS_WITH_OBJECT = {"create", "replace", "remove", "set", "rename", "add", "load", "install"}
+DATABASE_OBJECTS = {"table", "tables", "database", "databases", "index", "view", "views", "column",
+                    "columns", "schema", "row", "rows", "record", "records", "user", "users", "trigger",
+                    "extension", "secret", "or", "into", "from"}
+
 #: Words carrying no meaning for the query; never reported as "not understood".
 STOPWORDS = {
     "a", "an", "the", "of", "for", "in", "on", "at", "to", "from", "with", "and", "or", "is",

@@ -24,112 +24,17 @@ import dataclasses
 import math
 from typing import Iterable
 
-from livebi.warehouse.base import Schema, Table
+from livebi.warehouse.base import Schema
 
 from . import lexicon as lx
+from .analysis import foreign_keys, table_info
+from .elements import ColumnInfo, Edge, Link, MeasureDef, TableInfo
 from .normalize import tokenize
+from .semantic_layer import SemanticLayer, bind
+
+__all__ = ["ColumnInfo", "Edge", "Link", "MeasureDef", "Phrase", "SemanticModel", "TableInfo"]
 
 Phrase = tuple[str, ...]
-
-
-@dataclasses.dataclass
-class ColumnInfo:
-    table: str
-    name: str
-    type: str
-    kind: str  # the schema's kind
-    words: tuple[str, ...]
-    role: str  # key | measure | dimension | date | flag | other
-    text_date: bool = False  # a date stored as text (e.g. SQLite '2012-07-04')
-    additive: bool = True
-    money: bool = False
-    indexed: bool = False  # its values are in the value index
-    distinct_count: int = 0  # how many values the index holds for it
-
-    @property
-    def human(self) -> str:
-        return " ".join(self.words)
-
-
-@dataclasses.dataclass
-class MeasureDef:
-    """A measure: a stored numeric column or a formula over a table's columns.
-
-    ``formula`` is a tiny expression tree rendered to SQL by :mod:`.sqlgen`:
-    ``("col", name)``, ``("mul", a, b)``, ``("sub", a, b)``, ``("one_minus", a)``, and at the top
-    only ``("ratio", a, b)``: SUM(a) / SUM(b), whatever aggregation was asked for.
-    """
-
-    table: str
-    label: str  # human words, e.g. "revenue"
-    formula: tuple
-    default_agg: str = "sum"
-    money: bool = False
-    concept: str | None = None
-    derived: bool = False
-    description: str = ""  # e.g. "UnitPrice * Quantity * (1 - Discount)"
-
-    @property
-    def key(self) -> str:
-        return f"{self.table}.{self.label}"
-
-    @property
-    def column(self) -> str | None:
-        return self.formula[1] if self.formula[0] == "col" else None
-
-
-@dataclasses.dataclass
-class TableInfo:
-    name: str
-    words: tuple[str, ...]
-    columns: dict[str, ColumnInfo]
-    primary_key: tuple[str, ...]
-    label_column: str | None = None
-    measures: list[MeasureDef] = dataclasses.field(default_factory=list)
-    row_count: int | None = None
-
-    @property
-    def human(self) -> str:
-        return " ".join(self.words)
-
-    @property
-    def singular(self) -> str:
-        return " ".join(self.words[:-1] + (lx.singular(self.words[-1]),))
-
-    @property
-    def plural(self) -> str:
-        return " ".join(self.words[:-1] + (lx.plural(lx.singular(self.words[-1])),))
-
-    @property
-    def is_entity(self) -> bool:
-        """Rows are things you count ("how many orders"), not periodic measurements."""
-        return len(self.primary_key) == 1
-
-    def measure(self, label: str) -> MeasureDef | None:
-        return next((m for m in self.measures if m.label == label), None)
-
-
-@dataclasses.dataclass(frozen=True)
-class Link:
-    """One thing a phrase can mean."""
-
-    kind: str  # table | column | measure | value
-    table: str
-    column: str | None = None
-    measure: str | None = None  # MeasureDef.label
-    value: str | None = None
-    score: float = 1.0  # how exactly the phrase names it (1 = its full name)
-
-
-@dataclasses.dataclass(frozen=True)
-class Edge:
-    """A many-to-one join: ``child.child_cols = parent.parent_cols``."""
-
-    child: str
-    child_cols: tuple[str, ...]
-    parent: str
-    parent_cols: tuple[str, ...]
-    declared: bool = True
 
 
 class SemanticModel:
@@ -143,6 +48,8 @@ class SemanticModel:
         self.vocabulary: set[str] = set()
         self.schema_words: set[str] = set()  # words of table and column names (not values)
         self.max_phrase_len = 1
+        self.layer: SemanticLayer | None = None
+        self.values: dict[tuple[str, str], list[str]] = {}  # the value index, by column
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:
@@ -158,35 +65,59 @@ class SemanticModel:
 
     @classmethod
     def from_schema(
-        cls, schema: Schema, values: dict[tuple[str, str], list[str]] | None = None
+        cls,
+        schema: Schema,
+        values: dict[tuple[str, str], list[str]] | None = None,
+        *,
+        layer: SemanticLayer | None = None,
+        dialect: str = "duckdb",
     ) -> "SemanticModel":
-        """Derive the model from a schema and, optionally, a value index.
+        """Derive the model from a schema and, optionally, a value index and a semantic layer.
 
         Args:
             schema: the warehouse's tables, columns and keys.
             values: ``{(table, column): [distinct values]}`` for low-cardinality text columns
                 (see :meth:`value_columns`); enables filters such as "revenue in Europe".
+            layer: a semantic layer (synonyms, metrics, hidden columns...), checked against
+                ``schema`` here.
+            dialect: the warehouse's SQL dialect (metrics are checked as SQL in it).
+
+        Raises:
+            SemanticLayerError: the layer names something the schema lacks, or a metric is not
+                a safe aggregate over one table.
         """
-        edges = _foreign_keys(schema)
+        bound = bind(layer, schema) if layer is not None else None
+        edges = foreign_keys(schema)
+        if bound is not None:
+            taken = {(e.child, e.child_cols) for e in edges}
+            edges += [e for e in bound.edges if (e.child, e.child_cols) not in taken]
         fk_columns = {(e.child, c) for e in edges for c in e.child_cols}
-        tables = {t.name: _table_info(t, fk_columns) for t in schema.tables}
+        tables = {t.name: table_info(t, fk_columns, **(bound.column_options(t.name) if bound else {}))
+                  for t in schema.tables}
+        extra = bound.apply(tables, dialect) if bound is not None else []
         model = cls(schema, tables, edges)
+        model.layer = layer
         model._index_names()
         if values:
             model._index_values(values)
+        for words, link in extra:  # the layer's words win over derived ones
+            for variant in lx.phrase_variants(list(words)):
+                model._add(variant, dataclasses.replace(link, score=1.05))
         from .linker import vocabulary_by_length  # warm the spelling corrector's index
 
         vocabulary_by_length(model)
         return model
 
     @staticmethod
-    def value_columns(schema: Schema) -> list[tuple[str, str]]:
-        """Text columns whose distinct values are worth indexing (not keys, notes, phones)."""
-        edges = _foreign_keys(schema)
+    def value_columns(schema: Schema, layer: SemanticLayer | None = None) -> list[tuple[str, str]]:
+        """Text columns whose distinct values are worth indexing (not keys, notes, phones, or
+        columns the semantic layer hides)."""
+        edges = foreign_keys(schema)
         fk_columns = {(e.child, c) for e in edges for c in e.child_cols}
+        bound = bind(layer, schema) if layer is not None else None
         found = []
         for table in schema.tables:
-            info = _table_info(table, fk_columns)
+            info = table_info(table, fk_columns, **(bound.column_options(table.name) if bound else {}))
             for col in info.columns.values():
                 if col.role == "dimension" and col.kind == "text":
                     found.append((table.name, col.name))
@@ -214,6 +145,8 @@ class SemanticModel:
                 self._add(variant, Link("table", table.name, score=1.0))
             own = tuple(lx.singular(w) for w in table.words)
             for col in table.columns.values():
+                if col.role == "hidden":
+                    continue
                 words = list(col.words)
                 for variant in lx.phrase_variants(words):
                     self._add(variant, Link("column", table.name, col.name, score=1.0))
@@ -246,8 +179,9 @@ class SemanticModel:
         for (table_name, column), items in values.items():
             table = self.tables.get(table_name)
             col = table.columns.get(column) if table else None
-            if col is None:
+            if col is None or col.role == "hidden":
                 continue
+            self.values[(table_name, column)] = list(items)
             col.indexed = True
             col.distinct_count = len(items)
             for value in items:
@@ -272,8 +206,12 @@ class SemanticModel:
         return found
 
     def default_measure(self, table: str) -> MeasureDef | None:
-        """The measure a table is "about": revenue if any, else an amount, else the first."""
-        measures = self.tables[table].measures
+        """The measure a table is "about": the semantic layer's choice, revenue if any, else an
+        amount, else the first."""
+        info = self.tables[table]
+        measures = info.measures
+        if info.default_measure and (chosen := info.measure(info.default_measure)) is not None:
+            return chosen
         for concept in ("revenue", "amount", "quantity"):
             for m in measures:
                 if m.concept == concept:
@@ -341,6 +279,8 @@ class SemanticModel:
 
     def _own_date(self, table: str) -> str | None:
         info = self.tables[table]
+        if info.default_date:
+            return info.default_date
         best, best_score = None, -99.0
         own = {lx.singular(w) for w in info.words}
         for i, col in enumerate(info.columns.values()):
@@ -405,156 +345,3 @@ class SemanticModel:
                 if link.kind == "value" and link.table in reachable and link.value and len(link.value) > 3:
                     return link.value
         return None
-
-
-# -- schema analysis --------------------------------------------------------------------------
-
-
-def _table_info(table: Table, fk_columns: set[tuple[str, str]]) -> TableInfo:
-    words = tuple(lx.identifier_words(table.name)) or (table.name.lower(),)
-    columns: dict[str, ColumnInfo] = {}
-    own = tuple(lx.singular(w) for w in words)
-    for col in table.columns:
-        cwords = tuple(lx.identifier_words(col.name)) or (col.name.lower(),)
-        columns[col.name] = _column_info(table, col.name, col.type, col.kind, cwords,
-                                         (table.name, col.name) in fk_columns, own)
-    info = TableInfo(table.name, words, columns, tuple(table.primary_key), row_count=table.row_count)
-    info.label_column = _label_column(info)
-    info.measures = _measures(info)
-    return info
-
-
-def _column_info(table: Table, name: str, type_: str, kind: str, words: tuple[str, ...],
-                 is_fk: bool, own: tuple[str, ...]) -> ColumnInfo:
-    info = ColumnInfo(table.name, name, type_, kind, words, role="other")
-    type_upper = type_.upper()
-    last = words[-1]
-    sole_key = tuple(table.primary_key) == (name,)  # in a composite key, columns are dimensions
-    if sole_key or is_fk or last in {"id", "key", "uuid", "guid"}:
-        info.role = "key"
-    elif kind == "date" or (kind in {"text", "other"} and (
-            last in lx.DATE_NAME_WORDS or name.lower().endswith(lx.DATE_NAME_SUFFIXES))):
-        info.role = "date"
-        info.text_date = kind != "date" or any(w in type_upper for w in ("CHAR", "TEXT", "STRING", "CLOB"))
-    elif kind == "bool" or (kind == "number" and ("INT" in type_upper or "BOOL" in type_upper or "BIT" in type_upper)
-                            and (words[0] in {"is", "has", "can"} or (len(words) == 1 and last.endswith("ed"))
-                                 or last in {"flag", "active", "enabled"})):
-        info.role = "flag"
-    elif kind == "number":
-        info.role = "measure"
-        info.additive = not (set(words) & lx.NON_ADDITIVE_WORDS)
-        info.money = bool(set(words) & lx.MONEY_WORDS)
-    elif kind == "text" and (not (set(words) & lx.UNINDEXED_WORDS) or words == own + ("description",)):
-        info.role = "dimension"  # "RegionDescription" names a region; other descriptions are prose
-    return info
-
-
-def _label_column(info: TableInfo) -> str | None:
-    """The column that names a row (``customer_name``, ``CompanyName``, ``LastName``)."""
-    candidates = [c for c in info.columns.values() if c.kind == "text" and c.role == "dimension"]
-    own = tuple(lx.singular(w) for w in info.words)
-    preferences = [
-        lambda w: w in {own + ("name",), own + ("title",), own + ("description",)},
-        lambda w: w == ("name",),
-        *[lambda w, p=prefix: w == (p, "name") for prefix in lx.LABEL_NAME_PREFIXES],
-        lambda w: w in lx.LABEL_WORDS,
-    ]
-    for wanted in preferences:
-        for col in candidates:
-            if wanted(col.words):
-                return col.name
-    return None
-
-
-def _concept(words: tuple[str, ...]) -> str | None:
-    """Which measure concept a numeric column carries: exact names first, then a key word."""
-    for concept, patterns in lx.CONCEPT_COLUMN_WORDS.items():
-        if any(words == p for p in patterns):
-            return concept
-    for concept, patterns in lx.CONCEPT_COLUMN_WORDS.items():  # "net_revenue_usd"
-        if concept != "amount" and any(len(p) == 1 and p[0] in words for p in patterns):
-            return concept
-    if words[-1] in {"amount", "value", "total"}:  # "budget_amount"
-        return "amount"
-    return None
-
-
-def _measures(info: TableInfo) -> list[MeasureDef]:
-    measures: list[MeasureDef] = []
-    by_concept: dict[str, ColumnInfo] = {}
-    for col in info.columns.values():
-        if col.role != "measure":
-            continue
-        concept = _concept(col.words)
-        if concept and concept not in by_concept:
-            by_concept[concept] = col
-        measures.append(MeasureDef(info.name, col.human, ("col", col.name),
-                                   "sum" if col.additive else "avg", col.money, concept))
-    if "revenue" not in by_concept and "quantity" in by_concept and "price" in by_concept:
-        qty, price = by_concept["quantity"], by_concept["price"]
-        formula: tuple = ("mul", ("col", price.name), ("col", qty.name))
-        text = f"{price.name} * {qty.name}"
-        if "discount" in by_concept:
-            disc = by_concept["discount"]
-            formula = ("mul", formula, ("one_minus", ("col", disc.name)))
-            text += f" * (1 - {disc.name})"
-        revenue = MeasureDef(info.name, "revenue", formula, "sum", True, "revenue", True, text)
-        measures.insert(0, revenue)
-        by_concept["revenue"] = ColumnInfo(info.name, "", "", "number", ("revenue",), "measure")
-    if "revenue" in by_concept and "cost" in by_concept:
-        rev = next(m for m in measures if m.concept == "revenue")
-        cost = by_concept["cost"]
-        formula = ("sub", rev.formula, ("col", cost.name))
-        text = f"({rev.description}) - {cost.name}" if rev.derived else f"{rev.column} - {cost.name}"
-        measures.append(MeasureDef(info.name, "profit", formula, "sum", True, "profit", True, text))
-        margin = ("ratio", formula, rev.formula)
-        measures.append(MeasureDef(info.name, "profit margin", margin, "ratio", False, "margin", True,
-                                   f"({text}) / {rev.description or rev.column}"))
-    return measures
-
-
-def _foreign_keys(schema: Schema) -> list[Edge]:
-    """Declared foreign keys plus ones inferred from ``<table>_id`` / ``<Table>Id`` naming."""
-    edges: list[Edge] = []
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    for table in schema.tables:
-        for fk in table.foreign_keys:
-            if schema.table(fk.ref_table) is None:
-                continue
-            ref = schema.table(fk.ref_table)
-            edges.append(Edge(table.name, tuple(fk.columns), ref.name, tuple(fk.ref_columns), fk.declared))  # type: ignore[union-attr]
-            seen.add((table.name, tuple(fk.columns)))
-    by_words: dict[tuple[str, ...], Table] = {}
-    for table in schema.tables:
-        words = lx.identifier_words(table.name)
-        if words:
-            by_words.setdefault(tuple(lx.singular(w) for w in words), table)
-    for table in schema.tables:
-        for col in table.columns:
-            if (table.name, (col.name,)) in seen or col.name in table.primary_key and len(table.primary_key) == 1:
-                continue
-            words = lx.identifier_words(col.name)
-            if len(words) < 2 or words[-1] not in {"id", "key", "code", "no", "number"}:
-                continue
-            prefix = tuple(lx.singular(w) for w in words[:-1])
-            parent = by_words.get(prefix)
-            if parent is None and len(prefix) > 1:  # "ship_customer_id" -> customer
-                parent = by_words.get(prefix[-1:])
-            if parent is None or parent.name == table.name:
-                continue
-            key = _parent_key(parent, col.name)
-            if key is None:
-                continue
-            edges.append(Edge(table.name, (col.name,), parent.name, (key,), declared=False))
-            seen.add((table.name, (col.name,)))
-    return edges
-
-
-def _parent_key(parent: Table, child_column: str) -> str | None:
-    if len(parent.primary_key) == 1:
-        return parent.primary_key[0]
-    for col in parent.columns:
-        if col.name.lower() in {"id", child_column.lower()}:
-            return col.name
-    return None
-

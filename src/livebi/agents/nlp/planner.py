@@ -119,7 +119,7 @@ class Planner:
                 role.role = "literal"
             elif comparison is not None and (measure_like or "table" in kinds):
                 role.role, role.comparison = "operand", comparison
-            elif role.agg == "count" and not measure_like or (role.agg == "count" and "table" in kinds):
+            elif role.agg == "count" and kinds != {"value"} and (not measure_like or "table" in kinds):
                 role.role = "count"
             elif self._is_value(m):
                 role.role = "filter"

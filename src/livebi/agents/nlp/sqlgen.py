@@ -112,6 +112,8 @@ def formula_sql(table: str, formula: tuple) -> exp.Expression:
     op = formula[0]
     if op == "col":
         return col(table, formula[1])
+    if op in {"expr", "agg_expr"}:  # a semantic-layer metric: qualify its columns
+        return formula[1].transform(lambda node: col(table, node.name) if isinstance(node, exp.Column) else node)
     if op == "one_minus":
         return exp.Paren(this=exp.Sub(this=_num(1), expression=formula_sql(table, formula[1])))
     left, right = formula_sql(table, formula[1]), formula_sql(table, formula[2])
@@ -129,6 +131,8 @@ def measure_sql(measure: MeasureSpec, dialect: str = "duckdb") -> exp.Expression
         top = exp.Mul(this=exp.Literal.number("1.0"), expression=exp.Sum(this=formula_sql(measure.table, measure.formula[1])))
         bottom = exp.Sum(this=formula_sql(measure.table, measure.formula[2]))
         return exp.Div(this=top, expression=exp.Nullif(this=bottom, expression=_num(0)))
+    if measure.formula[0] == "agg_expr":
+        return formula_sql(measure.table, measure.formula)
     value = formula_sql(measure.table, measure.formula)
     if measure.agg == "count_distinct":
         return exp.Count(this=exp.Distinct(expressions=[value]))

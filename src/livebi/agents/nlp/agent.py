@@ -1,0 +1,255 @@
+"""The NLP agent: one semantic model per warehouse, and the choice of engine per question.
+
+:class:`NLPAgent` builds a warehouse's :class:`~.model.SemanticModel` on first use (schema,
+value index, semantic layer), keeps it, and checks every ``schema_check_interval_s`` seconds
+with a cheap catalogue query (:meth:`~livebi.warehouse.base.Warehouse.schema_fingerprint`)
+that the schema is unchanged; when it changed, the model is rebuilt before the question.
+
+Which engine answers (:meth:`NLPAgent.answer`):
+
+* no LLM configured: the offline parser, always;
+* ``llm_mode="fallback"`` (the default): the parser first, because it is fast (milliseconds),
+  deterministic, explains its assumptions and is measured by ``benchmarks/nlp_accuracy.py``;
+  the LLM is asked only when the parser cannot understand the question or had to ignore some
+  of its words. If the LLM fails too, the parser's answer (or its error) stands;
+* ``llm_mode="first"``: the LLM first, for deployments that trust their model more than the
+  parser's coverage; the parser answers when the LLM fails, times out or writes SQL that is
+  invalid or not read-only.
+
+Either way the result's ``engine`` says who answered, and an assumption says why when the
+preferred engine did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+from typing import Mapping
+
+from livebi.warehouse.base import Schema, Warehouse
+
+from .llm import LLMEngine, LLMFailure
+from .model import SemanticModel
+from .parser import NotUnderstood, ParsedQuestion, SubstageCallback, check_question, parse_question
+from .semantic_layer import SemanticLayer, SemanticLayerError
+
+log = logging.getLogger(__name__)
+
+VALUES_PER_COLUMN = 200  # a column with more distinct values is not indexed (names, ids)
+LLM_MODES = ("fallback", "first")
+
+
+@dataclasses.dataclass
+class _Cached:
+    model: SemanticModel
+    fingerprint: str
+    checked_at: float  # time.monotonic() of the last fingerprint check
+
+
+class NLPAgent:
+    """Parses questions against a warehouse's semantic model (built once per warehouse)."""
+
+    def __init__(
+        self,
+        *,
+        today: dt.date | None = None,
+        max_question_chars: int = 500,
+        semantic_layers: Mapping[str, SemanticLayer] | None = None,
+        schema_check_interval_s: float = 10.0,
+        llm: LLMEngine | None = None,
+        llm_mode: str = "fallback",
+    ) -> None:
+        """
+        Args:
+            today: the date relative periods count from (None: the real date).
+            max_question_chars: longer questions are refused (``question_too_long``).
+            semantic_layers: warehouse name -> its semantic layer.
+            schema_check_interval_s: seconds between schema fingerprint checks (0: before
+                every question).
+            llm: the LLM engine, or None for the offline parser only.
+            llm_mode: ``fallback`` (parser first) or ``first`` (LLM first); see the module.
+        """
+        if llm_mode not in LLM_MODES:
+            raise ValueError(f"llm_mode must be one of {', '.join(LLM_MODES)}, not {llm_mode!r}")
+        self._today = today
+        self.max_question_chars = max_question_chars
+        self.semantic_layers = dict(semantic_layers or {})
+        self.schema_check_interval_s = schema_check_interval_s
+        self.llm = llm
+        self.llm_mode = llm_mode
+        self._models: dict[str, _Cached] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def today(self) -> dt.date:
+        return self._today or dt.date.today()
+
+    # -- models -------------------------------------------------------------------------------
+
+    async def model_for(self, warehouse: Warehouse) -> SemanticModel:
+        """The warehouse's semantic model: built on first use, rebuilt when its schema changed.
+
+        Building reads the schema and, for each low-cardinality text column, its distinct
+        values (columns with more than ``VALUES_PER_COLUMN`` values are left out).
+
+        Raises:
+            SemanticLayerError: the warehouse's semantic layer does not fit its schema.
+            WarehouseError: the warehouse cannot be read.
+        """
+        cached = self._models.get(warehouse.name)
+        if cached is not None and self._fresh(cached):
+            return cached.model
+        lock = self._locks.setdefault(warehouse.name, asyncio.Lock())
+        async with lock:
+            cached = self._models.get(warehouse.name)
+            if cached is not None and self._fresh(cached):
+                return cached.model
+            if cached is not None:
+                try:
+                    fingerprint = await warehouse.schema_fingerprint()
+                except Exception:  # the question will meet the real error; keep serving
+                    log.warning("schema check of %s failed; keeping its model", warehouse.name, exc_info=True)
+                    cached.checked_at = time.monotonic()
+                    return cached.model
+                if fingerprint == cached.fingerprint:
+                    cached.checked_at = time.monotonic()
+                    return cached.model
+                log.info("the schema of %s changed: rebuilding its semantic model", warehouse.name)
+                schema = await warehouse.schema(refresh=True)
+            else:
+                fingerprint = await warehouse.schema_fingerprint()
+                schema = await warehouse.schema()
+            model = await self._build(warehouse, schema)
+            self._models[warehouse.name] = _Cached(model, fingerprint, time.monotonic())
+            return model
+
+    async def check_semantic_layers(self, warehouses: Mapping[str, Warehouse]) -> None:
+        """Build now the model of every warehouse that has a semantic layer, so a layer that
+        does not fit its schema stops startup instead of failing the first question.
+
+        Raises:
+            SemanticLayerError: a layer names an unknown warehouse, table or column, or a metric
+                is not a safe aggregate.
+        """
+        for name, layer in self.semantic_layers.items():
+            if name not in warehouses:
+                known = ", ".join(warehouses) or "none"
+                raise SemanticLayerError(layer.path, "", f"no warehouse is named {name!r} (warehouses: {known})")
+            await self.model_for(warehouses[name])
+
+    def _fresh(self, cached: _Cached) -> bool:
+        return time.monotonic() - cached.checked_at < self.schema_check_interval_s
+
+    async def _build(self, warehouse: Warehouse, schema: Schema) -> SemanticModel:
+        layer = self.semantic_layers.get(warehouse.name)
+        values: dict[tuple[str, str], list[str]] = {}
+        for table, column in SemanticModel.value_columns(schema, layer):
+            found = await warehouse.distinct_values(table, column, VALUES_PER_COLUMN + 1)
+            if 0 < len(found) <= VALUES_PER_COLUMN:
+                values[(table, column)] = [str(v) for v in found]
+        dialect = warehouse.dialect or "duckdb"
+        model = await asyncio.to_thread(SemanticModel.from_schema, schema, values, layer=layer, dialect=dialect)
+        await asyncio.to_thread(self._warm_up, model, dialect)
+        return model
+
+    def _warm_up(self, model: SemanticModel, dialect: str) -> None:
+        """Parse one example so the first real question does not pay for cold caches
+        (sqlglot's generator for the dialect, the lexicon, the spelling index)."""
+        for question in model.example_questions(1):
+            try:
+                self.parse(question, model, dialect=dialect)
+            except NotUnderstood:
+                pass
+
+    def forget(self, warehouse_name: str) -> None:
+        """Drop a cached model; the next question rebuilds it."""
+        self._models.pop(warehouse_name, None)
+
+    # -- questions ----------------------------------------------------------------------------
+
+    def parse(self, question: str, model: SemanticModel, *, dialect: str,
+              on_substage: SubstageCallback | None = None) -> ParsedQuestion:
+        """Answer with the offline parser only (synchronous, CPU-bound: a few milliseconds).
+
+        Raises:
+            NotUnderstood: see :func:`~.parser.parse_question`.
+        """
+        return parse_question(question, model, dialect=dialect, today=self.today,
+                              max_question_chars=self.max_question_chars, on_substage=on_substage)
+
+    async def answer(self, question: str, model: SemanticModel, warehouse: Warehouse,
+                     on_substage: SubstageCallback | None = None) -> ParsedQuestion:
+        """Answer with the engine the configuration prefers, falling back to the other one.
+
+        The parser runs in a worker thread; the LLM is awaited on the loop. ``on_substage``
+        receives ``intent_extraction``, ``schema_linking``, ``sql_generation`` and, while the
+        LLM is asked, ``llm_request``.
+
+        Raises:
+            NotUnderstood: neither engine produced a query (or the question is empty/too long).
+        """
+        report = on_substage or (lambda substage, percent, detail: None)
+        dialect = warehouse.dialect or "duckdb"
+        text = check_question(question, model, self.max_question_chars)
+        if self.llm is None:
+            return await self._parse(text, model, dialect, report)
+        if self.llm_mode == "first":
+            try:
+                return await self._ask_llm(text, model, dialect, report)
+            except LLMFailure as failure:
+                note = f"The LLM endpoint failed ({failure.reason}); answered by the offline parser"
+                parsed = await self._parse(text, model, dialect, report, llm_failure=failure)
+                parsed.assumptions.insert(0, note)
+                return parsed
+        try:
+            parsed = await self._parse(text, model, dialect, report)
+        except NotUnderstood as exc:
+            if exc.code != "not_understood":
+                raise
+            try:
+                answer = await self._ask_llm(text, model, dialect, report)
+            except LLMFailure as failure:
+                exc.message = f"{exc.message} (the LLM could not answer either: {failure.reason})"
+                raise exc from None
+            answer.assumptions.insert(0, "The offline parser could not read this question; answered by the LLM")
+            return answer
+        if not parsed.ignored:
+            return parsed
+        try:
+            answer = await self._ask_llm(text, model, dialect, report)
+        except LLMFailure as failure:
+            parsed.assumptions.insert(0, f"The LLM endpoint failed ({failure.reason}); answered by the offline parser")
+            return parsed
+        words = ", ".join(f'"{w}"' for w in parsed.ignored)
+        answer.assumptions.insert(0, f"The offline parser would have ignored {words}; answered by the LLM")
+        return answer
+
+    async def _parse(self, text: str, model: SemanticModel, dialect: str, report: SubstageCallback,
+                     llm_failure: LLMFailure | None = None) -> ParsedQuestion:
+        try:
+            return await asyncio.to_thread(self.parse, text, model, dialect=dialect, on_substage=report)
+        except NotUnderstood as exc:
+            if llm_failure is not None:
+                exc.message = f"{exc.message} (the LLM endpoint failed too: {llm_failure.reason})"
+            raise
+
+    async def _ask_llm(self, text: str, model: SemanticModel, dialect: str,
+                       report: SubstageCallback) -> ParsedQuestion:
+        assert self.llm is not None
+        answer = await self.llm.generate(text, model, dialect=dialect, today=self.today, report=report)
+        assumptions = []
+        if answer.repaired_from:
+            assumptions.append(f"The LLM's first query was invalid ({answer.repaired_from}); it repaired it")
+        report("sql_generation", 100, f"the LLM ({self.llm.model}) wrote the query")
+        return ParsedQuestion(
+            sql=answer.sql,
+            engine="llm",
+            intent={"engine": "llm", "model": self.llm.model, "attempts": answer.attempts},
+            explanation=answer.explanation,
+            assumptions=assumptions,
+            alternatives=[],
+            chart_hint={},
+        )

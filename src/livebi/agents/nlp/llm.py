@@ -1,0 +1,315 @@
+"""The LLM engine: question -> SQL through an OpenAI-compatible chat-completions endpoint.
+
+Works with anything that speaks ``POST {base_url}/chat/completions`` (OpenAI, Kimi, Ollama,
+vLLM, llama.cpp's server...). The model is never trusted blindly:
+
+1. the prompt carries the semantic model (tables, columns, types, keys, sample values, metrics
+   and synonyms of the semantic layer, the dialect and today's date), most relevant tables first
+   and cut to a size budget, so a 100-table schema still fits;
+2. the SQL is taken out of the reply (a fenced code block, a JSON ``{"sql": ...}``, or the text
+   from the first ``SELECT``/``WITH``), ignoring ``<think>`` sections of reasoning models;
+3. it must pass :func:`~livebi.warehouse.safety.validate_select` against the schema (one
+   read-only query over tables and columns that exist);
+4. when it does not parse or names something unknown, the validation error goes back to the
+   model for **one** repair round; a write or multi-statement reply is refused at once;
+5. anything else (timeout, HTTP error, malformed JSON, no SQL, still invalid) raises
+   :class:`LLMFailure`, and the agent answers with the offline parser instead, saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import re
+from typing import Callable
+
+import httpx
+
+from livebi.warehouse.base import WarehouseError
+from livebi.warehouse.safety import validate_select
+
+from . import lexicon as lx
+from .model import SemanticModel
+from .normalize import tokenize
+
+SubstageCallback = Callable[[str, int, str], None]
+
+#: Characters of schema description sent at most (about 8k tokens); the rest is named only.
+PROMPT_BUDGET_CHARS = 24_000
+VALUES_SHOWN = 12
+_REFUSED_CODES = {"forbidden_sql", "multiple_statements"}
+_DIALECT_NOTES = {
+    "sqlite": "SQLite: dates are ISO text ('2024-03-31'); use strftime('%Y-%m-01', col) and "
+              "date(col) for periods, never DATE_TRUNC; compare dates as text ('2024-01-01').",
+    "duckdb": "DuckDB: DATE_TRUNC('month', col) buckets dates; CAST('2024-01-01' AS DATE) for literals.",
+    "postgres": "PostgreSQL: DATE_TRUNC('month', col)::date buckets dates; DATE '2024-01-01' for literals.",
+}
+
+
+class LLMFailure(Exception):
+    """The LLM gave no usable SQL; ``reason`` is a few words for the user ("timeout")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class LLMAnswer:
+    sql: str  # validated and normalized
+    explanation: str
+    attempts: int  # 1, or 2 after a repair round
+    repaired_from: str | None = None  # the validation error that was repaired
+
+
+class LLMEngine:
+    """One chat-completions endpoint; safe to share between concurrent questions."""
+
+    def __init__(self, *, base_url: str, model: str, api_key: str = "", timeout_s: float = 30.0,
+                 prompt_budget_chars: int = PROMPT_BUDGET_CHARS) -> None:
+        base = base_url.rstrip("/")
+        self.url = base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+        self.model = model
+        self.timeout_s = timeout_s
+        self.prompt_budget_chars = prompt_budget_chars
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    async def generate(self, question: str, model: SemanticModel, *, dialect: str, today: dt.date,
+                       report: SubstageCallback) -> LLMAnswer:
+        """Ask for SQL answering ``question``, validated against ``model.schema``.
+
+        Raises:
+            LLMFailure: no valid read-only SELECT came back (after at most one repair round).
+        """
+        report("intent_extraction", 0, f"preparing the prompt for {self.model}")
+        system, user, shown = build_prompt(question, model, dialect=dialect, today=today,
+                                           budget=self.prompt_budget_chars)
+        report("schema_linking", 100, f"described {shown} table{'s' if shown != 1 else ''} to the LLM")
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        report("llm_request", 0, f"waiting for {self.model}…")
+        reply = await self._complete(messages)
+        report("sql_generation", 0, "checking the LLM's SQL")
+        try:
+            return self._checked(reply, model, dialect, attempts=1)
+        except _Invalid as invalid:
+            if invalid.refused:
+                raise LLMFailure(invalid.message) from None
+            problem = invalid.message
+        report("llm_request", 50, f"asking {self.model} to repair: {problem}")
+        messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": repair_prompt(problem)}]
+        reply = await self._complete(messages)
+        try:
+            answer = self._checked(reply, model, dialect, attempts=2)
+        except _Invalid as again:
+            raise LLMFailure(again.message if again.refused else f"still invalid after a repair: {again.message}") from None
+        answer.repaired_from = problem
+        return answer
+
+    def _checked(self, reply: str, model: SemanticModel, dialect: str, *, attempts: int) -> LLMAnswer:
+        sql, explanation = extract_sql(reply)
+        if sql is None and "NO_SQL" in reply:
+            raise _Invalid("it declined (the question asks for something other than reading data)", refused=True)
+        if sql is None:
+            raise _Invalid("no SQL in the reply")
+        try:
+            validated = validate_select(sql, dialect=dialect, schema=model.schema)
+        except WarehouseError as exc:
+            if exc.code in _REFUSED_CODES:
+                raise _Invalid(f"refused its SQL ({exc.message})", refused=True) from None
+            raise _Invalid(exc.message) from None
+        return LLMAnswer(validated, explanation or f"SQL written by {self.model}", attempts)
+
+    async def _complete(self, messages: list[dict[str, str]]) -> str:
+        payload = {"model": self.model, "messages": messages, "temperature": 0}
+        try:
+            # httpx times each socket operation; the deadline covers the whole exchange
+            async with asyncio.timeout(self.timeout_s):
+                async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+                    response = await client.post(self.url, json=payload, headers=self._headers)
+        except (TimeoutError, httpx.TimeoutException):
+            raise LLMFailure("timeout") from None
+        except httpx.HTTPError as exc:
+            raise LLMFailure(f"unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise LLMFailure(f"HTTP {response.status_code}")
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise LLMFailure("malformed reply") from None
+        if not isinstance(content, str) or not content.strip():
+            raise LLMFailure("empty reply")
+        return content
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.refused = refused
+
+
+# -- reading the reply ------------------------------------------------------------------------
+
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n?(.*?)```", re.S)
+# a statement at the start of a line: writes are picked up too, so that validation refuses
+# them (rather than the reply passing for "no SQL" and earning a repair round)
+_KEYWORDS = r"SELECT|WITH|INSERT|UPDATE|DELETE|DROP|ALTER|CREATE|TRUNCATE|REPLACE|MERGE|PRAGMA|ATTACH|COPY|GRANT|SET"
+_LINE_START = re.compile(rf"(?im)^[ \t]*({_KEYWORDS})\b")
+_ANY_SELECT = re.compile(r"(?i)\bSELECT\b")
+_STATEMENT = re.compile(rf"(?i)\s*({_KEYWORDS})\b")
+
+
+def extract_sql(reply: str) -> tuple[str | None, str]:
+    """``(sql, explanation)`` from a model's reply; ``sql`` is None when there is none.
+
+    Accepts a fenced block (```sql ... ```, the ``sql``-tagged one first), a JSON object with a
+    ``sql`` key, or bare SQL starting at the first ``SELECT``/``WITH`` and ending at a ``;`` or
+    a blank line. The explanation is the first sentence or two of the remaining prose.
+    """
+    text = _THINK.sub("", reply or "").strip()
+    sql: str | None = None
+    prose = text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("sql"), str):
+        return _clean(data["sql"]), str(data.get("explanation") or "")[:300]
+    fences = _FENCE.findall(text)
+    if fences:
+        tagged = [body for tag, body in fences if tag.lower() in {"sql", "postgresql", "sqlite", "duckdb"}]
+        bodies = tagged or [body for _, body in fences]
+        sql = next((b for b in bodies if b.strip()), None)
+        prose = _FENCE.sub(" ", text)
+    else:
+        match = _LINE_START.search(text) or _ANY_SELECT.search(text)
+        if match:
+            rest = text[match.start():].lstrip()
+            blank = re.search(r"\n\s*\n", rest)
+            block = rest[: blank.start()] if blank else rest
+            semi = block.find(";")
+            if semi >= 0 and not _STATEMENT.match(block[semi + 1:]):
+                block = block[:semi]  # "SELECT ...; This query counts": prose after the statement
+            sql = block
+            prose = text[: match.start()] + " " + rest[len(block):].lstrip(";")
+    return (_clean(sql) if sql and sql.strip() else None), _first_sentences(prose)
+
+
+def _clean(sql: str) -> str:
+    return sql.strip().rstrip(";").strip()
+
+
+def _first_sentences(prose: str, limit: int = 300) -> str:
+    words = " ".join(prose.split())
+    sentences = re.split(r"(?<=[.!?])\s+", words)
+    out = " ".join(s for s in sentences[:2] if s)
+    return out[:limit].strip()
+
+
+def repair_prompt(error: str) -> str:
+    return (f"That query cannot run: {error}. Reply with a corrected query: one read-only SELECT "
+            "in a ```sql code block, using only the tables and columns listed.")
+
+
+# -- the prompt -------------------------------------------------------------------------------
+
+
+def build_prompt(question: str, model: SemanticModel, *, dialect: str, today: dt.date,
+                 budget: int = PROMPT_BUDGET_CHARS) -> tuple[str, str, int]:
+    """The system and user messages, and how many tables were described in full."""
+    rules = [
+        f"You write SQL for a {dialect or 'standard SQL'} database to answer business questions.",
+        "Reply with exactly one read-only SELECT statement (WITH ... SELECT is fine) in a ```sql "
+        "code block, then one sentence saying what it computes.",
+        "Use only the tables and columns listed, spelled exactly as listed, in double quotes.",
+        "Never write INSERT, UPDATE, DELETE, DROP, ALTER, CREATE, PRAGMA, ATTACH or COPY: if the "
+        "question asks to change data, reply NO_SQL.",
+        "Give result columns short snake_case aliases; put the label column first and order "
+        "rankings; limit row listings to 100 rows.",
+        f"Today is {today.isoformat()}: resolve relative periods (last quarter, this year, YTD) from it.",
+    ]
+    if dialect in _DIALECT_NOTES:
+        rules.append(_DIALECT_NOTES[dialect])
+    system = "\n".join(f"- {r}" if i else r for i, r in enumerate(rules))
+    blocks, rest = [], []
+    used = 0
+    for table in _tables_by_relevance(question, model):
+        block = describe_table(model, table)
+        if used + len(block) > budget and blocks:
+            rest.append(table)
+            continue
+        blocks.append(block)
+        used += len(block)
+    extra = _layer_notes(model)
+    schema = "\n\n".join(blocks)
+    if rest:
+        schema += "\n\nOther tables (ask about them by name; columns not shown): " + ", ".join(f'"{t}"' for t in rest)
+    if extra:
+        schema += "\n\n" + extra
+    user = f"Schema:\n{schema}\n\nQuestion: {question}"
+    return system, user, len(blocks)
+
+
+def describe_table(model: SemanticModel, table: str) -> str:
+    """One table for the prompt: name, human name, rows, then one line per visible column."""
+    info = model.tables[table]
+    rows = f"; {info.row_count:,} rows" if info.row_count is not None else ""
+    lines = [f'table "{table}" ({info.human}{rows})']
+    keys = {c: e for e in model.parents(table) for c in e.child_cols}
+    for col in info.columns.values():
+        if col.role == "hidden":
+            continue
+        notes = []
+        if col.name in info.primary_key:
+            notes.append("primary key")
+        if col.name in keys:
+            edge = keys[col.name]
+            notes.append(f'-> "{edge.parent}"."{edge.parent_cols[edge.child_cols.index(col.name)]}"')
+        if col.human != " ".join(lx.identifier_words(col.name)):
+            notes.append(f"means {col.human}")
+        if col.text_date:
+            notes.append("date stored as text")
+        values = model.values.get((table, col.name))
+        if values:
+            shown = ", ".join("'" + v[:40].replace("'", "''") + "'" for v in values[:VALUES_SHOWN])
+            more = f" (+{len(values) - VALUES_SHOWN} more)" if len(values) > VALUES_SHOWN else ""
+            notes.append(f"values: {shown}{more}")
+        lines.append(f'  "{col.name}" {col.type or col.kind}' + (f" -- {'; '.join(notes)}" if notes else ""))
+    for measure in info.measures:
+        if measure.derived:
+            lines.append(f"  measure {measure.label} = {measure.description}")
+    return "\n".join(lines)
+
+
+def _layer_notes(model: SemanticModel) -> str:
+    layer = model.layer
+    if layer is None or not layer.synonyms:
+        return ""
+    lines = ["Words used in this business:"]
+    lines += [f'- "{word}" means {target}' for word, target in layer.synonyms.items()]
+    return "\n".join(lines)
+
+
+def _tables_by_relevance(question: str, model: SemanticModel) -> list[str]:
+    """Tables the question names (or whose values it names) and their neighbours first, then
+    the fact table's neighbourhood, then the largest tables."""
+    words = [t.norm for t in tokenize(question) if t.kind in {"word", "number", "quoted"}]
+    score: dict[str, float] = {name: 0.0 for name in model.tables}
+    for size in (3, 2, 1):
+        for i in range(len(words) - size + 1):
+            phrase = tuple(words[i:i + size])
+            if size == 1 and phrase[0] in lx.STOPWORDS:
+                continue
+            for link in model.phrases.get(phrase, ()) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),), ()):
+                score[link.table] += size
+    for name, value in list(score.items()):
+        if value > 0:
+            for edge in model.parents(name) + model.children(name):
+                for other in (edge.parent, edge.child):
+                    score[other] = score.get(other, 0.0) + 0.5
+    if model.fact_table:
+        score[model.fact_table] += 0.25
+    return sorted(model.tables, key=lambda t: (-score[t], -(model.tables[t].row_count or 0), t))
