@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
+from .conditions import amount_of, comparisons, known_entities_only, value_filters
 from .model import MeasureDef
 from .planner import (
     BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
     dimension_spec, measure_spec, row_select, with_unique_aliases,
 )
-from .query import DimensionSpec, FilterSpec, HavingSpec, MeasureSpec, QuerySpec
+from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
 
 CORRELATION_POINTS = 1000
 
@@ -42,7 +43,7 @@ class Request:
             return {self.entity} | {t for t in model.tables if t != self.entity
                                     and model.distance(t, self.entity) is not None}  # type: ignore[arg-type]
         if self.kind in {"avg_entity", "amount"}:
-            amount = _amount_of(p, self.entity)  # type: ignore[arg-type]
+            amount = amount_of(p, self.entity)  # type: ignore[arg-type]
             return {amount.table} if amount else set()
         if self.kind in {"count_column", "column_agg"}:
             out = set()
@@ -64,7 +65,7 @@ class Request:
             return (0.3 * (base != self.entity) if self.prefer_fact else own) - 0.05 * distance \
                 + (0.1 if base == model.fact_table else 0.0)
         if self.kind in {"avg_entity", "amount"}:
-            amount = _amount_of(p, self.entity)  # type: ignore[arg-type]
+            amount = amount_of(p, self.entity)  # type: ignore[arg-type]
             return 1.0 if amount is not None and amount.table == base else None
         if self.kind in {"count_column", "column_agg"}:
             opts = p.dimension_options(self.role.mention, base)  # type: ignore[union-attr]
@@ -115,7 +116,7 @@ def compose(p: Planner) -> QuerySpec:
     _add_dimensions(p, spec, draft)
     _average_per_entity(p, spec, draft.dims)
     _add_filters(p, spec, draft)
-    _comparisons(p, spec, draft.operands, draft.unbound, having_measures, draft.subject, draft.listing)
+    comparisons(p, spec, draft.operands, draft.unbound, having_measures, draft.subject, draft.listing)
     if draft.listing:
         _as_listing(p, spec, draft)
     else:
@@ -127,17 +128,22 @@ def _draft(p: Planner) -> Draft:
     """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
     model, intent = p.model, p.intent
     subject_roles = p.of_role("subject")
-    ranking = intent.rank_n is not None or (intent.rank_superlative is not None and bool(p.of_role("dimension")))
+    if intent.rank_superlative is not None and subject_roles and not p.of_role("dimension") \
+            and any(r.role == "measure" and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
+        ranked = subject_roles.pop(0)  # "the most expensive product": rank products by price
+        ranked.role, ranked.marked = "dimension", True
+    ranking = intent.rank_n is not None or (intent.rank_superlative is not None and (
+        bool(p.of_role("dimension")) or intent.time.ranked_grain))
     requests: list[Request] = []
     for r in list(subject_roles):
         entity = _entity(p, r)
-        if r.agg == "avg" and entity is not None and _amount_of(p, entity) is not None:
+        if r.agg == "avg" and entity is not None and amount_of(p, entity) is not None:
             requests.append(Request("avg_entity", r, entity))  # "average order value"
             r.role = "counted"
             subject_roles.remove(r)
     for r in p.of_role("ranked_entity"):  # "the 3 biggest orders"
         entity = _entity(p, r)
-        if entity is None or _amount_of(p, entity) is None or intent.rank_n is not None:
+        if entity is None or amount_of(p, entity) is None or intent.rank_n is not None:
             continue
         count = intent.agg_counts.get(r.agg_at) if r.agg_at is not None else None
         said = r.mention.text.split()[-1].lower()
@@ -160,6 +166,8 @@ def _draft(p: Planner) -> Draft:
             else:
                 requests.append(Request("count_column", r))
     subject = _entity(p, subject_roles[0]) if subject_roles else None
+    if not requests and intent.question_word == "how much" and not p.of_role("dimension"):
+        requests.append(Request("default"))  # "how much did Electronics sell": an amount, not rows
     if not requests and intent.question_word == "how many" and not subject:
         # "how many returns" (a value): count the rows of the table that holds it
         for r in p.of_role("filter"):
@@ -236,7 +244,7 @@ def _add_dimensions(p: Planner, spec: QuerySpec, draft: Draft) -> None:
 def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     """Values, flags, quoted text and periods."""
     model = p.model
-    _value_filters(p, spec)
+    value_filters(p, spec)
     _drop_pinned_dimensions(p, spec, draft.dims)
     if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
         # "what share of revenue comes from Europe": every region's share, Europe among them
@@ -283,24 +291,25 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
 
 def _average_per_entity(p: Planner, spec: QuerySpec, dims: list[Role]) -> None:
     """"average revenue per order" is total revenue over the number of orders, not a
-    breakdown by order: rewrite an averaged measure plus a lone "per <entity>" that way."""
-    if len(dims) != 1 or dims[0].marker != "per" or len(spec.dimensions) != 1 or spec.time_grain:
-        return
+    breakdown by order: rewrite an averaged measure plus "per <entity>" that way (other
+    breakdowns stay: "average revenue per customer by segment")."""
+    per = [r for r in dims if r.marker == "per" and _entity(p, r) is not None]
     averaged = [m for m in spec.measures if m.agg == "avg" and m.formula is not None]
-    entity = _entity(p, dims[0])
-    if not averaged or entity is None:
+    if len(per) != 1 or not averaged or p.of_role("qualifier"):
+        return  # "average order quantity per category": the unit is the order, "per" breaks down
+    entity = _entity(p, per[0])
+    info = p.model.tables[entity]  # type: ignore[index]
+    grouped = next((d for d in spec.dimensions if d.table == entity and not d.grain), None)
+    if not info.primary_key or grouped is None:
         return
-    info = p.model.tables[entity]
-    if not info.primary_key:
-        return
-    spec.dimensions = []
+    spec.dimensions.remove(grouped)
     for m in averaged:
         m.agg = "avg_per"
-        m.per = (entity, info.primary_key[0])
+        m.per = (entity, info.primary_key[0])  # type: ignore[assignment]
         m.alias = f"{m.alias}_per_{lx.snake(info.singular)}"
         m.label = f"{m.label} per {info.singular}"
     if spec.base != entity:
-        path = p.model.paths_from(spec.base).get(entity, [])
+        path = p.model.paths_from(spec.base).get(entity, [])  # type: ignore[arg-type]
         if len(path) == 1 and path[0][1]:  # count the foreign key, no join needed
             for m in averaged:
                 m.per = (spec.base, path[0][0].child_cols[0])
@@ -381,7 +390,7 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
                            f"number of distinct {label}")
     if req.kind in {"avg_entity", "amount"}:
         entity = req.entity
-        amount = _amount_of(p, entity)  # type: ignore[arg-type]
+        amount = amount_of(p, entity)  # type: ignore[arg-type]
         if amount is None or amount.table != base or model.distance(base, entity) is None:  # type: ignore[arg-type]
             return None
         spec = measure_spec(amount, "sum", model)
@@ -422,7 +431,7 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
         return None
     measure: MeasureDef = opts[0][0]
     agg = role.agg
-    if role.superlative and not p.of_role("dimension") and agg is None:
+    if role.superlative and not p.of_role("dimension") and not p.intent.time.ranked_grain and agg is None:
         agg = "max" if p.intent.rank_dir == "desc" else "min"
     if agg == "count":
         agg = "count_distinct" if role.distinct else "count"
@@ -442,86 +451,10 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
     return spec
 
 
-def _value_filters(p: Planner, spec: QuerySpec) -> None:
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for r in p.of_role("filter"):
-        opts = p.value_options(r.mention, spec.base)
-        if not opts:
-            raise PlanError(f'I could not relate "{r.mention.text}" to {p.model.tables[spec.base].plural}')
-        p.note_choice(r.mention, opts[0], opts)
-        grouped.setdefault((opts[0].table, opts[0].column), []).append(opts[0].link.value)  # type: ignore[arg-type]
-    for (table, column), values in grouped.items():
-        values = list(dict.fromkeys(values))
-        label = p.model.column(table, column).human
-        if len(values) == 1:
-            spec.filters.append(FilterSpec(table, column, "=", values, label=label))
-        else:
-            spec.filters.append(FilterSpec(table, column, "in", values, label=label))
-            if p.intent.versus and not any((d.table, d.column) == (table, column) for d in spec.dimensions) \
-                    and spec.measures:
-                spec.dimensions.append(DimensionSpec(table, column, lx.snake(label), label))
-                spec.kind = "comparison"
-
-
-def _comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, having_measures,
-                 subject: str | None, listing: bool) -> None:
-    model = p.model
-    for measure, role in having_measures:
-        c = role.comparison
-        values = [c.value] if c.upper is None else [c.value, c.upper]
-        spec.having.append(HavingSpec(measure, c.op, values))
-    for role in operands:
-        if any(r is role for _, r in having_measures):
-            continue
-        c = role.comparison
-        opts = [md for md, _ in p.measure_options(role.mention) if p.reach(spec.base, md.table) is not None
-                and md.column]
-        if subject:
-            opts.sort(key=lambda md: md.table != subject)
-        if not opts:
-            p.assumptions.append(f'Ignored the condition on "{role.mention.text}"')
-            continue
-        _row_filter(spec, opts[0], c)
-    for c in unbound:
-        target = subject or spec.base
-        measure = _amount_of(p, target)
-        if measure is None:
-            p.assumptions.append("Ignored a comparison with nothing to compare")
-            continue
-        if measure.table == target or listing:
-            if measure.column is None or p.reach(spec.base, measure.table) is None:
-                p.assumptions.append("Ignored a comparison with nothing to compare")
-                continue
-            _row_filter(spec, measure, c)
-        else:
-            agg = measure_spec(measure, "sum", model)
-            values = [c.value] if c.upper is None else [c.value, c.upper]
-            spec.having.append(HavingSpec(agg, c.op, values))
-            if all(m.alias != agg.alias for m in spec.measures):
-                spec.measures.append(agg)
-        p.assumptions.append(f"Compared {measure.label} ({measure.table}) {c.op} {c.value:g}")
-
-
-def _row_filter(spec: QuerySpec, measure: MeasureDef, c) -> None:
-    values = [c.value] if c.upper is None else [c.value, c.upper]
-    spec.filters.append(FilterSpec(measure.table, measure.column, c.op, values, label=measure.label))  # type: ignore[arg-type]
-
-
-def _amount_of(p: Planner, table: str) -> MeasureDef | None:
-    """The money amount of a row: its own revenue/amount, else a child table's revenue."""
-    model = p.model
-    own = model.default_measure(table)
-    if own is not None and own.concept in {"revenue", "amount"}:
-        return own
-    for edge in model.children(table):
-        child = model.default_measure(edge.child)
-        if child is not None and child.concept == "revenue":
-            return child
-    return own
-
-
 def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> None:
     intent = p.intent
+    if ranking or having_mode:
+        known_entities_only(p, spec)
     compared_values = spec.kind == "comparison"
     first = spec.measures[0].alias if spec.measures else None
     time_dims = [d for d in spec.dimensions if d.grain]
@@ -529,7 +462,7 @@ def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> No
     if intent.share and other_dims and spec.measures:
         spec.share = True
     if ranking and first:
-        n = intent.rank_n
+        n = intent.rank_n or intent.which_n
         if n is None:  # "which country has the most customers"
             dim_role = next((r for r in p.of_role("dimension")), None)
             said = dim_role.mention.text.split()[-1].lower() if dim_role else ""

@@ -14,7 +14,7 @@ from .model import SemanticModel
 from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
 
 _OPS = {"=": "is", "!=": "is not", ">": "over", ">=": "at least", "<": "under", "<=": "at most",
-        "between": "between", "in": "is one of"}
+        "between": "between", "in": "is one of", "not_in": "is none of"}
 
 
 def _dimension_words(model: SemanticModel, dim: DimensionSpec, base: str) -> str:
@@ -46,10 +46,12 @@ def _filter_words(model: SemanticModel, f: FilterSpec, base: str) -> str:
         return f"{name} from {f.label}" if " to " in f.label else f"{name} on {f.label}"
     if f.op == "is_true":
         return f"{name} is true"
+    if f.op == "not_null":
+        return f"{name} is known"
     if f.op == "like":
         return f"{name} {f.label}"
-    if f.op == "in":
-        return f"{name} is one of " + ", ".join(str(v) for v in f.values)
+    if f.op in {"in", "not_in"}:
+        return f"{name} {_OPS[f.op]} " + ", ".join(str(v) for v in f.values)
     if f.op == "between":
         return f"{name} between {f.values[0]:g} and {f.values[1]:g}"
     value = f.values[0]

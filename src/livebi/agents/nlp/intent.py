@@ -42,10 +42,14 @@ class Intent:
     rank_at: int | None = None  # index of the first token after the ranking phrase
     rank_explicit: bool = False  # the user gave the number
     rank_superlative: int | None = None  # index after "the most"/"the least" (which X has ...)
+    rank_by_sales: bool = False  # "best-selling", "top sellers": ranked by sales, not counted
     comparisons: list[Comparison] = dataclasses.field(default_factory=list)
     markers: dict[int, str] = dataclasses.field(default_factory=dict)  # index -> marker text
     wants_list: bool = False
-    question_word: str | None = None  # which | what | how many
+    question_word: str | None = None  # which | what | how many | how much
+    which_n: int | None = None  # "which 3 countries ...": how many the superlative keeps
+    which_n_at: int | None = None  # the token holding that number
+    negations: set[int] = dataclasses.field(default_factory=set)  # "excluding", "not", "other than"
     share: bool = False
     versus: bool = False
     correlation: bool = False
@@ -135,6 +139,16 @@ def extract_intent(
         if i in intent.consumed:
             continue
         norm = tok.norm
+        if norm in lx.SALES_RANK_WORDS and intent.norm(i + 1) in lx.SELLING_WORDS and intent.rank_n is None:
+            # "best-selling product", "top sellers", "worst selling categories"
+            intent.rank_superlative, intent.rank_by_sales = i + 2, True
+            intent.rank_dir = "asc" if norm in lx.RANK_ASC else "desc"
+            intent.consumed.update({i, i + 1})
+            if i > 0 and tokens[i - 1].norm in {"the", "our", "my", "their"}:
+                intent.consumed.add(i - 1)
+            continue
+        if i in intent.consumed:
+            continue
         if (norm in lx.RANK_DESC or norm in lx.RANK_ASC) and not shadowed(i) and intent.rank_n is None:
             direction = "desc" if norm in lx.RANK_DESC else "asc"
             nxt = tokens[i + 1] if i + 1 < n else None
@@ -151,7 +165,7 @@ def extract_intent(
                 intent.consumed.update(range(i, i + used))
                 intent.rank_at = i + used
             elif norm in {"most", "least", "fewest", "highest", "lowest", "best", "worst", "biggest",
-                          "largest", "smallest"} and tokens[i - 1].norm == "the" if i > 0 else False:
+                          "largest", "smallest"} and tokens[i - 1].norm in {"the", "our", "my", "their"} if i > 0 else False:
                 # "which country has the most customers": superlative ranking, decided later
                 intent.rank_superlative = i + 1
                 intent.rank_dir = direction
@@ -184,6 +198,22 @@ def extract_intent(
             i += used
             continue
         norm = tokens[i].norm
+        if norm in lx.NEGATIONS or _match(tokens, i, lx.NEGATION_PHRASES):
+            used = _match(tokens, i, lx.NEGATION_PHRASES)[1] if _match(tokens, i, lx.NEGATION_PHRASES) else 1
+            intent.negations.update(range(i, i + used))
+            intent.consumed.update(range(i, i + used))
+            i += used
+            continue
+        if norm == "how" and intent.norm(i + 1) == "much" and intent.question_word is None:
+            intent.question_word = "how much"  # an amount, not a listing
+            intent.consumed.update({i, i + 1})
+            i += 2
+            continue
+        if norm in {"which", "what"} and i + 1 < n and tokens[i + 1].kind == "number" \
+                and tokens[i + 1].value and tokens[i + 1].value.is_integer() and 0 < tokens[i + 1].value < 1900:
+            intent.which_n = int(tokens[i + 1].value)  # "which 3 countries sold the most"
+            intent.which_n_at = i + 1
+            intent.consumed.add(i + 1)
         if norm in lx.DISTINCT_WORDS:
             intent.distinct_at.add(i)
             intent.consumed.add(i)

@@ -97,6 +97,11 @@ def phrase_variants(words: list[str]) -> set[tuple[str, ...]]:
     return {tuple(words), tuple(head + [singular(last)]), tuple(head + [plural(singular(last))])}
 
 
+#: last words of table names that people say differently ("order lines" for OrderDetail)
+TABLE_WORD_ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "detail": ("line", "item"), "line": ("item", "detail"), "item": ("line",),
+}
+
 # -- question vocabulary ----------------------------------------------------------------------
 
 #: Words and phrases that pick an aggregation; longest phrases are matched first.
@@ -120,6 +125,18 @@ DISTINCT_WORDS = {"distinct", "unique", "different", "individual"}
 #: Ranking words (``top 5``, ``bottom 3``, ``which region has the most ...``).
 RANK_DESC = {"top", "best", "most", "highest", "largest", "biggest", "greatest", "leading"}
 RANK_ASC = {"bottom", "worst", "least", "lowest", "smallest", "fewest", "weakest"}
+#: "best-selling", "top sellers", "worst selling": a ranking by sales
+SALES_RANK_WORDS = {"best", "top", "worst", "least", "lowest", "bottom", "fastest", "slowest", "most"}
+SELLING_WORDS = {"selling", "seller", "sellers", "sold", "moving", "popular"}
+#: verbs of selling and buying: they say the measure is sales, which the question usually
+#: names anyway, so they are understood words rather than "ignored" ones
+SALES_VERBS = {"sell", "sells", "sold", "selling", "buy", "buys", "bought", "purchase", "purchased",
+               "earn", "earned", "brought", "bring", "handle", "handled", "ordered", "spent", "placed"}
+#: verbs that state a price ("products that cost more than 20")
+PRICE_VERBS = {"cost", "costs", "costing", "priced", "sells", "sell", "retails", "retail"}
+#: words expanded before matching: superlatives that carry their measure
+EXPANSIONS = {"cheapest": ("least", "expensive"), "priciest": ("most", "expensive"),
+              "costliest": ("most", "expensive"), "bestselling": ("best", "selling")}
 
 #: Markers that introduce a breakdown dimension.
 BREAKDOWN_MARKERS: tuple[tuple[str, ...], ...] = (
@@ -153,6 +170,11 @@ COMPARATORS: dict[tuple[str, ...], str] = {
     ("up", "to"): "<=", ("<=",): "<=", ("or", "less"): "<=", ("or", "fewer"): "<=",
     ("equal", "to"): "=", ("equals",): "=", ("exactly",): "=", ("=",): "=",
 }
+
+#: Words that negate the value after them ("revenue excluding cancelled orders").
+NEGATIONS = {"excluding", "exclude", "excludes", "except", "without", "not", "non", "ignoring", "minus"}
+NEGATION_PHRASES = {("other", "than"), ("apart", "from"), ("but", "not"), ("leaving", "out"),
+                    ("aside", "from"), ("except", "for")}
 
 #: Words that ask for rows rather than an aggregate.
 LIST_WORDS = {"list", "show", "display", "find", "get", "give", "which", "what", "who", "all",
@@ -213,7 +235,7 @@ CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
     "profit": ("profit", "profits", "earnings", "gross profit"),
     "margin": ("margin", "profit margin", "margins"),
     "quantity": ("quantity", "quantities", "units", "volume", "items", "qty"),
-    "price": ("price", "prices", "unit price"),
+    "price": ("price", "prices", "unit price", "expensive", "pricey", "cheap"),
     "amount": ("amount", "amounts"),
 }
 

@@ -43,7 +43,8 @@ def lexicon_words() -> frozenset[str]:
     for marker in lx.BREAKDOWN_MARKERS:
         words.update(marker)
     words |= set(lx.GRAIN_ADJECTIVES) | set(lx.GRAIN_NOUNS) | set(lx.NUMBER_WORDS)
-    words |= lx.LIST_WORDS | lx.SHARE_WORDS | lx.VERSUS_WORDS | lx.CORRELATION_WORDS
+    words |= lx.LIST_WORDS | lx.SHARE_WORDS | lx.VERSUS_WORDS | lx.CORRELATION_WORDS | lx.NEGATIONS
+    words |= {w for phrase in lx.NEGATION_PHRASES for w in phrase} | {"much"} | lx.SALES_VERBS | lx.SELLING_WORDS
     words |= set(MONTHS) | set(UNITS) | {"today", "yesterday", "ytd", "mtd", "qtd", "this",
                                          "current", "last", "past", "previous", "trailing",
                                          "trend", "trends", "timeline", "evolution", "since",

@@ -144,6 +144,10 @@ class SemanticModel:
             for variant in lx.phrase_variants(list(table.words)):
                 self._add(variant, Link("table", table.name, score=1.0))
             own = tuple(lx.singular(w) for w in table.words)
+            # "order lines" / "order items" name an OrderDetail table
+            for other in lx.TABLE_WORD_ALTERNATIVES.get(own[-1], ()):
+                for variant in lx.phrase_variants(list(own[:-1]) + [other]):
+                    self._add(variant, Link("table", table.name, score=0.95))
             for col in table.columns.values():
                 if col.role == "hidden":
                     continue
@@ -163,10 +167,13 @@ class SemanticModel:
                                                      "number", "qty", "sum"}:
                     for variant in lx.phrase_variants(words[:-1]):
                         self._add(variant, Link("column", table.name, col.name, score=0.8))
-                # "ship country" is also "country", "unit price" also "price"
+                # "ship country" is also "country", "unit price" also "price" (and "product price")
                 if len(words) > 1 and col.role != "key":
                     for variant in lx.phrase_variants(words[-1:]):
                         self._add(variant, Link("column", table.name, col.name, score=0.5))
+                    if tuple(lx.singular(w) for w in words[: len(own)]) != own:
+                        for variant in lx.phrase_variants(list(own) + words[-1:]):
+                            self._add(variant, Link("column", table.name, col.name, score=0.8))
             for measure in table.measures:
                 if measure.derived:
                     for variant in lx.phrase_variants(measure.label.split()):
@@ -174,6 +181,23 @@ class SemanticModel:
                 if measure.concept:
                     for word in lx.CONCEPT_WORDS.get(measure.concept, ()):
                         self._add(word.split(), Link("measure", table.name, measure=measure.label, score=0.9))
+
+        # "shipped in 2013", "hired before 2010": the verb of a date column names it
+        for table in self.tables.values():
+            for col in table.columns.values():
+                verb = tuple(w for w in col.words if w not in lx.DATE_NAME_WORDS)
+                if col.role != "date" or not verb or len(verb) == len(col.words) or len(verb) > 2:
+                    continue
+                forms = {verb} | ({verb[:-1] + (verb[-1] + "d",)} if verb[-1].endswith("e") else set())
+                for form in forms:
+                    if not any(lk.kind == "table" for lk in self.phrases.get(form, ())):
+                        self._add(form, Link("column", table.name, col.name, score=0.7))
+        # "product category" is the category a product points to (a many-to-one join)
+        for edge in self.edges:
+            child = tuple(lx.singular(w) for w in self.tables[edge.child].words)
+            for variant in lx.phrase_variants(list(child) + list(self.tables[edge.parent].words)):
+                if len(variant) > len(child):
+                    self._add(variant, Link("table", edge.parent, score=0.9))
 
     def _index_values(self, values: dict[tuple[str, str], list[str]]) -> None:
         for (table_name, column), items in values.items():

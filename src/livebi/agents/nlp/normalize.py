@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from .lexicon import EXPANSIONS
+
 _TOKEN = re.compile(
     r"""
     (?P<quoted>"[^"]{1,200}"|'[^']{1,200}'|“[^”]{1,200}”)
@@ -22,6 +24,8 @@ _TOKEN = re.compile(
     re.VERBOSE | re.UNICODE,
 )
 _SCALE = {"k": 1_000, "m": 1_000_000, "bn": 1_000_000_000}
+_SCALE_WORDS = {"thousand": 1_000, "million": 1_000_000, "millions": 1_000_000, "billion": 1_000_000_000,
+                "mn": 1_000_000, "mio": 1_000_000, "bn": 1_000_000_000}
 
 
 @dataclasses.dataclass
@@ -67,6 +71,17 @@ def tokenize(question: str) -> list[Token]:
             norm = normalize_word(text)
             # "year-to-date", "e-commerce": split hyphenated words, keep both halves
             parts = [p for p in re.split(r"[-.]", norm) if p] if ("-" in norm or "." in norm) else [norm]
+            previous = tokens[-1] if tokens else None
+            if norm in _SCALE_WORDS and previous is not None and previous.kind == "number" \
+                    and previous.value is not None and first == len(tokens):
+                # "20 million": scale the number rather than keep a word nobody understands
+                previous.value *= _SCALE_WORDS[norm]
+                previous.norm = str(int(previous.value)) if previous.value.is_integer() else str(previous.value)
+                previous.text = f"{previous.text} {text}"
+                previous.end = match.end()
+                continue
+            if len(parts) == 1 and norm in EXPANSIONS:  # "cheapest" -> "least expensive"
+                parts = list(EXPANSIONS[norm])
             for part in parts:
                 tokens.append(Token(text if len(parts) == 1 else part, part, "word"))
         for tok in tokens[first:]:

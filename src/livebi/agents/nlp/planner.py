@@ -22,6 +22,8 @@ from .timeexpr import Period
 
 LIST_LIMIT = 100
 BIG_DIMENSION_LIMIT = 100
+_NEGATION_GAP = {"the", "a", "an", "any", "all", "that", "which", "were", "was", "are", "is", "been", "be",
+                 "and", "or", ",", "in", "from", "of", "for", "to"}
 _SKIP_BACK = {"the", "a", "an", "all", "its", "their", "and", ",", "of", "each"}
 
 
@@ -47,6 +49,7 @@ class Role:
     agg_at: int | None = None  # token index of the aggregation word
     distinct: bool = False
     superlative: bool = False
+    negated: bool = False  # "excluding cancelled orders": the filter keeps the other values
 
 
 @dataclasses.dataclass
@@ -90,20 +93,30 @@ class Planner:
         agg_by_end = {end: (start, intent.aggs[start]) for start, end in intent.agg_ends.items()}
         roles: list[Role] = []
         dim_ends: set[int] = set()
-        for m in self.mentions:
+        for index, m in enumerate(self.mentions):
             kinds = {link.kind for link in m.links}
             role = Role(m, "subject")
+            nxt = self.mentions[index + 1] if index + 1 < len(self.mentions) else None
             j = m.start - 1
             while True:
                 if j + 1 in agg_by_end:  # "number of unique customers", "the average price"
                     role.agg_at, role.agg = agg_by_end[j + 1]
                     break
                 if j >= 0 and (self.intent.norm(j) in _SKIP_BACK or j in intent.distinct_at
-                               or j in dim_ends) and j not in marker_tokens:
+                               or j in dim_ends or j == intent.which_n_at) and j not in marker_tokens:
                     role.distinct = role.distinct or j in intent.distinct_at
                     j -= 1
                     continue
                 break
+            if role.agg in {"avg", "sum", "min", "max", "median"} and nxt is not None and nxt.start == m.end \
+                    and self._is_entity_mention(m) and self._measure_links(nxt) and not self._is_entity_mention(nxt) \
+                    and not nxt.of_kind("value") and self._comparison_for(nxt) is None:
+                # "average order quantity": the entity only says whose quantity; the
+                # aggregation belongs to the measure after it
+                role.role, role.agg = "qualifier", None
+                dim_ends.update(range(m.start, m.end))
+                roles.append(role)
+                continue
             after_marker = j in marker_tokens
             if after_marker:
                 role.marker = next((text for start, text in intent.markers.items()
@@ -115,14 +128,22 @@ class Planner:
                 all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_superlative, m.start))
             comparison = self._comparison_for(m)
             measure_like = bool(self._measure_links(m))
+            date_verb = kinds == {"column"} and not after_marker and not set(m.norm.split()) & lx.DATE_NAME_WORDS \
+                and all(self.model.column(lk.table, lk.column).role == "date" for lk in m.links)  # type: ignore[arg-type]
             if "literal" in kinds:
                 role.role = "literal"
+            elif date_verb:
+                # "orders shipped in 2013" filters on the ship date; in "orders shipped to Germany
+                # in 2013" the verb does not hold the period, and the default date does
+                role.role = "date" if m.end in intent.time.consumed else "qualifier"
             elif comparison is not None and (measure_like or "table" in kinds):
                 role.role, role.comparison = "operand", comparison
             elif role.agg == "count" and kinds != {"value"} and (not measure_like or "table" in kinds):
                 role.role = "count"
             elif self._is_value(m):
                 role.role = "filter"
+            elif role.superlative and intent.rank_by_sales and (self._is_entity_mention(m) or not measure_like):
+                role.role, role.marked = "dimension", True  # "the best-selling product"
             elif role.superlative:
                 role.role = "count" if self._is_entity_mention(m) else "measure"
                 role.agg = role.agg or ("count" if role.role == "count" else None)
@@ -141,10 +162,22 @@ class Planner:
                 role.role = "subject"
             else:
                 role.role = "dimension"
-            if role.role == "dimension":
+            if role.role == "filter":
+                role.negated = self._negated(m, dim_ends)
+            if role.role in {"dimension", "filter"}:
+                # "number of cancelled orders": the aggregation reaches over value words
                 dim_ends.update(range(m.start, m.end))
             roles.append(role)
         return roles
+
+    def _negated(self, m: Mention, filter_tokens: set[int]) -> bool:
+        """A negation word before the value, across "the", "were", other values and "and"/"or"
+        ("excluding cancelled and returned orders", "orders that were not returned")."""
+        k = m.start - 1
+        while k >= 0 and (self.intent.norm(k) in _NEGATION_GAP or k in filter_tokens) \
+                and k not in self.intent.negations:
+            k -= 1
+        return k in self.intent.negations
 
     def _comparison_for(self, m: Mention) -> Comparison | None:
         """The comparison this mention is the operand of, if any.
@@ -319,7 +352,7 @@ class Planner:
         for r in self.roles:
             for link in r.mention.of_kind("column"):
                 if self.model.column(link.table, link.column).role == "date" \
-                        and self.reach(base, link.table) is not None and r.role != "dimension":
+                        and self.reach(base, link.table) is not None and r.role not in {"dimension", "qualifier"}:
                     r.role = "date"
                     return (link.table, link.column)  # type: ignore[return-value]
         return self.model.default_dates.get(base)

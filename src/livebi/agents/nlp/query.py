@@ -58,7 +58,7 @@ class DimensionSpec:
 class FilterSpec:
     table: str
     column: str
-    op: str  # = | in | > | >= | < | <= | between | date_range | is_true
+    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | not_null
     values: list[Any]
     label: str = ""
     text_date: bool = False
@@ -103,6 +103,7 @@ class QuerySpec:
     def tables(self) -> set[str]:
         used = {self.base}
         used.update(m.table for m in self.measures)
+        used.update(m.per[0] for m in self.measures if m.per)
         used.update(d.table for d in self.dimensions)
         used.update(f.table for f in self.filters)
         used.update(h.measure.table for h in self.having)

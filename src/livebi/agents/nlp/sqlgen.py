@@ -179,6 +179,14 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
     ref = col(flt.table, flt.column)
     if flt.op == "in":
         return exp.In(this=ref, expressions=[_literal(v) for v in flt.values])
+    if flt.op == "not_null":
+        return exp.Not(this=exp.Is(this=ref, expression=exp.Null()))
+    if flt.op == "not_in":  # NULLs are "not" the excluded values either
+        return exp.or_(exp.Not(this=exp.In(this=ref, expressions=[_literal(v) for v in flt.values])),
+                       exp.Is(this=ref.copy(), expression=exp.Null()))
+    if flt.op == "!=":
+        return exp.or_(exp.NEQ(this=ref, expression=_literal(flt.values[0])),
+                       exp.Is(this=ref.copy(), expression=exp.Null()))
     if flt.op == "between":
         return exp.Between(this=ref, low=_literal(flt.values[0]), high=_literal(flt.values[1]))
     if flt.op == "is_true":

@@ -54,6 +54,7 @@ class TimeFindings:
     periods: list[Period] = dataclasses.field(default_factory=list)
     grain: str | None = None
     grain_tokens: set[int] = dataclasses.field(default_factory=set)  # "by month", "monthly"
+    ranked_grain: bool = False  # "which month had the most ...": rank the time buckets
     trend: bool = False
     consumed: set[int] = dataclasses.field(default_factory=set)
 
@@ -298,6 +299,10 @@ def extract_time(tokens: list[Token], today: dt.date, skip: set[int] | None = No
         if grain is None and norm in {"and", ","} and _norm(tokens, i + 1) in GRAIN_NOUNS \
                 and _norm(tokens, i + 1) != "date" and any(t.norm in {"by", "per", "each"} for t in tokens[:i]):
             grain = (GRAIN_NOUNS[_norm(tokens, i + 1)], 2)  # "by segment and year"
+        if grain is None and norm in {"which", "what"} and _norm(tokens, i + 1) in GRAIN_NOUNS \
+                and _norm(tokens, i + 1) != "date":
+            grain = (GRAIN_NOUNS[_norm(tokens, i + 1)], 2)  # "which month had the lowest revenue"
+            found.ranked_grain = True
         if grain is not None:
             grain_name, used = grain
             found.grain = found.grain or grain_name
