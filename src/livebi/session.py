@@ -40,9 +40,12 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class Replay:
-    """Publications to send after a reply: (channel, epoch, seq, frame)."""
+    """What must follow a reply, in this order: missed publications (channel, epoch, seq,
+    frame), then presence joins to announce (announcing earlier would put the join's seq
+    ahead of the replay and the client would see a gap)."""
 
     items: list[tuple[str, str, int, str]] = dataclasses.field(default_factory=list)
+    joins: list[str] = dataclasses.field(default_factory=list)
 
 
 class TokenBucket:
@@ -83,7 +86,7 @@ class Session:
         """WebSocket: process one frame and queue its reply, then any replay, in order."""
         reply, replay = await self.process(raw)
         self.conn.enqueue(dumps(reply))
-        self.send_replay(replay)
+        await self.send_replay(replay)
 
     async def process(self, raw: str | bytes) -> tuple[dict[str, Any], Replay]:
         """Process one client frame; returns the reply and what must follow it.
@@ -122,9 +125,11 @@ class Session:
             metrics.op_seconds.labels(op_name).observe(time.perf_counter() - started)
         return reply, replay
 
-    def send_replay(self, replay: Replay) -> None:
+    async def send_replay(self, replay: Replay) -> None:
         for channel, epoch, seq, frame in replay.items:
             self.conn.enqueue_publication(channel, epoch, seq, frame)
+        for channel in replay.joins:
+            await self.services.join_presence(self.conn, channel)
 
     async def authenticate(self, token: str) -> User:
         """Check a token, apply connection limits and bind the user to this connection.
@@ -145,7 +150,7 @@ class Session:
             start = since[1] if result.recovered else result.seq
             self.conn.positions[channel] = (result.epoch, start)
         replay.items.extend((channel, result.epoch, seq, frame) for seq, frame in result.missed)
-        await self.services.join_presence(self.conn, channel)
+        replay.joins.append(channel)
         return {"channel": channel, "epoch": result.epoch, "seq": result.seq, "recovered": result.recovered}
 
     # Ops ------------------------------------------------------------------------------------

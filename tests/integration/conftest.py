@@ -131,7 +131,8 @@ async def _add_users(store_url: str) -> None:
     store = await MetadataStore.open(store_url)
     try:
         for name, pw in USERS.items():
-            await store.add_user(name, hash_password(pw))
+            if await store.get_user(username=name) is None:
+                await store.add_user(name, hash_password(pw))
     finally:
         await store.close()
 

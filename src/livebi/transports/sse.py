@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+
+import anyio
 import logging
 import secrets
 from typing import Any, AsyncIterator
@@ -63,6 +65,7 @@ class SSEStream:
         )
         self.session = Session(services, self.conn)
         self._closing: tuple[int, str] | None = None
+        self._gone = False  # the client disconnected
 
     async def _send(self, frame: str, event_id: str | None) -> None:
         chunk = (f"id: {event_id}\n" if event_id else "") + f"data: {frame}\n\n"
@@ -74,31 +77,45 @@ class SSEStream:
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(_END)  # wake the body; if it is blocked sending, it checks after
 
+    async def _watch_disconnect(self, request: Request) -> None:
+        """Under ASGI 2.4 servers Starlette notices a gone client only when a write fails;
+        listen for ``http.disconnect`` so an idle stream is cleaned up at once."""
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                break
+        self._gone = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_END)
+
     async def body(self, request: Request) -> AsyncIterator[str]:
         heartbeat = self.services.settings.sse_heartbeat_s
+        watcher = asyncio.create_task(self._watch_disconnect(request))
         yield "retry: 1000\n\n"
         try:
             while self._closing is None:
                 try:
                     item = await asyncio.wait_for(self._queue.get(), heartbeat)
                 except asyncio.TimeoutError:
-                    if await request.is_disconnected():
-                        break
                     yield ": heartbeat\n\n"
                     continue
-                if item is _END:
+                if item is _END or self._gone:
                     break
                 yield item
-            if self._closing is not None:
+            if self._closing is not None and not self._gone:
                 code, reason = self._closing
                 yield f"data: {dumps({'type': 'close', 'code': code, 'reason': reason})}\n\n"
         finally:
-            await self.services.disconnect(self.conn)
+            watcher.cancel()
+            # Starlette cancels this generator when the client goes away; the cleanup must run
+            # all the same (anyio re-raises cancellation at every await in a cancelled scope).
             self.services.sse_streams.pop(self.conn.id, None)
             self.services.metrics.connections.labels("sse").dec()
             if self.conn.close_code == CloseCode.slow_consumer:
                 self.services.metrics.slow_consumers.inc()
-            await self.conn.close(CloseCode.normal, "")
+            with anyio.CancelScope(shield=True):
+                await self.services.disconnect(self.conn)
+                await self.conn.close(CloseCode.normal, "")
 
 
 @router.get("/sse")
@@ -141,7 +158,7 @@ async def sse_stream(request: Request) -> StreamingResponse:
                 resumed.append({"channel": channel, "error": {"code": exc.code.value, "message": exc.message}})
     opening = {"type": "open", "conn_id": stream.conn.id, "user": user.public(), "resumed": resumed}
     stream.conn.enqueue(dumps(opening))
-    stream.session.send_replay(replay)
+    await stream.session.send_replay(replay)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream.body(request), media_type="text/event-stream", headers=headers)
 
@@ -166,5 +183,5 @@ async def sse_op(request: Request, conn: str) -> JSONResponse:
         if len(raw) > limit:
             break  # parse_op answers too_large without reading the rest
     reply, replay = await stream.session.process(raw)
-    stream.session.send_replay(replay)
+    await stream.session.send_replay(replay)
     return JSONResponse(reply)

@@ -1,0 +1,279 @@
+"""The delivery layer end to end: recovery under churn, restarts, slow consumers, presence,
+limits and the SSE fallback, with real servers and real clients on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import httpx
+import pytest
+import websockets
+
+from livebi.client import LiveClient, LiveError
+from livebi.protocol import CloseCode
+
+from .conftest import USERS, run_server
+
+
+async def login(server, username: str = "alice", **kw) -> LiveClient:
+    return await LiveClient.login(server.base_url, username, USERS[username], **kw)
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+async def test_python_client_asks_over_each_transport(live_server, transport) -> None:
+    client = await login(live_server, transport=transport)
+    assert client.active_transport == transport
+    query = await client.ask("total revenue by region")
+    result = await query.result()
+    assert result["row_count"] == 5
+    with pytest.raises(LiveError) as info:
+        await (await client.ask("purple monkey dishwasher")).result()
+    assert info.value.code == "not_understood" and info.value.data["stage"] == "nlp_processing"
+    with pytest.raises(LiveError) as info:
+        await client.call("subscribe", channel="nonsense")
+    assert info.value.code == "unknown_channel"
+    await client.close()
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+async def test_200_clients_see_every_publication_exactly_once_in_order_while_a_third_reconnect(
+    server_settings, transport
+) -> None:
+    server_settings.max_connections_per_user = 1000
+    server_settings.op_rate_per_s = 0
+    async with run_server(server_settings) as server:
+        services = server.app.state.services
+        token = await server.token("alice")
+        clients = [LiveClient(server.base_url, token, transport=transport, backoff_initial=0.05, backoff_max=0.5) for _ in range(200)]
+        await asyncio.gather(*(c.connect() for c in clients))
+        subs = await asyncio.gather(*(c.subscribe("system") for c in clients))
+        churners = random.Random(7).sample(clients, len(clients) // 3)
+
+        async def churn() -> None:
+            rng = random.Random(11)
+            for _ in range(3):
+                for c in churners:
+                    await asyncio.sleep(rng.random() * 0.01)
+                    await c.kill_transport()
+                await asyncio.sleep(0.3)
+
+        async def publish() -> None:
+            for i in range(300):
+                await services.publish("system", "notification", {"i": i})
+                await asyncio.sleep(0.005)
+
+        await asyncio.gather(churn(), publish())
+        final_seq = services.hub.position("system")[1]
+
+        async def caught_up(sub) -> None:
+            while sub.seq < final_seq:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(asyncio.gather(*(caught_up(s) for s in subs)), 60)
+        for client, sub in zip(clients, subs):
+            seen = sub.pending()
+            seqs = [p["seq"] for p in seen]
+            assert seqs == sorted(set(seqs)), "in order, no duplicates"
+            assert sub.gaps == 0
+            notes = [p["data"]["i"] for p in seen if p["type"] == "notification"]
+            assert notes == list(range(300)), "every publication exactly once"
+            assert set(sub.recovered) <= {None, True}, "history covered every gap"
+        reconnects = [c.connects - 1 for c in churners]
+        assert min(reconnects) >= 1 and sum(reconnects) >= len(churners) * 2, f"the churners did reconnect: {reconnects}"
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_restart_clients_come_back_and_are_told_recovery_failed(server_settings) -> None:
+    resets: list[str] = []
+    async with run_server(server_settings) as server:
+        token = await server.token("alice")
+        clients = [LiveClient(server.base_url, token, backoff_initial=0.05, backoff_max=0.3) for _ in range(20)]
+        await asyncio.gather(*(c.connect() for c in clients))
+        subs = await asyncio.gather(*(c.subscribe("system", on_reset=lambda s: resets.append(s.channel)) for c in clients))
+        await server.app.state.services.publish("system", "notification", {"before": True})
+    # The server shut down gracefully (1012); a new process comes up on the same port.
+    async with run_server(server_settings) as server2:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        async def back(sub) -> None:
+            while len(sub.recovered) < 2:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(asyncio.gather(*(back(s) for s in subs)), 10)
+        elapsed = loop.time() - started
+        print(f"\n20 clients resubscribed {elapsed * 1000:.0f} ms after the new server was up")
+        assert all(s.recovered[-1] is False for s in subs), "memory broker: history is gone"
+        assert len(resets) == 20
+        for c in clients:
+            assert (await c.call("ping"))["pong"] is True
+        await server2.app.state.services.publish("system", "notification", {"after": True})
+        for s in subs:
+            while True:
+                pub = await s.get(timeout=5)
+                if pub["type"] == "notification" and pub["data"].get("after"):
+                    break
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_graceful_shutdown_closes_websockets_with_1012(server_settings) -> None:
+    async with run_server(server_settings) as server:
+        ws = await websockets.connect(server.ws_url + "?token=" + await server.token("alice"))
+    with pytest.raises(websockets.ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == CloseCode.service_restart
+
+
+async def test_slow_consumer_is_cut_off_and_others_get_everything(server_settings) -> None:
+    server_settings.outgoing_queue_bytes = 256 * 1024
+    async with run_server(server_settings) as server:
+        services = server.app.state.services
+        token = await server.token("alice")
+        normal = [LiveClient(server.base_url, token) for _ in range(10)]
+        await asyncio.gather(*(c.connect() for c in normal))
+        subs = await asyncio.gather(*(c.subscribe("system") for c in normal))
+        # A client that stops reading: websockets stops reading the socket once max_queue is full.
+        slow = await websockets.connect(server.ws_url + "?token=" + token, max_queue=1, max_size=None)
+        await slow.send(json.dumps({"id": 1, "op": "subscribe", "channel": "system"}))
+        payload = "x" * 20_000
+        for i in range(600):
+            await services.publish("system", "notification", {"i": i, "pad": payload})
+            if i % 20 == 0:
+                await asyncio.sleep(0)
+        last = services.hub.position("system")[1]
+        for sub in subs:
+            while sub.seq < last:
+                await asyncio.sleep(0.05)
+            got = [p["data"]["i"] for p in sub.pending() if p["type"] == "notification"]
+            assert got == list(range(600))
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(slow.recv(), 10)
+        assert slow.close_code == CloseCode.slow_consumer
+        assert services.metrics.slow_consumers._value.get() == 1
+        await asyncio.gather(*(c.close() for c in normal))
+
+
+async def test_presence_join_update_leave(live_server) -> None:
+    alice = await login(live_server, "alice")
+    bob = await login(live_server, "bob")
+    a_sub = await alice.subscribe("system")
+    await bob.subscribe("system")
+    members = (await alice.call("presence", channel="system"))["members"]
+    assert sorted(m["username"] for m in members) == ["alice", "bob"]
+    await bob.call("presence", channel="system", state={"editing": "w1"})
+    bob_id = next(m["user_id"] for m in members if m["username"] == "bob")
+    await bob.close()
+
+    async def events():
+        seen = []
+        while not any(e["event"] == "leave" for e in seen):
+            seen.append((await a_sub.get(5))["data"])
+        return seen
+
+    seen = await events()
+    kinds = [(e["event"], e["member"]["username"]) for e in seen]
+    assert ("join", "bob") in kinds and ("update", "bob") in kinds and kinds[-1] == ("leave", "bob")
+    update = next(e for e in seen if e["event"] == "update")
+    assert update["member"]["state"] == {"editing": "w1"} and update["member"]["user_id"] == bob_id
+    members = (await alice.call("presence", channel="system"))["members"]
+    assert [m["username"] for m in members] == ["alice"]
+    with pytest.raises(LiveError) as info:
+        await alice.call("presence", channel="user:" + members[0]["user_id"])
+    assert info.value.code == "invalid_op"
+    with pytest.raises(LiveError) as info:
+        await alice.call("presence", channel="system", state={"big": "x" * 5000})
+    assert info.value.code == "invalid_op"
+    await alice.close()
+
+
+async def test_op_rate_limit(server_settings) -> None:
+    server_settings.op_rate_per_s = 5
+    server_settings.op_burst = 5
+    async with run_server(server_settings) as server:
+        client = await server.connect("alice")
+        replies = [await client.op("ping") for _ in range(15)]
+        codes = [r["error"]["code"] for r in replies if not r["ok"]]
+        assert codes and set(codes) == {"rate_limited"}
+        await asyncio.sleep(1.0)
+        assert (await client.op("ping"))["ok"], "the bucket refills; the connection survived"
+        await client.close()
+
+
+async def test_connection_limits(server_settings) -> None:
+    server_settings.max_connections_per_user = 2
+    server_settings.max_connections = 4
+    async with run_server(server_settings) as server:
+        a1, a2 = await server.connect("alice"), await server.connect("alice")
+        a3 = await server.connect("alice")
+        assert (await a3.wait_closed())[0] == CloseCode.too_many_connections
+        token = await server.token("alice")
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            r = await http.get("/sse", params={"token": token})
+            assert r.status_code == 429
+        b1, b2 = await server.connect("bob"), await server.connect("bob")
+        assert (await b1.op("ping"))["ok"]
+        over = await server.connect("bob")
+        assert (await over.wait_closed())[0] == CloseCode.try_again_later
+        for c in (a1, a2, b1, b2):
+            await c.close()
+
+
+async def test_http_only_mode_python_client_falls_back_to_sse(server_settings) -> None:
+    server_settings.websocket = False
+    states: list[tuple[str, str | None]] = []
+    async with run_server(server_settings) as server:
+        client = await login(server, on_state=lambda s, d: states.append((s, d)), backoff_initial=0.05)
+        assert client.active_transport == "sse"
+        result = await (await client.ask("how many customers")).result()
+        assert result["row_count"] == 1
+        assert any(state == "degraded" for state, _ in states), "the user is told"
+        await client.close()
+
+
+async def test_sse_resumes_from_last_event_id(live_server) -> None:
+    token = await live_server.token("alice")
+    services = live_server.app.state.services
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as http:
+        async with http.stream("GET", "/sse", headers=headers) as stream:
+            lines = stream.aiter_lines()
+            opening = None
+            async for line in lines:
+                if line.startswith("data:"):
+                    opening = json.loads(line[5:])
+                    break
+            conn = opening["conn_id"]
+            r = await http.post("/sse/ops", params={"conn": conn}, headers=headers, json={"id": 1, "op": "subscribe", "channel": "system"})
+            assert r.json()["ok"]
+            await services.publish("system", "notification", {"n": 1})
+            last_id = None
+            async for line in lines:
+                if line.startswith("id:"):
+                    last_id = line[3:].strip()
+                if line.startswith("data:") and '"notification"' in line:
+                    break
+        # Gone: publications keep coming.
+        for n in (2, 3):
+            await services.publish("system", "notification", {"n": n})
+        other = await http.post("/sse/ops", params={"conn": conn}, headers=headers, json={"id": 2, "op": "ping"})
+        assert other.status_code == 404, "the old stream is gone"
+        async with http.stream("GET", "/sse", headers={**headers, "Last-Event-ID": last_id}) as stream:
+            got = []
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    msg = json.loads(line[5:])
+                    if msg.get("type") == "open":
+                        assert msg["resumed"][0]["channel"] == "system" and msg["resumed"][0]["recovered"] is True
+                        continue
+                    items = msg["messages"] if msg.get("type") == "message_batch" else [msg]
+                    got += [m["data"]["n"] for m in items if m["type"] == "notification"]
+                    if 3 in got:
+                        break
+        assert got == [2, 3]
+        bad = await http.get("/sse/ops", headers=headers)
+        assert bad.status_code == 405
+        forged = await http.post("/sse/ops", params={"conn": "nope"}, headers=headers, json={"id": 1, "op": "ping"})
+        assert forged.status_code == 404
