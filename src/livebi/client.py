@@ -221,6 +221,9 @@ class LiveClient:
     async def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one op and return its reply data; raises LiveError on an error reply."""
         await self._wait_connected(self.op_timeout)
+        return await self._send_op(op, **fields)
+
+    async def _send_op(self, op: str, **fields: Any) -> dict[str, Any]:
         self._ids += 1
         message = {"id": self._ids, "op": op, **fields}
         if self.active_transport == "sse":
@@ -334,8 +337,16 @@ class LiveClient:
         self._ws_failures = 0
         reader = asyncio.create_task(self._read_ws(ws))
         try:
-            await self._on_connected("ws", [])
-            await reader
+            # The socket is open; the session is usable only once the server answers an op
+            # (it may still refuse the token, or the WebSocket transport may be off).
+            self.active_transport = "ws"
+            try:
+                await self._send_op("ping")
+            except LiveError:
+                await reader
+            else:
+                await self._on_connected("ws", [])
+                await reader
         finally:
             reader.cancel()
         code = ws.close_code

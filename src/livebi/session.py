@@ -146,12 +146,17 @@ class Session:
         """Authorize, subscribe, queue missed publications into ``replay``; the reply data."""
         await self.services.authorize_channel(self.user, channel)
         result = self.services.connections.subscribe(self.conn, channel, since)
+        recovered, missed = result.recovered, result.missed
+        if missed and sum(len(frame) for _, frame in missed) > self.services.settings.outgoing_queue_bytes // 2:
+            # A replay this big would overflow the outbox and cut the client off again and
+            # again; it is cheaper for the client to reload state (e.g. ask again).
+            recovered, missed = False, ()
         if self.conn.track_positions:
-            start = since[1] if result.recovered else result.seq
+            start = since[1] if recovered else result.seq
             self.conn.positions[channel] = (result.epoch, start)
-        replay.items.extend((channel, result.epoch, seq, frame) for seq, frame in result.missed)
+        replay.items.extend((channel, result.epoch, seq, frame) for seq, frame in missed)
         replay.joins.append(channel)
-        return {"channel": channel, "epoch": result.epoch, "seq": result.seq, "recovered": result.recovered}
+        return {"channel": channel, "epoch": result.epoch, "seq": result.seq, "recovered": recovered}
 
     # Ops ------------------------------------------------------------------------------------
 

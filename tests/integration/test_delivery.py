@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import base64
+import os
 import random
+import socket
+import struct
 
 import httpx
 import pytest
@@ -15,6 +19,56 @@ from livebi.client import LiveClient, LiveError
 from livebi.protocol import CloseCode
 
 from .conftest import USERS, run_server
+
+
+class RawWebSocket:
+    """A minimal blocking WebSocket client that reads only when told to (a slow consumer)."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send_text(self, text: str) -> None:
+        data, mask = text.encode(), os.urandom(4)
+        n = len(data)
+        header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def read_close_code(self, timeout: float) -> int | None:
+        """Read frames until the close frame; return its code."""
+        self.sock.settimeout(timeout)
+        buf = b""
+
+        def need(k: int) -> bytes:
+            nonlocal buf
+            while len(buf) < k:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed without a close frame")
+                buf += chunk
+            out, buf = buf[:k], buf[k:]
+            return out
+
+        while True:
+            b0, b1 = need(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack("!H", need(2))[0]
+            elif n == 127:
+                n = struct.unpack("!Q", need(8))[0]
+            payload = need(n)
+            if b0 & 0x0F == 0x8:
+                return struct.unpack("!H", payload[:2])[0]
 
 
 async def login(server, username: str = "alice", **kw) -> LiveClient:
@@ -134,24 +188,30 @@ async def test_slow_consumer_is_cut_off_and_others_get_everything(server_setting
         normal = [LiveClient(server.base_url, token) for _ in range(10)]
         await asyncio.gather(*(c.connect() for c in normal))
         subs = await asyncio.gather(*(c.subscribe("system") for c in normal))
-        # A client that stops reading: websockets stops reading the socket once max_queue is full.
-        slow = await websockets.connect(server.ws_url + "?token=" + token, max_queue=1, max_size=None)
-        await slow.send(json.dumps({"id": 1, "op": "subscribe", "channel": "system"}))
+        # A client that subscribes and then never reads: a raw socket with a tiny receive buffer.
+        # (Blocking socket calls run in a thread: the server shares this event loop.)
+        slow = await asyncio.to_thread(RawWebSocket, server_settings.port, "/ws?token=" + token)
+        await asyncio.to_thread(slow.send_text, json.dumps({"id": 1, "op": "subscribe", "channel": "system"}))
+        await asyncio.sleep(0.2)
         payload = "x" * 20_000
+        cut_at = None
         for i in range(600):
             await services.publish("system", "notification", {"i": i, "pad": payload})
-            if i % 20 == 0:
-                await asyncio.sleep(0)
+            await asyncio.sleep(0.002)  # a steady stream the normal readers can keep up with
+            if cut_at is None and services.metrics.slow_consumers._value.get() == 0 and any(
+                c.close_code == CloseCode.slow_consumer for c in services.connections.connections.values()
+            ):
+                cut_at = i
+                # Read what the kernel buffered, then the close frame (sent within its 5 s grace).
+                slow_reader = asyncio.ensure_future(asyncio.to_thread(slow.read_close_code, 10))
+        assert cut_at is not None, "the slow reader was cut off while publishing went on"
         last = services.hub.position("system")[1]
         for sub in subs:
             while sub.seq < last:
                 await asyncio.sleep(0.05)
             got = [p["data"]["i"] for p in sub.pending() if p["type"] == "notification"]
             assert got == list(range(600))
-        with pytest.raises(websockets.ConnectionClosed):
-            while True:
-                await asyncio.wait_for(slow.recv(), 10)
-        assert slow.close_code == CloseCode.slow_consumer
+        assert await slow_reader == CloseCode.slow_consumer
         assert services.metrics.slow_consumers._value.get() == 1
         await asyncio.gather(*(c.close() for c in normal))
 

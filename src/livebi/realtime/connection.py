@@ -75,6 +75,7 @@ class Connection:
         self._outbox = outbox
         self._wakeup = asyncio.Event()
         self._closed = False
+        self.closed_event = asyncio.Event()  # set by close(): lets the reader stop waiting
         self.close_code: int | None = None
         self.frames_sent = 0
         self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{conn_id}")
@@ -92,7 +93,7 @@ class Connection:
 
     def enqueue(self, frame: str, event_id: str | None = None) -> bool:
         """Queue a frame for the client; False when the connection is closed or overflowed."""
-        if self._closed:
+        if self._closed or self._outbox.overflowed:
             return False
         if not self._outbox.put(frame, event_id):
             log.warning("connection %s: outgoing queue over %d bytes, closing as slow consumer", self.id, self._outbox.max_bytes)
@@ -114,6 +115,8 @@ class Connection:
             await self._close(int(code), reason)
         except Exception:  # the peer may already be gone
             log.debug("connection %s: close failed", self.id, exc_info=True)
+        finally:
+            self.closed_event.set()  # after the close frame went out (or its send timed out)
 
     async def drain(self, timeout: float = 1.0) -> None:
         """Wait (bounded) until everything queued has been written."""

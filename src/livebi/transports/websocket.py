@@ -76,13 +76,19 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                 return
         loop = asyncio.get_running_loop()
         auth_deadline = loop.time() + settings.auth_timeout_s
+        closed = asyncio.ensure_future(conn.closed_event.wait())
         while not conn.closed:
             timeout = None if conn.user is not None else max(0.0, auth_deadline - loop.time())
-            try:
-                message = await asyncio.wait_for(ws.receive(), timeout)
-            except asyncio.TimeoutError:
-                await conn.close(CloseCode.unauthenticated, "authentication timeout")
+            receiving = asyncio.ensure_future(ws.receive())
+            # Stop reading as soon as the connection is closed from our side (slow consumer,
+            # shutdown): a peer that never reads would otherwise keep this endpoint alive.
+            await asyncio.wait({receiving, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                receiving.cancel()
+                if not conn.closed:
+                    await conn.close(CloseCode.unauthenticated, "authentication timeout")
                 break
+            message = receiving.result()
             if message["type"] == "websocket.disconnect":
                 break
             raw = message.get("text")
@@ -98,6 +104,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        if "closed" in locals():
+            closed.cancel()
         gauge.dec()
         if conn.close_code == CloseCode.slow_consumer:
             services.metrics.slow_consumers.inc()
