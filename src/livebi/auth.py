@@ -8,6 +8,7 @@ token is used because the user is looked up again.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -67,11 +68,13 @@ class TokenSigner:
 
     def verify(self, token: str, *, now: float | None = None) -> User:
         """Return the token's user. Raises AuthError when malformed, forged or expired."""
+        if not isinstance(token, str) or not token.isascii():
+            raise AuthError("malformed token")
         try:
             payload, signature = token.split(".", 1)
-        except (ValueError, AttributeError):
+        except ValueError:
             raise AuthError("malformed token") from None
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
             raise AuthError("invalid token signature")
         try:
             claims = json.loads(_unb64(payload))
@@ -92,12 +95,16 @@ class Authenticator:
     def __init__(self, store: MetadataStore, signer: TokenSigner) -> None:
         self.store = store
         self.signer = signer
+        self._hashing = asyncio.Semaphore(2)
 
     async def login(self, username: str, password: str) -> tuple[User, str]:
         row = await self.store.get_user(username=username)
         # Verify against a dummy hash when the user is unknown so timing does not reveal it.
         password_hash = row["password_hash"] if row else _DUMMY_HASH
-        if not verify_password(password_hash, password) or row is None:
+        # argon2 is deliberately slow (~0.2 s): run it off the event loop, a few at a time.
+        async with self._hashing:
+            valid = await asyncio.to_thread(verify_password, password_hash, password)
+        if not valid or row is None:
             raise AuthError("invalid username or password")
         user = User(row["id"], row["username"])
         return user, self.signer.issue(user)

@@ -161,7 +161,10 @@ async def _ask_all(settings: Settings, urls: dict[str, str], questions: list[str
             raise typer.Exit(2) from None
         pipeline = Pipeline(
             warehouses=warehouses, nlp=nlp,
-            data=DataAgent(timeout_s=settings.query_timeout_s, row_cap=settings.row_cap),
+            data=DataAgent(
+                timeout_s=settings.query_timeout_s, row_cap=settings.row_cap,
+                max_result_bytes=settings.max_result_bytes, max_value_chars=settings.max_value_chars,
+            ),
         )
         for text in questions:
             req = AskRequest(sql=text, chart=chart) if as_sql else AskRequest(question=text, chart=chart)

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Limits
     query_timeout_s: float = Field(30.0, description="Seconds a warehouse query may run before it is stopped.")
     row_cap: int = Field(10_000, description="Most rows a query result carries; more are cut and flagged.")
+    max_result_bytes: int = Field(
+        2 * 1024 * 1024, description="Largest result (JSON bytes, estimated) a question returns; more rows are cut and flagged."
+    )
+    max_value_chars: int = Field(10_000, description="Longest text value in a result; longer ones are cut with '…'.")
     max_message_bytes: int = Field(64 * 1024, description="Largest client message accepted, in bytes.")
     max_question_chars: int = Field(500, description="Longest natural-language question accepted.")
     max_concurrent_queries_per_user: int = Field(

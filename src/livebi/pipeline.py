@@ -9,6 +9,7 @@ connected users: one task per question, progress and the outcome published on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -38,6 +39,12 @@ class AskRequest:
     sql: str | None = None
     warehouse: str | None = None
     chart: str | None = None
+
+
+class TooManyQueries(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you already have {limit} questions running; wait or cancel one")
+        self.limit = limit
 
 
 class AskFailed(Exception):
@@ -262,19 +269,35 @@ class AskService:
         self._on_finished = on_finished
         self._running: dict[str, _Running] = {}
         self._owners: OrderedDict[str, str] = OrderedDict()  # recent query_id -> user_id
+        self._reserved: dict[str, int] = {}  # user_id -> asks between the limit check and their task
 
     def running_count(self, user_id: str | None = None) -> int:
-        return sum(1 for r in self._running.values() if user_id is None or r.user_id == user_id)
+        if user_id is None:
+            return len(self._running) + sum(self._reserved.values())
+        return sum(1 for r in self._running.values() if r.user_id == user_id) + self._reserved.get(user_id, 0)
 
     async def start(self, user_id: str, req: AskRequest) -> str:
-        """Record and launch a question; returns its ``query_id`` at once."""
-        query_id = new_query_id()
-        wh_name = req.warehouse or self.pipeline.default_warehouse
-        await self._store.record_query(query_id=query_id, user_id=user_id, question=req.question, sql=req.sql, warehouse=wh_name)
-        self._remember_owner(query_id, user_id)
-        task = asyncio.create_task(self._run(query_id, req), name=f"ask-{query_id}")
-        self._running[query_id] = _Running(task, user_id)
-        task.add_done_callback(lambda _t: self._running.pop(query_id, None))
+        """Record and launch a question; returns its ``query_id`` at once.
+
+        Raises:
+            TooManyQueries: the user already has ``max_concurrent_per_user`` running.
+        """
+        # Take the slot before the first await so concurrent asks cannot all pass the check.
+        if self.running_count(user_id) >= self.max_concurrent_per_user:
+            raise TooManyQueries(self.max_concurrent_per_user)
+        self._reserved[user_id] = self._reserved.get(user_id, 0) + 1
+        try:
+            query_id = new_query_id()
+            wh_name = req.warehouse or self.pipeline.default_warehouse
+            await self._store.record_query(query_id=query_id, user_id=user_id, question=req.question, sql=req.sql, warehouse=wh_name)
+            self._remember_owner(query_id, user_id)
+            task = asyncio.create_task(self._run(query_id, req), name=f"ask-{query_id}")
+            self._running[query_id] = _Running(task, user_id)
+            task.add_done_callback(lambda _t: self._running.pop(query_id, None))
+        finally:
+            self._reserved[user_id] -= 1
+            if not self._reserved[user_id]:
+                del self._reserved[user_id]
         return query_id
 
     async def owner(self, query_id: str) -> str | None:
@@ -289,10 +312,10 @@ class AskService:
         if running is None:
             return False
         running.task.cancel()
-        try:
+        # Wait (bounded) for the engine to stop and the error to be published. The task
+        # handles its own cancellation, so a CancelledError here is the caller's: let it through.
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(running.task), timeout=5)
-        except (asyncio.CancelledError, asyncio.TimeoutError):
-            pass
         return True
 
     async def shutdown(self) -> None:
@@ -306,9 +329,13 @@ class AskService:
         channel = f"query:{query_id}"
         started = time.perf_counter()
         pending: set[asyncio.Task[Any]] = set()
-        stage_now = {"stage": Stage.nlp_processing.value}
+        stage_now = {"stage": Stage.nlp_processing.value, "final": False}
 
         def report(stage: str, substage: str, percent: float, details: str, rows: int) -> None:
+            # A worker thread of a cancelled question may still report: once the outcome is
+            # decided nothing more goes out, so `error`/`result` is always the last message.
+            if stage_now["final"]:
+                return
             stage_now["stage"] = stage
             if not self.progress_streaming:
                 return
@@ -326,7 +353,10 @@ class AskService:
             task.add_done_callback(pending.discard)
 
         try:
-            result = await self.pipeline.answer(query_id, req, report)
+            try:
+                result = await self.pipeline.answer(query_id, req, report)
+            finally:
+                stage_now["final"] = True
         except asyncio.CancelledError:
             # Our own task was cancelled (cancel op or shutdown): report it, then stop.
             failure = AskFailed(Stage(stage_now["stage"]), ErrorCode.cancelled, "the question was cancelled")

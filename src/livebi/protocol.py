@@ -223,6 +223,8 @@ def parse_op(raw: str | bytes, *, max_bytes: int) -> Any:
         raise ProtocolError(ErrorCode.too_large, f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
     try:
         obj = json.loads(raw)
+    except RecursionError:
+        raise ProtocolError(ErrorCode.bad_json, "message is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.bad_json, f"message is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):

@@ -9,12 +9,35 @@ with ``since``; with the memory broker history does not survive, so they are tol
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 
 import uvicorn
 
 from .app import create_app
 from .config import Settings
+
+
+_TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Masks ``?token=`` in uvicorn's access and connection logs (tokens are credentials)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(_TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN.sub(r"\1***", record.msg)
+        return True
+
+
+def redact_token_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 class Server(uvicorn.Server):
@@ -40,4 +63,6 @@ def build_server(settings: Settings, *, log_level: str = "info") -> Server:
         timeout_graceful_shutdown=max(5, int(settings.shutdown_drain_s) + 3),
         lifespan="on",
     )
-    return Server(config)
+    server = Server(config)
+    redact_token_logs()
+    return server

@@ -73,7 +73,10 @@ class Services:
         self.pipeline = Pipeline(
             warehouses=self.warehouses,
             nlp=build_nlp_agent(s),
-            data=DataAgent(timeout_s=s.query_timeout_s, row_cap=s.row_cap),
+            data=DataAgent(
+                timeout_s=s.query_timeout_s, row_cap=s.row_cap,
+                max_result_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars,
+            ),
         )
         await self.pipeline.nlp.check_semantic_layers(self.warehouses)  # a bad layer stops startup
         self.asks = AskService(

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from .auth import AuthError, User
-from .pipeline import AskRequest
+from .pipeline import AskRequest, TooManyQueries
 from .protocol import (
     AskOp,
     AuthOp,
@@ -96,10 +96,11 @@ class Session:
         metrics = self.services.metrics
         started = time.perf_counter()
         op_name = "invalid"
+        op_id = None
         replay = Replay()
         try:
             op = parse_op(raw, max_bytes=self.services.settings.max_message_bytes)
-            op_name = op.op
+            op_name, op_id = op.op, op.id
             try:
                 if self._bucket is not None and not self._bucket.take():
                     raise ProtocolError(
@@ -119,7 +120,7 @@ class Session:
         except Exception:
             log.exception("internal error handling a %s op", op_name)
             metrics.op_errors.labels("internal").inc()
-            reply = error_reply(None, ErrorCode.internal, "internal error; it has been logged")
+            reply = error_reply(op_id, ErrorCode.internal, "internal error; it has been logged")
         finally:
             metrics.messages_received.labels(op_name).inc()
             metrics.op_seconds.labels(op_name).observe(time.perf_counter() - started)
@@ -192,18 +193,16 @@ class Session:
         if (op.question is None) == (op.sql is None):
             raise ProtocolError(ErrorCode.invalid_op, "ask needs exactly one of question or sql")
         asks = self.services.asks
-        if asks.running_count(self.user.id) >= asks.max_concurrent_per_user:
-            raise ProtocolError(
-                ErrorCode.too_many_queries,
-                f"you already have {asks.max_concurrent_per_user} questions running; wait or cancel one",
-            )
         if op.warehouse is not None and op.warehouse not in self.services.warehouses:
             raise ProtocolError(
                 ErrorCode.unknown_warehouse,
                 f"no warehouse named {op.warehouse!r}; available: {', '.join(self.services.warehouses)}",
             )
         req = AskRequest(question=op.question, sql=op.sql, warehouse=op.warehouse, chart=op.chart)
-        query_id = await asks.start(self.user.id, req)
+        try:
+            query_id = await asks.start(self.user.id, req)
+        except TooManyQueries as exc:
+            raise ProtocolError(ErrorCode.too_many_queries, str(exc)) from None
         channel = f"query:{query_id}"
         # Subscribe before the pipeline task first runs, so no publication is missed.
         result = self.services.connections.subscribe(self.conn, channel, None)

@@ -267,6 +267,8 @@ async def test_connection_limits(server_settings) -> None:
     server_settings.max_connections = 4
     async with run_server(server_settings) as server:
         a1, a2 = await server.connect("alice"), await server.connect("alice")
+        for c in (a1, a2):  # a reply proves the server has bound the user to the connection
+            assert (await c.op("ping"))["ok"]
         a3 = await server.connect("alice")
         assert (await a3.wait_closed())[0] == CloseCode.too_many_connections
         token = await server.token("alice")
@@ -274,7 +276,8 @@ async def test_connection_limits(server_settings) -> None:
             r = await http.get("/sse", params={"token": token})
             assert r.status_code == 429
         b1, b2 = await server.connect("bob"), await server.connect("bob")
-        assert (await b1.op("ping"))["ok"]
+        for c in (b1, b2):
+            assert (await c.op("ping"))["ok"]
         over = await server.connect("bob")
         assert (await over.wait_closed())[0] == CloseCode.try_again_later
         for c in (a1, a2, b1, b2):

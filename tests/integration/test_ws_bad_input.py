@@ -177,3 +177,27 @@ async def test_rest_login_history_health_metrics(live_server) -> None:
         assert "livebi_messages_received_total" in metrics
         assert (await http.get("/static/vendor/plotly.min.js")).status_code == 200
         assert (await http.get("/")).status_code == 200
+
+
+async def test_concurrent_asks_cannot_race_past_the_per_user_limit(server_settings) -> None:
+    server_settings.max_concurrent_queries_per_user = 2
+    async with run_server(server_settings) as server:
+        clients = [await server.connect("alice") for _ in range(6)]
+        slow_sql = "SELECT count(*) FROM orders a, orders b, orders c"
+        replies = await asyncio.gather(*(c.op("ask", sql=slow_sql) for c in clients))
+        accepted = [r for r in replies if r["ok"]]
+        assert len(accepted) == 2
+        assert {r["error"]["code"] for r in replies if not r["ok"]} == {"too_many_queries"}
+        for c, r in zip(clients, replies):
+            if r["ok"]:
+                await c.op("cancel", query_id=r["data"]["query_id"])
+            await c.close()
+
+
+async def test_internal_errors_keep_the_op_id_and_bad_tokens_never_crash(live_server) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+        r = await http.get("/api/me", headers={"Authorization": "Bearer a.\u00e9".encode("utf-8")})
+        assert r.status_code == 401
+    client = await live_server.connect(None)
+    reply = await client.op("auth", token="a.\u00e9")
+    assert reply["id"] == 1 and reply["error"]["code"] == "unauthenticated"

@@ -34,3 +34,9 @@ def test_forged_or_foreign_tokens_are_refused() -> None:
     tampered = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1] + "." + sig
     with pytest.raises(AuthError):
         TokenSigner("key", ttl_s=60).verify(tampered)
+
+
+@pytest.mark.parametrize("token", ["a.é", "é.b", "\x00.\x00"])
+def test_non_ascii_tokens_are_refused_not_crashing(token) -> None:
+    with pytest.raises(AuthError):
+        TokenSigner("key", ttl_s=60).verify(token)

@@ -62,3 +62,8 @@ def test_schema_lists_every_op_error_and_close_code() -> None:
         assert f'"{op}"' in text
     assert set(schema["error_codes"]) == {c.value for c in ErrorCode}
     assert "4001" in schema["close_codes"] and "4008" in schema["close_codes"]
+
+
+def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
+    err = code_of("[" * 30_000 + "]" * 30_000, max_bytes=100_000)
+    assert err.code == ErrorCode.bad_json

@@ -285,3 +285,24 @@ def test_schema_index_is_reused_per_schema_object() -> None:
     first = safety._index_for(SCHEMA)
     check("select 2 from orders")
     assert safety._index_for(SCHEMA) is first
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT query_to_xml('select pg_read_file(''/etc/hostname'')', true, true, '')",
+        "SELECT database_to_xml(true, true, '')",
+        "SELECT table_to_xml('orders', true, true, '')",
+        "SELECT ts_stat('select to_tsvector(region) from customers')",
+        "SELECT (pg_stat_get_activity(NULL)).query",
+        "SELECT pg_logical_emit_message(false, 'x', 'y')",
+        "SELECT pg_stat_reset()",
+        "SELECT current_setting('data_directory')",
+        "SELECT fts3_tokenizer('simple')",
+    ],
+)
+def test_functions_that_run_text_as_sql_or_read_other_sessions_are_refused(sql: str) -> None:
+    for dialect in ("postgres", "duckdb", "sqlite"):
+        with pytest.raises(UnsafeSQL) as info:
+            validate_select(sql, dialect=dialect, schema=SCHEMA)
+        assert info.value.code in ("forbidden_sql", "invalid_sql"), (dialect, sql)

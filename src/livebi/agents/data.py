@@ -18,10 +18,42 @@ from ..warehouse.safety import validate_select
 StageReport = Callable[[str, float, str, int], None]
 
 
+def cap_result(result: QueryResult, *, max_bytes: int, max_value_chars: int) -> QueryResult:
+    """Bound a result's size: long text values are cut, and rows past ``max_bytes`` (of
+    JSON, estimated) are dropped with ``truncated`` set. A result is published once, kept in
+    channel history and replayed to reconnecting clients, so its size must be bounded by
+    bytes, not only by the row cap."""
+    total = 2
+    kept: list[list] = []
+    cut = False
+    for row in result.rows:
+        out = []
+        size = 2
+        for value in row:
+            if isinstance(value, str):
+                if len(value) > max_value_chars:
+                    value = value[:max_value_chars] + "…"
+                    cut = True
+                size += len(value) + 3
+            else:
+                size += 12
+            out.append(value)
+        if total + size > max_bytes:
+            cut = True
+            break
+        total += size
+        kept.append(out)
+    if not cut:
+        return result
+    return dataclasses.replace(result, rows=kept, row_count=len(kept), truncated=True)
+
+
 @dataclasses.dataclass
 class DataAgent:
     timeout_s: float
     row_cap: int
+    max_result_bytes: int = 2 * 1024 * 1024
+    max_value_chars: int = 10_000
 
     async def validate(self, sql: str, warehouse: Warehouse) -> str:
         """Return the normalized SQL or raise ``UnsafeSQL`` (a WarehouseError with suggestions)."""
@@ -40,4 +72,5 @@ class DataAgent:
                 details = p.detail or f"Executing SQL… {p.rows_processed:,} rows fetched"
             report("sql_execution", fraction, details, p.rows_processed)
 
-        return await warehouse.execute(sql, timeout=self.timeout_s, row_cap=self.row_cap, on_progress=on_progress)
+        result = await warehouse.execute(sql, timeout=self.timeout_s, row_cap=self.row_cap, on_progress=on_progress)
+        return cap_result(result, max_bytes=self.max_result_bytes, max_value_chars=self.max_value_chars)

@@ -68,13 +68,18 @@ _FORBIDDEN_FUNCTIONS = frozenset(
         "pg_promote", "pg_switch_wal", "pg_create_restore_point", "pg_notify", "pg_stat_file",
         "pg_file_write", "pg_logdir_ls", "txid_current", "pg_current_xact_id", "copy",
         "getenv", "current_setting_all", "shell", "system", "sys_exec", "sys_eval",
+        # run SQL given as text, or read other sessions' activity / server paths
+        "ts_stat", "current_setting", "fts3_tokenizer", "inet_server_addr", "inet_server_port",
     }
 )
 _FORBIDDEN_PREFIXES = (
     "read_", "parquet_", "iceberg_", "delta_", "postgres_", "mysql_", "sqlite_", "duckdb_",
-    "pg_read", "pg_ls_", "pg_advisory", "pg_try_advisory", "lo_", "dblink", "icu_", "json_execute",
+    "pg_", "lo_", "dblink", "icu_", "json_execute", "txid_",
 )
-_FORBIDDEN_SUFFIXES = ("_scan", "_attach", "_query", "_execute", "_export", "_import")
+_FORBIDDEN_SUFFIXES = (
+    "_scan", "_attach", "_query", "_execute", "_export", "_import",
+    "_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema",  # query_to_xml & co. run SQL given as text
+)
 _ALLOWED_DESPITE_PATTERN = frozenset({"sqlite_version", "sqlite_source_id"})
 
 # Table-valued functions that only generate values.
