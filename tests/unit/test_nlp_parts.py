@@ -6,14 +6,17 @@ import asyncio
 import datetime as dt
 import sqlite3
 
+import duckdb
 import pytest
+
+from livebi.warehouse.duckdb import DuckDBWarehouse
 
 from livebi.agents.nlp import NLPAgent, NotUnderstood, SemanticModel
 from livebi.agents.nlp import lexicon as lx
 from livebi.agents.nlp.intent import extract_intent
 from livebi.agents.nlp.normalize import closest_words, edit_distance, tokenize
 from livebi.agents.nlp.timeexpr import extract_time
-from livebi.warehouse.base import Column, QueryResult, Schema, Table, Warehouse
+from livebi.warehouse.base import Column, Schema, Table
 
 TODAY = dt.date(2025, 7, 15)
 
@@ -229,37 +232,33 @@ def test_chinook_model(chinook):
 
 # -- the agent's model cache ----------------------------------------------------------------------
 
-class FakeWarehouse(Warehouse):
-    dialect = "duckdb"
+class CountingWarehouse(DuckDBWarehouse):
+    """A real DuckDB warehouse (a small file) that counts the agent's calls into it."""
 
-    def __init__(self) -> None:
-        super().__init__("fake", "fake://")
+    def __init__(self, path) -> None:
+        con = duckdb.connect(str(path))
+        con.execute("CREATE TABLE sales (sale_id INTEGER PRIMARY KEY, sold_on DATE, store VARCHAR, sku VARCHAR, amount DOUBLE)")
+        # 250 distinct SKUs: more than the value index keeps, so sku must not be indexed.
+        con.execute(
+            "INSERT INTO sales SELECT i, DATE '2024-01-01' + CAST(i AS INTEGER), CASE WHEN i % 2 = 0 THEN 'North Store' ELSE 'South Store' END, "
+            "'SKU-' || i, i * 1.5 FROM range(250) t(i)"
+        )
+        con.close()
+        super().__init__("fake", f"duckdb:///{path}")
         self.schema_calls = 0
         self.value_calls: list[tuple[str, str, int]] = []
 
-    async def schema(self, *, refresh: bool = False) -> Schema:
-        self.schema_calls += 1
-        return Schema((
-            Table("sales", (Column("sale_id", "INTEGER", "number"), Column("sold_on", "DATE", "date"),
-                            Column("store", "VARCHAR", "text"), Column("sku", "VARCHAR", "text"),
-                            Column("amount", "DOUBLE", "number")), ("sale_id",)),
-        ))
-
-    async def schema_fingerprint(self) -> str:
-        return "v1"
+    async def _read_schema(self):
+        self.schema_calls += 1  # real introspections of the database
+        return await super()._read_schema()
 
     async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
         self.value_calls.append((table, column, limit))
-        if column == "sku":
-            return [f"SKU-{i}" for i in range(limit)]  # too many: not indexed
-        return ["North Store", "South Store"]
-
-    async def execute(self, sql, *, timeout, row_cap, on_progress=None) -> QueryResult:  # pragma: no cover
-        raise NotImplementedError
+        return await super().distinct_values(table, column, limit)
 
 
-def test_model_for_builds_once_and_skips_high_cardinality():
-    warehouse = FakeWarehouse()
+def test_model_for_builds_once_and_skips_high_cardinality(tmp_path):
+    warehouse = CountingWarehouse(tmp_path / "sales.duckdb")
     agent = NLPAgent(today=TODAY)
 
     async def twice():
@@ -272,12 +271,12 @@ def test_model_for_builds_once_and_skips_high_cardinality():
     parsed = agent.parse("amount in North Store by month", first, dialect="duckdb")
     assert "'North Store'" in parsed.sql and "DATE_TRUNC('month', sales.sold_on)" in parsed.sql
     agent.forget("fake")
-    asyncio.run(agent.model_for(warehouse))
-    assert warehouse.schema_calls == 2
+    rebuilt = asyncio.run(agent.model_for(warehouse))
+    assert rebuilt is not first, "forget() drops the cached model"
 
 
-def test_not_understood_carries_examples():
-    warehouse = FakeWarehouse()
+def test_not_understood_carries_examples(tmp_path):
+    warehouse = CountingWarehouse(tmp_path / "sales.duckdb")
     agent = NLPAgent(today=TODAY)
     model = asyncio.run(agent.model_for(warehouse))
     with pytest.raises(NotUnderstood) as info:

@@ -8,6 +8,7 @@ interrupts the engine when the awaiting task is cancelled.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 from typing import Any, Callable, Literal
 
@@ -106,10 +107,19 @@ class Warehouse(abc.ABC):
     def __init__(self, name: str, url: str) -> None:
         self.name = name
         self.url = url
+        self._schema: Schema | None = None
+        self._schema_lock = asyncio.Lock()
+
+    async def schema(self, *, refresh: bool = False) -> Schema:
+        """Tables, columns, keys; read once and cached until ``refresh``."""
+        async with self._schema_lock:
+            if self._schema is None or refresh:
+                self._schema = await self._read_schema()
+            return self._schema
 
     @abc.abstractmethod
-    async def schema(self, *, refresh: bool = False) -> Schema:
-        """Tables, columns, keys; cached until ``refresh``."""
+    async def _read_schema(self) -> Schema:
+        """Introspect the database (called by :meth:`schema` when the cache is empty)."""
 
     @abc.abstractmethod
     async def execute(

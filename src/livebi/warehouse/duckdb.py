@@ -15,8 +15,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import threading
 import time
 from pathlib import Path
@@ -31,10 +29,9 @@ from livebi.warehouse.base import (
     QueryResult,
     Schema,
     Table,
-    Warehouse,
     WarehouseError,
 )
-from livebi.warehouse.runner import QueryInterrupted, QueryJob, run_blocking
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, run_blocking
 from livebi.warehouse.types import digest_rows, distinct_values_sql, kind_of, to_json_row
 
 MEMORY = ":memory:"
@@ -67,7 +64,7 @@ def duckdb_path_from_url(url: str) -> str:
 _SCOPE = "database_name = current_database() AND schema_name = current_schema()"
 
 
-class DuckDBWarehouse(Warehouse):
+class DuckDBWarehouse(ThreadedWarehouse):
     """A DuckDB database file (or an in-memory database, for tests)."""
 
     dialect = "duckdb"
@@ -84,19 +81,14 @@ class DuckDBWarehouse(Warehouse):
         # Progress
         progress_interval: float = 0.25,
     ) -> None:
-        super().__init__(name, url)
+        super().__init__(name, url, max_workers=max_concurrent_queries, thread_prefix=f"livebi-duckdb-{name}")
         self.path = duckdb_path_from_url(url)
         # DuckDB cannot open an in-memory database read-only (it would always be empty).
         self.read_only = read_only and self.path != MEMORY
         self._fetch_chunk = fetch_chunk
         self._progress_interval = progress_interval
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_concurrent_queries, thread_name_prefix=f"livebi-duckdb-{name}"
-        )
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_lock = threading.Lock()
-        self._schema: Schema | None = None
-        self._schema_lock = asyncio.Lock()
 
     # -- connection
 
@@ -127,19 +119,7 @@ class DuckDBWarehouse(Warehouse):
         with self._con_lock:
             return con.cursor()
 
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     # -- schema
-
-    async def schema(self, *, refresh: bool = False) -> Schema:
-        async with self._schema_lock:
-            if self._schema is None or refresh:
-                self._schema = await self._run(self._load_schema)
-            return self._schema
-
-    async def schema_fingerprint(self) -> str:
-        return await self._run(self._fingerprint)
 
     def _fingerprint(self) -> str:
         cur = self._cursor()
@@ -263,7 +243,7 @@ class DuckDBWarehouse(Warehouse):
         return [str(row[0]) for row in result.rows]
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await super().close()
         with self._con_lock:
             if self._con is not None:
                 self._con.close()

@@ -108,8 +108,6 @@ class PostgresWarehouse(Warehouse):
         self._progress_interval = progress_interval
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
-        self._schema: Schema | None = None
-        self._schema_lock = asyncio.Lock()
 
     async def pool(self) -> asyncpg.Pool:
         """The connection pool, created on first use."""
@@ -131,16 +129,13 @@ class PostgresWarehouse(Warehouse):
 
     # -- schema
 
-    async def schema(self, *, refresh: bool = False) -> Schema:
-        async with self._schema_lock:
-            if self._schema is None or refresh:
-                pool = await self.pool()
-                try:
-                    async with pool.acquire() as conn:
-                        self._schema = await self._load_schema(conn)
-                except asyncpg.PostgresError as exc:
-                    raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
-            return self._schema
+    async def _read_schema(self) -> Schema:
+        pool = await self.pool()
+        try:
+            async with pool.acquire() as conn:
+                return await self._load_schema(conn)
+        except asyncpg.PostgresError as exc:
+            raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
 
     async def schema_fingerprint(self) -> str:
         pool = await self.pool()

@@ -22,7 +22,7 @@ import logging
 import threading
 from typing import Callable, TypeVar
 
-from livebi.warehouse.base import Progress, ProgressCallback, QueryTimeout
+from livebi.warehouse.base import Progress, ProgressCallback, QueryTimeout, Schema, Warehouse
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -188,3 +188,31 @@ def safe_call(callback: ProgressCallback, progress: Progress) -> None:
         callback(progress)
     except Exception:  # noqa: BLE001
         logger.exception("progress callback failed")
+
+
+class ThreadedWarehouse(Warehouse):
+    """A warehouse whose driver blocks (DuckDB, sqlite3): every call runs on its own pool of
+    worker threads, never on the event loop. Subclasses implement the blocking
+    ``_load_schema()`` and ``_fingerprint()``."""
+
+    def __init__(self, name: str, url: str, *, max_workers: int, thread_prefix: str) -> None:
+        super().__init__(name, url)
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _read_schema(self) -> Schema:
+        return await self._run(self._load_schema)
+
+    async def schema_fingerprint(self) -> str:
+        return await self._run(self._fingerprint)
+
+    def _load_schema(self) -> Schema:
+        raise NotImplementedError
+
+    def _fingerprint(self) -> str:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

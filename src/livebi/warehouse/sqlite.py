@@ -15,8 +15,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import itertools
 import sqlite3
 import time
@@ -32,10 +30,9 @@ from livebi.warehouse.base import (
     QueryResult,
     Schema,
     Table,
-    Warehouse,
     WarehouseError,
 )
-from livebi.warehouse.runner import QueryInterrupted, QueryJob, run_blocking
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, run_blocking
 from livebi.warehouse.types import (
     digest_rows,
     distinct_values_sql,
@@ -76,7 +73,7 @@ def sqlite_path_from_url(url: str) -> str:
     return urllib.parse.unquote(rest)
 
 
-class SQLiteWarehouse(Warehouse):
+class SQLiteWarehouse(ThreadedWarehouse):
     """An SQLite database file."""
 
     dialect = "sqlite"
@@ -93,7 +90,7 @@ class SQLiteWarehouse(Warehouse):
         # Progress
         progress_interval: float = 0.25,
     ) -> None:
-        super().__init__(name, url)
+        super().__init__(name, url, max_workers=max_concurrent_queries, thread_prefix=f"livebi-sqlite-{name}")
         path = sqlite_path_from_url(url)
         self.read_only = read_only
         self._anchor: sqlite3.Connection | None = None
@@ -109,11 +106,6 @@ class SQLiteWarehouse(Warehouse):
             self._uri = f"file:{urllib.parse.quote(self.path)}?mode={mode}"
         self._fetch_chunk = fetch_chunk
         self._progress_interval = progress_interval
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_concurrent_queries, thread_name_prefix=f"livebi-sqlite-{name}"
-        )
-        self._schema: Schema | None = None
-        self._schema_lock = asyncio.Lock()
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (call from a worker thread; the caller closes it)."""
@@ -125,19 +117,7 @@ class SQLiteWarehouse(Warehouse):
             conn.execute("PRAGMA query_only = ON")  # defense in depth (mode=ro already)
         return conn
 
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     # -- schema
-
-    async def schema(self, *, refresh: bool = False) -> Schema:
-        async with self._schema_lock:
-            if self._schema is None or refresh:
-                self._schema = await self._run(self._load_schema)
-            return self._schema
-
-    async def schema_fingerprint(self) -> str:
-        return await self._run(self._fingerprint)
 
     def _fingerprint(self) -> str:
         # sqlite_master holds every table's CREATE statement: any ALTER changes its text
@@ -274,7 +254,7 @@ class SQLiteWarehouse(Warehouse):
         return [str(row[0]) for row in result.rows]
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await super().close()
         if self._anchor is not None:
             self._anchor.close()
             self._anchor = None
