@@ -1,118 +1,19 @@
 """The web UI in a real browser (Debian's chromium driven by Playwright) against a real demo server.
 
-Skips loudly when /usr/bin/chromium or Playwright is missing; ``LIVEBI_REQUIRE_SERVICES=1`` turns
-the skip into a failure.
+Fixtures (servers, chromium, pages) are in conftest.py.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.browser
 
-REQUIRE_SERVICES = os.environ.get("LIVEBI_REQUIRE_SERVICES") == "1"
-CHROMIUM = Path(os.environ.get("LIVEBI_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(os.environ.get("LIVEBI_UI_SCREENSHOT", "/tmp/livebi-ui.png"))
-SERVER_START_TIMEOUT_S = 60.0
-
-
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"*** {reason}: REQUIRED by LIVEBI_REQUIRE_SERVICES=1 ***")
-    pytest.skip(f"*** {reason}: browser test SKIPPED ***")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not CHROMIUM.exists():
-        _skip_or_fail(f"{CHROMIUM} not found (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _skip_or_fail("the playwright Python package is not installed")
-    return str(CHROMIUM)
-
-
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
-    """`livebi demo` on a free port with a small generated warehouse; yields its base URL."""
-    data_dir = tmp_path_factory.mktemp("ui-demo")
-    port = _free_port()
-    log_path = data_dir / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "livebi.cli", "demo", "--port", str(port), "--rows", "20000",
-         "--data-dir", str(data_dir), "--log-level", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"livebi demo exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"livebi demo did not answer /health within {SERVER_START_TIMEOUT_S:.0f} s:\n"
-                            f"{log_path.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.25)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-@pytest.fixture
-def page(chromium_path, demo_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.set_default_timeout(30_000)
-        page.goto(demo_server)
-        yield page
-        context.close()
-        browser.close()
-        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def _tid(page, testid: str):
@@ -137,6 +38,8 @@ def test_ask_chart_table_sql_csv_error(page):
     _tid(page, "login-password").fill("demo")
     _tid(page, "login-submit").click()
     expect(_tid(page, "connection-status")).to_have_attribute("data-state", "connected")
+    expect(_tid(page, "transport-badge")).to_have_text("ws")
+    expect(_tid(page, "degradation-banner")).to_be_hidden()
     expect(_tid(page, "warehouse-select")).to_have_value("demo")
     expect(_tid(page, "example-chip").first).to_be_visible()
 

@@ -83,3 +83,18 @@ export function websocketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}/ws?token=${encodeURIComponent(session.token || "")}`;
 }
+
+/** The SSE stream URL (EventSource cannot send headers: the token rides in the query). */
+export function sseUrl() {
+  return `/sse?token=${encodeURIComponent(session.token || "")}`;
+}
+
+/** Where the HTTP fallback POSTs ops for a stream. */
+export function sseOpsUrl(connId) {
+  return `/sse/ops?conn=${encodeURIComponent(connId)}`;
+}
+
+/** Which transports and features the server has on (`{websocket, sse, features}`). */
+export async function config() {
+  return call("GET", "/api/config", { auth: false });
+}

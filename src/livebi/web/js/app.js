@@ -19,6 +19,8 @@ const ui = {
   input: $("question-input"), askButton: $("ask-button"), historyList: $("history-list"),
   historyEmpty: $("history-empty"), historyRefresh: $("history-refresh"),
   historyToggle: $("history-toggle"), historyPanel: $("history-panel"),
+  transportBadge: $("transport-badge"), banner: $("degradation-banner"),
+  bannerDismiss: $("degradation-dismiss"),
 };
 
 let client = null;
@@ -78,6 +80,8 @@ function logout(message = "") {
   ui.emptyState.hidden = false;
   replaceChildren(ui.historyList);
   clearInterval(statusTimer);
+  showDegradation(false);
+  setStatus("offline", "offline");
   showLogin(message);
 }
 
@@ -107,8 +111,14 @@ function showMain() {
 }
 
 function connect() {
-  client = new LiveClient({ url: api.websocketUrl });
+  client = new LiveClient({
+    url: api.websocketUrl,
+    // The HTTP fallback: used when the WebSocket keeps failing, or at once on an HTTP-only server.
+    sse: { url: api.sseUrl, opsUrl: api.sseOpsUrl, token: () => api.session.token },
+    config: api.config,
+  });
   client.on("status", renderStatus);
+  client.on("service_degradation", ({ active }) => showDegradation(active));
   client.on("publication", routePublication);
   client.on("recovery", ({ channel, recovered }) => {
     if (recovered || !channel.startsWith("query:")) return;
@@ -122,14 +132,32 @@ function connect() {
 
 window.addEventListener("online", () => client && client.reconnectNow());
 
-function setStatus(state, text) {
+function setStatus(state, text, { transport = null, degraded = false } = {}) {
   ui.status.dataset.state = state;
+  ui.status.dataset.degraded = String(Boolean(degraded));
   ui.status.querySelector(".status-text").textContent = text;
+  // The badge says which transport carries live updates (while connected).
+  ui.transportBadge.hidden = !(state === "connected" && transport);
+  ui.transportBadge.textContent = transport || "";
+  ui.transportBadge.dataset.transport = transport || "";
+  ui.transportBadge.title = transport === "sse" ? "Live updates over HTTP (Server-Sent Events)"
+    : transport === "ws" ? "Live updates over a WebSocket" : "";
 }
+
+/** The "degraded" banner: shown when the HTTP fallback takes over, until dismissed or fixed. */
+function showDegradation(active) {
+  ui.banner.hidden = !active;
+}
+
+ui.bannerDismiss.addEventListener("click", () => showDegradation(false));
 
 function renderStatus(status) {
   clearInterval(statusTimer);
-  if (status.state === "connected") setStatus("connected", "connected");
+  if (status.state === "connected") {
+    const text = status.transport !== "sse" ? "connected"
+      : status.httpOnly ? "connected (HTTP)" : "connected (HTTP fallback)";
+    setStatus("connected", text, { transport: status.transport, degraded: status.degraded });
+  }
   else if (status.state === "connecting") setStatus("connecting", "connecting…");
   else if (status.state === "offline") setStatus("offline", "offline");
   else if (status.retryAt) {
