@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..auth import AuthError
 from ..protocol import CloseCode, ProtocolError, dumps
-from ..realtime.connection import Connection, decode_positions
+from ..realtime.connection import Connection, decode_positions, encode_positions
 from ..realtime.manager import ConnectionLimitExceeded
 from ..services import Services
 from ..session import Replay, Session
@@ -66,6 +66,7 @@ class SSEStream:
         self.session = Session(services, self.conn)
         self._closing: tuple[int, str] | None = None
         self._gone = False  # the client disconnected
+        self.ops_lock = asyncio.Lock()
 
     async def _send(self, frame: str, event_id: str | None) -> None:
         chunk = (f"id: {event_id}\n" if event_id else "") + f"data: {frame}\n\n"
@@ -157,7 +158,9 @@ async def sse_stream(request: Request) -> StreamingResponse:
             except ProtocolError as exc:
                 resumed.append({"channel": channel, "error": {"code": exc.code.value, "message": exc.message}})
     opening = {"type": "open", "conn_id": stream.conn.id, "user": user.public(), "resumed": resumed}
-    stream.conn.enqueue(dumps(opening))
+    # The open event carries the resumed positions as its id, so a stream that drops before
+    # any publication still resumes those channels.
+    stream.conn.enqueue(dumps(opening), encode_positions(stream.conn.positions) if stream.conn.positions else None)
     await stream.session.send_replay(replay)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream.body(request), media_type="text/event-stream", headers=headers)
@@ -166,14 +169,13 @@ async def sse_stream(request: Request) -> StreamingResponse:
 @router.post("/sse/ops")
 async def sse_op(request: Request, conn: str) -> JSONResponse:
     services: Services = request.app.state.services
-    stream = services.sse_streams.get(conn)
-    token = _token(request)
-    if stream is None:
-        raise HTTPException(404, "no such SSE stream (it ended): open /sse again")
     try:
-        user = await services.auth.authenticate(token or "")
+        user = await services.auth.authenticate(_token(request) or "")
     except AuthError as exc:
         raise HTTPException(401, str(exc)) from None
+    stream = services.sse_streams.get(conn)
+    if stream is None:
+        raise HTTPException(404, "no such SSE stream (it ended): open /sse again")
     if stream.conn.user is None or user.id != stream.conn.user.id:
         raise HTTPException(403, "that stream belongs to another user")
     limit = services.settings.max_message_bytes
@@ -182,6 +184,9 @@ async def sse_op(request: Request, conn: str) -> JSONResponse:
         raw += chunk
         if len(raw) > limit:
             break  # parse_op answers too_large without reading the rest
-    reply, replay = await stream.session.process(raw)
-    await stream.session.send_replay(replay)
+    # Ops on one stream are applied in the order they arrive, as over a WebSocket, even when
+    # a client POSTs several at once.
+    async with stream.ops_lock:
+        reply, replay = await stream.session.process(raw)
+        await stream.session.send_replay(replay)
     return JSONResponse(reply)
