@@ -113,10 +113,11 @@ def http_only_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(chromium_path):
-    # Module scope: Playwright's sync API keeps an event loop running while it is open, and
-    # asyncio.run()/pytest-asyncio tests collected after it would fail with "cannot be called
-    # from a running event loop".
-    """One chromium for the session (launching it costs seconds); each test gets fresh contexts."""
+    """One chromium per module; each test gets fresh contexts.
+
+    Not per session: Playwright's sync API keeps an event loop running while it is open, and
+    asyncio tests collected after it would fail with "cannot be called from a running loop".
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
