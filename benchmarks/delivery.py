@@ -122,6 +122,22 @@ def serve_main(cfg: dict[str, Any]) -> None:
 
     connection_module.Connection.close = timed_close  # type: ignore[method-assign]
 
+    # Time token authentication (signature + user lookup in the metadata store) per connection.
+    from livebi import session as session_module
+
+    auths: list[float] = []
+    original_authenticate = session_module.Session.authenticate
+
+    async def timed_authenticate(self: Any, token: str) -> Any:
+        t = time.perf_counter()
+        try:
+            return await original_authenticate(self, token)
+        finally:
+            auths.append(time.perf_counter() - t)
+            del auths[:-5000]
+
+    session_module.Session.authenticate = timed_authenticate  # type: ignore[method-assign]
+
     settings = Settings(
         host="127.0.0.1",
         port=cfg["port"],
@@ -136,7 +152,50 @@ def serve_main(cfg: dict[str, Any]) -> None:
         presence=cfg["presence"],
     )
     server = build_server(settings, log_level="warning")
+    if cfg.get("loop", "auto") != "auto":
+        server.config.loop = cfg["loop"]  # e.g. "asyncio" instead of uvloop (a diagnostic switch)
     app = server.config.app
+
+    # Timestamps of each WebSocket's life on the server: ASGI app invoked, accept sent, first frame sent.
+    ws_times: list[list[float]] = []
+
+    class WebSocketTiming:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "websocket":
+                return await self.inner(scope, receive, send)
+            row = [time.time(), 0.0, 0.0]
+            ws_times.append(row)
+            del ws_times[:-5000]
+
+            async def timed_send(message: Any) -> None:
+                if message["type"] == "websocket.accept":
+                    row[1] = time.time()
+                elif message["type"] == "websocket.send" and not row[2]:
+                    row[2] = time.time()
+                await send(message)
+
+            await self.inner(scope, receive, timed_send)
+
+    app.add_middleware(WebSocketTiming)
+
+    # When the server's event loop took each new TCP connection (before any HTTP parsing).
+    tcp_made: list[float] = []
+    try:
+        from uvicorn.protocols.http import httptools_impl
+
+        original_made = httptools_impl.HttpToolsProtocol.connection_made
+
+        def timed_made(self: Any, transport: Any) -> None:
+            tcp_made.append(time.time())
+            del tcp_made[:-5000]
+            original_made(self, transport)
+
+        httptools_impl.HttpToolsProtocol.connection_made = timed_made  # type: ignore[method-assign]
+    except ImportError:  # h11 instead of httptools: no TCP timestamps
+        pass
     from fastapi import Body
 
     pub: dict[str, Any] = {"task": None, "run": None, "published": 0, "count": 0, "started_at": None,
@@ -179,6 +238,16 @@ def serve_main(cfg: dict[str, Any]) -> None:
             await asyncio.sleep(0.01)
             loop_lags.append(loop.time() - t - 0.01)
             del loop_lags[:-2000]  # the last ~20 s
+
+    async def bench_ws_times(since: float = 0.0) -> dict[str, Any]:
+        return {"rows": [r for r in ws_times if r[0] >= since], "tcp": [t for t in tcp_made if t >= since]}
+
+    async def bench_auth(reset: int = 0) -> dict[str, Any]:
+        values = sorted(auths)
+        if reset:
+            auths.clear()
+        return {"n": len(values), "p50": values[len(values) // 2] if values else 0.0,
+                "p95": values[int(len(values) * 0.95)] if values else 0.0, "max": values[-1] if values else 0.0}
 
     async def bench_lag(reset: int = 0) -> dict[str, Any]:
         if pub.get("lag_task") is None:
@@ -244,6 +313,8 @@ def serve_main(cfg: dict[str, Any]) -> None:
     app.add_api_route("/bench/publish", bench_publish, methods=["POST"])
     app.add_api_route("/bench/state", bench_state, methods=["GET"])
     app.add_api_route("/bench/lag", bench_lag, methods=["GET"])
+    app.add_api_route("/bench/auth", bench_auth, methods=["GET"])
+    app.add_api_route("/bench/ws_times", bench_ws_times, methods=["GET"])
     app.add_api_route("/bench/tasks", bench_tasks, methods=["GET"])
     app.add_api_route("/bench/profile", bench_profile, methods=["GET"])
     server.run()
@@ -295,6 +366,14 @@ class Reader:
             original_set_state(state, detail)
 
         self.client._set_state = set_state
+        original_on_connected = self.client._on_connected
+
+        async def on_connected(transport: str, resumed: list[dict[str, Any]]) -> None:
+            if self.kill_t is not None and self.resub_t is None:
+                self.states.append(("open", time.time()))  # socket open and the first ping answered
+            await original_on_connected(transport, resumed)
+
+        self.client._on_connected = on_connected
         if self.client.active_transport == "sse":
             original_sse = self.client._on_sse_message
             depth = [0]
@@ -661,7 +740,8 @@ class Bench:
         data_dir = self.tmp / "data"
         data_dir.mkdir(exist_ok=True)
         cfg = {"port": self.port, "data_dir": str(data_dir), "demo": str(self.demo), "store": str(self.store),
-               "queue_bytes": self.args.queue_kib * 1024, "presence": not self.args.no_presence}
+               "queue_bytes": self.args.queue_kib * 1024, "presence": not self.args.no_presence,
+               "loop": self.args.server_loop}
         self.server_log_path = self.tmp / "server.log"
         self.server_log = open(self.server_log_path, "w")
         self.server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", json.dumps(cfg)],
@@ -869,12 +949,14 @@ class Bench:
                              "bursts": []}
         for n in a.connect_bursts:
             kept: list = []
+            await self.http.get("/bench/auth", params={"reset": 1})
             s0 = await self.state()
             t = time.perf_counter()
             burst = list(await asyncio.gather(*(one(kept) for _ in range(n))))
             wall = time.perf_counter() - t
             s1 = await self.state()
-            c["bursts"].append({"n": n, "p50": pct(burst, 50), "p95": pct(burst, 95), "max": max(burst), "wall": wall,
+            auth = (await self.http.get("/bench/auth", params={"reset": 1})).json()
+            c["bursts"].append({"auth_p50": auth["p50"], "auth_p95": auth["p95"], "n": n, "p50": pct(burst, 50), "p95": pct(burst, 95), "max": max(burst), "wall": wall,
                                 "open": s1["connections"], "server_cpu_ms_per_conn": (s1["cpu"] - s0["cpu"]) / n * 1000})
             await asyncio.gather(*(ws.close() for ws in kept), return_exceptions=True)
             await asyncio.sleep(0.5)
@@ -960,9 +1042,15 @@ class Bench:
 
         async def during() -> dict[str, Any]:
             await asyncio.sleep(a.seconds * 0.3)
+            await self.http.get("/bench/auth", params={"reset": 1})
             t = time.perf_counter()
+            kill_at = time.time()
             replies = await asyncio.gather(*(w.call("kill", 120, k=s, timeout=60) for w, s in zip(self.workers, shares) if s))
-            return {"not_recovered": sum(r["not_recovered"] for r in replies), "wall": time.perf_counter() - t}
+            auth = (await self.http.get("/bench/auth", params={"reset": 1})).json()
+            times = (await self.http.get("/bench/ws_times", params={"since": kill_at})).json()
+            rows = times["rows"]
+            return {"tcp": times["tcp"], "not_recovered": sum(r["not_recovered"] for r in replies), "wall": time.perf_counter() - t,
+                    "auth": auth, "ws_rows": rows, "kill_at": kill_at}
 
         res = await self.run("recovery", ref=ref, during=during)
         killed = [r for r in res["per_reader"] if r["killed"]]
@@ -972,11 +1060,24 @@ class Bench:
         other_lat = [x for r in others for x in r["lat"]]
         attempt = [next((t for st, t in r["states"] if st == "reconnecting"), None) for r in killed]
         attempt = [t for t in attempt if t is not None]
+        opened = [next((t for st, t in r["states"] if st == "open"), None) for r in killed]
+        opened = [t for t in opened if t is not None]
+        retried = sum(1 for r in killed if sum(1 for st, _ in r["states"] if st == "reconnecting") > 1)
         base = self.results["runs"][ref]
         rec = {
             "killed": len(killed), "of": len(res["per_reader"]),
             "not_recovered": res["extra"]["not_recovered"],
             "attempt_p50": pct(attempt, 50), "attempt_p95": pct(attempt, 95),
+            "open_p50": pct(opened, 50), "open_p95": pct(opened, 95), "retried": retried,
+            "auth": res["extra"]["auth"],
+            "srv_tcp_p50": pct([t - res["extra"]["kill_at"] for t in res["extra"]["tcp"]], 50),
+            "srv_tcp_p95": pct([t - res["extra"]["kill_at"] for t in res["extra"]["tcp"]], 95),
+            "srv_invoked_p50": pct([r[0] - res["extra"]["kill_at"] for r in res["extra"]["ws_rows"]], 50),
+            "srv_invoked_p95": pct([r[0] - res["extra"]["kill_at"] for r in res["extra"]["ws_rows"]], 95),
+            "srv_accept_p50": pct([r[1] - r[0] for r in res["extra"]["ws_rows"] if r[1]], 50),
+            "srv_accept_p95": pct([r[1] - r[0] for r in res["extra"]["ws_rows"] if r[1]], 95),
+            "srv_first_send_p50": pct([r[2] - r[1] for r in res["extra"]["ws_rows"] if r[2] and r[1]], 50),
+            "srv_first_send_p95": pct([r[2] - r[1] for r in res["extra"]["ws_rows"] if r[2] and r[1]], 95),
             "states": [r["states"] for r in killed][:5],
             "resub_p50": pct(resub, 50), "resub_p95": pct(resub, 95), "resub_max": max(resub) if resub else float("nan"),
             "caught_p50": pct(caught, 50), "caught_p95": pct(caught, 95), "caught_max": max(caught) if caught else float("nan"),
@@ -1070,7 +1171,8 @@ class Bench:
             for b in c["bursts"]:
                 print(f"   burst      x{b['n']:<4} p50 {ms(b['p50'])}  p95 {ms(b['p95'])}  max {ms(b['max'])}   "
                       f"all open in {b['wall']:.2f} s, {b['server_cpu_ms_per_conn']:.1f} ms server CPU per connection, "
-                      f"p50 x{b['p50'] / c['seq_p50']:.0f} of sequential")
+                      f"p50 x{b['p50'] / c['seq_p50']:.0f} of sequential; token auth on the server p50 "
+                      f"{ms(b['auth_p50']).strip()} p95 {ms(b['auth_p95']).strip()} ms")
             print(f"   POST /api/login (argon2 verify) p50 {ms(c['login_p50'])}  max {ms(c['login_max'])}")
             b100 = next((b for b in c["bursts"] if b["n"] >= 100), c["bursts"][-1])
             checks += [
@@ -1135,7 +1237,18 @@ class Bench:
         if rec:
             print(f"\n4. Recovery: kill_transport() on {rec['killed']} of {rec['of']} readers at once, mid-run "
                   f"(LiveClient's default backoff: 0.1 s x 0.5-1.5)")
-            print(f"   reconnect attempt began p50 {ms(rec['attempt_p50'])}  p95 {ms(rec['attempt_p95'])} ms after the kill")
+            print(f"   after the kill: reconnect attempt began p50 {ms(rec['attempt_p50'])}  p95 {ms(rec['attempt_p95'])} ms;"
+                  f"  socket open + first ping answered p50 {ms(rec['open_p50'])}  p95 {ms(rec['open_p95'])} ms;"
+                  f"  {rec['retried']} needed more than one attempt (connect_timeout 5 s)")
+            au = rec["auth"]
+            print(f"   server side: TCP connection taken by the event loop p50 {ms(rec['srv_tcp_p50'])}  p95 "
+                  f"{ms(rec['srv_tcp_p95'])} ms after the kill")
+            print(f"   server side: WebSocket reached the app p50 {ms(rec['srv_invoked_p50'])}  p95 "
+                  f"{ms(rec['srv_invoked_p95'])} ms after the kill; accept sent p50 {ms(rec['srv_accept_p50'])}  p95 "
+                  f"{ms(rec['srv_accept_p95'])} ms later; first frame (ping reply) p50 {ms(rec['srv_first_send_p50'])}  "
+                  f"p95 {ms(rec['srv_first_send_p95'])} ms after accept")
+            print(f"   server side: {au['n']} token authentications (signature + user lookup in the store) took p50 "
+                  f"{ms(au['p50'])}  p95 {ms(au['p95'])}  max {ms(au['max'])} ms")
             print(f"   resubscribed p50 {ms(rec['resub_p50'])}  p95 {ms(rec['resub_p95'])}  max {ms(rec['resub_max'])} ms;"
                   f"  caught up p50 {ms(rec['caught_p50'])}  p95 {ms(rec['caught_p95'])}  max {ms(rec['caught_max'])} ms;"
                   f"  never recovered {rec['not_recovered']}")
@@ -1173,6 +1286,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-presence", action="store_true", help="switch presence off (no join/leave storms)")
     p.add_argument("--no-deflate", action="store_true", help="readers do not offer permessage-deflate")
     p.add_argument("--no-sse", action="store_true", help="skip the SSE run")
+    p.add_argument("--server-loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                   help="the server's event loop (uvicorn's --loop; auto = uvloop when installed)")
     p.add_argument("--only", default="connect,fanout,slow,recovery,sse",
                    help="comma-separated scenarios to run (connect, fanout, slow, recovery, sse); the fan-out runs always run")
     p.add_argument("--json", help="write every figure to this JSON file")
