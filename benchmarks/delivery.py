@@ -250,8 +250,9 @@ def serve_main(cfg: dict[str, Any]) -> None:
                 "p95": values[int(len(values) * 0.95)] if values else 0.0, "max": values[-1] if values else 0.0}
 
     async def bench_lag(reset: int = 0) -> dict[str, Any]:
-        if pub.get("lag_task") is None:
+        if pub.get("lag_task") is None:  # the first call, right after start-up
             pub["lag_task"] = asyncio.create_task(lag_monitor())
+            pub["orphan_watch"] = asyncio.create_task(orphan_watch())
         lags = sorted(loop_lags)
         if reset:
             loop_lags.clear()
@@ -309,6 +310,14 @@ def serve_main(cfg: dict[str, Any]) -> None:
             "closes": closes[-50:],
             "closes_by_code": {str(c): sum(1 for x in closes if x["code"] == c) for c in {x["code"] for x in closes}},
         }
+
+    parent = os.getppid()
+
+    async def orphan_watch() -> None:
+        """Stop when the benchmark that started this server is gone (killed, crashed)."""
+        while os.getppid() == parent:
+            await asyncio.sleep(1)
+        server.should_exit = True
 
     app.add_api_route("/bench/publish", bench_publish, methods=["POST"])
     app.add_api_route("/bench/state", bench_state, methods=["GET"])
