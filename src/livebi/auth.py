@@ -92,10 +92,14 @@ class TokenSigner:
 class Authenticator:
     """Logs users in against the metadata store and checks tokens."""
 
-    def __init__(self, store: MetadataStore, signer: TokenSigner) -> None:
+    def __init__(self, store: MetadataStore, signer: TokenSigner, *, user_cache_s: float = 30.0) -> None:
         self.store = store
         self.signer = signer
         self._hashing = asyncio.Semaphore(2)
+        # user id -> time it was last seen in the store. A reconnect storm would otherwise do one
+        # store query per connection; a removed user is refused at most user_cache_s later.
+        self.user_cache_s = user_cache_s
+        self._seen: dict[str, float] = {}
 
     async def login(self, username: str, password: str) -> tuple[User, str]:
         row = await self.store.get_user(username=username)
@@ -111,8 +115,16 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> User:
         user = self.signer.verify(token)
+        now = time.monotonic()
+        seen = self._seen.get(user.id)
+        if seen is not None and now - seen < self.user_cache_s:
+            return user
         if await self.store.get_user(user_id=user.id) is None:
+            self._seen.pop(user.id, None)
             raise AuthError("user no longer exists")
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen[user.id] = now
         return user
 
 

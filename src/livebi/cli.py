@@ -264,7 +264,7 @@ def user_list(store: Optional[str] = typer.Option(None, help="Metadata store URL
 
 @user_app.command("remove")
 def user_remove(name: str, store: Optional[str] = typer.Option(None, help="Metadata store URL.")) -> None:
-    """Remove a user (their tokens stop working at once)."""
+    """Remove a user (running servers refuse their tokens within user_cache_s)."""
     from .store import MetadataStore
 
     async def run() -> bool:

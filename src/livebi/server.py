@@ -60,6 +60,7 @@ def build_server(settings: Settings, *, log_level: str = "info") -> Server:
         ws_max_size=max(1024 * 1024, settings.max_message_bytes * 4),
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
+        ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=max(5, int(settings.shutdown_drain_s) + 3),
         lifespan="on",
     )

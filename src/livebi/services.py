@@ -68,7 +68,9 @@ class Services:
     async def start(self) -> None:
         s = self.settings
         self.store = await MetadataStore.open(s.resolved_store_url())
-        self.auth = Authenticator(self.store, TokenSigner(s.resolved_secret_key(), ttl_s=s.token_ttl_s))
+        self.auth = Authenticator(
+            self.store, TokenSigner(s.resolved_secret_key(), ttl_s=s.token_ttl_s), user_cache_s=s.user_cache_s
+        )
         self.warehouses = {name: open_warehouse(name, url) for name, url in s.resolved_warehouses().items()}
         self.pipeline = Pipeline(
             warehouses=self.warehouses,

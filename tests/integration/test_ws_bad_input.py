@@ -201,3 +201,16 @@ async def test_internal_errors_keep_the_op_id_and_bad_tokens_never_crash(live_se
     client = await live_server.connect(None)
     reply = await client.op("auth", token="a.\u00e9")
     assert reply["id"] == 1 and reply["error"]["code"] == "unauthenticated"
+
+
+async def test_a_removed_users_token_is_refused_once_the_user_cache_expires(server_settings) -> None:
+    server_settings.user_cache_s = 0.2
+    async with run_server(server_settings) as server:
+        token = await server.token("alice")
+        services = server.app.state.services
+        assert (await services.auth.authenticate(token)).username == "alice"
+        await services.store.remove_user("alice")
+        await asyncio.sleep(0.3)
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            r = await http.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and "no longer exists" in r.text
