@@ -141,8 +141,13 @@ class Warehouse(abc.ABC):
         """
 
     async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
-        """Up to ``limit`` distinct non-null text values, for the NLP value index."""
-        return []
+        """Up to ``limit`` distinct non-null text values (most frequent first), for the NLP
+        value index; runs through :meth:`execute` like any other query."""
+        from .types import distinct_values_sql  # types builds on this module
+
+        sql = distinct_values_sql(await self.schema(), table, column, limit)
+        result = await self.execute(sql, timeout=30.0, row_cap=limit)
+        return [str(row[0]) for row in result.rows]
 
     async def schema_fingerprint(self) -> str:
         """A digest of the table and column lists that changes when the schema does.

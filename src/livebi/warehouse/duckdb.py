@@ -32,7 +32,7 @@ from livebi.warehouse.base import (
     WarehouseError,
 )
 from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, run_blocking
-from livebi.warehouse.types import digest_rows, distinct_values_sql, kind_of, to_json_row
+from livebi.warehouse.types import digest_rows, kind_of, to_json_row
 
 MEMORY = ":memory:"
 
@@ -236,11 +236,6 @@ class DuckDBWarehouse(ThreadedWarehouse):
         return await run_blocking(
             self._executor, work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval
         )
-
-    async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
-        sql = distinct_values_sql(await self.schema(), table, column, limit)
-        result = await self.execute(sql, timeout=30.0, row_cap=limit)
-        return [str(row[0]) for row in result.rows]
 
     async def close(self) -> None:
         await super().close()

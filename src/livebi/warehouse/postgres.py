@@ -35,7 +35,7 @@ from livebi.warehouse.base import (
     WarehouseError,
 )
 from livebi.warehouse.runner import QueryJob, safe_call, tick_progress
-from livebi.warehouse.types import digest_rows, distinct_values_sql, kind_of, quote_identifier, to_json_row
+from livebi.warehouse.types import digest_rows, kind_of, quote_identifier, to_json_row
 
 #: Tables never analysed have no row estimate; count them exactly when smaller than this.
 EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
@@ -262,11 +262,6 @@ class PostgresWarehouse(Warehouse):
         columns = [a.name for a in attributes]
         kinds = [_pg_kind(a.type.name, a.type.kind) for a in attributes]
         return columns, kinds, rows
-
-    async def distinct_values(self, table: str, column: str, limit: int) -> list[str]:
-        sql = distinct_values_sql(await self.schema(), table, column, limit)
-        result = await self.execute(sql, timeout=30.0, row_cap=limit)
-        return [str(row[0]) for row in result.rows]
 
     async def close(self) -> None:
         async with self._pool_lock:
