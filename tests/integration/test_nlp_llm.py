@@ -136,7 +136,8 @@ async def test_a_write_statement_is_refused_at_once_and_the_parser_answers(db: P
 ])
 async def test_endpoint_failures_fall_back_to_the_parser_and_say_why(db: Path, script: list, reason: str) -> None:
     with ChatServer(*script) as server:
-        result, _ = await ask(db, server, "revenue by region", timeout=0.5)
+        # Only the timeout case needs a short timeout; the others get slack for a loaded machine.
+        result, _ = await ask(db, server, "revenue by region", timeout=0.5 if reason == "timeout" else 5.0)
     assert result["engine"] == "parser" and by_region(result) == EXPECTED
     assert result["assumptions"][0] == f"The LLM endpoint failed ({reason}); answered by the offline parser"
 
