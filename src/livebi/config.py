@@ -45,7 +45,10 @@ class Settings(BaseSettings):
         "",
         description="Metadata store URL: sqlite:///path or postgresql://... Empty: sqlite in data_dir.",
     )
-    broker_url: str = Field("memory://", description="Broker URL: memory:// (one process) or redis://...")
+    broker_url: str = Field(
+        "memory://",
+        description="Broker URL. Only memory:// (one process, history in memory) exists in this release.",
+    )
 
     # Security
     secret_key: str = Field(

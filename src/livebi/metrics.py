@@ -25,6 +25,9 @@ class Metrics:
             "livebi_op_seconds", "Time to handle one client op", ["op"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5), registry=r,
         )
+        self.internal_errors = Counter(
+            "livebi_internal_errors_total", "Bugs caught while answering (logged with a traceback)", ["component"], registry=r
+        )
         self.slow_consumers = Counter("livebi_slow_consumers_total", "Connections closed as slow consumers", registry=r)
 
     def render(self) -> bytes:

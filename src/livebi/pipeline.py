@@ -9,7 +9,6 @@ connected users: one task per question, progress and the outcome published on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import secrets
@@ -20,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from .agents.data import DataAgent
 from .agents.nlp import NLPAgent, NotUnderstood
-from .agents.viz import ChartHint, choose_chart
+from .agents.viz import Chart, ChartHint, choose_chart
 from .protocol import SUBSTAGES, ErrorCode, Stage
 from .warehouse.base import QueryTimeout, Warehouse, WarehouseError
 
@@ -70,12 +69,22 @@ class AskFailed(Exception):
 class Pipeline:
     """Answers questions against named warehouses. Stateless apart from agent caches."""
 
-    def __init__(self, *, warehouses: dict[str, Warehouse], nlp: NLPAgent, data: DataAgent) -> None:
+    def __init__(
+        self,
+        *,
+        warehouses: dict[str, Warehouse],
+        nlp: NLPAgent,
+        data: DataAgent,
+        on_internal_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_internal_error(component)`` is called for every bug caught while answering
+        (component: ``nlp``, ``data`` or ``viz``), e.g. to count it in the metrics."""
         if not warehouses:
             raise ValueError("at least one warehouse is required")
         self.warehouses = warehouses
         self.nlp = nlp
         self.data = data
+        self.on_internal_error = on_internal_error
 
     @property
     def default_warehouse(self) -> str:
@@ -101,6 +110,7 @@ class Pipeline:
         """Answer ``req``; returns the ``result`` data. Raises AskFailed (or CancelledError)."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        warnings: list[str] = []
         progress = _Monotonic(report)
         loop = asyncio.get_running_loop()
         stage = Stage.nlp_processing
@@ -166,9 +176,16 @@ class Pipeline:
                 chart = await asyncio.to_thread(
                     choose_chart, req.question or "", result, hint, requested=req.chart
                 )
-            except Exception as exc:  # a viz bug must not lose the data
+            except Exception as exc:
+                # A bug in the viz agent must not lose the data: log and count it, answer
+                # with the rows as a table and say why.
                 log.exception("visualization failed for %s", query_id)
-                raise AskFailed(stage, ErrorCode.visualization_failed, f"could not build the chart: {exc}") from None
+                self._internal_error("viz")
+                chart = Chart(
+                    type="table", title=req.question or "", figure=None, kpi=None,
+                    reason="The chart could not be built, so the rows are shown as a table.",
+                )
+                warnings.append(f"could not build the chart ({type(exc).__name__}); showing the rows as a table")
             progress(stage, "chart_generation", f"Built a {chart.type} chart", result.row_count)
             timings["viz"] = _ms(t_viz)
         except asyncio.CancelledError:
@@ -176,7 +193,10 @@ class Pipeline:
         except AskFailed:
             raise
         except Exception as exc:
+            # A bug, never a user's mistake: logged with its traceback, counted, and reported
+            # as ``internal`` naming the stage (not disguised as "not understood").
             log.exception("question %s failed in %s", query_id, stage.value)
+            self._internal_error(_COMPONENT[stage])
             raise AskFailed(stage, ErrorCode.internal, f"internal error: {type(exc).__name__}") from None
 
         timings["total"] = _ms(started)
@@ -195,8 +215,13 @@ class Pipeline:
             "row_count": result.row_count,
             "truncated": result.truncated,
             "chart": chart.to_dict(),
+            "warnings": warnings,
             "timings_ms": timings,
         }
+
+    def _internal_error(self, component: str) -> None:
+        if self.on_internal_error is not None:
+            self.on_internal_error(component)
 
 
 class _Monotonic:
@@ -214,6 +239,7 @@ class _Monotonic:
 
 
 _ORDER = [sub for subs in SUBSTAGES.values() for sub, _ in subs]
+_COMPONENT = {Stage.nlp_processing: "nlp", Stage.data_processing: "data", Stage.visualization: "viz"}
 
 
 def _within(substage: str, pct: float) -> float | None:
@@ -246,6 +272,7 @@ PublishFn = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 class _Running:
     task: asyncio.Task[None]
     user_id: str
+    finishing: bool = False  # the outcome is decided: cancel no longer applies
 
 
 class AskService:
@@ -309,13 +336,14 @@ class AskService:
     async def cancel(self, query_id: str) -> bool:
         """Interrupt a running question; False when it is not running (any more)."""
         running = self._running.get(query_id)
-        if running is None:
+        if running is None or running.finishing:
+            # Over, or its outcome (result, error, timeout) is being stored and published:
+            # cancelling now would interrupt the bookkeeping, not the query.
             return False
         running.task.cancel()
-        # Wait (bounded) for the engine to stop and the error to be published. The task
-        # handles its own cancellation, so a CancelledError here is the caller's: let it through.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(running.task), timeout=5)
+        # Wait (bounded) for the engine to stop and the error to be published. asyncio.wait
+        # never raises the task's outcome, so only the caller's own cancellation gets through.
+        await asyncio.wait({running.task}, timeout=5)
         return True
 
     async def shutdown(self) -> None:
@@ -357,6 +385,9 @@ class AskService:
                 result = await self.pipeline.answer(query_id, req, report)
             finally:
                 stage_now["final"] = True
+                running = self._running.get(query_id)
+                if running is not None:
+                    running.finishing = True
         except asyncio.CancelledError:
             # Our own task was cancelled (cancel op or shutdown): report it, then stop.
             failure = AskFailed(Stage(stage_now["stage"]), ErrorCode.cancelled, "the question was cancelled")
@@ -369,14 +400,18 @@ class AskService:
         await self._finish(channel, query_id, "result", result, pending, "done", extra, started)
 
     async def _finish(self, channel, query_id, type_, data, pending, status, extra, started) -> None:
+        """Store the outcome, free the user's slot, then publish: a client reacting to the
+        publication (reading its history, asking again) must find the question over."""
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        await self._publish(channel, type_, data)
         elapsed = _ms(started)
         try:
             await self._store.finish_query(query_id, status=status, elapsed_ms=elapsed, **extra)
         except Exception:
+            # The store failing must not also lose the answer the user waits for.
             log.exception("could not record the outcome of %s", query_id)
+        self._running.pop(query_id, None)
+        await self._publish(channel, type_, data)
         if self._on_finished:
             self._on_finished(status, elapsed / 1000)
 

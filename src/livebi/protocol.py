@@ -53,7 +53,6 @@ class ErrorCode(str, enum.Enum):
     warehouse_unavailable = "warehouse_unavailable"
     query_timeout = "query_timeout"
     cancelled = "cancelled"
-    visualization_failed = "visualization_failed"
 
 
 ERROR_HELP: dict[str, str] = {
@@ -84,7 +83,6 @@ ERROR_HELP: dict[str, str] = {
     "warehouse_unavailable": "The warehouse could not be opened or reached.",
     "query_timeout": "The query ran longer than query_timeout_s and was stopped.",
     "cancelled": "The question was cancelled (cancel op or the asker disconnected).",
-    "visualization_failed": "The chart could not be built; the data is still in the result.",
 }
 
 
@@ -307,6 +305,10 @@ class ResultData(BaseModel):
     row_count: int
     truncated: bool
     chart: dict[str, Any]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Things that went wrong without losing the answer, e.g. a chart that could not be built (the rows come as a table).",
+    )
     timings_ms: dict[str, float]
 
 

@@ -79,6 +79,7 @@ class Services:
                 timeout_s=s.query_timeout_s, row_cap=s.row_cap,
                 max_result_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars,
             ),
+            on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
         )
         await self.pipeline.nlp.check_semantic_layers(self.warehouses)  # a bad layer stops startup
         self.asks = AskService(

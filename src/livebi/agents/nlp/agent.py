@@ -163,6 +163,8 @@ class NLPAgent:
                 self.parse(question, model, dialect=dialect)
             except NotUnderstood:
                 pass
+            except Exception:  # a parser bug: questions will meet (and report) it too
+                log.exception("warming up the parser on %r failed", question)
 
     def forget(self, warehouse_name: str) -> None:
         """Drop a cached model; the next question rebuilds it."""

@@ -112,7 +112,8 @@ def parse_question(
 
     Raises:
         NotUnderstood: the question is empty, too long, or nothing sensible matches it.
-            No other exception escapes, whatever the input.
+            Any other exception is a bug in the parser: it propagates so that the caller logs
+            it with its traceback and counts it, instead of telling the user "not understood".
     """
     report = on_substage or (lambda stage, percent, detail: None)
     text = check_question(question, model, max_question_chars)
@@ -122,9 +123,6 @@ def parse_question(
         raise
     except PlanError as exc:
         raise NotUnderstood("not_understood", exc.message, _suggestions(exc.words, model)) from None
-    except Exception as exc:  # a parser bug must not surface as a server error
-        raise NotUnderstood("not_understood", "I could not turn this question into a query.",
-                            model.example_questions()) from exc
 
 
 def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report: SubstageCallback) -> ParsedQuestion:

@@ -275,6 +275,9 @@ export class QueryCard {
       (result.assumptions || []).length
         ? h("ul", { class: "assumptions", "aria-label": "Assumptions" }, result.assumptions.map((a) => h("li", {}, a)))
         : null,
+      (result.warnings || []).length
+        ? h("ul", { class: "assumptions warnings", testid: "result-warnings", "aria-label": "Warnings" }, result.warnings.map((w) => h("li", {}, w)))
+        : null,
       h("div", { class: "toolbar" }, tablist, h("div", { class: "actions" }, csvBtn, this.pngBtn)),
       views.map(([name]) => this.panels[name]),
       chart.reason ? h("p", { class: "small muted chart-reason" }, chart.reason) : null,
