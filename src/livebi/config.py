@@ -75,6 +75,20 @@ class Settings(BaseSettings):
     max_concurrent_queries_per_user: int = Field(
         4, description="Questions one user may have running at once; more are refused."
     )
+    warehouse_max_concurrent_queries: int = Field(
+        8,
+        description=(
+            "Queries one warehouse runs at once (capped by what its connector can run); more wait "
+            "in a fair queue, reported as 'queued' progress and not counted against query_timeout_s."
+        ),
+    )
+    warehouse_max_concurrent_queries_per_user: int = Field(
+        2,
+        description=(
+            "Queries of one user a warehouse runs at once, so no account can hold every slot; "
+            "waiting queries are served round-robin across users."
+        ),
+    )
     outgoing_queue_bytes: int = Field(
         4 * 1024 * 1024,
         description="Bytes queued for one connection before it is closed as a slow consumer.",

@@ -21,6 +21,7 @@ from .agents.data import DataAgent
 from .agents.nlp import NLPAgent, NotUnderstood
 from .agents.viz import Chart, ChartHint, choose_chart
 from .protocol import SUBSTAGES, ErrorCode, Stage
+from .warehouse.admission import FairQueue
 from .warehouse.base import QueryTimeout, Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
@@ -76,15 +77,33 @@ class Pipeline:
         nlp: NLPAgent,
         data: DataAgent,
         on_internal_error: Callable[[str], None] | None = None,
+        # Admission (a fair queue in front of each warehouse)
+        max_concurrent_queries: int = 8,
+        max_concurrent_queries_per_user: int = 2,
+        progress_interval: float = 0.25,
     ) -> None:
         """``on_internal_error(component)`` is called for every bug caught while answering
-        (component: ``nlp``, ``data`` or ``viz``), e.g. to count it in the metrics."""
+        (component: ``nlp``, ``data`` or ``viz``), e.g. to count it in the metrics.
+
+        Each warehouse runs at most ``max_concurrent_queries`` questions at once (fewer when
+        its connector can run fewer), at most ``max_concurrent_queries_per_user`` of them one
+        user's; the others wait in a fair queue (:mod:`livebi.warehouse.admission`), reported
+        as ``queued`` progress and not counted against the query timeout.
+        """
         if not warehouses:
             raise ValueError("at least one warehouse is required")
         self.warehouses = warehouses
         self.nlp = nlp
         self.data = data
         self.on_internal_error = on_internal_error
+        self._admission = {
+            name: FairQueue(
+                slots=max(1, min(max_concurrent_queries, wh.max_concurrent_queries or max_concurrent_queries)),
+                per_user=max(1, max_concurrent_queries_per_user),
+                report_interval=progress_interval,
+            )
+            for name, wh in warehouses.items()
+        }
 
     @property
     def default_warehouse(self) -> str:
@@ -106,8 +125,10 @@ class Pipeline:
         model = await self.nlp.model_for(self.warehouse(warehouse))
         return model.example_questions(n)
 
-    async def answer(self, query_id: str, req: AskRequest, report: Reporter) -> dict[str, Any]:
-        """Answer ``req``; returns the ``result`` data. Raises AskFailed (or CancelledError)."""
+    async def answer(self, query_id: str, req: AskRequest, report: Reporter, *, user_id: str = "") -> dict[str, Any]:
+        """Answer ``req`` for ``user_id``; returns the ``result`` data.
+
+        Raises AskFailed (or CancelledError)."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
         warnings: list[str] = []
@@ -151,14 +172,19 @@ class Pipeline:
                 sql = await self.data.validate(sql, wh)
             except WarehouseError as exc:
                 raise AskFailed(stage, exc.code, exc.message, list(getattr(exc, "suggestions", []) or [])) from None
-            progress(stage, "sql_execution", f"Executing SQL on {wh.name}…", 0)
 
             def on_engine(substage: str, fraction: float, details: str, rows: int) -> None:
                 pct = None if fraction < 0 else _EXECUTION_START + (_EXECUTION_END - _EXECUTION_START - 1) * fraction
                 progress(Stage.data_processing, substage, details, rows, pct)
 
+            def on_wait(ahead: int) -> None:
+                who = "1 query" if ahead == 1 else f"{ahead} queries"
+                progress(Stage.data_processing, "queued", f"Waiting for {wh.name}: {who} ahead of this one…", 0)
+
             try:
-                result = await self.data.run(sql, wh, on_engine)
+                async with self._admission[wh.name].slot(user_id, on_wait):
+                    progress(stage, "sql_execution", f"Executing SQL on {wh.name}…", 0)
+                    result = await self.data.run(sql, wh, on_engine)
             except QueryTimeout as exc:
                 raise AskFailed(stage, exc.code, exc.message, ["add a filter or a shorter period", "ask for fewer groups"]) from None
             except WarehouseError as exc:
@@ -318,7 +344,7 @@ class AskService:
             wh_name = req.warehouse or self.pipeline.default_warehouse
             await self._store.record_query(query_id=query_id, user_id=user_id, question=req.question, sql=req.sql, warehouse=wh_name)
             self._remember_owner(query_id, user_id)
-            task = asyncio.create_task(self._run(query_id, req), name=f"ask-{query_id}")
+            task = asyncio.create_task(self._run(query_id, req, user_id), name=f"ask-{query_id}")
             self._running[query_id] = _Running(task, user_id)
             task.add_done_callback(lambda _t: self._running.pop(query_id, None))
         finally:
@@ -353,7 +379,7 @@ class AskService:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, query_id: str, req: AskRequest) -> None:
+    async def _run(self, query_id: str, req: AskRequest, user_id: str) -> None:
         channel = f"query:{query_id}"
         started = time.perf_counter()
         pending: set[asyncio.Task[Any]] = set()
@@ -382,7 +408,7 @@ class AskService:
 
         try:
             try:
-                result = await self.pipeline.answer(query_id, req, report)
+                result = await self.pipeline.answer(query_id, req, report, user_id=user_id)
             finally:
                 stage_now["final"] = True
                 running = self._running.get(query_id)

@@ -122,7 +122,7 @@ class Stage(str, enum.Enum):
 #: Substages of each stage, in order, with the overall percent reached when each starts.
 SUBSTAGES: dict[str, tuple[tuple[str, int], ...]] = {
     "nlp_processing": (("intent_extraction", 5), ("schema_linking", 12), ("sql_generation", 20)),
-    "data_processing": (("sql_validation", 25), ("sql_execution", 30), ("result_processing", 80)),
+    "data_processing": (("sql_validation", 25), ("queued", 27), ("sql_execution", 30), ("result_processing", 80)),
     "visualization": (("chart_selection", 85), ("chart_generation", 92)),
 }
 

@@ -80,6 +80,9 @@ class Services:
                 max_result_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars,
             ),
             on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+            max_concurrent_queries=s.warehouse_max_concurrent_queries,
+            max_concurrent_queries_per_user=s.warehouse_max_concurrent_queries_per_user,
+            progress_interval=s.progress_interval_s,
         )
         await self.pipeline.nlp.check_semantic_layers(self.warehouses)  # a bad layer stops startup
         self.asks = AskService(

@@ -103,6 +103,9 @@ class Warehouse(abc.ABC):
 
     #: sqlglot dialect name used to generate and validate SQL for this engine
     dialect: str = ""
+    #: queries the connector can run at once (worker threads, pooled connections); None:
+    #: unbounded. Admission never lets more through, so an admitted query starts at once.
+    max_concurrent_queries: int | None = None
 
     def __init__(self, name: str, url: str) -> None:
         self.name = name

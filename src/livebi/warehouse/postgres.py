@@ -103,6 +103,7 @@ class PostgresWarehouse(Warehouse):
         self._dsn = normalize_postgres_url(url)
         self.read_only = read_only
         self._pool_size = pool_size
+        self.max_concurrent_queries = pool_size
         self._fetch_chunk = fetch_chunk
         self._connect_timeout = connect_timeout
         self._progress_interval = progress_interval

@@ -197,6 +197,7 @@ class ThreadedWarehouse(Warehouse):
 
     def __init__(self, name: str, url: str, *, max_workers: int, thread_prefix: str) -> None:
         super().__init__(name, url)
+        self.max_concurrent_queries = max_workers
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:

@@ -384,6 +384,7 @@ const SUBSTAGE_LABEL = {
   schema_linking: "Matching the schema",
   sql_generation: "Writing SQL",
   sql_validation: "Checking SQL",
+  queued: "Waiting for the warehouse",
   sql_execution: "Running SQL",
   result_processing: "Processing rows",
   chart_selection: "Choosing a chart",
