@@ -112,8 +112,29 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = Field(2.0, description="Seconds a graceful shutdown waits for outgoing queues to drain before closing with 1012.")
     history_size: int = Field(1000, description="Publications each channel keeps for recovery.")
     history_ttl_s: float = Field(300.0, description="Seconds a publication stays in channel history.")
+    history_bytes_per_channel: int = Field(
+        8 * 1024 * 1024, description="Bytes of publications one channel's history keeps (the oldest go first)."
+    )
+    history_bytes_total: int = Field(
+        256 * 1024 * 1024,
+        description="Bytes of publications all channel histories keep together; past it the oldest anywhere go first.",
+    )
+    finished_channel_grace_s: float = Field(
+        60.0,
+        description=(
+            "Seconds a finished query:<id> channel (result or error published) is kept once no one is "
+            "subscribed, so a client that dropped can still recover its answer; then it is forgotten."
+        ),
+    )
     progress_interval_s: float = Field(
         0.25, description="Seconds between engine progress reports while a query runs (<= 0.5)."
+    )
+
+    stored_queries_per_user: int = Field(
+        1000, description="Questions kept in each user's history in the metadata store; older ones are deleted."
+    )
+    max_stored_sql_chars: int = Field(
+        20_000, description="Longest SQL (and question) text stored in the history; longer text is cut with '…'."
     )
 
     # Features (each real-time feature can be switched off)

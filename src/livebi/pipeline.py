@@ -291,7 +291,8 @@ def new_query_id() -> str:
     return secrets.token_hex(8)
 
 
-PublishFn = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
+#: publish(channel, type, data, final=False); ``final`` marks a channel's last publication
+PublishFn = Callable[..., Awaitable[Any]]
 
 
 @dataclasses.dataclass
@@ -437,7 +438,7 @@ class AskService:
             # The store failing must not also lose the answer the user waits for.
             log.exception("could not record the outcome of %s", query_id)
         self._running.pop(query_id, None)
-        await self._publish(channel, type_, data)
+        await self._publish(channel, type_, data, final=True)
         if self._on_finished:
             self._on_finished(status, elapsed / 1000)
 

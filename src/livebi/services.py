@@ -48,7 +48,13 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.hub = Hub(history_size=settings.history_size, history_ttl=settings.history_ttl_s)
+        self.hub = Hub(
+            history_size=settings.history_size,
+            history_ttl=settings.history_ttl_s,
+            history_bytes_per_channel=settings.history_bytes_per_channel,
+            history_bytes_total=settings.history_bytes_total,
+            finished_grace=settings.finished_channel_grace_s,
+        )
         self.connections = ConnectionManager(
             self.hub,
             max_connections=settings.max_connections,
@@ -67,7 +73,9 @@ class Services:
 
     async def start(self) -> None:
         s = self.settings
-        self.store = await MetadataStore.open(s.resolved_store_url())
+        self.store = await MetadataStore.open(
+            s.resolved_store_url(), queries_per_user=s.stored_queries_per_user, max_sql_chars=s.max_stored_sql_chars
+        )
         self.auth = Authenticator(
             self.store, TokenSigner(s.resolved_secret_key(), ttl_s=s.token_ttl_s), user_cache_s=s.user_cache_s
         )
@@ -112,9 +120,10 @@ class Services:
 
     # Publishing -----------------------------------------------------------------------------
 
-    async def publish(self, channel: str, type: str, data: dict[str, Any]) -> None:
+    async def publish(self, channel: str, type: str, data: dict[str, Any], *, final: bool = False) -> None:
+        """Publish on ``channel``; ``final`` marks its last publication (see Hub.publish)."""
         self.metrics.publications.labels(type).inc()
-        await self.broker.publish(channel, type, data)
+        await self.broker.publish(channel, type, data, final=final)
 
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)
@@ -125,7 +134,8 @@ class Services:
 
     async def _prune_loop(self) -> None:
         while True:
-            await asyncio.sleep(max(1.0, min(30.0, self.settings.history_ttl_s / 4)))
+            s = self.settings
+            await asyncio.sleep(max(1.0, min(30.0, s.history_ttl_s / 4, s.finished_channel_grace_s / 2)))
             self.hub.prune()
 
     # Connections and presence ---------------------------------------------------------------

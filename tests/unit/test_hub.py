@@ -132,3 +132,66 @@ def test_presence_join_update_leave_and_disconnect(hub: Hub, clock: Clock) -> No
     assert [e.username for e in hub.presence("dashboard:d")] == ["alice"]
     hub.unsubscribe("c1", "dashboard:d")
     assert hub.presence("dashboard:d") == []
+
+
+def frame_size(hub: Hub, channel: str) -> int:
+    return sum(len(f) for f in hub.history_frames(channel))
+
+
+def test_history_is_bounded_in_bytes_per_channel(clock: Clock) -> None:
+    hub = Hub(history_size=1000, history_ttl=600, history_bytes_per_channel=2000, clock=clock)
+    for i in range(50):
+        hub.publish("ch", "t", {"blob": "x" * 100, "i": i})
+    assert frame_size(hub, "ch") <= 2000
+    frames = [json.loads(f)["seq"] for f in hub.history_frames("ch")]
+    assert frames == list(range(frames[0], 51)), "the newest are kept, oldest dropped, in order"
+    epoch = hub.position("ch")[0]
+    assert hub.subscribe("c", "ch", since=(epoch, 1)).recovered is False
+    assert hub.subscribe("c", "ch", since=(epoch, frames[0] - 1)).recovered is True
+    # One publication bigger than the whole budget is delivered but cannot be kept.
+    delivery = hub.publish("ch", "t", {"blob": "y" * 5000})
+    assert "c" in delivery.targets
+    assert frame_size(hub, "ch") <= 2000
+    assert hub.history_bytes == frame_size(hub, "ch")
+
+
+def test_history_is_bounded_in_bytes_overall_oldest_first(clock: Clock) -> None:
+    hub = Hub(history_size=1000, history_ttl=600, history_bytes_total=10_000, clock=clock)
+    for i in range(100):
+        hub.publish(f"query:{i % 7}", "t", {"blob": "x" * 200, "i": i})
+    total = sum(frame_size(hub, f"query:{c}") for c in range(7))
+    assert total == hub.history_bytes <= 10_000
+    # The survivors are the most recent publications across all channels.
+    kept = sorted(json.loads(f)["data"]["i"] for c in range(7) for f in hub.history_frames(f"query:{c}"))
+    assert kept == list(range(100 - len(kept), 100))
+
+
+def test_finished_channel_is_released_after_grace_once_unwatched(clock: Clock) -> None:
+    hub = Hub(history_size=100, history_ttl=600, finished_grace=30, clock=clock)
+    hub.subscribe("asker", "query:q")
+    hub.publish("query:q", "progress", {})
+    hub.publish("query:q", "result", {"rows": [1]}, final=True)
+    clock.now += 100
+    assert hub.prune() == 0, "kept while someone is subscribed"
+    epoch = hub.position("query:q")[0]
+    hub.disconnect("asker")
+    clock.now += 20
+    assert hub.prune() == 0
+    res = hub.subscribe("asker", "query:q", since=(epoch, 1))  # came back within the grace
+    assert res.recovered is True and [s for s, _ in res.missed] == [2]
+    hub.unsubscribe("asker", "query:q")
+    clock.now += 29
+    assert hub.prune() == 0
+    clock.now += 2
+    assert hub.prune() == 1
+    assert hub.history_bytes == 0
+    assert hub.subscribe("late", "query:q", since=(epoch, 1)).recovered is False
+
+
+def test_unfinished_channel_keeps_its_history_for_the_ttl(clock: Clock) -> None:
+    hub = Hub(history_size=100, history_ttl=600, finished_grace=30, clock=clock)
+    hub.subscribe("c", "dashboard:d")
+    hub.publish("dashboard:d", "t", {})
+    hub.disconnect("c")
+    clock.now += 100
+    assert hub.prune() == 0 and len(hub.history_frames("dashboard:d")) == 1

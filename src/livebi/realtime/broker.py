@@ -5,7 +5,7 @@ broker for several processes or nodes implements the same two methods.
 
 Delivery guarantees of :class:`MemoryBroker`: one process; publications on a channel are
 delivered in ``seq`` order, at most once per live subscription; channel history (bounded by
-``history_size`` and ``history_ttl_s``) lets a client that reconnects recover what it missed.
+``history_size``, ``history_ttl_s`` and bytes per channel and overall) lets a client that reconnects recover what it missed.
 History lives in memory, so a restart loses it: each channel gets a new ``epoch`` and clients
 resubscribing with an old one are told ``recovered: false``.
 """
@@ -18,7 +18,7 @@ from .hub import Delivery, Hub
 
 
 class Broker(Protocol):
-    async def publish(self, channel: str, type: str, data: dict[str, Any]) -> None: ...
+    async def publish(self, channel: str, type: str, data: dict[str, Any], *, final: bool = False) -> None: ...
 
     async def start(self) -> None: ...
 
@@ -30,8 +30,8 @@ class MemoryBroker:
         self._hub = hub
         self._deliver = deliver
 
-    async def publish(self, channel: str, type: str, data: dict[str, Any]) -> None:
-        self._deliver(self._hub.publish(channel, type, data))
+    async def publish(self, channel: str, type: str, data: dict[str, Any], *, final: bool = False) -> None:
+        self._deliver(self._hub.publish(channel, type, data, final=final))
 
     async def start(self) -> None:
         return None

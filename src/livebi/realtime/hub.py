@@ -39,11 +39,14 @@ class SubscribeResult:
     missed: tuple[tuple[int, str], ...]  # (seq, frame) to replay, in order, when recovered
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class _Entry:
     seq: int
     ts: float
     frame: str
+    channel: "_Channel"
+    size: int = 0  # bytes of ``frame`` (UTF-8 is close enough to len for the budget)
+    live: bool = True  # False once trimmed from its channel's history
 
 
 @dataclasses.dataclass
@@ -61,23 +64,36 @@ class PresenceEntry:
 
 
 class _Channel:
-    __slots__ = ("name", "epoch", "seq", "history", "subscribers", "presence")
+    __slots__ = ("name", "epoch", "seq", "history", "history_bytes", "subscribers", "presence", "finished", "idle_since")
 
     def __init__(self, name: str, epoch: str) -> None:
         self.name = name
         self.epoch = epoch
         self.seq = 0
         self.history: collections.deque[_Entry] = collections.deque()
+        self.history_bytes = 0
         self.subscribers: set[str] = set()
         self.presence: dict[str, PresenceEntry] = {}
+        self.finished = False  # a final publication was made: nothing more will come
+        self.idle_since: float | None = None  # when a finished channel last had no subscriber
 
 
 class Hub:
     """Channels with per-channel ``seq``, bounded history and subscriber sets.
 
+    History is bounded four ways: by count and age per channel, by bytes per channel (one huge
+    result cannot pin memory), and by bytes over all channels (the oldest publications anywhere
+    go first). A channel whose last publication was ``final`` (a question's result or error) is
+    forgotten entirely ``finished_grace`` seconds after its last subscriber left: nobody can
+    still need its history then, and a client that comes back later is told
+    ``recovered: false``.
+
     Args:
         history_size: publications kept per channel for recovery.
         history_ttl: seconds a publication stays in history.
+        history_bytes_per_channel: bytes of frames one channel's history may hold.
+        history_bytes_total: bytes of frames all histories together may hold.
+        finished_grace: seconds a finished channel without subscribers is kept.
         clock: returns the current time in seconds (injected so tests control it).
         new_epoch: returns a fresh epoch string; a channel gets one when it is created, so a
             channel that was forgotten (or a restarted process) never reuses positions.
@@ -88,15 +104,24 @@ class Hub:
         *,
         history_size: int = 1000,
         history_ttl: float = 300.0,
+        history_bytes_per_channel: int = 8 * 1024 * 1024,
+        history_bytes_total: int = 256 * 1024 * 1024,
+        finished_grace: float = 30.0,
         clock: Callable[[], float] = time.time,
         new_epoch: Callable[[], str] = lambda: secrets.token_hex(4),
     ) -> None:
         self.history_size = history_size
         self.history_ttl = history_ttl
+        self.history_bytes_per_channel = history_bytes_per_channel
+        self.history_bytes_total = history_bytes_total
+        self.finished_grace = finished_grace
         self._clock = clock
         self._new_epoch = new_epoch
         self._channels: dict[str, _Channel] = {}
         self._by_conn: dict[str, set[str]] = {}
+        # every live history entry, oldest first (with trimmed ones skipped lazily)
+        self._all_entries: collections.deque[_Entry] = collections.deque()
+        self.history_bytes = 0
 
     # Queries --------------------------------------------------------------------------------
 
@@ -116,16 +141,29 @@ class Hub:
 
     # Commands -------------------------------------------------------------------------------
 
-    def publish(self, channel: str, type: str, data: dict[str, Any]) -> Delivery:
-        """Assign the next ``seq``, record the publication in history, return who gets it."""
+    def publish(self, channel: str, type: str, data: dict[str, Any], *, final: bool = False) -> Delivery:
+        """Assign the next ``seq``, record the publication in history, return who gets it.
+
+        ``final`` marks the channel's last publication (a question's outcome): once no one is
+        subscribed any more, the channel is forgotten after ``finished_grace`` seconds.
+        """
         ch = self._channel(channel)
         ch.seq += 1
         now = self._clock()
         frame = dumps(
             {"channel": channel, "epoch": ch.epoch, "seq": ch.seq, "type": type, "ts": round(now, 3), "data": data}
         )
-        ch.history.append(_Entry(ch.seq, now, frame))
+        entry = _Entry(ch.seq, now, frame, ch, len(frame))
+        ch.history.append(entry)
+        ch.history_bytes += entry.size
+        self._all_entries.append(entry)
+        self.history_bytes += entry.size
         self._trim(ch, now)
+        self._trim_total()
+        if final:
+            ch.finished = True
+            if not ch.subscribers:
+                ch.idle_since = now
         return Delivery(channel, ch.epoch, ch.seq, frame, tuple(ch.subscribers))
 
     def subscribe(self, conn_id: str, channel: str, since: tuple[str, int] | None = None) -> SubscribeResult:
@@ -137,6 +175,7 @@ class Hub:
         """
         ch = self._channel(channel)
         ch.subscribers.add(conn_id)
+        ch.idle_since = None
         self._by_conn.setdefault(conn_id, set()).add(channel)
         if since is None:
             return SubscribeResult(ch.epoch, ch.seq, None, ())
@@ -158,6 +197,7 @@ class Hub:
             return False
         ch.subscribers.discard(conn_id)
         ch.presence.pop(conn_id, None)
+        self._mark_idle(ch)
         chans = self._by_conn.get(conn_id)
         if chans is not None:
             chans.discard(channel)
@@ -177,6 +217,7 @@ class Hub:
             if ch is not None:
                 ch.subscribers.discard(conn_id)
                 ch.presence.pop(conn_id, None)
+                self._mark_idle(ch)
         return sorted(chans)
 
     # Presence -------------------------------------------------------------------------------
@@ -213,15 +254,21 @@ class Hub:
         return sorted(out, key=lambda item: item[0])
 
     def prune(self) -> int:
-        """Expire old history and forget idle empty channels; returns channels forgotten."""
+        """Expire old history, forget idle empty channels and finished channels nobody has
+        watched for ``finished_grace`` seconds; returns channels forgotten."""
         now = self._clock()
         forgotten = 0
         for name in list(self._channels):
             ch = self._channels[name]
             self._trim(ch, now)
-            if not ch.subscribers and not ch.history and not ch.presence:
+            released = ch.idle_since is not None and now - ch.idle_since >= self.finished_grace
+            if not ch.subscribers and not ch.presence and (released or not ch.history):
+                self._drop_history(ch, len(ch.history))
                 del self._channels[name]
                 forgotten += 1
+        if len(self._all_entries) > 2 * len(self._channels) + 1024:
+            # compact: trimmed entries are skipped lazily and would otherwise pile up here
+            self._all_entries = collections.deque(e for e in self._all_entries if e.live)
         return forgotten
 
     def history_frames(self, channel: str) -> Iterable[str]:
@@ -238,8 +285,37 @@ class Hub:
 
     def _trim(self, ch: _Channel, now: float) -> None:
         history = ch.history
-        while len(history) > self.history_size:
-            history.popleft()
         cutoff = now - self.history_ttl
-        while history and history[0].ts < cutoff:
-            history.popleft()
+        drop = 0
+        kept_bytes = ch.history_bytes
+        for entry in history:
+            if (
+                len(history) - drop > self.history_size
+                or entry.ts < cutoff
+                or (kept_bytes > self.history_bytes_per_channel and len(history) - drop > 0)
+            ):
+                drop += 1
+                kept_bytes -= entry.size
+            else:
+                break
+        self._drop_history(ch, drop)
+
+    def _trim_total(self) -> None:
+        """Drop the oldest publications of any channel until all history fits its budget."""
+        entries = self._all_entries
+        while entries and self.history_bytes > self.history_bytes_total:
+            entry = entries.popleft()
+            if entry.live:
+                # Global order is publication order, so this is its channel's oldest entry.
+                self._drop_history(entry.channel, 1)
+
+    def _drop_history(self, ch: _Channel, count: int) -> None:
+        for _ in range(count):
+            entry = ch.history.popleft()
+            entry.live = False
+            ch.history_bytes -= entry.size
+            self.history_bytes -= entry.size
+
+    def _mark_idle(self, ch: _Channel) -> None:
+        if ch.finished and not ch.subscribers and ch.idle_since is None:
+            ch.idle_since = self._clock()

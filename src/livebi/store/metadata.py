@@ -83,16 +83,37 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _cut(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + "…"
+
+
 class MetadataStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Users and question history.
+
+    Retention: each user keeps the last ``queries_per_user`` questions (older ones are deleted
+    as new ones are recorded), and stored SQL and error texts are cut at ``max_sql_chars`` and
+    ``max_error_chars``, so one account's stream of failing questions cannot grow the store
+    without bound.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, queries_per_user: int = 1000, max_sql_chars: int = 20_000, max_error_chars: int = 2_000
+    ) -> None:
         self.engine = engine
+        self.queries_per_user = queries_per_user
+        self.max_sql_chars = max_sql_chars
+        self.max_error_chars = max_error_chars
 
     @classmethod
-    async def open(cls, url: str) -> "MetadataStore":
+    async def open(cls, url: str, **retention: int) -> "MetadataStore":
+        """Open (and create the tables of) the store at ``url``; ``retention`` takes the
+        keyword options of the constructor."""
         engine = create_async_engine(async_url(url), pool_pre_ping=url.startswith("postgres"))
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-        return cls(engine)
+        return cls(engine, **retention)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -132,22 +153,38 @@ class MetadataStore:
     # Question history -----------------------------------------------------------------------
 
     async def record_query(self, *, query_id: str, user_id: str, question: str | None, sql: str | None, warehouse: str) -> None:
+        """Record a new question and drop the user's questions beyond ``queries_per_user``."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(queries).values(
                     query_id=query_id,
                     user_id=user_id,
-                    question=question,
-                    sql=sql,
+                    question=_cut(question, self.max_sql_chars),
+                    sql=_cut(sql, self.max_sql_chars),
                     warehouse=warehouse,
                     status="running",
                     created_at=_now(),
                 )
             )
+            newest = (
+                select(queries.c.query_id)
+                .where(queries.c.user_id == user_id)
+                .order_by(queries.c.created_at.desc(), queries.c.query_id.desc())
+                .limit(self.queries_per_user)
+            )
+            await conn.execute(
+                delete(queries).where(queries.c.user_id == user_id, queries.c.query_id.not_in(newest))
+            )
 
     async def finish_query(self, query_id: str, *, status: str, **values: Any) -> None:
         allowed = {"sql", "engine", "row_count", "error", "elapsed_ms"}
         values = {k: v for k, v in values.items() if k in allowed}
+        if "sql" in values:
+            values["sql"] = _cut(values["sql"], self.max_sql_chars)
+        if isinstance(values.get("error"), dict):
+            values["error"] = {
+                k: _cut(v, self.max_error_chars) if isinstance(v, str) else v for k, v in values["error"].items()
+            }
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(queries).where(queries.c.query_id == query_id).values(status=status, finished_at=_now(), **values)
