@@ -4,7 +4,10 @@ in-process test covers a peer address the machine may not have."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import re
 import socket
 import sqlite3
 from pathlib import Path
@@ -12,7 +15,6 @@ from typing import AsyncIterator
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from livebi.app import create_app
 from livebi.config import Settings
@@ -71,20 +73,32 @@ async def test_operator_endpoints_refused_to_a_network_peer(server_settings: Set
             assert (await http.get("/openapi.json")).status_code == 404
 
 
-def test_operator_endpoints_in_process_non_loopback(server_settings: Settings):
+async def test_operator_endpoints_in_process_non_loopback(server_settings: Settings):
     """The same rule with the app in process and a documentation address as the peer."""
     app = create_app(_settings(server_settings, api_docs="loopback"))
-    with TestClient(app, client=("203.0.113.7", 40000)) as outside:
-        assert outside.get("/metrics").status_code == 403
-        assert outside.get("/health").json() == {"status": "ok"}
-        assert outside.get("/api/docs").status_code == 403
-        assert outside.get("/openapi.json").status_code == 403
-    with TestClient(app, client=("127.0.0.1", 40000)) as inside:
-        assert inside.get("/metrics").status_code == 200
-        assert DETAIL_KEYS <= set(inside.get("/health").json())
-        assert inside.get("/openapi.json").json()["info"]["title"] == "livebi"
-        docs = inside.get("/api/docs")
+
+    def client(host: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app, client=(host, 40000)), base_url="http://livebi")
+
+    async with app.router.lifespan_context(app), client("203.0.113.7") as outside, client("127.0.0.1") as inside:
+        assert (await outside.get("/metrics")).status_code == 403
+        assert (await outside.get("/health")).json() == {"status": "ok"}
+        assert (await outside.get("/api/docs")).status_code == 403
+        assert (await outside.get("/openapi.json")).status_code == 403
+
+        assert (await inside.get("/metrics")).status_code == 200
+        assert DETAIL_KEYS <= set((await inside.get("/health")).json())
+        assert (await inside.get("/openapi.json")).json()["info"]["title"] == "livebi"
+        docs = await inside.get("/api/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        # Its own policy: the CDN it loads from, and its one inline script by hash, nothing more.
+        policy = docs.headers["content-security-policy"]
+        inline = re.findall(r"<script>(.*?)</script>", docs.text, re.DOTALL)
+        assert len(inline) == 1
+        digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+        assert f"script-src https://cdn.jsdelivr.net 'sha256-{digest}';" in policy
+        assert "unsafe-eval" not in policy and "frame-ancestors 'none'" in policy
+        assert docs.headers["x-frame-options"] == "DENY"
 
 
 async def test_loopback_peer_with_forwarding_headers_is_treated_as_proxied(live_server: LiveServer):
@@ -164,8 +178,6 @@ def test_index_html_has_nothing_inline(server_settings: Settings):
     from livebi.app import WEB_DIR
 
     html = (WEB_DIR / "index.html").read_text()
-    import re
-
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline <script>"
     assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler"
     assert "javascript:" not in html
