@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import __version__
 from .config import Settings
+from .security_headers import SecurityHeadersMiddleware
 from .services import Services
 from .transports import http, sse
 from .transports.websocket import websocket_endpoint
@@ -39,8 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.stop()
 
-    app = FastAPI(title="livebi", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    # The API docs are routes in transports.http, served only as the api_docs setting allows.
+    app = FastAPI(title="livebi", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(http.router)
     app.include_router(sse.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)

@@ -11,7 +11,7 @@ import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,43 @@ class Settings(BaseSettings):
     auth_timeout_s: float = Field(
         10.0, description="Seconds a WebSocket may stay open without authenticating."
     )
+    # Security: exposure (operator endpoints, per-warehouse access; see SECURITY.md)
+    metrics_access: Literal["loopback", "token", "public"] = Field(
+        "loopback",
+        description=(
+            "Who may read /metrics and the details of /health (connections, running queries, "
+            "warehouse names); everyone else gets /health as {\"status\": \"ok\"}. loopback: "
+            "direct connections from this host without proxy headers (X-Forwarded-For, Forwarded, "
+            "X-Real-IP); token: 'Authorization: Bearer <metrics_token>' (use this behind a reverse "
+            "proxy, whose connections come from loopback too); public: anyone."
+        ),
+    )
+    metrics_token: str = Field(
+        "", description="Bearer token for metrics_access=token (at least 16 characters; required in that mode)."
+    )
+    api_docs: Literal["off", "loopback", "public"] = Field(
+        "off",
+        description=(
+            "Serve the OpenAPI schema (/openapi.json) and Swagger UI (/api/docs, which loads its "
+            "script and style from cdn.jsdelivr.net). off: neither; loopback: as for metrics_access; "
+            "public: anyone."
+        ),
+    )
+    warehouse_access: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Usernames allowed on each warehouse, e.g. '{\"finance\": [\"alice\", \"bob\"]}' (JSON in "
+            "the environment); an empty list allows nobody. A warehouse not listed is open to every "
+            "user. A user's default warehouse is the first configured one they may use. Naming a "
+            "warehouse that is not configured stops startup."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _metrics_token_for_token_mode(self) -> "Settings":
+        if self.metrics_access == "token" and len(self.metrics_token) < 16:
+            raise ValueError("metrics_access=token needs a metrics_token of at least 16 characters")
+        return self
 
     # Limits
     query_timeout_s: float = Field(30.0, description="Seconds a warehouse query may run before it is stopped.")

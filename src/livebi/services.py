@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from typing import Any
 
 from .protocol import CloseCode, dumps
@@ -15,6 +14,7 @@ from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import Authenticator, TokenSigner, User
 from .config import Settings
 from .metrics import Metrics
+from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
 from .protocol import ErrorCode, ProtocolError
 from .realtime.broker import open_broker
@@ -25,9 +25,6 @@ from .warehouse.base import Warehouse
 from .warehouse.registry import open_warehouse
 
 log = logging.getLogger(__name__)
-
-CHANNEL_RE = re.compile(r"^(query|dashboard|user):([A-Za-z0-9_\-]{1,64})$|^system$")
-
 
 def build_nlp_agent(settings: Settings) -> NLPAgent:
     """The NLP agent for ``settings``: semantic layers loaded (a bad file raises
@@ -67,6 +64,8 @@ class Services:
         self.store: MetadataStore | None = None
         self.auth: Authenticator | None = None
         self.warehouses: dict[str, Warehouse] = {}
+        # Checked here, not at start(), so a bad rule stops the server before it opens anything.
+        self.warehouse_access = WarehouseAccess(settings.warehouse_access, list(settings.resolved_warehouses()))
         self.pipeline: Pipeline | None = None
         self.asks: AskService | None = None
         self._prune_task: asyncio.Task[None] | None = None
@@ -197,25 +196,5 @@ class Services:
     # Permissions ----------------------------------------------------------------------------
 
     async def authorize_channel(self, user: User, channel: str) -> None:
-        """Raise ProtocolError unless ``user`` may subscribe to ``channel``."""
-        match = CHANNEL_RE.match(channel)
-        if match is None:
-            raise ProtocolError(
-                ErrorCode.unknown_channel,
-                f"unknown channel {channel!r}: expected query:<id>, dashboard:<id>, user:<id> or system",
-            )
-        kind, ident = match.group(1), match.group(2)
-        if kind is None:  # system
-            return
-        if kind == "query":
-            owner = await self.asks.owner(ident) if self.asks else None
-            if owner is None:
-                raise ProtocolError(ErrorCode.not_found, f"no query {ident!r}")
-            if owner != user.id:
-                raise ProtocolError(ErrorCode.forbidden, f"query {ident!r} belongs to another user")
-            return
-        if kind == "user":
-            if ident != user.id:
-                raise ProtocolError(ErrorCode.forbidden, "you may only subscribe to your own user channel")
-            return
-        raise ProtocolError(ErrorCode.not_found, f"no {kind} {ident!r}")
+        """Raise ProtocolError unless ``user`` may subscribe to ``channel`` (rules in permissions)."""
+        await authorize_channel(user, channel, query_owner=self.asks.owner if self.asks else None)

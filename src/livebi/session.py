@@ -193,12 +193,9 @@ class Session:
         if (op.question is None) == (op.sql is None):
             raise ProtocolError(ErrorCode.invalid_op, "ask needs exactly one of question or sql")
         asks = self.services.asks
-        if op.warehouse is not None and op.warehouse not in self.services.warehouses:
-            raise ProtocolError(
-                ErrorCode.unknown_warehouse,
-                f"no warehouse named {op.warehouse!r}; available: {', '.join(self.services.warehouses)}",
-            )
-        req = AskRequest(question=op.question, sql=op.sql, warehouse=op.warehouse, chart=op.chart)
+        # Resolved here, so the pipeline and the history always get a warehouse this user may use.
+        warehouse = self.services.warehouse_access.resolve(self.user, op.warehouse)
+        req = AskRequest(question=op.question, sql=op.sql, warehouse=warehouse, chart=op.chart)
         try:
             query_id = await asks.start(self.user.id, req)
         except TooManyQueries as exc:

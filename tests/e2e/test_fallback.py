@@ -159,7 +159,9 @@ def test_probe_moves_back_to_websocket_without_duplicates(open_page, demo_server
 
     page.route_web_socket(WS_URL, gate)
     page.evaluate(SETUP_CLIENT, {"probeMs": 700})
-    page.wait_for_function("window.__client.transport === 'sse'")
+    # Predicates as functions, not expressions: Playwright re-evaluates expression strings on
+    # each poll, which the page's CSP (no 'unsafe-eval') refuses.
+    page.wait_for_function("() => window.__client.transport === 'sse'")
     assert len(attempts) == 3
     page.evaluate("window.__client.subscribe(window.__userChannel)")
 
@@ -172,8 +174,8 @@ def test_probe_moves_back_to_websocket_without_duplicates(open_page, demo_server
 
     # The WebSocket works again: the next probe moves the client back and retires the stream.
     blocked["on"] = False
-    page.wait_for_function("window.__client.transport === 'ws'", timeout=10_000)
-    page.wait_for_function("window.__log.created.filter((t) => t.kind === 'sse').every((t) => t.source.readyState === 2)")
+    page.wait_for_function("() => window.__client.transport === 'ws'", timeout=10_000)
+    page.wait_for_function("() => window.__log.created.filter((t) => t.kind === 'sse').every((t) => t.source.readyState === 2)")
     second = page.evaluate(ASK, "number of orders by month")
     page.wait_for_function(RESULT_IN, arg=second)
 

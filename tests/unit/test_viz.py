@@ -542,3 +542,79 @@ def test_too_many_categories_for_bars_is_a_table():
     chart = choose("revenue by customer", result(["customer", "revenue"], rows))
     assert chart.type == "table" and "bar" in chart.alternatives
     assert choose("revenue by customer", result(["customer", "revenue"], rows), requested="bar").type == "bar"
+
+
+# --- hostile text: nothing from the data reaches Plotly as markup -------------------------------
+
+HOSTILE = '<a href="https://evil.example/x">click</a>'
+HOSTILE_VALUES = [HOSTILE, "<img src=x onerror=alert(1)>", "Tom & <b>Jerry</b>", "%{x} <br> %{meta[0]}",
+                  "<script>alert(2)</script>", "plain"]
+HOSTILE_COLUMNS = {"dim": 'region<a href="https://evil.example/c">c</a>',
+                   "dim2": "<i>channel</i>",
+                   "m1": "revenue<b onmouseover=x>",
+                   "m2": 'profit<a href="https://evil.example/m">m</a>'}
+_TEMPLATES = ("hovertemplate", "texttemplate")
+
+
+def _hostile_results() -> dict[str, QueryResult]:
+    """One result per chart type with a figure, hostile in every text the figure can show:
+    category values, series (legend) names, pie labels, scatter labels, column names."""
+    c = HOSTILE_COLUMNS
+    cats = HOSTILE_VALUES
+    one_dim = result([c["dim"], c["m1"]], [[v, float(i + 1)] for i, v in enumerate(cats)])
+    many_cats = result([c["dim"], c["m1"]], [[f"{v} {i}", float(i + 1)] for i, v in enumerate(cats * 2)])
+    two_dims = result([c["dim"], c["dim2"], c["m1"]],
+                      [[a, b, float(i + j + 1)] for i, a in enumerate(cats) for j, b in enumerate(cats)])
+    months = [f"2024-{m:02d}-01" for m in range(1, 7)]
+    time_split = result(["month", c["dim"], c["m1"]], [[m, v, float(i)] for i, m in enumerate(months) for v in cats],
+                        ["date", "text", "number"])
+    time_measures = result(["month", c["m1"], c["m2"]], [[m, float(i), float(i * 2)] for i, m in enumerate(months)],
+                           ["date", "number", "number"])
+    measures_by_dim = result([c["dim"], c["m1"], c["m2"]], [[v, float(i + 1), float(i + 3)] for i, v in enumerate(cats)])
+    return {
+        "column": one_dim, "bar": many_cats, "pie": one_dim,
+        "line": time_split, "line/measures": time_measures, "area": time_split,
+        "grouped_column": two_dims, "grouped_column/measures": measures_by_dim, "stacked_column": two_dims,
+        "heatmap": two_dims, "scatter": measures_by_dim,
+    }
+
+
+def _strings(node: Any, key: str = "") -> list[tuple[str, str]]:
+    """Every (key, string) leaf of a figure."""
+    if isinstance(node, dict):
+        return [item for k, v in node.items() for item in _strings(v, k)]
+    if isinstance(node, list):
+        return [item for v in node for item in _strings(v, key)]
+    return [(key, node)] if isinstance(node, str) else []
+
+
+@pytest.mark.parametrize("case", sorted(_hostile_results()))
+def test_hostile_text_is_escaped_in_every_figure_position(case):
+    chart_type = case.split("/")[0]
+    figure = build_figure(chart_type, f"revenue by region {HOSTILE}", _hostile_results()[case])
+    go.Figure(figure)
+    leaves = _strings(figure)
+    for key, text in leaves:
+        if key in _TEMPLATES:
+            # Templates are livebi's own markup: data only enters through placeholders.
+            assert "evil" not in text and "alert" not in text and "Jerry" not in text, (key, text)
+        else:
+            assert "<" not in text and ">" not in text, (key, text)
+    shown = " ".join(text for _, text in leaves)
+    assert "&lt;a href=&quot;https://evil.example" in shown or "&lt;a href=\"https://evil.example" in shown
+    assert "Tom &amp; &lt;b&gt;Jerry&lt;/b&gt;" in shown or chart_type in ("line", "area", "scatter")
+
+
+def test_hostile_cases_cover_every_chart_type_with_a_figure():
+    from livebi.agents.viz.model import FIGURELESS
+
+    assert {case.split("/")[0] for case in _hostile_results()} == set(CHART_TYPES) - FIGURELESS
+
+
+def test_hostile_text_through_choose_chart():
+    """The automatic path (choose_chart) builds its figures the same way."""
+    for case, res in _hostile_results().items():
+        chart = choose_chart(f"share of revenue by {HOSTILE}", res)
+        if chart.figure is not None:
+            for key, text in _strings(chart.figure):
+                assert key in _TEMPLATES or "<" not in text, (case, key, text)

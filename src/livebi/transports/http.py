@@ -1,20 +1,29 @@
 """REST routes: login, the caller's profile, warehouses, example questions, history, health,
-metrics. Thin adapters over the services; every route except login, health and metrics needs
-a bearer token."""
+metrics, API docs. Thin adapters over the services; every route except login, health, livez,
+metrics and the API docs needs a bearer token, and those last three answer only the callers
+``metrics_access`` / ``api_docs`` admit (``/health`` answers everyone, without details)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from ..auth import AuthError, User
+from ..permissions import Refusal, operator_refusal
 from ..pipeline import AskFailed
+from ..protocol import ErrorCode, ProtocolError
 from ..services import Services
 
 router = APIRouter()
+
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 
 def services_of(request: Request) -> Services:
@@ -53,15 +62,22 @@ async def me(user: User = Depends(current_user)) -> dict[str, Any]:
 
 @router.get("/api/warehouses")
 async def warehouses(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
+    """The warehouses the caller may query; ``default`` marks the one questions use unnamed."""
     services = services_of(request)
-    default = services.pipeline.default_warehouse
-    return {"warehouses": [{**wh.public_info(), "default": name == default} for name, wh in services.warehouses.items()]}
+    allowed = services.warehouse_access.allowed(user)
+    return {"warehouses": [{**services.warehouses[name].public_info(), "default": i == 0}
+                           for i, name in enumerate(allowed)]}
 
 
 @router.get("/api/examples")
 async def examples(request: Request, warehouse: str | None = None, user: User = Depends(current_user)) -> dict[str, Any]:
+    services = services_of(request)
     try:
-        questions = await services_of(request).pipeline.examples(warehouse)
+        name = services.warehouse_access.resolve(user, warehouse)
+    except ProtocolError as exc:
+        raise HTTPException(403 if exc.code is ErrorCode.forbidden else 404, exc.message) from None
+    try:
+        questions = await services.pipeline.examples(name)
     except AskFailed as exc:
         raise HTTPException(404, exc.message) from None
     return {"questions": questions}
@@ -85,9 +101,37 @@ async def client_config(request: Request) -> dict[str, Any]:
     }
 
 
+# Operator endpoints ---------------------------------------------------------------------------
+
+
+def _operator_refusal(request: Request, mode: str) -> Refusal | None:
+    """Why this caller may not read operator-only data under ``mode``; None: it may."""
+    return operator_refusal(mode, client_host=request.client.host if request.client else None,
+                            headers=request.headers, token=services_of(request).settings.metrics_token)
+
+
+def require_operator(request: Request, mode: str) -> None:
+    """Raise 401 (token mode: no or a wrong token) or 403 (not a direct loopback caller)."""
+    refusal = _operator_refusal(request, mode)
+    if refusal is Refusal.bad_token:
+        raise HTTPException(401, "a valid metrics token is required", headers={"WWW-Authenticate": "Bearer"})
+    if refusal is Refusal.not_loopback:
+        raise HTTPException(403, "only direct connections from this host may read this")
+
+
+@router.get("/livez", include_in_schema=False)
+async def livez() -> dict[str, str]:
+    """Liveness for anyone (load balancers, orchestrators): the process answers HTTP."""
+    return {"status": "ok"}
+
+
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
+    """``{"status": "ok"}`` for anyone; with connection counts, running queries and warehouse
+    names for callers that ``metrics_access`` admits."""
     services = services_of(request)
+    if _operator_refusal(request, services.settings.metrics_access) is not None:
+        return {"status": "ok"}
     return {
         "status": "ok",
         "connections": services.connections.count(),
@@ -98,4 +142,36 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    return Response(services_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
+    services = services_of(request)
+    require_operator(request, services.settings.metrics_access)
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def _require_api_docs(request: Request) -> None:
+    mode = services_of(request).settings.api_docs
+    if mode == "off":
+        raise HTTPException(404, "Not Found")
+    require_operator(request, mode)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi_schema(request: Request) -> dict[str, Any]:
+    _require_api_docs(request)
+    return request.app.openapi()
+
+
+@router.get("/api/docs", include_in_schema=False)
+async def api_docs(request: Request) -> Response:
+    """Swagger UI; its script and style come from a CDN, so the page gets its own CSP that
+    allows that CDN and, by hash, the one inline script that starts it."""
+    _require_api_docs(request)
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="livebi API", swagger_favicon_url="data:,")
+    html = page.body.decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    )
+    csp = (f"default-src 'self'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN} 'unsafe-inline'; "
+           "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+           "form-action 'self'; object-src 'none'")
+    return HTMLResponse(html, headers={"Content-Security-Policy": csp})

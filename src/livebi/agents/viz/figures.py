@@ -4,6 +4,11 @@ Figures are written as dicts rather than ``plotly.graph_objects`` because valida
 objects costs milliseconds per trace; the tests validate representative figures with
 ``plotly.graph_objects.Figure(figure)`` instead. Every colour is explicit and no ``template`` is
 used, so a figure renders the same in the browser bundle, offline, and in exported images.
+
+Plotly renders a subset of HTML (links included) in every text it draws, so text from the data
+is escaped, all of it, in one place: ``build_from_shape`` passes each finished figure through
+``formatting.escape_figure``. Builders therefore write text as it is, and keep it out of their
+hover templates (which are markup) by referring to it as ``%{meta[i]}``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable
 
-from .formatting import NumberFormat, escape, number_format
+from .formatting import NumberFormat, escape_figure, number_format
 from .profile import BLANK, Field, Shape, TimePoint
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B",
@@ -50,7 +55,7 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def _axis(title: str, **extra: Any) -> dict[str, Any]:
-    axis = {"title": {"text": escape(title), "font": {"color": MUTED}}, "automargin": True,
+    axis = {"title": {"text": title, "font": {"color": MUTED}}, "automargin": True,
             "gridcolor": GRID, "linecolor": AXIS_LINE, "zerolinecolor": AXIS_LINE,
             "tickfont": {"color": MUTED}, "showline": True}
     axis.update(extra)
@@ -62,7 +67,7 @@ def _layout(title: str, *, legend: bool, names: list[str] | None = None, **extra
     goes: a few short ones fit in a row above the plot, more would wrap into the title, so
     they stack on the right instead."""
     layout: dict[str, Any] = {
-        "title": {"text": escape(title), "x": 0.01, "xanchor": "left", "font": {"size": 16, "color": TEXT}},
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 16, "color": TEXT}},
         "font": {"family": FONT, "size": 12, "color": TEXT},
         "paper_bgcolor": BACKGROUND,
         "plot_bgcolor": BACKGROUND,
@@ -208,13 +213,14 @@ def _line(title: str, shape: Shape, area: bool) -> dict[str, Any]:
     for index, (name, cells, measure) in enumerate(traces):
         xs = [c for c in axis.categories if c in cells]
         color = _trace_color(name, index)
-        head = f"<b>{escape(name)}</b><br>" if len(traces) > 1 else ""
+        head = "<b>%{meta[0]}</b><br>" if len(traces) > 1 else ""
         trace = {
             "type": "scatter", "name": name, "x": xs, "y": [cells[c] for c in xs],
             "mode": "lines+markers" if len(xs) <= MARKER_LIMIT else "lines",
             "line": {"color": color, "width": 2.5, "shape": "linear"},
             "marker": {"color": color, "size": 6},
-            "hovertemplate": f"{head}{axis.hover('x')}<br>{escape(measure.title)}: {fmt.hover('y')}<extra></extra>",
+            "meta": [name, measure.title],
+            "hovertemplate": f"{head}{axis.hover('x')}<br>%{{meta[1]}}: {fmt.hover('y')}<extra></extra>",
         }
         if area:
             trace["fill"] = "tozeroy"
@@ -247,12 +253,13 @@ def _bars(title: str, shape: Shape, chart_type: str) -> dict[str, Any]:
     data = []
     for index, (name, cells, measure) in enumerate(traces):
         cats = [c for c in axis.categories if c in cells]
-        head = f"<b>{escape(name)}</b><br>" if len(traces) > 1 else ""
+        head = "<b>%{meta[0]}</b><br>" if len(traces) > 1 else ""
         trace = {
             "type": "bar", "name": name, cat: cats, val: [cells[c] for c in cats],
             "orientation": "h" if horizontal else "v",
             "marker": {"color": _trace_color(name, index), "line": {"width": 0}},
-            "hovertemplate": f"{head}{axis.hover(cat)}<br>{escape(measure.title)}: {fmt.hover(val)}<extra></extra>",
+            "meta": [name, measure.title],
+            "hovertemplate": f"{head}{axis.hover(cat)}<br>%{{meta[1]}}: {fmt.hover(val)}<extra></extra>",
         }
         if labelled:
             trace.update(texttemplate=fmt.label(val), textposition="outside", cliponaxis=False,
@@ -302,7 +309,8 @@ def _pie(title: str, shape: Shape) -> dict[str, Any]:
         "insidetextorientation": "horizontal",
         "marker": {"colors": [_trace_color(n, i) for i, n in enumerate(labels)],
                    "line": {"color": BACKGROUND, "width": 1}},
-        "hovertemplate": (f"<b>%{{label}}</b><br>{escape(measure.title)}: {fmt.hover('value')}"
+        "meta": [measure.title],
+        "hovertemplate": (f"<b>%{{label}}</b><br>%{{meta[0]}}: {fmt.hover('value')}"
                           "<br>%{percent} of total<extra></extra>"),
     }]
     layout = _layout(title, legend=len(labels) > 1, names=labels * 5)  # always the side legend
@@ -328,8 +336,8 @@ def _scatter(title: str, shape: Shape, question: str = "") -> dict[str, Any]:
     trace = {
         "type": "scatter", "mode": "markers", "name": y_field.title, "x": xs, "y": ys,
         "marker": {"color": _rgba(PALETTE[0], 0.75), "size": 9, "line": {"color": BACKGROUND, "width": 1}},
-        "hovertemplate": (f"{head}{escape(x_field.title)}: {xf.hover('x')}<br>"
-                          f"{escape(y_field.title)}: {yf.hover('y')}<extra></extra>"),
+        "meta": [x_field.title, y_field.title],
+        "hovertemplate": f"{head}%{{meta[0]}}: {xf.hover('x')}<br>%{{meta[1]}}: {yf.hover('y')}<extra></extra>",
     }
     if labels:
         trace["text"] = labels
@@ -369,15 +377,14 @@ def _heatmap(title: str, shape: Shape) -> dict[str, Any]:
     numbers = [v for v in cells.values() if v is not None]
     fmt = _value_format([measure])
     diverging = bool(numbers) and min(numbers) < 0 < max(numbers)
-    colorbar = {"title": {"text": escape(measure.title), "side": "right"}, "thickness": 12,
+    colorbar = {"title": {"text": measure.title, "side": "right"}, "thickness": 12,
                 "outlinewidth": 0, "tickfont": {"color": MUTED},
                 **{k: v for k, v in fmt.axis.items() if k in ("tickprefix", "ticksuffix", "tickformat", "exponentformat")}}
     trace = {
         "type": "heatmap", "x": [str(c) for c in x_axis.categories], "y": [str(c) for c in y_axis.categories],
         "z": z, "colorscale": DIVERGING if diverging else SEQUENTIAL, "xgap": 1, "ygap": 1,
-        "hoverongaps": False, "colorbar": colorbar,
-        "hovertemplate": (f"{escape(b.title)}: %{{y}}<br>{escape(a.title)}: %{{x}}<br>"
-                          f"{escape(measure.title)}: {fmt.hover('z')}<extra></extra>"),
+        "hoverongaps": False, "colorbar": colorbar, "meta": [b.title, a.title, measure.title],
+        "hovertemplate": f"%{{meta[0]}}: %{{y}}<br>%{{meta[1]}}: %{{x}}<br>%{{meta[2]}}: {fmt.hover('z')}<extra></extra>",
     }
     if diverging:
         trace["zmid"] = 0
@@ -402,5 +409,10 @@ _BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def build_from_shape(chart_type: str, title: str, shape: Shape, area: bool = False, question: str = "") -> dict[str, Any]:
-    """The Plotly figure for an already-validated chart type (see ``choice._needs``)."""
-    return _BUILDERS[chart_type](title, shape, area, question)
+    """The Plotly figure for an already-validated chart type (see ``choice._needs``).
+
+    Builders put text in the figure as it is (titles, names, categories, labels) and keep it
+    out of their hover templates (``%{meta[i]}`` placeholders fetch it); this is the one place
+    where all of it is escaped, so no value from the data is ever rendered as Plotly markup.
+    """
+    return escape_figure(_BUILDERS[chart_type](title, shape, area, question))

@@ -166,8 +166,34 @@ def title_from_question(question: str, *, limit: int = 80) -> str:
 
 
 def escape(text: str) -> str:
-    """Escape text placed inside a Plotly hovertemplate (pseudo-HTML, ``%{`` placeholders)."""
+    """Text as Plotly shows it literally: ``&``, ``<``, ``>`` as entities (Plotly renders a subset
+    of HTML, links included, in titles, ticks, legends and hovers, and decodes entities back to
+    text), ``%{`` so it cannot become a template placeholder."""
     return html.escape(str(text), quote=False).replace("%{", "%&#123;")
+
+
+#: Figure keys whose strings are livebi's own Plotly markup with ``%{...}`` placeholders; they
+#: must never contain text from the data (builders pass it through ``meta`` instead).
+TEMPLATE_KEYS = frozenset({"hovertemplate", "texttemplate"})
+
+
+def escape_figure(node: Any, key: str = "") -> Any:
+    """A copy of a Plotly figure (or part of one) with every string escaped (see :func:`escape`),
+    except the templates under :data:`TEMPLATE_KEYS`.
+
+    Applied once to every figure the viz agent builds, so no category value, series name, label,
+    column name or title from the data can turn into markup, whichever attribute it lands in.
+    Escaping everything by default rather than listing the text attributes means a new attribute
+    cannot be forgotten; the other strings (colours, formats, modes) contain no ``&<>`` and are
+    unchanged.
+    """
+    if isinstance(node, str):
+        return node if key in TEMPLATE_KEYS else escape(node)
+    if isinstance(node, dict):
+        return {k: escape_figure(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [escape_figure(v, key) for v in node]
+    return node
 
 
 # --- Plotly number formats ---------------------------------------------------------------------

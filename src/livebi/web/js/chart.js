@@ -2,10 +2,20 @@
 
 import { h, slug } from "./dom.js";
 
+// Plotly offers to upload a chart and its data to Plotly's cloud (a "Share chart..." mode-bar
+// button, on by default in plotly.js 3+; "Edit in Chart Studio" and a "link" in older
+// versions). Nothing leaves livebi: every such switch is off, the buttons are removed by name,
+// and the upload URL is empty, for whichever plotly.js version the plotly package ships.
+// Applied last in drawFigure, so no figure can turn them back on.
 const PLOT_CONFIG = Object.freeze({
   responsive: true,
   displaylogo: false,
-  modeBarButtonsToRemove: ["lasso2d", "select2d"],
+  showSendToCloud: false,
+  showEditInChartStudio: false,
+  showLink: false,
+  linkText: "",
+  plotlyServerURL: "",
+  modeBarButtonsToRemove: ["lasso2d", "select2d", "sendChartToCloud", "sendDataToCloud", "editInChartStudio"],
 });
 
 const FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
