@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from livebi.client import LiveClient  # noqa: E402
+from livebi.client import LiveClient, LiveError  # noqa: E402
 
 CPU_HEAVY = (
     "SELECT count(*) AS n FROM orders a JOIN orders b ON a.quantity + b.quantity > 0 "
@@ -118,10 +118,11 @@ async def victim_loop(client: LiveClient, stop: float, latencies: list[float], e
     while time.monotonic() < stop:
         started = time.perf_counter()
         query = await client.ask(sql="SELECT 1 AS one")
-        final = await query.result(timeout=120)
+        try:
+            await query.result(timeout=120)
+        except LiveError as exc:
+            errors.append(exc.code)
         latencies.append(time.perf_counter() - started)
-        if final["type"] != "result":
-            errors.append(final["data"]["code"])
         await asyncio.sleep(0.3)
 
 
@@ -129,12 +130,15 @@ async def attacker_loop(client: LiveClient, sql: str, stop: float, outcomes: dic
     while time.monotonic() < stop:
         try:
             query = await client.ask(sql=sql)
-        except Exception as exc:  # too_many_queries etc.: count and retry shortly
-            outcomes[getattr(exc, "code", type(exc).__name__)] = outcomes.get(getattr(exc, "code", type(exc).__name__), 0) + 1
+        except LiveError as exc:  # too_many_queries etc.: count and retry shortly
+            outcomes[exc.code] = outcomes.get(exc.code, 0) + 1
             await asyncio.sleep(0.05)
             continue
-        final = await query.result(timeout=300)
-        key = final["type"] if final["type"] == "result" else final["data"]["code"]
+        try:
+            await query.result(timeout=300)
+            key = "result"
+        except LiveError as exc:
+            key = exc.code
         outcomes[key] = outcomes.get(key, 0) + 1
 
 
