@@ -178,8 +178,8 @@ class Pipeline:
                 progress(Stage.data_processing, substage, details, rows, pct)
 
             def on_wait(ahead: int) -> None:
-                who = "1 query" if ahead == 1 else f"{ahead} queries"
-                progress(Stage.data_processing, "queued", f"Waiting for {wh.name}: {who} ahead of this one…", 0)
+                who = "next in line" if ahead == 0 else "1 query ahead" if ahead == 1 else f"{ahead} queries ahead"
+                progress(Stage.data_processing, "queued", f"Waiting for a free slot on {wh.name}: {who}…", 0)
 
             try:
                 async with self._admission[wh.name].slot(user_id, on_wait):

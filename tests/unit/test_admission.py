@@ -24,11 +24,27 @@ def test_waiting_users_are_served_round_robin() -> None:
     for i in range(1, 6):
         assert not state.request("heavy", f"h{i}")
     assert not state.request("victim", "v1")
-    # The victim asked last but is served after at most one query of the heavy user.
-    assert state.position("victim", "v1") == 1
-    assert state.release("heavy") == [("heavy", "h1")]
+    # The victim asked last, but has not been served lately: it is next in line.
+    assert state.position("victim", "v1") == 0
+    assert state.position("heavy", "h1") == 1
     assert state.release("heavy") == [("victim", "v1")]
-    assert state.release("victim") == [("heavy", "h2")]
+    assert state.release("victim") == [("heavy", "h1")]
+    assert state.release("heavy") == [("heavy", "h2")]
+
+
+def test_users_take_turns_least_recently_served_first() -> None:
+    state = AdmissionState(slots=1, per_user=1)
+    assert state.request("a", "a0")
+    for user in ("a", "b", "c"):
+        for i in range(1, 3):
+            state.request(user, f"{user}{i}")
+    order = []
+    user = "a"
+    for _ in range(6):
+        ((user, ticket),) = state.release(user)
+        order.append(ticket)
+    assert order == ["b1", "c1", "a1", "b2", "c2", "a2"]
+    assert state.release(user) == [] and state.running == 0
 
 
 def test_two_attackers_cannot_hold_every_slot() -> None:
@@ -56,7 +72,9 @@ def test_withdraw_and_position() -> None:
     state.request("a", 2)
     state.request("b", 3)
     state.request("a", 4)
-    assert state.position("a", 2) == 1  # b gets its turn too, but only once a's first turn
+    # a was served most recently, so b (never served) goes first
+    assert state.position("b", 3) == 0
+    assert state.position("a", 2) == 1
     assert state.position("a", 4) == 2
     assert state.withdraw("a", 2)
     assert not state.withdraw("a", 2)
@@ -84,10 +102,10 @@ async def test_fair_queue_reports_position_and_serves_in_turn() -> None:
     await asyncio.sleep(0)
     victim = asyncio.create_task(query("victim", "v", on_wait=reports.append))
     await asyncio.sleep(0.05)
-    assert reports and reports[-1] == 1
+    assert reports and reports[-1] == 0
     gate.set()
     await asyncio.gather(first, *heavy, victim)
-    assert order[:3] == ["h0", "h1", "v"]
+    assert order[:3] == ["h0", "v", "h1"]
     assert queue.state.running == 0 and queue.state.waiting == 0
 
 

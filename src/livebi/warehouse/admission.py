@@ -8,8 +8,10 @@ that user's timeout. Admission puts a queue in front of each warehouse:
 - at most ``slots`` queries run at once (never more than the connector can run, so an admitted
   query starts at once and its timeout measures only the engine's work);
 - one user runs at most ``per_user`` of them, so a single account never holds every slot;
-- waiting queries are served round-robin across users, oldest first within a user, so a user
-  with one query waits behind at most one query of each other user, however many they queue.
+- a free slot goes to the waiting user who was served least recently (a user who has not run
+  anything lately goes first), oldest query first within a user: users take turns, so a user
+  with one query waits for at most one query of each other user, however many they queue, and
+  a newcomer is next in line.
 
 :class:`AdmissionState` is the pure rule (no I/O, fed by tests); :class:`FairQueue` wraps it for
 asyncio and reports the waiting position while a query waits.
@@ -37,8 +39,11 @@ class AdmissionState:
         self.slots = slots
         self.per_user = per_user
         self._running: collections.Counter[str] = collections.Counter()
-        # users with waiting tickets, in the order they will be served next (round-robin)
+        # users with waiting tickets, in the order they started waiting
         self._waiting: collections.OrderedDict[str, collections.deque[Hashable]] = collections.OrderedDict()
+        # admission number of each active user's latest admission (least recently served first)
+        self._served: dict[str, int] = {}
+        self._admissions = 0
 
     @property
     def running(self) -> int:
@@ -55,7 +60,7 @@ class AdmissionState:
         """Admit ``ticket`` now (True) or queue it (False)."""
         if self.running < self.slots and self._running[user] < self.per_user:
             # Nobody eligible can be waiting here: release() admits eligible waiters at once.
-            self._running[user] += 1
+            self._admit(user)
             return True
         self._waiting.setdefault(user, collections.deque()).append(ticket)
         return False
@@ -68,6 +73,7 @@ class AdmissionState:
         queue.remove(ticket)
         if not queue:
             del self._waiting[user]
+            self._forget_if_idle(user)
         return True
 
     def release(self, user: str) -> list[tuple[str, Hashable]]:
@@ -77,16 +83,18 @@ class AdmissionState:
         self._running[user] -= 1
         if not self._running[user]:
             del self._running[user]
+            self._forget_if_idle(user)
         admitted: list[tuple[str, Hashable]] = []
         while self.running < self.slots:
-            chosen = next((u for u in self._waiting if self._running[u] < self.per_user), None)
-            if chosen is None:
+            eligible = [u for u in self._turn_order() if self._running[u] < self.per_user]
+            if not eligible:
                 break
-            queue = self._waiting.pop(chosen)
+            chosen = eligible[0]
+            queue = self._waiting[chosen]
             ticket = queue.popleft()
-            if queue:
-                self._waiting[chosen] = queue  # back of the rotation
-            self._running[chosen] += 1
+            if not queue:
+                del self._waiting[chosen]
+            self._admit(chosen)
             admitted.append((chosen, ticket))
         return admitted
 
@@ -101,10 +109,29 @@ class AdmissionState:
             return None
         depth = queue.index(ticket) + 1
         ahead = depth - 1
-        for other, other_queue in self._waiting.items():
-            if other != user:
-                ahead += min(len(other_queue), depth)
+        before_me = True
+        for other in self._turn_order():
+            if other == user:
+                before_me = False
+                continue
+            # Users take turns: each other user gets depth - 1 turns before this ticket's turn,
+            # and one more when it comes before this user in the turn order.
+            ahead += min(len(self._waiting[other]), depth if before_me else depth - 1)
         return ahead
+
+    def _turn_order(self) -> list[str]:
+        """Waiting users, least recently served first (never served: in order of waiting)."""
+        return sorted(self._waiting, key=lambda u: self._served.get(u, -1))
+
+    def _admit(self, user: str) -> None:
+        self._running[user] += 1
+        self._admissions += 1
+        self._served[user] = self._admissions
+
+    def _forget_if_idle(self, user: str) -> None:
+        if not self._running[user] and user not in self._waiting:
+            self._served.pop(user, None)
+            del self._running[user]  # Counter lookups above may have added a zero entry
 
 
 class FairQueue:
