@@ -282,9 +282,9 @@ def test_schema_index_is_reused_per_schema_object() -> None:
     from livebi.warehouse import safety
 
     check("select 1 from orders")
-    first = safety._index_for(SCHEMA)
+    first = safety._index_for(SCHEMA, "duckdb")
     check("select 2 from orders")
-    assert safety._index_for(SCHEMA) is first
+    assert safety._index_for(SCHEMA, "duckdb") is first
 
 
 @pytest.mark.parametrize(
