@@ -58,7 +58,7 @@ _DUCKDB = {
         "regexp_replace regexp_matches regexp_extract regexp_extract_all regexp_full_match "
         "like_escape ilike_escape translate ascii chr unicode format printf md5 sha1 sha256 hash "
         "levenshtein damerau_levenshtein jaccard jaro_similarity jaro_winkler_similarity "
-        "hamming mismatches nfc_normalize strip_accents initcap lower upper to_base "
+        "hamming mismatches nfc_normalize strip_accents lower upper to_base "
         "bar formatreadablesize format_bytes"
     ),
     "date and time": _names(
@@ -89,7 +89,7 @@ _DUCKDB = {
         "unnest"
     ),
     "aggregate": _AGGREGATE | _names(
-        "group_concat string_agg listagg array_agg list count_star bool_and bool_or every "
+        "group_concat string_agg listagg array_agg list count_star bool_and bool_or "
         "bit_and bit_or bit_xor any_value first last arbitrary arg_max arg_min argmax argmin "
         "max_by min_by count_if countif product sumkahan fsum kahan_sum favg histogram "
         "approx_count_distinct sum_no_overflow"
@@ -131,7 +131,7 @@ _SQLITE = {
 }
 
 _POSTGRES = {
-    "math": _MATH | _names(
+    "math": (_MATH - {"log2"}) | _names(
         "cbrt cot div factorial gcd lcm greatest least scale trim_scale min_scale width_bucket "
         "sinh cosh tanh asinh acosh atanh"
     ),

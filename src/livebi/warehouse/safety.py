@@ -289,7 +289,8 @@ def _index_for(schema: Schema, dialect: str) -> _Index:
         folded = _fold(index.schema_of(table), dialect, quoted=True)
         index.qualified.setdefault((folded, table.name.lower()), table)
         index.columns[id(table)] = {c.name.lower(): c.name for c in table.columns}
-    _indexes[key] = (weakref.ref(schema, lambda _ref, key=key: _indexes.pop(key, None)), index)
+    # the dict is bound as a default: at interpreter exit the module global may already be None
+    _indexes[key] = (weakref.ref(schema, lambda _ref, key=key, cache=_indexes: cache.pop(key, None)), index)
     return index
 
 
@@ -335,6 +336,11 @@ def _check_function(node: exp.Func, dialect: str) -> None:
         return  # an operator (||, ~, ->>, @>): no function name of the user's choosing
     name = _function_name(node)
     if isinstance(parent, (exp.Table, exp.Lateral)) and node is parent.this:
+        if parent.args.get("db") is not None or parent.args.get("catalog") is not None:
+            raise UnsafeSQL(
+                "forbidden_sql",
+                f"qualified table function {parent.sql(dialect=dialect)} is not allowed: call {name}() by its plain name",
+            )
         if not functions.is_allowed_table_function(dialect, name):
             raise UnsafeSQL(
                 "forbidden_sql",
