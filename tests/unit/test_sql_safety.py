@@ -619,6 +619,13 @@ def test_nesting_without_brackets_is_a_clear_error_too() -> None:
     assert error.code == "invalid_sql"
 
 
+def test_long_operator_chains_are_refused_quickly() -> None:
+    # no bracket shows this nesting; name resolution would be quadratic in it (minutes of CPU)
+    error = rejected("select 1 from orders where " + " or ".join(["revenue = 1"] * 5000))
+    assert error.code == "invalid_sql" and "too complex" in error.message
+    assert check("select 1 from orders where " + " or ".join(["revenue = 1"] * 300))
+
+
 def test_long_sql_is_refused_before_parsing() -> None:
     sql = "select 1" + " " * 200_000
     assert validate_select(sql, dialect="duckdb", schema=SCHEMA, max_chars=300_000)
