@@ -400,6 +400,7 @@ def test_a_function_is_found_wherever_it_hides(place: str, dialect: str) -> None
         "select public.lower('x')",
         'select "LOWER"(\'x\')',  # quoted off-case: another function in PostgreSQL
         "select * from pg_catalog.generate_series(1, 2)",
+        "select 1 operator(public.+) 2",  # an operator from any schema: any function behind it
     ],
 )
 def test_spelling_does_not_get_a_function_past_the_list(sql: str) -> None:
@@ -424,6 +425,7 @@ def test_spelling_does_not_get_a_function_past_the_list(sql: str) -> None:
         "select * from sql_auto_complete('sel')",
         "select 'select 1'.query()",
         "select revenue.upper() from orders",
+        "select columns(c -> getvariable(c)) from orders",
         "select * from pragma_version()",
     ],
 )
@@ -458,6 +460,8 @@ def test_sqlite_functions_off_the_allow_list_are_refused(sql: str) -> None:
         ("duckdb", "select median(revenue), quantile_cont(revenue, 0.9), arg_max(status, revenue) from orders"),
         ("duckdb", "select strftime(order_date, '%Y'), year(order_date), date_diff('day', order_date, today()) from orders"),
         ("duckdb", "select lag(revenue) over (order by order_id), ntile(4) over (order by revenue) from orders"),
+        ("duckdb", "select max(columns('rev.*')) from orders"),
+        ("duckdb", "select x from (select columns('order_.*') from orders) s(x)"),
         ("sqlite", "select strftime('%Y-%m-01', order_date), date(order_date, '-6 days'), total(revenue) from orders"),
         ("sqlite", "select group_concat(status, ','), iif(revenue > 1, 'a', 'b'), instr(status, 'x') from orders"),
     ],

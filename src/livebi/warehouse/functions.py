@@ -104,7 +104,7 @@ _DUCKDB = {
     "table": _names("range generate_series unnest"),
     "syntax": _names(
         "cast try_cast extract substring position trim case if array struct map "
-        "current_date current_time current_timestamp localtime localtimestamp unnest abs exists"
+        "current_date current_time current_timestamp localtime localtimestamp unnest abs exists columns"
     ),
 }
 

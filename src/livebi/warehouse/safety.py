@@ -79,6 +79,7 @@ _FORBIDDEN_NODE_NAMES = (
     "Refresh", "Kill", "Execute", "ExecuteSql", "Declare", "TruncateTable", "Describe", "Show",
     "Summarize", "Comment", "ReadCSV", "ReadParquet", "ToFile", "MultitableInserts",
     "LockingStatement", "Undrop",
+    "Operator",  # OPERATOR(schema.op): an operator from any schema, i.e. any function behind it
 )
 _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, name) for name in _FORBIDDEN_NODE_NAMES if isinstance(getattr(exp, name, None), type)
@@ -635,11 +636,16 @@ def _scope_outputs(scope: Scope, check: _Check, cache) -> set[str] | None:
                 if expanded is _UNKNOWN:
                     return _UNKNOWN
                 outputs |= expanded
-        elif isinstance(projection, (exp.Columns, exp.Unnest)) or projection.find(exp.Columns):
+        elif isinstance(projection, (exp.Columns, exp.Unnest)) or any(_is_columns(n) for n in projection.walk()):
             return _UNKNOWN  # DuckDB COLUMNS(...) names its outputs at run time
         else:
             outputs.add(projection.alias_or_name.lower())
     return outputs
+
+
+def _is_columns(node: exp.Expression) -> bool:
+    """DuckDB's COLUMNS(...) star expression (parsed as written: an anonymous call)."""
+    return isinstance(node, exp.Columns) or (isinstance(node, exp.Anonymous) and node.name.lower() == "columns")
 
 
 def _alias_columns(node: exp.Expression) -> set[str] | None:
