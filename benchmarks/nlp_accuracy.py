@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from livebi.agents.nlp import NLPAgent, NotUnderstood  # noqa: E402
 from livebi.demo.generate import generate_demo  # noqa: E402
 from livebi.warehouse.registry import open_warehouse  # noqa: E402
+from livebi.warehouse.safety import UnsafeSQL, validate_select  # noqa: E402
 
 from synthetic_schema import synthetic_model, synthetic_questions  # noqa: E402
 
@@ -160,8 +161,14 @@ async def _run_database(name: str, url: str, dialect: str, today: dt.date, quest
             want = [tuple(norm(v) for v in row) for row in execute(gold)]
         except Exception as exc:  # a broken gold query is the benchmark's bug: say so loudly
             raise SystemExit(f"gold SQL fails for {question!r}: {exc}\n{gold}") from None
+        try:  # the product validates every statement before it runs: so does the benchmark
+            sql = validate_select(parsed.sql, dialect=dialect, schema=model.schema)
+        except UnsafeSQL as exc:
+            outcomes.append(Outcome(category, question, False, f"refused by validation: {exc.code} {exc.message}",
+                                    parsed.sql, gold, ms))
+            continue
         try:
-            got = [tuple(norm(v) for v in row) for row in execute(parsed.sql)]
+            got = [tuple(norm(v) for v in row) for row in execute(sql)]
         except Exception as exc:
             outcomes.append(Outcome(category, question, False, f"SQL fails: {exc}", parsed.sql, gold, ms))
             continue

@@ -150,7 +150,7 @@ async def _ask_all(settings: Settings, urls: dict[str, str], questions: list[str
     from .services import build_nlp_agent
     from .warehouse.registry import open_warehouse
 
-    warehouses = {name: open_warehouse(name, url) for name, url in urls.items()}
+    warehouses = {name: open_warehouse(name, url, schemas=settings.warehouse_schemas.get(name)) for name, url in urls.items()}
     failures = 0
     try:
         try:
@@ -164,6 +164,7 @@ async def _ask_all(settings: Settings, urls: dict[str, str], questions: list[str
             data=DataAgent(
                 timeout_s=settings.query_timeout_s, row_cap=settings.row_cap,
                 max_result_bytes=settings.max_result_bytes, max_value_chars=settings.max_value_chars,
+                max_sql_chars=settings.max_sql_chars, max_sql_depth=settings.max_sql_depth,
             ),
         )
         for text in questions:
@@ -295,6 +296,14 @@ def docs_schema() -> None:
     from .protocol import json_schema
 
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@docs_app.command("functions")
+def docs_functions() -> None:
+    """Print docs/sql-functions.md (the functions a query may call, per dialect)."""
+    from .warehouse.functions import functions_markdown
+
+    sys.stdout.write(functions_markdown())
 
 
 def main() -> None:

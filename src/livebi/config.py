@@ -109,6 +109,21 @@ class Settings(BaseSettings):
     max_value_chars: int = Field(10_000, description="Longest text value in a result; longer ones are cut with '…'.")
     max_message_bytes: int = Field(64 * 1024, description="Largest client message accepted, in bytes.")
     max_question_chars: int = Field(500, description="Longest natural-language question accepted.")
+    max_sql_chars: int = Field(
+        100_000, description="Longest SQL statement validated (typed, generated or from the LLM); longer ones are refused with invalid_sql."
+    )
+    max_sql_depth: int = Field(
+        100, description="Deepest bracket nesting of a SQL statement, checked before parsing; deeper ones are refused with invalid_sql."
+    )
+    warehouse_schemas: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Schemas each warehouse exposes to queries, by warehouse name, in the order unqualified "
+            "table names resolve, e.g. '{\"sales\": [\"public\", \"analytics\"]}'. Default: main "
+            "(DuckDB, SQLite), public (PostgreSQL). Other schemas, other catalogs and system "
+            "schemas are never readable."
+        ),
+    )
     max_concurrent_queries_per_user: int = Field(
         4, description="Questions one user may have running at once; more are refused."
     )

@@ -33,7 +33,8 @@ def build_nlp_agent(settings: Settings) -> NLPAgent:
     llm = None
     if settings.llm_base_url:
         llm = LLMEngine(base_url=settings.llm_base_url, model=settings.llm_model,
-                        api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
+                        api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
+                        max_sql_chars=settings.max_sql_chars, max_sql_depth=settings.max_sql_depth)
     return NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars,
                     semantic_layers=layers, schema_check_interval_s=settings.schema_check_interval_s,
                     llm=llm, llm_mode=settings.llm_mode)
@@ -78,13 +79,17 @@ class Services:
         self.auth = Authenticator(
             self.store, TokenSigner(s.resolved_secret_key(), ttl_s=s.token_ttl_s), user_cache_s=s.user_cache_s
         )
-        self.warehouses = {name: open_warehouse(name, url) for name, url in s.resolved_warehouses().items()}
+        self.warehouses = {
+            name: open_warehouse(name, url, schemas=s.warehouse_schemas.get(name))
+            for name, url in s.resolved_warehouses().items()
+        }
         self.pipeline = Pipeline(
             warehouses=self.warehouses,
             nlp=build_nlp_agent(s),
             data=DataAgent(
                 timeout_s=s.query_timeout_s, row_cap=s.row_cap,
                 max_result_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars,
+                max_sql_chars=s.max_sql_chars, max_sql_depth=s.max_sql_depth,
             ),
             on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
             max_concurrent_queries=s.warehouse_max_concurrent_queries,

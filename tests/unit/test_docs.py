@@ -15,6 +15,13 @@ def test_configuration_doc_is_generated_from_settings() -> None:
     assert committed == configuration_markdown(), "run: livebi docs config > docs/configuration.md"
 
 
+def test_sql_functions_doc_is_generated_from_the_allow_lists() -> None:
+    from livebi.warehouse.functions import functions_markdown
+
+    committed = (ROOT / "docs" / "sql-functions.md").read_text()
+    assert committed == functions_markdown(), "run: livebi docs functions > docs/sql-functions.md"
+
+
 def test_every_setting_has_help() -> None:
     for name, field in Settings.model_fields.items():
         assert field.description, f"setting {name} has no description"

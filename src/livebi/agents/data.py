@@ -8,11 +8,12 @@ flows out through ``report``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Callable
 
 from ..warehouse.base import Progress, QueryResult, Warehouse
-from ..warehouse.safety import validate_select
+from ..warehouse.safety import MAX_SQL_CHARS, MAX_SQL_DEPTH, validate_select
 
 #: report(substage, fraction 0..1 within the stage, details, rows_processed)
 StageReport = Callable[[str, float, str, int], None]
@@ -54,11 +55,20 @@ class DataAgent:
     row_cap: int
     max_result_bytes: int = 2 * 1024 * 1024
     max_value_chars: int = 10_000
+    max_sql_chars: int = MAX_SQL_CHARS
+    max_sql_depth: int = MAX_SQL_DEPTH
 
     async def validate(self, sql: str, warehouse: Warehouse) -> str:
-        """Return the normalized SQL or raise ``UnsafeSQL`` (a WarehouseError with suggestions)."""
+        """Return the normalized SQL or raise ``UnsafeSQL`` (a WarehouseError with suggestions).
+
+        Validation parses and walks the whole statement (half a second for a large one), so it
+        runs in a worker thread: the event loop keeps serving every other connection.
+        """
         schema = await warehouse.schema()
-        return validate_select(sql, dialect=warehouse.dialect, schema=schema)
+        return await asyncio.to_thread(
+            validate_select, sql, dialect=warehouse.dialect, schema=schema,
+            max_chars=self.max_sql_chars, max_depth=self.max_sql_depth,
+        )
 
     async def run(self, sql: str, warehouse: Warehouse, report: StageReport) -> QueryResult:
         """Run validated SQL; ``report`` receives engine progress at least twice a second."""

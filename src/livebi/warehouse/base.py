@@ -10,9 +10,31 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 ColumnKind = Literal["number", "text", "date", "bool", "other"]
+
+#: Schemas (namespaces) a warehouse exposes when its configuration names none.
+DEFAULT_SCHEMAS: dict[str, tuple[str, ...]] = {"duckdb": ("main",), "sqlite": ("main",), "postgres": ("public",)}
+#: Engine catalogues: never exposed, whatever the configuration says.
+SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "pg_toast", "pg_temp", "temp", "system"})
+
+
+def exposed_schemas(dialect: str, schemas: "Sequence[str] | None") -> tuple[str, ...]:
+    """The schemas a warehouse exposes, in resolution order: ``schemas`` or the dialect's
+    default, without duplicates.
+
+    Raises:
+        ValueError: a system schema (``pg_catalog``, ``information_schema``...) was named, or
+            the list is empty.
+    """
+    chosen = tuple(dict.fromkeys(schemas)) if schemas else DEFAULT_SCHEMAS[dialect]
+    if not chosen:
+        raise ValueError("a warehouse must expose at least one schema")
+    for name in chosen:
+        if name.lower() in SYSTEM_SCHEMAS or name.lower().startswith(("pg_temp", "pg_toast")):
+            raise ValueError(f"schema {name!r} is an engine catalogue and cannot be exposed")
+    return chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +59,8 @@ class Table:
     primary_key: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     row_count: int | None = None
+    #: the namespace the table lives in; "" means the warehouse's first exposed schema
+    schema: str = ""
 
     def column(self, name: str) -> Column | None:
         lowered = name.lower()
@@ -48,7 +72,35 @@ class Table:
 
 @dataclasses.dataclass(frozen=True)
 class Schema:
+    """What a warehouse exposes to queries.
+
+    ``tables`` holds the tables an unqualified name reaches (the first of each name along
+    ``schemas``), which is all the NLP agent sees. A same-named table in a later exposed schema
+    is in ``shadowed``: reachable only by a qualified name (``other.sales``).
+    """
+
     tables: tuple[Table, ...]
+    #: the database's own name (DuckDB catalog, PostgreSQL database); "" when unknown, and
+    #: then a catalog-qualified name is refused
+    catalog: str = ""
+    #: the exposed schemas in resolution order; () means the dialect's default (DEFAULT_SCHEMAS)
+    schemas: tuple[str, ...] = ()
+    shadowed: tuple[Table, ...] = ()
+
+    @classmethod
+    def of(cls, tables: "Sequence[Table]", *, schemas: Sequence[str], catalog: str = "") -> "Schema":
+        """A schema from every table of the exposed ``schemas``, ordered the way names resolve
+        (schema order, then name) and split into reachable and shadowed tables."""
+        order = {name: i for i, name in enumerate(schemas)}
+        ranked = sorted(tables, key=lambda t: (order.get(t.schema, len(order)), t.name))
+        visible: list[Table] = []
+        shadowed: list[Table] = []
+        seen: set[str] = set()
+        for table in ranked:
+            key = table.name.lower()
+            (shadowed if key in seen else visible).append(table)
+            seen.add(key)
+        return cls(tuple(visible), catalog=catalog, schemas=tuple(schemas), shadowed=tuple(shadowed))
 
     def table(self, name: str) -> Table | None:
         lowered = name.lower()

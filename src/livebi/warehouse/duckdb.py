@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import duckdb
 
@@ -30,6 +30,7 @@ from livebi.warehouse.base import (
     Schema,
     Table,
     WarehouseError,
+    exposed_schemas,
 )
 from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, run_blocking
 from livebi.warehouse.types import digest_rows, kind_of, to_json_row
@@ -61,7 +62,9 @@ def duckdb_path_from_url(url: str) -> str:
     return absolute
 
 
-_SCOPE = "database_name = current_database() AND schema_name = current_schema()"
+# The database's own catalog and the exposed schemas (bound as $schemas): never system, temp
+# or other catalogs.
+_SCOPE = "database_name = current_database() AND list_contains($schemas, schema_name)"
 
 
 class DuckDBWarehouse(ThreadedWarehouse):
@@ -75,6 +78,7 @@ class DuckDBWarehouse(ThreadedWarehouse):
         url: str,
         *,
         read_only: bool = True,
+        schemas: Sequence[str] | None = None,
         # Limits
         max_concurrent_queries: int = 8,
         fetch_chunk: int = 2048,
@@ -83,6 +87,8 @@ class DuckDBWarehouse(ThreadedWarehouse):
     ) -> None:
         super().__init__(name, url, max_workers=max_concurrent_queries, thread_prefix=f"livebi-duckdb-{name}")
         self.path = duckdb_path_from_url(url)
+        #: exposed schemas, in the order unqualified names resolve
+        self.schemas = exposed_schemas(self.dialect, schemas)
         # DuckDB cannot open an in-memory database read-only (it would always be empty).
         self.read_only = read_only and self.path != MEMORY
         self._fetch_chunk = fetch_chunk
@@ -125,8 +131,9 @@ class DuckDBWarehouse(ThreadedWarehouse):
         cur = self._cursor()
         try:
             rows = cur.execute(
-                f"SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal AND {_SCOPE} "
-                "ORDER BY table_name, column_index"
+                "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+                f"WHERE NOT internal AND {_SCOPE} ORDER BY schema_name, table_name, column_index",
+                {"schemas": list(self.schemas)},
             ).fetchall()
         except duckdb.Error as exc:
             raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
@@ -136,54 +143,62 @@ class DuckDBWarehouse(ThreadedWarehouse):
 
     def _load_schema(self) -> Schema:
         cur = self._cursor()
+        scope = {"schemas": list(self.schemas)}
         try:
-            scope = _SCOPE
+            catalog = cur.execute("SELECT current_database()").fetchone()[0]
             tables = cur.execute(
                 f"""
-                SELECT table_name, estimated_size FROM duckdb_tables() WHERE NOT internal AND {scope}
+                SELECT schema_name, table_name, estimated_size FROM duckdb_tables() WHERE NOT internal AND {_SCOPE}
                 UNION ALL
-                SELECT view_name, NULL FROM duckdb_views() WHERE NOT internal AND NOT temporary AND {scope}
-                ORDER BY 1
-                """
+                SELECT schema_name, view_name, NULL FROM duckdb_views()
+                WHERE NOT internal AND NOT temporary AND {_SCOPE}
+                ORDER BY 1, 2
+                """,
+                scope,
             ).fetchall()
-            columns: dict[str, list[Column]] = {}
-            for table, column, data_type in cur.execute(
+            columns: dict[tuple[str, str], list[Column]] = {}
+            for schema, table, column, data_type in cur.execute(
                 f"""
-                SELECT table_name, column_name, data_type FROM duckdb_columns()
-                WHERE NOT internal AND {scope} ORDER BY table_name, column_index
-                """
+                SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns()
+                WHERE NOT internal AND {_SCOPE} ORDER BY schema_name, table_name, column_index
+                """,
+                scope,
             ).fetchall():
-                columns.setdefault(table, []).append(Column(column, data_type, kind_of(data_type)))
-            primary: dict[str, tuple[str, ...]] = {}
-            foreign: dict[str, list[ForeignKey]] = {}
-            for table, kind, cols, ref_table, ref_cols in cur.execute(
+                columns.setdefault((schema, table), []).append(Column(column, data_type, kind_of(data_type)))
+            primary: dict[tuple[str, str], tuple[str, ...]] = {}
+            foreign: dict[tuple[str, str], list[ForeignKey]] = {}
+            for schema, table, kind, cols, ref_table, ref_cols in cur.execute(
                 f"""
-                SELECT table_name, constraint_type, constraint_column_names,
+                SELECT schema_name, table_name, constraint_type, constraint_column_names,
                        referenced_table, referenced_column_names
                 FROM duckdb_constraints()
-                WHERE constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY') AND {scope}
-                ORDER BY table_name, constraint_index
-                """
+                WHERE constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY') AND {_SCOPE}
+                ORDER BY schema_name, table_name, constraint_index
+                """,
+                scope,
             ).fetchall():
                 if kind == "PRIMARY KEY":
-                    primary[table] = tuple(cols)
+                    primary[(schema, table)] = tuple(cols)
                 else:
-                    foreign.setdefault(table, []).append(ForeignKey(tuple(cols), ref_table, tuple(ref_cols)))
+                    foreign.setdefault((schema, table), []).append(ForeignKey(tuple(cols), ref_table, tuple(ref_cols)))
         except duckdb.Error as exc:
             raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
         finally:
             cur.close()
-        return Schema(
-            tuple(
+        return Schema.of(
+            [
                 Table(
                     name=name,
-                    columns=tuple(columns.get(name, ())),
-                    primary_key=primary.get(name, ()),
-                    foreign_keys=tuple(foreign.get(name, ())),
+                    columns=tuple(columns.get((schema, name), ())),
+                    primary_key=primary.get((schema, name), ()),
+                    foreign_keys=tuple(foreign.get((schema, name), ())),
                     row_count=int(size) if size is not None else None,
+                    schema=schema,
                 )
-                for name, size in tables
-            )
+                for schema, name, size in tables
+            ],
+            schemas=self.schemas,
+            catalog=catalog,
         )
 
     # -- queries

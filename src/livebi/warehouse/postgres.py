@@ -9,15 +9,18 @@ Guarantees:
   at ``row_cap + 1`` rows instead of transferring the whole result.
 - Cancelling the awaiting task makes asyncpg send a cancel request to the server; the pool
   then resets (or discards) the connection before reuse.
-- Introspection covers the schemas on the connection's ``search_path`` (``public`` by
-  default; pass ``?search_path=analytics`` in the URL to change it).
+- Introspection covers the exposed schemas (the ``schemas`` option; else the URL's
+  ``?search_path=a,b``; else ``public``), and every connection's ``search_path`` is pinned to
+  exactly those schemas (then ``pg_temp``), so an unqualified name resolves in the engine as it
+  did in validation: a schema named after the login role cannot shadow them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+import urllib.parse
+from typing import Any, Sequence
 
 import asyncpg
 
@@ -33,6 +36,7 @@ from livebi.warehouse.base import (
     Table,
     Warehouse,
     WarehouseError,
+    exposed_schemas,
 )
 from livebi.warehouse.runner import QueryJob, safe_call, tick_progress
 from livebi.warehouse.types import digest_rows, kind_of, quote_identifier, to_json_row
@@ -47,8 +51,8 @@ FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND NOT c.relispartition
-  AND n.nspname = ANY (current_schemas(false))
-ORDER BY array_position(current_schemas(false), n.nspname), c.relname
+  AND n.nspname = ANY ($1::text[])
+ORDER BY array_position($1::text[], n.nspname), c.relname
 """
 _SCHEMA_COLUMNS = """
 SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type, t.typtype::text AS typtype
@@ -61,7 +65,7 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY (current_schemas(false))
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY ($1::text[])
 ORDER BY n.nspname, c.relname, a.attnum
 """
 _SCHEMA_CONSTRAINTS = """
@@ -81,6 +85,18 @@ def normalize_postgres_url(url: str) -> str:
     return "postgresql://" + rest
 
 
+def _url_search_path(dsn: str) -> list[str]:
+    """The schemas of a ``?search_path=a,b`` URL parameter (the pre-``schemas`` way to pick them)."""
+    values = urllib.parse.parse_qs(urllib.parse.urlsplit(dsn).query).get("search_path", [])
+    return [part.strip().strip('"') for value in values for part in value.split(",") if part.strip()]
+
+
+def search_path_setting(schemas: Sequence[str]) -> str:
+    """``search_path`` holding exactly ``schemas`` (quoted), then ``pg_temp``: listed last,
+    temporary tables cannot shadow them (unlisted, pg_temp is searched first)."""
+    return ", ".join([*(quote_identifier(s) for s in schemas), "pg_temp"])
+
+
 class PostgresWarehouse(Warehouse):
     """A PostgreSQL database, queried through a small asyncpg pool."""
 
@@ -92,6 +108,7 @@ class PostgresWarehouse(Warehouse):
         url: str,
         *,
         read_only: bool = True,
+        schemas: Sequence[str] | None = None,
         # Limits
         pool_size: int = 4,
         fetch_chunk: int = 1000,
@@ -101,6 +118,8 @@ class PostgresWarehouse(Warehouse):
     ) -> None:
         super().__init__(name, url)
         self._dsn = normalize_postgres_url(url)
+        #: exposed schemas, in the order unqualified names resolve (the pinned search_path)
+        self.schemas = exposed_schemas(self.dialect, schemas or _url_search_path(self._dsn))
         self.read_only = read_only
         self._pool_size = pool_size
         self.max_concurrent_queries = pool_size
@@ -121,6 +140,7 @@ class PostgresWarehouse(Warehouse):
                         max_size=self._pool_size,
                         timeout=self._connect_timeout,
                         command_timeout=None,  # each query sets its own statement_timeout
+                        server_settings={"search_path": search_path_setting(self.schemas)},
                     )
                 except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     raise WarehouseError(
@@ -142,18 +162,13 @@ class PostgresWarehouse(Warehouse):
         pool = await self.pool()
         try:
             async with pool.acquire() as conn:
-                rows = await conn.fetch(_SCHEMA_FINGERPRINT)
+                rows = await conn.fetch(_SCHEMA_FINGERPRINT, list(self.schemas))
         except asyncpg.PostgresError as exc:
             raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
         return digest_rows(tuple(r) for r in rows)
 
     async def _load_schema(self, conn: asyncpg.Connection) -> Schema:
-        relations = []
-        seen: set[str] = set()
-        for rel in await conn.fetch(_SCHEMA_RELATIONS):
-            if rel["relname"] not in seen:  # an earlier schema on the search_path wins
-                seen.add(rel["relname"])
-                relations.append(rel)
+        relations = list(await conn.fetch(_SCHEMA_RELATIONS, list(self.schemas)))
         oids = [rel["oid"] for rel in relations]
         columns: dict[int, list[Any]] = {}
         for row in await conn.fetch(_SCHEMA_COLUMNS, oids):
@@ -195,9 +210,10 @@ class PostgresWarehouse(Warehouse):
                     primary_key=primary.get(rel["oid"], ()),
                     foreign_keys=tuple(foreign.get(rel["oid"], ())),
                     row_count=row_count,
+                    schema=rel["nspname"],
                 )
             )
-        return Schema(tuple(tables))
+        return Schema.of(tables, schemas=self.schemas, catalog=await conn.fetchval("SELECT current_database()"))
 
     # -- queries
 

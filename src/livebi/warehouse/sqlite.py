@@ -20,7 +20,7 @@ import sqlite3
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from livebi.warehouse.base import (
     Column,
@@ -31,6 +31,7 @@ from livebi.warehouse.base import (
     Schema,
     Table,
     WarehouseError,
+    exposed_schemas,
 )
 from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, run_blocking
 from livebi.warehouse.types import (
@@ -83,6 +84,7 @@ class SQLiteWarehouse(ThreadedWarehouse):
         url: str,
         *,
         read_only: bool = True,
+        schemas: Sequence[str] | None = None,
         # Limits
         max_concurrent_queries: int = 8,
         fetch_chunk: int = 1024,
@@ -92,6 +94,10 @@ class SQLiteWarehouse(ThreadedWarehouse):
         super().__init__(name, url, max_workers=max_concurrent_queries, thread_prefix=f"livebi-sqlite-{name}")
         path = sqlite_path_from_url(url)
         self.read_only = read_only
+        #: exposed schemas: SQLite has only ``main`` (``temp`` and attached databases never)
+        self.schemas = exposed_schemas(self.dialect, schemas)
+        if self.schemas != ("main",):
+            raise ValueError(f"SQLite warehouse {name!r} exposes only the schema 'main', not {list(self.schemas)}")
         self._anchor: sqlite3.Connection | None = None
         if path == MEMORY:
             # Per-query connections need a shared-cache memory database, kept alive by an
@@ -149,12 +155,12 @@ class SQLiteWarehouse(ThreadedWarehouse):
                 row_count = None
                 if kind == "table":
                     row_count = conn.execute(f"SELECT count(*) FROM {quote_identifier(name)}").fetchone()[0]
-                tables.append(Table(name, columns, pk, fks, row_count))
+                tables.append(Table(name, columns, pk, fks, row_count, schema="main"))
         except sqlite3.Error as exc:
             raise WarehouseError("query_failed", f"cannot read the schema of {self.name}: {exc}") from None
         finally:
             conn.close()
-        return Schema(tuple(tables))
+        return Schema.of(tables, schemas=self.schemas)
 
     def _columns(self, conn: sqlite3.Connection, table: str, info: list[tuple]) -> tuple[Column, ...]:
         kinds: list[ColumnKind] = [kind_of(r[2]) for r in info]

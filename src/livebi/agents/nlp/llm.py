@@ -28,7 +28,7 @@ from typing import Callable
 import httpx
 
 from livebi.warehouse.base import WarehouseError
-from livebi.warehouse.safety import validate_select
+from livebi.warehouse.safety import MAX_SQL_CHARS, MAX_SQL_DEPTH, validate_select
 
 from . import lexicon as lx
 from .model import SemanticModel
@@ -68,12 +68,15 @@ class LLMEngine:
     """One chat-completions endpoint; safe to share between concurrent questions."""
 
     def __init__(self, *, base_url: str, model: str, api_key: str = "", timeout_s: float = 30.0,
-                 prompt_budget_chars: int = PROMPT_BUDGET_CHARS) -> None:
+                 prompt_budget_chars: int = PROMPT_BUDGET_CHARS, max_sql_chars: int = MAX_SQL_CHARS,
+                 max_sql_depth: int = MAX_SQL_DEPTH) -> None:
         base = base_url.rstrip("/")
         self.url = base if base.endswith("/chat/completions") else f"{base}/chat/completions"
         self.model = model
         self.timeout_s = timeout_s
         self.prompt_budget_chars = prompt_budget_chars
+        self.max_sql_chars = max_sql_chars
+        self.max_sql_depth = max_sql_depth
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     async def generate(self, question: str, model: SemanticModel, *, dialect: str, today: dt.date,
@@ -92,7 +95,7 @@ class LLMEngine:
         reply = await self._complete(messages)
         report("sql_generation", 0, "checking the LLM's SQL")
         try:
-            return self._checked(reply, model, dialect, attempts=1)
+            return await self._checked(reply, model, dialect, attempts=1)
         except _Invalid as invalid:
             if invalid.refused:
                 raise LLMFailure(invalid.message) from None
@@ -101,20 +104,24 @@ class LLMEngine:
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": repair_prompt(problem)}]
         reply = await self._complete(messages)
         try:
-            answer = self._checked(reply, model, dialect, attempts=2)
+            answer = await self._checked(reply, model, dialect, attempts=2)
         except _Invalid as again:
             raise LLMFailure(again.message if again.refused else f"still invalid after a repair: {again.message}") from None
         answer.repaired_from = problem
         return answer
 
-    def _checked(self, reply: str, model: SemanticModel, dialect: str, *, attempts: int) -> LLMAnswer:
+    async def _checked(self, reply: str, model: SemanticModel, dialect: str, *, attempts: int) -> LLMAnswer:
         sql, explanation = extract_sql(reply)
         if sql is None and "NO_SQL" in reply:
             raise _Invalid("it declined (the question asks for something other than reading data)", refused=True)
         if sql is None:
             raise _Invalid("no SQL in the reply")
         try:
-            validated = validate_select(sql, dialect=dialect, schema=model.schema)
+            # CPU-bound on a long reply: off the event loop, like every other validation
+            validated = await asyncio.to_thread(
+                validate_select, sql, dialect=dialect, schema=model.schema,
+                max_chars=self.max_sql_chars, max_depth=self.max_sql_depth,
+            )
         except WarehouseError as exc:
             if exc.code in _REFUSED_CODES:
                 raise _Invalid(f"refused its SQL ({exc.message})", refused=True) from None
