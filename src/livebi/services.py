@@ -42,6 +42,21 @@ def build_nlp_agent(settings: Settings) -> NLPAgent:
                     llm=llm, llm_mode=settings.llm_mode)
 
 
+def warehouse_options(settings: Settings) -> dict[str, Any]:
+    """The :func:`open_warehouse` options a server (or the CLI) takes from ``settings``."""
+    return {
+        "allow_privileged_role": settings.warehouse_allow_privileged_role,
+        "progress_interval": settings.progress_interval_s,
+        "duckdb_memory_limit": settings.duckdb_memory_limit,
+        "duckdb_threads": settings.duckdb_threads,
+        "duckdb_temp_directory": settings.data_dir / "duckdb-temp",
+        "duckdb_max_temp_directory_size": settings.duckdb_max_temp_directory_size,
+        "postgres_work_mem": settings.postgres_work_mem,
+        "postgres_temp_file_limit": settings.postgres_temp_file_limit,
+        "sqlite_hard_heap_limit": settings.sqlite_hard_heap_limit,
+    }
+
+
 class Services:
     """Everything a transport needs: auth, hub, broker, asks. Built by :meth:`start`."""
 
@@ -71,7 +86,9 @@ class Services:
         self.auth = Authenticator(
             self.store, TokenSigner(s.resolved_secret_key(), ttl_s=s.token_ttl_s), user_cache_s=s.user_cache_s
         )
-        self.warehouses = {name: open_warehouse(name, url) for name, url in s.resolved_warehouses().items()}
+        self.warehouses = {name: open_warehouse(name, url, **warehouse_options(s)) for name, url in s.resolved_warehouses().items()}
+        for warehouse in self.warehouses.values():
+            await warehouse.check_access()  # a PostgreSQL role that can write stops startup
         self.pipeline = Pipeline(
             warehouses=self.warehouses,
             nlp=build_nlp_agent(s),
