@@ -19,6 +19,7 @@ The pure parts (no I/O) are unit-tested; connectors only call ``chunk_size()`` /
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Iterable, Literal, Sequence
 
 from livebi.warehouse.base import DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_VALUE_CHARS, ColumnKind, QueryResult
@@ -33,8 +34,9 @@ MAX_CHUNK = 4096
 #: Raw bytes one chunk may bring in even when the budget has less room left (a floor, so that
 #: the last rows of a nearly full result are not fetched one by one).
 CHUNK_FLOOR_BYTES = 256 * 1024
-#: Estimated JSON bytes of a number, boolean, null or short scalar.
+#: Estimated JSON bytes of an integer below 10^10 (or other short scalar), and of any float.
 SCALAR_BYTES = 12
+FLOAT_BYTES = 24  # the longest repr: -1.2345678901234567e-300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +61,10 @@ def bounded_value(value: Any, max_chars: int) -> tuple[Any, int, bool]:
     kind = type(value)
     if value is None or kind is bool:
         return value, 5, False
-    if kind is int or kind is float:
-        converted = to_json_value(value)
-        return converted, SCALAR_BYTES, False
+    if kind is int:
+        return value, SCALAR_BYTES if -(10**10) < value < 10**10 else len(str(value)), False
+    if kind is float:
+        return to_json_value(value), FLOAT_BYTES, False
     if kind is str:
         cut = len(value) > max_chars
         if cut:
@@ -91,12 +94,14 @@ def bounded_value(value: Any, max_chars: int) -> tuple[Any, int, bool]:
     converted = to_json_value(value)  # dates, decimals, UUIDs, ... : short by nature
     if isinstance(converted, str):
         return bounded_value(converted, max_chars)
-    return converted, SCALAR_BYTES, False
+    return converted, FLOAT_BYTES if isinstance(converted, float) else SCALAR_BYTES, False
 
 
 def _text_bytes(text: str) -> int:
-    # UTF-8 bytes plus quotes (frames are dumped with ensure_ascii=False); escapes are rare
-    return (len(text) if text.isascii() else len(text.encode("utf-8", "replace"))) + 2
+    """Exact bytes of ``text`` as JSON (frames are dumped with ``ensure_ascii=False``)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text) + 2  # the common case, without encoding
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
 def _raw_bytes(row: Sequence[Any]) -> int:
@@ -273,7 +278,7 @@ _POSTGRES_KEEP = frozenset(
     {
         "int2", "int4", "int8", "float4", "float8", "numeric", "money", "oid", "bool", "date",
         "time", "timetz", "timestamp", "timestamptz", "interval", "uuid", "inet", "cidr",
-        "macaddr", "macaddr8",
+        "macaddr", "macaddr8", "void",
     }
 )
 

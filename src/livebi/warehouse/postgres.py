@@ -9,7 +9,7 @@ Guarantees:
   write in the exposed schemas (INSERT/UPDATE/DELETE/TRUNCATE on a table, CREATE on a schema or
   the database, owning a table there). ``allow_privileged_role`` turns the refusal into a loud
   warning. docs/deployment.md has the recipe for a suitable read-only role.
-- Every query runs inside ``BEGIN READ ONLY`` with ``SET LOCAL statement_timeout``,
+- Every query runs inside ``BEGIN READ ONLY``, which is always rolled back, with ``SET LOCAL statement_timeout``,
   ``idle_in_transaction_session_timeout`` and ``work_mem``, so the server itself refuses
   writes and stops runaway queries even if this process dies. ``temp_file_limit`` can only be
   set by a superuser (or, from PostgreSQL 15, a role granted SET on it): otherwise it must come
@@ -385,7 +385,9 @@ class PostgresWarehouse(Warehouse):
         self, pool: asyncpg.Pool, sql: str, timeout: float, budget: ResultBudget, job: QueryJob
     ) -> tuple[list[str], list[ColumnKind]]:
         async with pool.acquire() as conn:
-            async with conn.transaction(readonly=self.read_only):
+            transaction = conn.transaction(readonly=self.read_only)
+            await transaction.start()
+            try:
                 await conn.execute(self._transaction_settings(timeout))
                 stmt = await conn.prepare(sql)
                 attributes = stmt.get_attributes()
@@ -408,6 +410,16 @@ class PostgresWarehouse(Warehouse):
                         break
                     budget.add(chunk)
                     job.rows_processed = budget.rows_seen
+            finally:
+                # Never commit: a query only reads, and a few functions write even in a
+                # read-only transaction (lo_from_bytea creates a large object in PostgreSQL
+                # 15): rolling back undoes them. A broken connection is discarded by the pool.
+                if not conn.is_closed():
+                    try:
+                        await transaction.rollback()
+                    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                        # the pool's reset on release discards a connection in this state
+                        logger.warning("PostgreSQL warehouse %s: rollback failed", self.name, exc_info=True)
         columns = [a.name for a in attributes]
         kinds = [_pg_kind(a.type.name, a.type.kind) for a in attributes]
         return columns, kinds
