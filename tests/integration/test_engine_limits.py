@@ -470,3 +470,31 @@ async def test_progress_interval_setting_changes_the_cadence_clients_see(server_
         executing = [p for p in client.on(channel) if p["data"].get("substage") == "sql_execution"]
         assert len(executing) >= 12, len(executing)
         await client.close()
+
+
+async def test_data_agent_passes_its_result_bounds_to_the_engine(locked_duck: DuckDBWarehouse) -> None:
+    from livebi.agents.data import DataAgent
+
+    agent = DataAgent(timeout_s=10, row_cap=1000, max_result_bytes=5000, max_value_chars=50)
+    result = await agent.run(f"SELECT g, repeat('x', {HUGE}) AS big FROM range(100) t(g)", locked_duck, lambda *a: None)
+    assert result.truncated and 0 < result.row_count < 100 and result.rows[0][1] == "x" * 50 + "…"
+    assert result_bytes(result.rows) <= 5000
+
+
+@pytest.mark.postgres
+async def test_server_start_refuses_a_privileged_postgres_role(server_settings, pg_dsn: str, pg_readonly) -> None:
+    from livebi.services import Services
+
+    server_settings.warehouses = {"pg": f"{pg_dsn}?search_path={pg_readonly.schema}"}
+    services = Services(server_settings)
+    try:
+        with pytest.raises(PrivilegedRole, match="superuser"):
+            await services.start()
+    finally:
+        await services.stop()
+    server_settings.warehouses = {"pg": pg_readonly.dsn}  # the read-only role starts fine
+    services = Services(server_settings)
+    try:
+        await services.start()
+    finally:
+        await services.stop()
