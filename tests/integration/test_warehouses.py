@@ -13,7 +13,6 @@ import shutil
 import sqlite3
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import AsyncIterator
 
