@@ -7,9 +7,13 @@ exercises them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import socket
+import urllib.parse
 from pathlib import Path
+from typing import Any, AsyncIterator
 
 import pytest
 
@@ -40,6 +44,59 @@ def need_service(name: str, host: str, port: int) -> None:
 def pg_dsn() -> str:
     need_service("PostgreSQL", "127.0.0.1", 5432)
     return PG_DSN
+
+
+@dataclasses.dataclass
+class ReadOnlyPostgres:
+    """A throwaway schema (filled through ``admin``, a superuser connection) and a throwaway
+    LOGIN role that may only read it: the kind of role livebi must be deployed with."""
+
+    admin: Any  # asyncpg.Connection as the superuser
+    schema: str
+    role: str
+    dsn: str  # the role's DSN, search_path set to the schema
+
+    def dsn_for(self, role: str) -> str:
+        return role_dsn(self.dsn, role)
+
+
+def role_dsn(dsn: str, role: str) -> str:
+    """``dsn`` connecting as ``role`` (trust auth on 127.0.0.1: no password needed)."""
+    parts = urllib.parse.urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+@pytest.fixture
+async def pg_readonly(pg_dsn: str) -> AsyncIterator[ReadOnlyPostgres]:
+    """A schema whose tables (created later by ``admin``) a fresh role may only SELECT.
+
+    The role gets USAGE on the schema, SELECT on its tables (present and future) and a
+    ``temp_file_limit`` (superuser-only, so set on the role), nothing else.
+    """
+    import asyncpg
+
+    suffix = secrets.token_hex(5)
+    schema, role = f"livebi_ro_{suffix}", f"livebi_reader_{suffix}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(
+            f"""
+            CREATE SCHEMA {schema};
+            CREATE ROLE {role} LOGIN;
+            GRANT USAGE ON SCHEMA {schema} TO {role};
+            ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role};
+            ALTER ROLE {role} SET temp_file_limit = '1GB';
+            """
+        )
+        yield ReadOnlyPostgres(admin, schema, role, role_dsn(pg_dsn, role) + f"?search_path={schema}")
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.execute(
+            f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"EXECUTE 'DROP OWNED BY {role}'; END IF; END $$; DROP ROLE IF EXISTS {role}"
+        )
+        await admin.close()
 
 
 @pytest.fixture

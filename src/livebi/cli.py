@@ -147,10 +147,10 @@ async def _ask_all(settings: Settings, urls: dict[str, str], questions: list[str
     from .agents.data import DataAgent
     from .agents.nlp import SemanticLayerError
     from .pipeline import AskFailed, AskRequest, Pipeline, new_query_id
-    from .services import build_nlp_agent
+    from .services import build_nlp_agent, warehouse_options
     from .warehouse.registry import open_warehouse
 
-    warehouses = {name: open_warehouse(name, url, schemas=settings.warehouse_schemas.get(name)) for name, url in urls.items()}
+    warehouses = {name: open_warehouse(name, url, **warehouse_options(settings, name)) for name, url in urls.items()}
     failures = 0
     try:
         try:

@@ -181,6 +181,40 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         0.25, description="Seconds between engine progress reports while a query runs (<= 0.5)."
     )
+    # Engine limits: the engines bound themselves, whatever SQL validation lets through
+    # (docs/deployment.md).
+    warehouse_allow_privileged_role: bool = Field(
+        False,
+        description=(
+            "Serve a PostgreSQL warehouse even when its role can write or administer (superuser, "
+            "CREATEROLE, write grants, unlimited temp_file_limit, ...): a loud warning is logged "
+            "instead of refusing. For development only; docs/deployment.md has the read-only role recipe."
+        ),
+    )
+    duckdb_memory_limit: str = Field(
+        "", description="Memory the DuckDB engine may use, e.g. '2GB'. Empty: a quarter of the machine's RAM. Queries cannot change it."
+    )
+    duckdb_threads: int = Field(0, description="Threads the DuckDB engine uses. 0: the CPUs this process may run on.")
+    duckdb_max_temp_directory_size: str = Field(
+        "4GB",
+        description="Disk DuckDB may spill to (in data_dir/duckdb-temp) when a query outgrows duckdb_memory_limit. Empty: no spilling.",
+    )
+    postgres_work_mem: str = Field("64MB", description="PostgreSQL work_mem of every query (memory per sort or hash before it spills).")
+    postgres_temp_file_limit: str = Field(
+        "1GB",
+        description=(
+            "Most temporary-file space one PostgreSQL query may use. Only a superuser can set it, so "
+            "the warehouse role must carry it (ALTER ROLE ... SET temp_file_limit); a role with a "
+            "higher or no limit is refused. Empty: no check."
+        ),
+    )
+    sqlite_hard_heap_limit: int = Field(
+        0,
+        description=(
+            "SQLite hard_heap_limit in bytes. Process-wide: every SQLite database in the process "
+            "(the default metadata store too) fails with 'out of memory' beyond it. 0: off."
+        ),
+    )
 
     stored_queries_per_user: int = Field(
         1000, description="Questions kept in each user's history in the metadata store; older ones are deleted."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -22,6 +23,7 @@ from .realtime.hub import Delivery, Hub
 from .realtime.manager import ConnectionManager
 from .store import MetadataStore
 from .warehouse.base import Warehouse
+from .warehouse.functions import is_allowed_function
 from .warehouse.registry import open_warehouse
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,25 @@ def build_nlp_agent(settings: Settings) -> NLPAgent:
     return NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars,
                     semantic_layers=layers, schema_check_interval_s=settings.schema_check_interval_s,
                     llm=llm, llm_mode=settings.llm_mode)
+
+
+def warehouse_options(settings: Settings, name: str) -> dict[str, Any]:
+    """The :func:`open_warehouse` options a server (or the CLI) takes from ``settings`` for the
+    warehouse called ``name``."""
+    return {
+        "schemas": settings.warehouse_schemas.get(name),
+        # SQLite's authorizer enforces the same function allow-list as validation does
+        "sqlite_function_allowed": functools.partial(is_allowed_function, "sqlite"),
+        "allow_privileged_role": settings.warehouse_allow_privileged_role,
+        "progress_interval": settings.progress_interval_s,
+        "duckdb_memory_limit": settings.duckdb_memory_limit,
+        "duckdb_threads": settings.duckdb_threads,
+        "duckdb_temp_directory": settings.data_dir / "duckdb-temp",
+        "duckdb_max_temp_directory_size": settings.duckdb_max_temp_directory_size,
+        "postgres_work_mem": settings.postgres_work_mem,
+        "postgres_temp_file_limit": settings.postgres_temp_file_limit,
+        "sqlite_hard_heap_limit": settings.sqlite_hard_heap_limit,
+    }
 
 
 class Services:
@@ -79,10 +100,9 @@ class Services:
         self.auth = Authenticator(
             self.store, TokenSigner(s.resolved_secret_key(), ttl_s=s.token_ttl_s), user_cache_s=s.user_cache_s
         )
-        self.warehouses = {
-            name: open_warehouse(name, url, schemas=s.warehouse_schemas.get(name))
-            for name, url in s.resolved_warehouses().items()
-        }
+        self.warehouses = {name: open_warehouse(name, url, **warehouse_options(s, name)) for name, url in s.resolved_warehouses().items()}
+        for warehouse in self.warehouses.values():
+            await warehouse.check_access()  # a PostgreSQL role that can write stops startup
         self.pipeline = Pipeline(
             warehouses=self.warehouses,
             nlp=build_nlp_agent(s),

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 QUESTIONS = ["how many customers", "total revenue by region", "purple monkey dishwasher"]
@@ -80,23 +78,18 @@ def test_ask_json_on_sqlite(tmp_path: Path) -> None:
     check_answers(answers(proc), 3, SMALL_EXPECTED)
 
 
-async def test_ask_json_on_postgres(pg_dsn: str) -> None:
-    schema = "livebi_cli_" + secrets.token_hex(4)
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema};")
-        for ddl in SMALL_SCHEMA:
-            await admin.execute(ddl)
-        await admin.executemany("INSERT INTO customers VALUES ($1,$2,$3)", CUSTOMERS)
-        await admin.executemany(
-            "INSERT INTO orders VALUES ($1,$2,$3::text::date,$4)", [(a, b, c, d) for a, b, c, d in ORDERS]
-        )
-        proc = livebi("ask", *QUESTIONS, "--warehouse", f"{pg_dsn}?search_path={schema}", "--format", "json")
-        assert proc.returncode == 0, proc.stderr
-        check_answers(answers(proc), 3, SMALL_EXPECTED)
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
+async def test_ask_json_on_postgres(pg_readonly) -> None:
+    admin, schema = pg_readonly.admin, pg_readonly.schema
+    await admin.execute(f"SET search_path TO {schema}")
+    for ddl in SMALL_SCHEMA:
+        await admin.execute(ddl)
+    await admin.executemany("INSERT INTO customers VALUES ($1,$2,$3)", CUSTOMERS)
+    await admin.executemany(
+        "INSERT INTO orders VALUES ($1,$2,$3::text::date,$4)", [(a, b, c, d) for a, b, c, d in ORDERS]
+    )
+    proc = livebi("ask", *QUESTIONS, "--warehouse", pg_readonly.dsn, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    check_answers(answers(proc), 3, SMALL_EXPECTED)
 
 
 def test_ask_table_format_and_sql_mode(demo_duckdb: Path) -> None:

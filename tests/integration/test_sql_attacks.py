@@ -85,7 +85,9 @@ async def pg(pg_dsn: str):
         CREATE TABLE {hidden}.sales (id int, amount numeric, note text);
         INSERT INTO {hidden}.sales VALUES (1, 999, '{secret}');
     """)
-    wh = open_warehouse("pg", pg_dsn, schemas=[exposed])
+    # A superuser on purpose: these attacks must be stopped by validation alone (the engine's
+    # own lockdown refuses such a role in a real deployment; tests/integration/test_engine_limits.py).
+    wh = open_warehouse("pg", pg_dsn, schemas=[exposed], allow_privileged_role=True)
     try:
         yield SimpleNamespace(wh=wh, admin=admin, exposed=exposed, hidden=hidden, secret=secret, dsn=pg_dsn)
     finally:
@@ -168,7 +170,7 @@ async def test_postgres_exposed_tables_resolve_and_run(pg) -> None:
 
 
 async def test_postgres_same_named_tables_in_two_exposed_schemas_are_not_confused(pg) -> None:
-    both = open_warehouse("pg2", pg.dsn, schemas=[pg.exposed, pg.hidden])
+    both = open_warehouse("pg2", pg.dsn, schemas=[pg.exposed, pg.hidden], allow_privileged_role=True)
     try:
         assert await rows(both, "SELECT max(note) FROM sales") == [["visible"]]  # first schema wins
         assert await rows(both, f"SELECT max(note) FROM {pg.hidden}.sales") == [[pg.secret]]
@@ -191,7 +193,7 @@ async def test_postgres_search_path_is_pinned_so_a_role_schema_cannot_shadow(pg)
         GRANT SELECT ON ALL TABLES IN SCHEMA {pg.exposed} TO {role};
     """)
     dsn = pg.dsn.replace("postgres@", f"{role}@", 1)
-    wh = open_warehouse("as-role", dsn, schemas=[pg.exposed])
+    wh = open_warehouse("as-role", dsn, schemas=[pg.exposed], allow_privileged_role=True)
     try:
         # PostgreSQL's default search_path is "$user", public: without the pin, "sales" is the role's
         assert await rows(wh, "SELECT max(note) FROM sales") == [["visible"]]
@@ -360,7 +362,7 @@ async def test_hostile_llm_sql_on_postgres_never_runs(pg) -> None:
 
 
 async def _ask_with_llm(url: str, reply: str, question: str, *, schemas: list[str] | None = None) -> dict:
-    wh = open_warehouse("w", url, schemas=schemas)
+    wh = open_warehouse("w", url, schemas=schemas, allow_privileged_role=True)
     try:
         with ChatServer(reply) as server:
             llm = LLMEngine(base_url=server.base_url, model="test-model", timeout_s=5)

@@ -12,7 +12,8 @@ import asyncio
 import dataclasses
 from typing import Callable
 
-from ..warehouse.base import Progress, QueryResult, Warehouse
+from ..warehouse.base import DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_VALUE_CHARS, Progress, QueryResult, Warehouse
+from ..warehouse.bounded import ResultBudget, ResultLimits
 from ..warehouse.safety import MAX_SQL_CHARS, MAX_SQL_DEPTH, validate_select
 
 #: report(substage, fraction 0..1 within the stage, details, rows_processed)
@@ -20,41 +21,22 @@ StageReport = Callable[[str, float, str, int], None]
 
 
 def cap_result(result: QueryResult, *, max_bytes: int, max_value_chars: int) -> QueryResult:
-    """Bound a result's size: long text values are cut, and rows past ``max_bytes`` (of
-    JSON, estimated) are dropped with ``truncated`` set. A result is published once, kept in
-    channel history and replayed to reconnecting clients, so its size must be bounded by
-    bytes, not only by the row cap."""
-    total = 2
-    kept: list[list] = []
-    cut = False
-    for row in result.rows:
-        out = []
-        size = 2
-        for value in row:
-            if isinstance(value, str):
-                if len(value) > max_value_chars:
-                    value = value[:max_value_chars] + "…"
-                    cut = True
-                size += len(value) + 3
-            else:
-                size += 12
-            out.append(value)
-        if total + size > max_bytes:
-            cut = True
-            break
-        total += size
-        kept.append(out)
-    if not cut:
+    """Bound a result that did not come from a bounded ``Warehouse.execute()`` (a remote
+    agent, a test): the same rules the connectors apply while fetching
+    (:class:`~livebi.warehouse.bounded.ResultBudget`), applied after the fact."""
+    budget = ResultBudget(ResultLimits(row_cap=len(result.rows), max_bytes=max_bytes, max_value_chars=max_value_chars))
+    budget.add(result.rows)
+    if not budget.truncated:
         return result
-    return dataclasses.replace(result, rows=kept, row_count=len(kept), truncated=True)
+    return dataclasses.replace(result, rows=budget.rows, row_count=len(budget.rows), truncated=True)
 
 
 @dataclasses.dataclass
 class DataAgent:
     timeout_s: float
     row_cap: int
-    max_result_bytes: int = 2 * 1024 * 1024
-    max_value_chars: int = 10_000
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    max_value_chars: int = DEFAULT_MAX_VALUE_CHARS
     max_sql_chars: int = MAX_SQL_CHARS
     max_sql_depth: int = MAX_SQL_DEPTH
 
@@ -82,5 +64,14 @@ class DataAgent:
                 details = p.detail or f"Executing SQL… {p.rows_processed:,} rows fetched"
             report("sql_execution", fraction, details, p.rows_processed)
 
-        result = await warehouse.execute(sql, timeout=self.timeout_s, row_cap=self.row_cap, on_progress=on_progress)
-        return cap_result(result, max_bytes=self.max_result_bytes, max_value_chars=self.max_value_chars)
+        # The warehouse bounds the result while it fetches (bytes, value length, rows): a
+        # result is published once, kept in channel history and replayed to reconnecting
+        # clients, and must never cost more memory than its bounded size.
+        return await warehouse.execute(
+            sql,
+            timeout=self.timeout_s,
+            row_cap=self.row_cap,
+            max_bytes=self.max_result_bytes,
+            max_value_chars=self.max_value_chars,
+            on_progress=on_progress,
+        )

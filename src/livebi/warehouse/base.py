@@ -35,6 +35,10 @@ def exposed_schemas(dialect: str, schemas: "Sequence[str] | None") -> tuple[str,
         if name.lower() in SYSTEM_SCHEMAS or name.lower().startswith(("pg_temp", "pg_toast")):
             raise ValueError(f"schema {name!r} is an engine catalogue and cannot be exposed")
     return chosen
+#: Defaults of the result bounds every ``execute()`` enforces while fetching (settings
+#: ``max_result_bytes`` and ``max_value_chars`` override them in a server).
+DEFAULT_MAX_RESULT_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_VALUE_CHARS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +133,7 @@ class QueryResult:
     column_kinds: list[ColumnKind]
     rows: list[list[Any]]  # JSON-friendly values (dates as ISO strings, decimals as floats)
     row_count: int
-    truncated: bool  # True when the row cap cut the result
+    truncated: bool  # True when rows were left out (row cap, byte budget) or a value was cut
     elapsed_ms: float
 
 
@@ -183,9 +187,17 @@ class Warehouse(abc.ABC):
         *,
         timeout: float,
         row_cap: int,
+        max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        max_value_chars: int = DEFAULT_MAX_VALUE_CHARS,
         on_progress: ProgressCallback | None = None,
     ) -> QueryResult:
         """Run one already-validated SELECT.
+
+        The result is bounded *while* it is fetched (:mod:`livebi.warehouse.bounded`): at most
+        ``row_cap`` rows and ``max_bytes`` of estimated JSON, text cut to ``max_value_chars``,
+        long binaries summarised; the fetch stops as soon as a bound is reached and the result
+        says ``truncated``. Connectors also refuse, in the engine itself, anything but reading
+        (defence in depth behind :func:`validate_select`).
 
         Reports progress through ``on_progress`` (called on the event loop) at least twice a
         second while the engine works. Cancelling the awaiting task interrupts the engine.
@@ -214,6 +226,15 @@ class Warehouse(abc.ABC):
 
         schema = await self.schema(refresh=True)
         return digest_rows([(t.name, c.name, c.type) for t in schema.tables for c in t.columns])
+
+    async def check_access(self) -> None:
+        """Refuse to serve with more power than reading needs (called at server start).
+
+        Raises:
+            WarehouseError: the connection could write or administer the database and the
+                deployment did not explicitly allow that (see docs/deployment.md).
+        """
+        return None
 
     async def close(self) -> None:  # pragma: no cover - trivial default
         return None

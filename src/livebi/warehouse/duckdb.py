@@ -4,10 +4,19 @@ Guarantees:
 
 - The database is opened read-only by default, with external access (files, URLs, other
   databases) disabled, so even SQL that slipped past validation cannot write or read files.
-  DuckDB shares one database instance per file within a process, so other in-process
-  connections to the same file lose external access too.
+- The engine is locked down when it opens, before any query runs: a memory limit, a thread
+  count, a bounded (or disabled) temporary directory, no extension installing or autoloading,
+  then ``lock_configuration``, so no later statement (``SET``, ``RESET``, ``PRAGMA``) can change
+  any setting. DuckDB shares one database instance per file within a process: other in-process
+  connections to the same file get the same limits, and when another component locked the
+  instance first, its settings stay (a warning says so).
+- Only a single SELECT statement runs (checked by DuckDB's own parser, behind validation).
+- Long values are cut inside the engine and the result is bounded while it is fetched
+  (:mod:`livebi.warehouse.bounded`).
 - Every query gets a cursor of its own (a separate DuckDB connection to the same database), so
   concurrent queries run in parallel in the connector's thread pool and never block the loop.
+  Cursors are created, with progress tracking on, before the configuration is locked (progress
+  settings are per connection and cannot be set afterwards), and reused.
 - While a query runs, DuckDB's own progress estimate (``query_progress()``, 0-100) is reported,
   then the number of rows fetched; cancelling the awaiting task or hitting the timeout calls
   ``interrupt()`` on the query's cursor.
@@ -15,14 +24,19 @@ Guarantees:
 
 from __future__ import annotations
 
+import logging
+import os
+import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import duckdb
 
 from livebi.warehouse.base import (
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_VALUE_CHARS,
     Column,
     ForeignKey,
     ProgressCallback,
@@ -32,10 +46,35 @@ from livebi.warehouse.base import (
     WarehouseError,
     exposed_schemas,
 )
-from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, run_blocking
-from livebi.warehouse.types import digest_rows, kind_of, to_json_row
+from livebi.warehouse.bounded import ResultBudget, ResultLimits, bounded_select, duckdb_shape
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, fetch_bounded, run_blocking
+from livebi.warehouse.types import digest_rows, kind_of, sql_literal
 
 MEMORY = ":memory:"
+logger = logging.getLogger(__name__)
+#: Share of the machine's memory DuckDB may use when no limit is configured. DuckDB's own
+#: default (80 %) leaves too little for the server, its other engines and the OS; a quarter
+#: still lets a large aggregation run, and spilling covers the rest.
+DEFAULT_MEMORY_SHARE = 0.25
+MIN_MEMORY_LIMIT = 256 * 1024 * 1024
+
+
+def default_memory_limit() -> str:
+    """A quarter of the physical memory (at least 256 MiB), as a DuckDB size string."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: a fixed, modest limit
+        total = 8 * 1024**3
+    return f"{max(MIN_MEMORY_LIMIT, int(total * DEFAULT_MEMORY_SHARE)) // 1024**2}MiB"
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (DuckDB's own default counts every CPU)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
 
 
 def duckdb_path_from_url(url: str) -> str:
@@ -81,49 +120,137 @@ class DuckDBWarehouse(ThreadedWarehouse):
         schemas: Sequence[str] | None = None,
         # Limits
         max_concurrent_queries: int = 8,
-        fetch_chunk: int = 2048,
+        memory_limit: str = "",
+        threads: int = 0,
+        temp_directory: str | Path | None = None,
+        max_temp_directory_size: str = "4GB",
         # Progress
         progress_interval: float = 0.25,
     ) -> None:
+        """
+        Args:
+            memory_limit: DuckDB ``memory_limit`` (e.g. ``"2GB"``); empty: a quarter of RAM.
+            threads: DuckDB ``threads``; 0: the CPUs this process may use.
+            temp_directory: where DuckDB may spill (a subdirectory per warehouse and process is
+                created in it); None: no spilling, a query that does not fit in
+                ``memory_limit`` fails.
+            max_temp_directory_size: most bytes DuckDB may spill there.
+        """
         super().__init__(name, url, max_workers=max_concurrent_queries, thread_prefix=f"livebi-duckdb-{name}")
         self.path = duckdb_path_from_url(url)
         #: exposed schemas, in the order unqualified names resolve
         self.schemas = exposed_schemas(self.dialect, schemas)
         # DuckDB cannot open an in-memory database read-only (it would always be empty).
         self.read_only = read_only and self.path != MEMORY
-        self._fetch_chunk = fetch_chunk
+        self.memory_limit = memory_limit or default_memory_limit()
+        self.threads = threads or default_threads()
+        # One directory per warehouse and process: DuckDB instances must not share one.
+        self.temp_directory = str(Path(temp_directory) / f"{name}-{os.getpid()}") if temp_directory else None
+        self.max_temp_directory_size = max_temp_directory_size
+        self._pool_size = max_concurrent_queries
         self._progress_interval = progress_interval
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_lock = threading.Lock()
+        self._cursors: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+        self._all_cursors: list[duckdb.DuckDBPyConnection] = []
 
     # -- connection
 
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The shared parent connection (opened on first use; call from a worker thread).
+        """The shared parent connection (opened and locked down on first use; call from a
+        worker thread).
 
-        Queries use ``connection().cursor()``; other components in the same process that need
-        this database (change detection, ingestion) must use it too: DuckDB refuses a second
-        connection to the same file with a different configuration.
+        Queries use their own cursors; other components in the same process that need this
+        database (change detection, ingestion) must use this connection: DuckDB refuses a
+        second connection to the same file with a different configuration.
         """
         with self._con_lock:
             if self._con is None:
                 try:
                     con = duckdb.connect(self.path, read_only=self.read_only)
-                    if self.read_only:
-                        # Defense in depth behind SQL validation: no file, URL or ATTACH access.
-                        # Set at run time rather than as connect() config: DuckDB refuses a
-                        # second in-process connection to the file with a different config.
-                        con.execute("SET enable_external_access = false")
                 except duckdb.Error as exc:
                     raise WarehouseError("warehouse_unavailable", f"cannot open {self.name}: {exc}") from None
+                try:
+                    self._lock_down(con)
+                except duckdb.Error as exc:
+                    con.close()
+                    raise WarehouseError(
+                        "warehouse_unavailable", f"cannot apply the engine limits to {self.name}: {exc}"
+                    ) from None
                 self._con = con
             return self._con
+
+    def _lock_down(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Apply the limits, prepare the query cursors, then lock the configuration.
+
+        Settings are applied with SET at run time rather than as ``connect()`` config because
+        DuckDB refuses a second in-process connection to the file with a different config.
+        """
+        locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
+        if locked:
+            # Another connector in this process opened (and locked) this file first: its
+            # limits apply, and our cursors cannot turn progress tracking on any more.
+            logger.warning(
+                "DuckDB warehouse %s: the database instance was already locked by another connection "
+                "in this process; its engine limits apply and progress percentages are unavailable",
+                self.name,
+            )
+            return
+        statements = [
+            f"SET memory_limit = {sql_literal(self.memory_limit)}",
+            f"SET threads = {int(self.threads)}",
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET allow_community_extensions = false",
+        ]
+        if self.temp_directory:
+            Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
+            statements += [
+                f"SET temp_directory = {sql_literal(self.temp_directory)}",
+                f"SET max_temp_directory_size = {sql_literal(self.max_temp_directory_size)}",
+            ]
+        else:
+            statements.append("SET temp_directory = ''")  # no spilling: the memory limit is the bound
+        if self.read_only:
+            # Defense in depth behind SQL validation: no file, URL or ATTACH access.
+            statements.append("SET enable_external_access = false")
+        for statement in statements:
+            con.execute(statement)
+        for _ in range(self._pool_size):
+            cur = con.cursor()
+            # Progress tracking is per connection and cannot be switched on once locked;
+            # printing is off (we are a server).
+            cur.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
+            self._all_cursors.append(cur)
+            self._cursors.put(cur)
+        con.execute("SET lock_configuration = true")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         # cursor() on the shared parent is not documented as thread-safe: serialise it.
         con = self.connection()
         with self._con_lock:
             return con.cursor()
+
+    def _checkout(self) -> duckdb.DuckDBPyConnection:
+        """A query cursor: a prepared one when free, else a plain one (no progress percent)."""
+        self.connection()
+        try:
+            return self._cursors.get_nowait()
+        except queue.Empty:
+            return self._cursor()
+
+    def _checkin(self, cur: duckdb.DuckDBPyConnection) -> None:
+        if cur not in self._all_cursors:
+            cur.close()
+            return
+        try:
+            cur.execute("SELECT NULL")  # releases the previous result's buffers
+        except duckdb.Error:
+            logger.exception("DuckDB warehouse %s: a query cursor broke; dropping it", self.name)
+            self._all_cursors.remove(cur)
+            cur.close()
+            return
+        self._cursors.put(cur)
 
     # -- schema
 
@@ -209,44 +336,35 @@ class DuckDBWarehouse(ThreadedWarehouse):
         *,
         timeout: float,
         row_cap: int,
+        max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        max_value_chars: int = DEFAULT_MAX_VALUE_CHARS,
         on_progress: ProgressCallback | None = None,
     ) -> QueryResult:
         started = time.perf_counter()
+        budget = ResultBudget(ResultLimits(row_cap=row_cap, max_bytes=max_bytes, max_value_chars=max_value_chars))
 
         def work(job: QueryJob) -> QueryResult:
-            cur = self._cursor()
+            cur = self._checkout()
             try:
-                # Progress tracking is per connection; printing is off (we are a server).
-                cur.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
                 job.attach(cur.interrupt, lambda: _progress_percent(cur))
-                cur.execute(sql)
-                description = cur.description or []
-                job.stage = "fetching"
-                rows: list[list[Any]] = []
-                # Fetch at most row_cap + 1 rows: the extra one tells us the cap cut the result.
-                while len(rows) <= row_cap:
-                    job.check()
-                    chunk = cur.fetchmany(min(self._fetch_chunk, row_cap + 1 - len(rows)))
-                    if not chunk:
-                        break
-                    rows.extend(to_json_row(r) for r in chunk)
-                    job.rows_processed = len(rows)
+                statements = cur.extract_statements(sql)
+                if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                    raise WarehouseError("query_failed", "only a single SELECT statement may run")
+                relation = cur.sql(sql)  # binds the query (names and types) without running it
+                names, types = list(relation.columns), list(relation.types)
+                bounded = bounded_select(
+                    sql, [duckdb_shape(t.id) for t in types], names, dialect="duckdb", max_chars=max_value_chars
+                )
+                cur.execute(bounded or sql)
+                fetch_bounded(cur.fetchmany, budget, job)
             except duckdb.Error as exc:
                 if job.interrupted:
                     raise QueryInterrupted() from None
                 raise WarehouseError("query_failed", _clean_error(exc)) from None
             finally:
                 job.detach()
-                cur.close()
-            truncated = len(rows) > row_cap
-            return QueryResult(
-                columns=[d[0] for d in description],
-                column_kinds=[kind_of(str(d[1])) for d in description],
-                rows=rows[:row_cap],
-                row_count=min(len(rows), row_cap),
-                truncated=truncated,
-                elapsed_ms=(time.perf_counter() - started) * 1000,
-            )
+                self._checkin(cur)
+            return budget.result(names, [kind_of(str(t)) for t in types], (time.perf_counter() - started) * 1000)
 
         return await run_blocking(
             self._executor, work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval
@@ -255,6 +373,10 @@ class DuckDBWarehouse(ThreadedWarehouse):
     async def close(self) -> None:
         await super().close()
         with self._con_lock:
+            for cur in self._all_cursors:
+                cur.close()
+            self._all_cursors.clear()
+            self._cursors = queue.SimpleQueue()
             if self._con is not None:
                 self._con.close()
                 self._con = None

@@ -2,11 +2,25 @@
 
 Guarantees:
 
-- Every query runs inside ``BEGIN READ ONLY`` with ``SET LOCAL statement_timeout``, so the
-  server itself refuses writes and stops runaway queries even if this process dies.
-- Rows stream through a server-side cursor in chunks; progress reports carry the rows fetched
-  so far (``percent`` is ``None``: PostgreSQL gives no estimate). The row cap stops the fetch
-  at ``row_cap + 1`` rows instead of transferring the whole result.
+- Before the first query, the connector inspects its own role and refuses to serve (a
+  :class:`PrivilegedRole` error naming the reason) with a superuser, a role that can create
+  roles or databases, replicate or bypass row security, a member of the predefined roles that
+  write data, read or write server files, run programs or signal backends, or a role that can
+  write in the exposed schemas (INSERT/UPDATE/DELETE/TRUNCATE on a table, CREATE on a schema or
+  the database, owning a table there). ``allow_privileged_role`` turns the refusal into a loud
+  warning. docs/deployment.md has the recipe for a suitable read-only role.
+- Every query runs inside ``BEGIN READ ONLY``, which is always rolled back, with ``SET LOCAL statement_timeout``,
+  ``idle_in_transaction_session_timeout`` and ``work_mem``, so the server itself refuses
+  writes and stops runaway queries even if this process dies. ``temp_file_limit`` can only be
+  set by a superuser (or, from PostgreSQL 15, a role granted SET on it): otherwise it must come
+  from the role (``ALTER ROLE ... SET temp_file_limit``), and the role check refuses a role
+  whose limit is unlimited or above the configured one.
+- Rows stream through a server-side cursor in chunks sized by :mod:`livebi.warehouse.bounded`;
+  long values are cut by the server before they are sent; progress reports carry the rows
+  fetched so far (``percent`` is ``None``: PostgreSQL gives no estimate). The fetch stops at
+  the row cap or the byte budget instead of transferring the whole result.
+- Session state a query could leave behind (session settings, advisory locks) is reset by the
+  pool before the connection is reused.
 - Cancelling the awaiting task makes asyncpg send a cancel request to the server; the pool
   then resets (or discards) the connection before reuse.
 - Introspection covers the exposed schemas (the ``schemas`` option; else the URL's
@@ -18,6 +32,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import urllib.parse
 from typing import Any, Sequence
@@ -25,6 +40,8 @@ from typing import Any, Sequence
 import asyncpg
 
 from livebi.warehouse.base import (
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_VALUE_CHARS,
     Column,
     ColumnKind,
     ForeignKey,
@@ -38,8 +55,56 @@ from livebi.warehouse.base import (
     WarehouseError,
     exposed_schemas,
 )
+from livebi.warehouse.bounded import ResultBudget, ResultLimits, bounded_select, postgres_shape
 from livebi.warehouse.runner import QueryJob, safe_call, tick_progress
-from livebi.warehouse.types import digest_rows, kind_of, quote_identifier, to_json_row
+from livebi.warehouse.types import digest_rows, kind_of, quote_identifier, sql_literal
+
+logger = logging.getLogger(__name__)
+DEPLOYMENT_DOC = "docs/deployment.md"
+#: Predefined roles whose members can write data, touch server files, run programs or stop
+#: other sessions: a read-only BI role must not be in any of them.
+DANGEROUS_ROLES = (
+    "pg_write_all_data", "pg_write_server_files", "pg_execute_server_program",
+    "pg_read_server_files", "pg_signal_backend",
+)
+#: How long a query's transaction may sit idle (this process stalled between two fetches)
+#: beyond its timeout before the server ends the session.
+IDLE_SLACK_S = 10.0
+
+_ROLE_CHECK = """
+SELECT r.rolname::text AS role, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls,
+  ARRAY(SELECT g.rolname::text FROM pg_roles g
+        WHERE g.rolname = ANY ($1::text[]) AND pg_has_role(r.oid, g.oid, 'MEMBER') ORDER BY 1) AS groups,
+  has_database_privilege(r.oid, current_database(), 'CREATE') AS create_db_objects,
+  ARRAY(SELECT n.nspname::text FROM pg_namespace n
+        WHERE n.nspname = ANY (current_schemas(false))
+          AND (has_schema_privilege(r.oid, n.oid, 'CREATE') OR pg_has_role(r.oid, n.nspowner, 'MEMBER'))
+        ORDER BY 1) AS create_schemas,
+  ARRAY(SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY (current_schemas(false)) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND (pg_has_role(r.oid, c.relowner, 'MEMBER')
+               OR has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+               OR has_any_column_privilege(r.oid, c.oid, 'INSERT, UPDATE'))
+        ORDER BY 1 LIMIT 5) AS writable_tables,
+  (SELECT setting::bigint FROM pg_settings WHERE name = 'temp_file_limit') AS temp_file_limit_kb,
+  current_setting('server_version_num')::int AS server_version
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+class PrivilegedRole(WarehouseError):
+    """The connection's role can do more than read: livebi refuses to serve with it."""
+
+    def __init__(self, warehouse: str, role: str, reasons: list[str]) -> None:
+        super().__init__(
+            "warehouse_unavailable",
+            f"refusing to query warehouse {warehouse!r} as PostgreSQL role {role!r}: it "
+            + "; ".join(reasons)
+            + f". Connect with a read-only role (see {DEPLOYMENT_DOC}) or set "
+            "warehouse_allow_privileged_role to accept the risk.",
+        )
+        self.reasons = reasons
 
 #: Tables never analysed have no row estimate; count them exactly when smaller than this.
 EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
@@ -109,32 +174,50 @@ class PostgresWarehouse(Warehouse):
         *,
         read_only: bool = True,
         schemas: Sequence[str] | None = None,
+        allow_privileged_role: bool = False,
         # Limits
         pool_size: int = 4,
-        fetch_chunk: int = 1000,
         connect_timeout: float = 10.0,
+        work_mem: str = "64MB",
+        temp_file_limit: str = "1GB",
         # Progress
         progress_interval: float = 0.25,
     ) -> None:
+        """
+        Args:
+            allow_privileged_role: serve even with a role that can write or administer (a
+                warning is logged instead of refusing).
+            work_mem: ``work_mem`` of every query (memory per sort or hash before spilling).
+            temp_file_limit: most temporary-file space one query may use, e.g. ``"1GB"``;
+                empty: no limit is asked for (the role's own applies).
+        """
         super().__init__(name, url)
         self._dsn = normalize_postgres_url(url)
         #: exposed schemas, in the order unqualified names resolve (the pinned search_path)
         self.schemas = exposed_schemas(self.dialect, schemas or _url_search_path(self._dsn))
         self.read_only = read_only
+        self.allow_privileged_role = allow_privileged_role
         self._pool_size = pool_size
         self.max_concurrent_queries = pool_size
-        self._fetch_chunk = fetch_chunk
         self._connect_timeout = connect_timeout
+        self.work_mem = work_mem
+        self.temp_file_limit = temp_file_limit
+        self._set_temp_file_limit = False  # decided by the role check
         self._progress_interval = progress_interval
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
 
     async def pool(self) -> asyncpg.Pool:
-        """The connection pool, created on first use."""
+        """The connection pool, created on first use once the role check has passed.
+
+        Raises:
+            PrivilegedRole: the role can do more than read (see :meth:`check_access`).
+            WarehouseError: the server cannot be reached.
+        """
         async with self._pool_lock:
             if self._pool is None:
                 try:
-                    self._pool = await asyncpg.create_pool(
+                    pool = await asyncpg.create_pool(
                         self._dsn,
                         min_size=1,
                         max_size=self._pool_size,
@@ -146,7 +229,55 @@ class PostgresWarehouse(Warehouse):
                     raise WarehouseError(
                         "warehouse_unavailable", f"cannot connect to {self.name}: {exc}"
                     ) from None
+                try:
+                    async with pool.acquire() as conn:
+                        await self._check_role(conn)
+                except BaseException:
+                    pool.terminate()
+                    raise
+                self._pool = pool
             return self._pool
+
+    async def check_access(self) -> None:
+        """Run the role check now (server start) rather than at the first question.
+
+        An unreachable server is only logged: the first query reports it (and checks again).
+        """
+        try:
+            await self.pool()
+        except PrivilegedRole:
+            raise
+        except WarehouseError as exc:
+            logger.warning("PostgreSQL warehouse %s: role not checked at start: %s", self.name, exc.message)
+
+    async def _check_role(self, conn: asyncpg.Connection) -> None:
+        """Refuse a role that can do more than read, or whose temporary files are unbounded."""
+        try:
+            row = await conn.fetchrow(_ROLE_CHECK, list(DANGEROUS_ROLES))
+            wanted_kb = None
+            if self.temp_file_limit:
+                wanted_kb = await conn.fetchval("SELECT pg_size_bytes($1) / 1024", self.temp_file_limit)
+            can_set_limit = bool(row["rolsuper"])
+            if not can_set_limit and row["server_version"] >= 150000:
+                can_set_limit = await conn.fetchval("SELECT has_parameter_privilege('temp_file_limit', 'SET')")
+        except asyncpg.PostgresError as exc:
+            raise WarehouseError("warehouse_unavailable", f"cannot check the role of {self.name}: {exc}") from None
+        reasons = role_problems(row)
+        self._set_temp_file_limit = bool(can_set_limit and wanted_kb is not None)
+        if wanted_kb is not None and not can_set_limit:
+            current = row["temp_file_limit_kb"]
+            if current < 0 or current > wanted_kb:
+                shown = "unlimited" if current < 0 else f"{current} kB"
+                reasons.append(
+                    f"has temp_file_limit {shown}, above the configured {self.temp_file_limit} "
+                    f"(run ALTER ROLE {quote_identifier(row['role'])} SET temp_file_limit = '{self.temp_file_limit}')"
+                )
+        if not reasons:
+            return
+        error = PrivilegedRole(self.name, row["role"], reasons)
+        if not self.allow_privileged_role:
+            raise error
+        logger.warning("!!! warehouse_allow_privileged_role is set: %s", error.message.replace("refusing to", "still going to"))
 
     # -- schema
 
@@ -223,17 +354,20 @@ class PostgresWarehouse(Warehouse):
         *,
         timeout: float,
         row_cap: int,
+        max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        max_value_chars: int = DEFAULT_MAX_VALUE_CHARS,
         on_progress: ProgressCallback | None = None,
     ) -> QueryResult:
         started = time.perf_counter()
         pool = await self.pool()
         job = QueryJob()
+        budget = ResultBudget(ResultLimits(row_cap=row_cap, max_bytes=max_bytes, max_value_chars=max_value_chars))
         ticker = (
             asyncio.create_task(tick_progress(job, on_progress, self._progress_interval)) if on_progress else None
         )
         try:
             async with asyncio.timeout(timeout):
-                columns, kinds, rows = await self._stream(pool, sql, timeout, row_cap, job)
+                columns, kinds = await self._stream(pool, sql, timeout, budget, job)
         except TimeoutError:
             raise QueryTimeout(timeout) from None
         except asyncpg.QueryCanceledError as exc:
@@ -248,37 +382,64 @@ class PostgresWarehouse(Warehouse):
             if ticker is not None:
                 ticker.cancel()
         if on_progress is not None:
-            safe_call(on_progress, Progress(percent=100.0, rows_processed=len(rows), detail="done"))
-        return QueryResult(
-            columns=columns,
-            column_kinds=kinds,
-            rows=rows[:row_cap],
-            row_count=min(len(rows), row_cap),
-            truncated=len(rows) > row_cap,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-        )
+            safe_call(on_progress, Progress(percent=100.0, rows_processed=budget.rows_seen, detail="done"))
+        return budget.result(columns, kinds, (time.perf_counter() - started) * 1000)
+
+    def _transaction_settings(self, timeout: float) -> str:
+        """The SET LOCAL statements every query's transaction starts with."""
+        ms = max(1, int(timeout * 1000))
+        statements = [
+            # The server enforces the timeout too: it holds even if this process stalls.
+            f"SET LOCAL statement_timeout = {ms}",
+            f"SET LOCAL idle_in_transaction_session_timeout = {ms + int(IDLE_SLACK_S * 1000)}",
+            f"SET LOCAL work_mem = {sql_literal(self.work_mem)}",
+        ]
+        if self._set_temp_file_limit:
+            statements.append(f"SET LOCAL temp_file_limit = {sql_literal(self.temp_file_limit)}")
+        return "; ".join(statements)
 
     async def _stream(
-        self, pool: asyncpg.Pool, sql: str, timeout: float, row_cap: int, job: QueryJob
-    ) -> tuple[list[str], list[ColumnKind], list[list[Any]]]:
+        self, pool: asyncpg.Pool, sql: str, timeout: float, budget: ResultBudget, job: QueryJob
+    ) -> tuple[list[str], list[ColumnKind]]:
         async with pool.acquire() as conn:
-            async with conn.transaction(readonly=self.read_only):
-                # The server enforces the timeout too: it holds even if this process stalls.
-                await conn.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+            transaction = conn.transaction(readonly=self.read_only)
+            await transaction.start()
+            try:
+                await conn.execute(self._transaction_settings(timeout))
                 stmt = await conn.prepare(sql)
                 attributes = stmt.get_attributes()
-                rows: list[list[Any]] = []
-                # A server-side cursor (needs the transaction): rows arrive in chunks and we
-                # stop after row_cap + 1 of them.
-                async for record in stmt.cursor(prefetch=min(self._fetch_chunk, row_cap + 1)):
-                    rows.append(to_json_row(record.values()))
-                    job.rows_processed = len(rows)
-                    job.stage = "fetching"
-                    if len(rows) > row_cap:
+                bounded = bounded_select(
+                    sql,
+                    [postgres_shape(a.type.name, a.type.kind) for a in attributes],
+                    [a.name for a in attributes],
+                    dialect="postgres",
+                    max_chars=budget.limits.max_value_chars,
+                )
+                if bounded is not None:
+                    stmt = await conn.prepare(bounded)
+                # A server-side cursor (needs the transaction): rows arrive in chunks sized by
+                # the budget, and we stop as soon as it is spent.
+                cursor = await stmt.cursor()
+                job.stage = "fetching"
+                while not budget.full:
+                    chunk = await cursor.fetch(budget.chunk_size())
+                    if not chunk:
                         break
+                    budget.add(chunk)
+                    job.rows_processed = budget.rows_seen
+            finally:
+                # Never commit: a query only reads, and a few functions write even in a
+                # read-only transaction (lo_from_bytea creates a large object in PostgreSQL
+                # 15): rolling back undoes them. A broken connection is discarded by the pool.
+                if not conn.is_closed():
+                    try:
+                        await transaction.rollback()
+                    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                        # the pool's reset on release discards a connection in this state
+                        logger.warning("PostgreSQL warehouse %s: rollback failed", self.name, exc_info=True)
         columns = [a.name for a in attributes]
         kinds = [_pg_kind(a.type.name, a.type.kind) for a in attributes]
-        return columns, kinds, rows
+        return columns, kinds
 
     async def close(self) -> None:
         async with self._pool_lock:
@@ -288,6 +449,30 @@ class PostgresWarehouse(Warehouse):
                     await asyncio.wait_for(pool.close(), timeout=5.0)
                 except (asyncio.TimeoutError, OSError):
                     pool.terminate()
+
+
+def role_problems(row: Any) -> list[str]:
+    """Why the role described by a ``_ROLE_CHECK`` row can do more than read (pure)."""
+    reasons = []
+    for flag, what in (
+        ("rolsuper", "is a superuser"),
+        ("rolcreaterole", "can create roles (CREATEROLE)"),
+        ("rolcreatedb", "can create databases (CREATEDB)"),
+        ("rolreplication", "can start replication (REPLICATION)"),
+        ("rolbypassrls", "bypasses row-level security (BYPASSRLS)"),
+    ):
+        if row[flag]:
+            reasons.append(what)
+    if row["groups"]:
+        reasons.append("is a member of " + ", ".join(row["groups"]))
+    if row["create_db_objects"]:
+        reasons.append("can create schemas in the database (CREATE on the database)")
+    if row["create_schemas"]:
+        reasons.append("can create objects in schema " + ", ".join(row["create_schemas"]))
+    if row["writable_tables"]:
+        reasons.append("can write or owns table " + ", ".join(row["writable_tables"]))
+    return reasons
+
 
 
 def _pg_kind(type_name: str, typtype: str | None) -> ColumnKind:

@@ -20,9 +20,10 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from typing import Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from livebi.warehouse.base import Progress, ProgressCallback, QueryTimeout, Schema, Warehouse
+from livebi.warehouse.bounded import ResultBudget
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -110,6 +111,22 @@ class QueryJob:
 
     def snapshot(self) -> Progress:
         return Progress(percent=self.percent(), rows_processed=self.rows_processed, detail=self.stage)
+
+
+def fetch_bounded(fetchmany: Callable[[int], Sequence[Sequence[Any]]], budget: ResultBudget, job: QueryJob) -> None:
+    """Fetch rows into ``budget`` until the engine has no more or a bound is reached.
+
+    Each fetch asks for ``budget.chunk_size()`` rows, so wide rows come in small chunks;
+    ``job`` sees the rows received so far and may interrupt between chunks.
+    """
+    job.stage = "fetching"
+    while not budget.full:
+        job.check()
+        chunk = fetchmany(budget.chunk_size())
+        if not chunk:
+            break
+        budget.add(chunk)
+        job.rows_processed = budget.rows_seen
 
 
 async def run_blocking(

@@ -4,6 +4,17 @@ Guarantees:
 
 - The file is opened read-only (``mode=ro`` URI, plus ``PRAGMA query_only``) unless the
   warehouse was opened with ``read_only=False``.
+- Query connections carry an authorizer (defence in depth behind SQL validation): SQLite
+  itself refuses ATTACH/DETACH, every write and schema change, transactions, pragmas other
+  than a few argument-less reads, and functions the ``function_allowed`` predicate rejects
+  (``load_extension`` and file functions always). ``SQLITE_LIMIT_ATTACHED`` is 0.
+- Memory is bounded per query connection: a small page cache (``cache_size``), temporary
+  b-trees and sorts on disk (``temp_store = FILE``), and no single value longer than
+  ``MAX_VALUE_BYTES`` (``SQLITE_LIMIT_LENGTH``). ``hard_heap_limit`` is process-wide in SQLite
+  (it would also starve other SQLite users in the process, such as the metadata store), so it
+  is off unless configured.
+- Long values are cut inside the engine and the result is bounded while it is fetched
+  (:mod:`livebi.warehouse.bounded`).
 - Each query opens its own connection in the connector's thread pool (opening SQLite is cheap),
   so concurrent queries never share a cursor and never block the event loop.
 - SQLite has no progress estimate: progress reports carry ``percent=None`` and the rows fetched
@@ -16,13 +27,16 @@ Guarantees:
 from __future__ import annotations
 
 import itertools
+import re
 import sqlite3
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from livebi.warehouse.base import (
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_VALUE_CHARS,
     Column,
     ColumnKind,
     ForeignKey,
@@ -33,14 +47,9 @@ from livebi.warehouse.base import (
     WarehouseError,
     exposed_schemas,
 )
-from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, run_blocking
-from livebi.warehouse.types import (
-    digest_rows,
-    kind_of,
-    kind_of_values,
-    quote_identifier,
-    to_json_row,
-)
+from livebi.warehouse.bounded import ResultBudget, ResultLimits, bounded_select, strip_statement
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, fetch_bounded, run_blocking
+from livebi.warehouse.types import digest_rows, kind_of, kind_of_values, quote_identifier
 
 MEMORY = ":memory:"
 #: VM instructions between two calls of the progress handler: small enough to stop a runaway
@@ -50,6 +59,19 @@ PROGRESS_STEPS = 20_000
 DATE_SAMPLE_ROWS = 50
 #: Result rows whose values decide a result column's kind (results carry no types).
 KIND_SAMPLE_ROWS = 50
+#: Page cache of one query connection, in KiB (SQLite's default is 2 MiB; sorts and temporary
+#: b-trees spill to disk beyond it).
+CACHE_KIB = 16 * 1024
+#: Longest single value (text or blob) a query may produce or read (``SQLITE_LIMIT_LENGTH``;
+#: SQLite's default is 1 GB). Longer ones fail the query with "string or blob too big".
+MAX_VALUE_BYTES = 64 * 1024 * 1024
+#: Pragmas a query may run: argument-less reads that reveal nothing the schema does not.
+READ_PRAGMAS = frozenset({"table_list", "collation_list"})
+#: Functions the connector's own bounding wrapper needs (harmless reads of one value).
+WRAPPER_FUNCTIONS = frozenset({"substr", "typeof", "length"})
+#: Functions refused even when no allow-list is configured: they load code or touch files.
+NEVER_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+_ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, getattr(sqlite3, "SQLITE_RECURSIVE", 33)})
 
 _memory_ids = itertools.count(1)
 
@@ -85,12 +107,21 @@ class SQLiteWarehouse(ThreadedWarehouse):
         *,
         read_only: bool = True,
         schemas: Sequence[str] | None = None,
+        function_allowed: Callable[[str], bool] | None = None,
         # Limits
         max_concurrent_queries: int = 8,
-        fetch_chunk: int = 1024,
+        hard_heap_limit: int = 0,
         # Progress
         progress_interval: float = 0.25,
     ) -> None:
+        """
+        Args:
+            function_allowed: whether a query may call the SQL function of this (lower-case)
+                name; None allows every function except :data:`NEVER_FUNCTIONS`.
+            hard_heap_limit: bytes; > 0 sets SQLite's ``hard_heap_limit``, which is
+                process-wide (every SQLite database in this process, the metadata store
+                included, gets "out of memory" beyond it) and can only be lowered.
+        """
         super().__init__(name, url, max_workers=max_concurrent_queries, thread_prefix=f"livebi-sqlite-{name}")
         path = sqlite_path_from_url(url)
         self.read_only = read_only
@@ -109,7 +140,8 @@ class SQLiteWarehouse(ThreadedWarehouse):
             self.path = str(Path(path).resolve())
             mode = "ro" if read_only else "rw"
             self._uri = f"file:{urllib.parse.quote(self.path)}?mode={mode}"
-        self._fetch_chunk = fetch_chunk
+        self._function_allowed = function_allowed
+        self._hard_heap_limit = hard_heap_limit
         self._progress_interval = progress_interval
 
     def connect(self) -> sqlite3.Connection:
@@ -121,6 +153,38 @@ class SQLiteWarehouse(ThreadedWarehouse):
         if self.read_only:
             conn.execute("PRAGMA query_only = ON")  # defense in depth (mode=ro already)
         return conn
+
+    def query_connection(self) -> sqlite3.Connection:
+        """A new connection for running one query: bounded and behind the authorizer (call
+        from a worker thread; the caller closes it)."""
+        conn = self.connect()
+        try:
+            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            conn.execute("PRAGMA temp_store = FILE")
+            if self._hard_heap_limit > 0:
+                conn.execute(f"PRAGMA hard_heap_limit = {int(self._hard_heap_limit)}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise WarehouseError("warehouse_unavailable", f"cannot apply the engine limits to {self.name}: {exc}") from None
+        conn.set_authorizer(self._authorize)
+        return conn
+
+    def _authorize(self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+        """SQLite's authorizer callback: reading only (see the module docstring)."""
+        if action in _ALLOWED_ACTIONS:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION:  # arg2 is the function's name
+            name = (arg2 or "").lower()
+            if name in WRAPPER_FUNCTIONS:
+                return sqlite3.SQLITE_OK
+            if name in NEVER_FUNCTIONS or (self._function_allowed is not None and not self._function_allowed(name)):
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_PRAGMA and arg2 is None and (arg1 or "").lower() in READ_PRAGMAS:
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
 
     # -- schema
 
@@ -206,48 +270,46 @@ class SQLiteWarehouse(ThreadedWarehouse):
         *,
         timeout: float,
         row_cap: int,
+        max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        max_value_chars: int = DEFAULT_MAX_VALUE_CHARS,
         on_progress: ProgressCallback | None = None,
     ) -> QueryResult:
         started = time.perf_counter()
         schema = self._schema  # only the cached one: never introspect from a worker
+        budget = ResultBudget(ResultLimits(row_cap=row_cap, max_bytes=max_bytes, max_value_chars=max_value_chars))
 
         def work(job: QueryJob) -> QueryResult:
-            conn = self.connect()
+            conn = self.query_connection()
+            sample: list[Sequence[Any]] = []  # first rows as fetched: bytes must still look like bytes
+
+            def fetchmany(size: int) -> list[Any]:
+                chunk = cur.fetchmany(size)
+                if len(sample) < KIND_SAMPLE_ROWS:
+                    sample.extend(chunk[: KIND_SAMPLE_ROWS - len(sample)])
+                return chunk
+
             try:
                 # Returning non-zero from the handler aborts the running statement.
                 conn.set_progress_handler(lambda: 1 if job.interrupted else 0, PROGRESS_STEPS)
                 job.attach(conn.interrupt)
-                cur = conn.execute(sql)
-                description = cur.description or []
-                job.stage = "fetching"
-                rows: list[list[Any]] = []
-                sample: list[tuple] = []  # raw values: bytes must still look like bytes
-                while len(rows) <= row_cap:
-                    job.check()
-                    chunk = cur.fetchmany(min(self._fetch_chunk, row_cap + 1 - len(rows)))
-                    if not chunk:
-                        break
-                    if len(sample) < KIND_SAMPLE_ROWS:
-                        sample.extend(chunk[: KIND_SAMPLE_ROWS - len(sample)])
-                    rows.extend(to_json_row(r) for r in chunk)
-                    job.rows_processed = len(rows)
+                # Results carry no types: learn the column count (and names) without running
+                # the query, then let the engine cut each value by its run-time type.
+                body = strip_statement(sql)
+                probe = conn.execute(f"SELECT * FROM (\n{body}\n) LIMIT 0")
+                columns = _original_names([d[0] for d in probe.description or []])
+                probe.close()
+                bounded = bounded_select(body, ["any"] * len(columns), columns, dialect="sqlite", max_chars=max_value_chars)
+                cur = conn.execute(bounded or body)
+                fetch_bounded(fetchmany, budget, job)
             except sqlite3.Error as exc:
                 if job.interrupted:
                     raise QueryInterrupted() from None
-                raise WarehouseError("query_failed", str(exc)) from None
+                raise WarehouseError("query_failed", _engine_message(exc)) from None
             finally:
                 job.detach()
                 conn.close()
-            columns = [d[0] for d in description]
-            rows = rows[:row_cap]
-            return QueryResult(
-                columns=columns,
-                column_kinds=[_result_kind(sample, i, name, schema) for i, name in enumerate(columns)],
-                rows=rows,
-                row_count=len(rows),
-                truncated=job.rows_processed > row_cap,
-                elapsed_ms=(time.perf_counter() - started) * 1000,
-            )
+            kinds = [_result_kind(sample, i, name, schema) for i, name in enumerate(columns)]
+            return budget.result(columns, kinds, (time.perf_counter() - started) * 1000)
 
         return await run_blocking(
             self._executor, work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval
@@ -258,6 +320,24 @@ class SQLiteWarehouse(ThreadedWarehouse):
         if self._anchor is not None:
             self._anchor.close()
             self._anchor = None
+
+
+def _original_names(names: list[str]) -> list[str]:
+    # A subquery renames repeated column names "id", "id:1", ...: give them back their name.
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        base = re.sub(r":\d+$", "", name)
+        out.append(base if base != name and base in seen else name)
+        seen.add(base)
+    return out
+
+
+def _engine_message(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "not authorized" in text:
+        return f"refused by the engine ({text}): queries may only read"
+    return text
 
 
 def _result_kind(sample: list[tuple], index: int, name: str, schema: Schema | None) -> ColumnKind:

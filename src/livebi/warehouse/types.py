@@ -136,6 +136,11 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def sql_literal(text: str) -> str:
+    """Single-quote a string literal (valid in DuckDB, SQLite and PostgreSQL)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def distinct_values_sql(schema: Schema, table: str, column: str, limit: int) -> str:
     """SQL for the ``limit`` most frequent non-null values of ``table.column``, as text.
 
