@@ -63,6 +63,9 @@ def build_server(settings: Settings, *, log_level: str = "info") -> Server:
         ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=max(5, int(settings.shutdown_drain_s) + 3),
         lifespan="on",
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1 by default; the client address is
+        # decided by the trusted_proxies setting alone (livebi.transports.client_address).
+        proxy_headers=False,
     )
     server = Server(config)
     redact_token_logs()
