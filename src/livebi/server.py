@@ -19,11 +19,12 @@ from .app import create_app
 from .config import Settings
 
 
-_TOKEN = re.compile(r"(token=)[^&\s\"']+")
+_TOKEN = re.compile(r"((?:token|ticket)=)[^&\s\"']+")
 
 
 class RedactTokens(logging.Filter):
-    """Masks ``?token=`` in uvicorn's access and connection logs (tokens are credentials)."""
+    """Masks ``?token=`` (refused, but clients may still send one) and ``?ticket=`` in uvicorn's
+    access and connection logs: both are credentials."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:

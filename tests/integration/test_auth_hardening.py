@@ -51,7 +51,7 @@ async def wait_closed(ws, timeout: float = 10.0) -> tuple[int | None, str]:
 
 async def test_bad_logins_from_one_address_get_429_with_retry_after(server_settings) -> None:
     server_settings.login_burst_per_address = 3
-    server_settings.login_rate_per_address_per_min = 6
+    server_settings.login_rate_per_address_per_min = 0.1  # no refill within the test, however slow the machine
     async with run_server(server_settings) as server:
         async with httpx.AsyncClient(base_url=server.base_url) as http:
             codes = [(await login(http, "alice", "wrong")).status_code for _ in range(3)]
@@ -69,6 +69,7 @@ async def test_bad_logins_from_one_address_get_429_with_retry_after(server_setti
 async def test_failed_logins_for_one_username_are_limited_across_addresses(server_settings) -> None:
     server_settings.trusted_proxies = ["127.0.0.1/32"]
     server_settings.login_failures_per_username = 2
+    server_settings.login_failures_per_username_per_min = 0.1
     async with run_server(server_settings) as server:
         async with httpx.AsyncClient(base_url=server.base_url) as http:
             for i in range(2):
@@ -83,6 +84,7 @@ async def test_failed_logins_for_one_username_are_limited_across_addresses(serve
 
 async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(server_settings) -> None:
     server_settings.login_burst_per_address = 2
+    server_settings.login_rate_per_address_per_min = 0.1
     async with run_server(server_settings) as server:
         async with httpx.AsyncClient(base_url=server.base_url) as http:
             codes = [
