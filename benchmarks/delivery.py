@@ -122,21 +122,26 @@ def serve_main(cfg: dict[str, Any]) -> None:
 
     connection_module.Connection.close = timed_close  # type: ignore[method-assign]
 
-    # Time token authentication (signature + user lookup in the metadata store) per connection.
+    # Time authentication per connection (signature + user lookup in the metadata store): a
+    # ticket in the URL (browsers, LiveClient) or a token in a first auth op.
+    from livebi import auth as auth_module
     from livebi import session as session_module
 
     auths: list[float] = []
-    original_authenticate = session_module.Session.authenticate
 
-    async def timed_authenticate(self: Any, token: str) -> Any:
-        t = time.perf_counter()
-        try:
-            return await original_authenticate(self, token)
-        finally:
-            auths.append(time.perf_counter() - t)
-            del auths[:-5000]
+    def timed(original: Any) -> Any:
+        async def wrapper(self: Any, credential: str) -> Any:
+            t = time.perf_counter()
+            try:
+                return await original(self, credential)
+            finally:
+                auths.append(time.perf_counter() - t)
+                del auths[:-5000]
 
-    session_module.Session.authenticate = timed_authenticate  # type: ignore[method-assign]
+        return wrapper
+
+    session_module.Session.authenticate = timed(session_module.Session.authenticate)  # type: ignore[method-assign]
+    auth_module.Authenticator.redeem_ticket = timed(auth_module.Authenticator.redeem_ticket)  # type: ignore[method-assign]
 
     settings = Settings(
         host="127.0.0.1",
@@ -929,18 +934,24 @@ class Bench:
 
     # Scenarios ------------------------------------------------------------------------------
 
+    async def ticket(self) -> str:
+        """A single-use connection ticket (tokens are refused in URLs)."""
+        r = await self.http.post("/api/ticket", headers={"Authorization": f"Bearer {self.token}"})
+        r.raise_for_status()
+        return r.json()["ticket"]
+
     async def scenario_connect(self) -> None:
         import websockets
 
         a = self.args
-        url = f"ws://127.0.0.1:{self.port}/ws?token={self.token}"
         kw: dict[str, Any] = {"max_size": None}
         if a.no_deflate:
             kw["compression"] = None
 
         async def one(keep: list | None) -> float:
+            # As browsers and LiveClient do: a fresh single-use ticket, then the socket.
             t = time.perf_counter()
-            ws = await websockets.connect(url, **kw)
+            ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/ws?ticket={await self.ticket()}", **kw)
             await ws.send('{"id":1,"op":"ping"}')
             reply = json.loads(await ws.recv())
             elapsed = time.perf_counter() - t
@@ -989,7 +1000,7 @@ class Bench:
         base = await self.run(base_name, **kw)
         before = await self.metric("livebi_slow_consumers_total") or 0.0
 
-        slow = await asyncio.to_thread(RawWebSocket, self.port, "/ws?token=" + self.token)
+        slow = await asyncio.to_thread(RawWebSocket, self.port, "/ws?ticket=" + await self.ticket())
         await asyncio.to_thread(slow.send_text, json.dumps({"id": 1, "op": "subscribe", "channel": CHANNEL}))
         if bulk_channel:
             await asyncio.to_thread(slow.send_text, json.dumps({"id": 2, "op": "subscribe", "channel": bulk_channel}))
@@ -1175,7 +1186,7 @@ class Bench:
 
         c = R["connect"]
         if c:
-            print("\n1. Connection establishment: WebSocket connect + token auth (?token=) -> first ping reply, ms")
+            print("\n1. Connection establishment: POST /api/ticket + WebSocket connect with ?ticket= -> first ping reply, ms")
             print(f"   sequential x{c['seq_n']:<4} p50 {ms(c['seq_p50'])}  p95 {ms(c['seq_p95'])}  max {ms(c['seq_max'])}")
             for b in c["bursts"]:
                 print(f"   burst      x{b['n']:<4} p50 {ms(b['p50'])}  p95 {ms(b['p95'])}  max {ms(b['max'])}   "

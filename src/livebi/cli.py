@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Awaitable, Callable, List, Optional, TypeVar
 
 import typer
 
@@ -20,6 +20,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(docs_app, name="docs")
 
 DEMO_USERS = (("demo", "demo"), ("alice", "alice"), ("bob", "bob"))
+T = TypeVar("T")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -47,7 +48,8 @@ def _run_server(settings: Settings, log_level: str) -> None:
     build_server(settings, log_level=log_level).run()
 
 
-async def _ensure_users(settings: Settings, users: tuple[tuple[str, str], ...]) -> None:
+async def ensure_users(settings: Settings, users: tuple[tuple[str, str], ...]) -> None:
+    """Create the users that are missing in ``settings``' store."""
     from .auth import hash_password
     from .store import MetadataStore
 
@@ -58,6 +60,38 @@ async def _ensure_users(settings: Settings, users: tuple[tuple[str, str], ...]) 
                 await store.add_user(name, hash_password(password))
     finally:
         await store.close()
+
+
+async def demo_logins_in(store_url: str, users: tuple[tuple[str, str], ...]) -> list[str]:
+    """Names of ``users`` whose password in the store is still the demo's (e.g. demo/demo)."""
+    from .auth import verify_password
+    from .store import MetadataStore
+
+    store = await MetadataStore.open(store_url)
+    try:
+        found = []
+        for name, password in users:
+            row = await store.get_user(username=name)
+            if row is not None and await asyncio.to_thread(verify_password, row["password_hash"], password):
+                found.append(name)
+        return found
+    finally:
+        await store.close()
+
+
+def demo_settings(
+    *, data_dir: Path | None, port: int, host: str, store: str | None, rows: int, warehouse_path: Path
+) -> Settings:
+    """The demo server's settings: its own store and secret key under data_dir/demo, never the
+    default store ``livebi serve`` uses (so demo/demo can never log in to a real server)."""
+    base = _settings(data_dir=data_dir)
+    demo_dir = base.data_dir / "demo"
+    return _settings(
+        port=port, host=host, data_dir=base.data_dir, demo_rows=rows,
+        store_url=store or f"sqlite:///{demo_dir / 'livebi.db'}",
+        secret_key=_settings(data_dir=demo_dir).resolved_secret_key(),
+        warehouses={"demo": f"duckdb:///{warehouse_path}"}, today=_demo_today(),
+    )
 
 
 def _demo_today() -> Any:
@@ -72,7 +106,7 @@ def _demo_today() -> Any:
 def _ensure_demo_data(settings: Settings, rows: int) -> Path:
     from .demo.generate import ensure_demo
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     typer.echo(f"Preparing the demo warehouse in {settings.data_dir} ({rows:,} order rows)…", err=True)
     return ensure_demo(settings.data_dir, rows)
 
@@ -86,14 +120,11 @@ def demo(
     data_dir: Optional[Path] = typer.Option(None, help="Where the demo warehouse and store live (default ~/.livebi)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Generate the demo warehouse if missing and serve it with demo logins."""
-    settings = _settings(port=port, host=host, store_url=store, data_dir=data_dir, demo_rows=rows)
-    path = _ensure_demo_data(settings, rows)
-    settings = _settings(
-        port=port, host=host, store_url=store, data_dir=data_dir, demo_rows=rows,
-        warehouses={"demo": f"duckdb:///{path}"}, today=_demo_today(),
-    )
-    asyncio.run(_ensure_users(settings, DEMO_USERS))
+    """Generate the demo warehouse if missing and serve it with demo logins (in a store of
+    its own, data_dir/demo/livebi.db, that `livebi serve` never uses)."""
+    path = _ensure_demo_data(_settings(data_dir=data_dir), rows)
+    settings = demo_settings(data_dir=data_dir, port=port, host=host, store=store, rows=rows, warehouse_path=path)
+    asyncio.run(ensure_users(settings, DEMO_USERS))
     typer.echo(f"\n  livebi demo: http://{host}:{port}/")
     typer.echo("  logins: " + ", ".join(f"{u} / {p}" for u, p in DEMO_USERS))
     typer.echo(f"  the demo data ends {settings.today}; relative periods count from there (LIVEBI_TODAY overrides)\n")
@@ -115,6 +146,17 @@ def serve(
         settings = _settings(
             warehouses=_parse_warehouses(warehouse), store_url=store, host=host, port=port, today=_demo_today()
         )
+    found = asyncio.run(demo_logins_in(settings.resolved_store_url(), DEMO_USERS))
+    if found:
+        # An earlier `livebi demo` put these users into this store: refuse to serve publicly
+        # known passwords.
+        typer.echo(
+            f"error: the store {settings.resolved_store_url()} has demo logins ({', '.join(found)}) with their "
+            "demo passwords, left by an earlier `livebi demo`. Remove them (`livebi user remove NAME`) or "
+            "change their passwords (`livebi user passwd NAME`) first.",
+            err=True,
+        )
+        raise typer.Exit(2)
     typer.echo(f"livebi serving http://{settings.host}:{settings.port}/", err=True)
     _run_server(settings, log_level)
 
@@ -222,60 +264,68 @@ def _table(columns: list[str], rows: list[list[Any]]) -> str:
 # Users ---------------------------------------------------------------------------------------
 
 
+def _on_store(store: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``action(store)`` on the metadata store at ``store`` (default: the settings')."""
+    from .store import MetadataStore
+
+    async def run() -> T:
+        s = await MetadataStore.open(_settings(store_url=store).resolved_store_url())
+        try:
+            return await action(s)
+        finally:
+            await s.close()
+
+    return asyncio.run(run())
+
+
 @user_app.command("add")
 def user_add(
     name: str,
     password: str = typer.Option(..., prompt=True, hide_input=True, help="The user's password."),
     store: Optional[str] = typer.Option(None, help="Metadata store URL."),
 ) -> None:
-    """Create a user (or reset an existing user's password)."""
+    """Create a user (or reset an existing user's password, revoking their tokens)."""
     from .auth import hash_password
-    from .store import MetadataStore, UserExists
+    from .store import UserExists
 
-    async def run() -> str:
-        s = await MetadataStore.open(_settings(store_url=store).resolved_store_url())
+    async def add(s: Any) -> str:
         try:
-            try:
-                await s.add_user(name, hash_password(password))
-                return "created"
-            except UserExists:
-                await s.set_password(name, hash_password(password))
-                return "password updated"
-        finally:
-            await s.close()
+            await s.add_user(name, hash_password(password))
+            return "created"
+        except UserExists:
+            await s.set_password(name, hash_password(password))
+            return "password updated, tokens revoked"
 
-    typer.echo(f"user {name}: {asyncio.run(run())}")
+    typer.echo(f"user {name}: {_on_store(store, add)}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True, help="The new password."),
+    store: Optional[str] = typer.Option(None, help="Metadata store URL."),
+) -> None:
+    """Change a user's password and revoke every token of the user (running servers refuse
+    them within user_cache_s and close their connections on the next op)."""
+    from .auth import hash_password
+
+    if not _on_store(store, lambda s: s.set_password(name, hash_password(password))):
+        typer.echo(f"no user {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"user {name}: password changed, tokens revoked")
 
 
 @user_app.command("list")
 def user_list(store: Optional[str] = typer.Option(None, help="Metadata store URL.")) -> None:
     """List users."""
-    from .store import MetadataStore
-
-    async def run() -> list[dict[str, Any]]:
-        s = await MetadataStore.open(_settings(store_url=store).resolved_store_url())
-        try:
-            return await s.list_users()
-        finally:
-            await s.close()
-
-    for row in asyncio.run(run()):
+    for row in _on_store(store, lambda s: s.list_users()):
         typer.echo(f"{row['username']}\t{row['id']}\t{row['created_at']}")
 
 
 @user_app.command("remove")
 def user_remove(name: str, store: Optional[str] = typer.Option(None, help="Metadata store URL.")) -> None:
     """Remove a user (running servers refuse their tokens within user_cache_s)."""
-    from .store import MetadataStore
-
-    async def run() -> bool:
-        s = await MetadataStore.open(_settings(store_url=store).resolved_store_url())
-        try:
-            return await s.remove_user(name)
-        finally:
-            await s.close()
-
-    if not asyncio.run(run()):
+    if not _on_store(store, lambda s: s.remove_user(name)):
         typer.echo(f"no user {name!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"user {name}: removed")

@@ -7,6 +7,10 @@
     result = await query.result()
     await client.close()
 
+The token never travels in a URL: each WebSocket (re)connect fetches a single-use ticket
+(``POST /api/ticket``) for ``/ws?ticket=``; the SSE stream and its POSTs send the token in an
+``Authorization: Bearer`` header.
+
 The client keeps one connection: a WebSocket, or the SSE + POST fallback when WebSockets fail
 (after ``ws_failures_before_fallback`` failed attempts, or at once when the server says they
 are off), and probes the WebSocket again every ``ws_probe_interval`` seconds. When the
@@ -323,8 +327,19 @@ class LiveClient:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(self.backoff_max, delay * 2)
 
+    async def _ws_url(self) -> str:
+        """The WebSocket URL with a fresh single-use ticket: the long-lived token never goes in
+        a URL (proxies and access logs keep URLs), and a socket authenticated at the upgrade
+        never waits in the server's small budget of unauthenticated connections."""
+        r = await self._http.post("/api/ticket", headers=self._auth(), timeout=self.connect_timeout)
+        if r.status_code == 401:
+            raise LiveError("unauthenticated", r.json().get("detail", r.text))
+        if r.status_code != 200:
+            raise LiveError("unavailable", f"POST /api/ticket answered {r.status_code}")
+        return self.base_url.replace("http", "ws", 1) + "/ws?ticket=" + r.json()["ticket"]
+
     async def _run_ws(self) -> None:
-        url = self.base_url.replace("http", "ws", 1) + "/ws?token=" + self.token
+        url = await self._ws_url()
         try:
             ws = await asyncio.wait_for(websockets.connect(url, max_size=None, open_timeout=self.connect_timeout), self.connect_timeout)
         except websockets.InvalidStatus:
@@ -338,7 +353,7 @@ class LiveClient:
         reader = asyncio.create_task(self._read_ws(ws))
         try:
             # The socket is open; the session is usable only once the server answers an op
-            # (it may still refuse the token, or the WebSocket transport may be off).
+            # (it may still refuse the ticket, or the WebSocket transport may be off).
             self.active_transport = "ws"
             try:
                 await self._send_op("ping")
@@ -433,9 +448,8 @@ class LiveClient:
 
     async def _ws_reachable(self) -> bool:
         """Probe: can a WebSocket be opened now? (used to leave the SSE fallback)."""
-        url = self.base_url.replace("http", "ws", 1) + "/ws?token=" + self.token
         try:
-            async with websockets.connect(url, open_timeout=self.connect_timeout) as ws:
+            async with websockets.connect(await self._ws_url(), open_timeout=self.connect_timeout) as ws:
                 await ws.send(json.dumps({"id": 0, "op": "ping"}))
                 reply = json.loads(await asyncio.wait_for(ws.recv(), self.connect_timeout))
                 return bool(reply.get("ok"))

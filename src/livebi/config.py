@@ -60,7 +60,11 @@ class Settings(BaseSettings):
     )
     token_ttl_s: int = Field(12 * 3600, description="Lifetime of a login token in seconds.")
     auth_timeout_s: float = Field(
-        10.0, description="Seconds a WebSocket may stay open without authenticating."
+        5.0,
+        description=(
+            "Seconds a WebSocket may stay open without authenticating (ticket in the URL or a "
+            "first auth op); then it is closed with 4001."
+        ),
     )
     # Security: exposure (operator endpoints, per-warehouse access; see SECURITY.md)
     metrics_access: Literal["loopback", "token", "public"] = Field(
@@ -99,6 +103,54 @@ class Settings(BaseSettings):
         if self.metrics_access == "token" and len(self.metrics_token) < 16:
             raise ValueError("metrics_access=token needs a metrics_token of at least 16 characters")
         return self
+
+    # Authentication edges: login limits, unauthenticated sockets, tickets, proxies.
+    login_rate_per_address_per_min: float = Field(
+        30.0, description="Login attempts per minute one client address may make (token bucket); more get HTTP 429 with Retry-After."
+    )
+    login_burst_per_address: int = Field(20, description="Login attempts one client address may make in a burst above the rate.")
+    login_failures_per_username_per_min: float = Field(
+        6.0, description="Failed logins per minute allowed for one username from all addresses together; more get HTTP 429."
+    )
+    login_failures_per_username: int = Field(
+        10, description="Failed logins for one username allowed in a burst above login_failures_per_username_per_min."
+    )
+    login_hash_workers: int = Field(
+        2, description="Password verifications (argon2, ~0.2 s of CPU each) run at once; one per client address and per username at most."
+    )
+    login_queue_max: int = Field(
+        8, description="Logins that may wait for a verification slot; more are refused at once with HTTP 429 instead of queueing."
+    )
+    max_unauthenticated_per_address: int = Field(
+        16,
+        description=(
+            "WebSockets one client address may hold open before authenticating; more are closed "
+            "at once with 4029. They never count against max_connections."
+        ),
+    )
+    max_unauthenticated: int = Field(
+        1000, description="WebSockets waiting to authenticate, from all addresses together; more are closed with 1013."
+    )
+    ticket_ttl_s: float = Field(
+        30.0, description="Lifetime of a connection ticket (POST /api/ticket), good for one /ws or /sse connection."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the "
+            "client, e.g. '[\"10.0.0.0/8\"]' (JSON in the environment). Empty: the client is "
+            "the socket peer and X-Forwarded-For is ignored."
+        ),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
 
     # Limits
     query_timeout_s: float = Field(30.0, description="Seconds a warehouse query may run before it is stopped.")
@@ -298,13 +350,17 @@ class Settings(BaseSettings):
             return self.secret_key
         import secrets
 
+        import os
+
         path = self.data_dir / "secret.key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
-        path.write_text(key)
-        path.chmod(0o600)
+        # Created 0600 from the start: no moment at which another user could read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
         return key
 
 

@@ -60,7 +60,7 @@ ERROR_HELP: dict[str, str] = {
     "too_large": "The frame is larger than max_message_bytes; nothing in it was applied.",
     "unknown_op": "The op field names no operation.",
     "invalid_op": "Fields are missing or of the wrong type; `details` lists them.",
-    "unauthenticated": "The connection has not authenticated (or the token is invalid/expired).",
+    "unauthenticated": "The connection has not authenticated, or its token or ticket is invalid, expired, used or revoked (the message says which).",
     "forbidden": "The user may not do this (e.g. subscribe to another user's query).",
     "unknown_channel": "The channel name is not of a known form (query:, dashboard:, user:, system).",
     "not_found": "The query, warehouse or object does not exist.",
@@ -98,6 +98,7 @@ class CloseCode(enum.IntEnum):
     feature_disabled = 4003  # the WebSocket transport is switched off (HTTP-only mode)
     slow_consumer = 4008  # the outgoing queue overflowed: reconnect and recover from history
     too_many_connections = 4009  # the user has max_connections_per_user connections open
+    too_many_unauthenticated = 4029  # the address has max_unauthenticated_per_address sockets waiting to authenticate
 
 
 CLOSE_HELP: dict[int, str] = {
@@ -106,10 +107,11 @@ CLOSE_HELP: dict[int, str] = {
     1009: "A frame exceeded the transport's hard size limit.",
     1012: "The server is restarting: reconnect with backoff and resubscribe with `since`.",
     1013: "The server is at max_connections: reconnect later with backoff.",
-    4001: "Unauthenticated: the token was missing, invalid or expired, or auth did not come in time.",
+    4001: "Unauthenticated: the token or ticket was missing, invalid, expired, used or revoked (the reason says which), a token was put in the URL (use a ticket), or auth did not come in time.",
     4003: "The WebSocket transport is switched off (HTTP-only mode): use the SSE fallback.",
     4008: "Slow consumer: the connection's outgoing queue overflowed; reconnect and recover.",
     4009: "Too many connections for this user (max_connections_per_user).",
+    4029: "Too many connections from this address are waiting to authenticate (max_unauthenticated_per_address): authenticate the open ones (ticket in the URL or a first auth op) or close them.",
 }
 
 

@@ -19,11 +19,12 @@ from .app import create_app
 from .config import Settings
 
 
-_TOKEN = re.compile(r"(token=)[^&\s\"']+")
+_TOKEN = re.compile(r"((?:token|ticket)=)[^&\s\"']+")
 
 
 class RedactTokens(logging.Filter):
-    """Masks ``?token=`` in uvicorn's access and connection logs (tokens are credentials)."""
+    """Masks ``?token=`` (refused, but clients may still send one) and ``?ticket=`` in uvicorn's
+    access and connection logs: both are credentials."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
@@ -63,6 +64,9 @@ def build_server(settings: Settings, *, log_level: str = "info") -> Server:
         ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=max(5, int(settings.shutdown_drain_s) + 3),
         lifespan="on",
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1 by default; the client address is
+        # decided by the trusted_proxies setting alone (livebi.transports.client_address).
+        proxy_headers=False,
     )
     server = Server(config)
     redact_token_logs()

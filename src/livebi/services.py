@@ -12,7 +12,7 @@ from .protocol import CloseCode, dumps
 from .realtime.connection import Connection
 from .agents.data import DataAgent
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
-from .auth import Authenticator, TokenSigner, User
+from .auth import Authenticator, User, build_authenticator
 from .config import Settings
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
@@ -78,6 +78,8 @@ class Services:
             self.hub,
             max_connections=settings.max_connections,
             max_per_user=settings.max_connections_per_user,
+            max_unauthenticated_per_address=settings.max_unauthenticated_per_address,
+            max_unauthenticated=settings.max_unauthenticated,
             on_frame_queued=self.metrics.frames_queued.inc,
         )
         self.shutting_down = False
@@ -97,9 +99,7 @@ class Services:
         self.store = await MetadataStore.open(
             s.resolved_store_url(), queries_per_user=s.stored_queries_per_user, max_sql_chars=s.max_stored_sql_chars
         )
-        self.auth = Authenticator(
-            self.store, TokenSigner(s.resolved_secret_key(), ttl_s=s.token_ttl_s), user_cache_s=s.user_cache_s
-        )
+        self.auth = build_authenticator(s, self.store)
         self.warehouses = {name: open_warehouse(name, url, **warehouse_options(s, name)) for name, url in s.resolved_warehouses().items()}
         for warehouse in self.warehouses.values():
             await warehouse.check_access()  # a PostgreSQL role that can write stops startup

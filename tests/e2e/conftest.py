@@ -55,14 +55,15 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def _demo(data_dir: Path, env: dict[str, str] | None = None):
+def _demo(data_dir: Path, env: dict[str, str] | None = None, *, port: int | None = None, started=None):
     """`livebi demo` on a free port with a small generated warehouse; yields its base URL.
 
     ``env`` adds LIVEBI_* settings (the server's Settings read them), e.g. HTTP-only mode.
+    ``port`` reuses a port (a restarted server); ``started(proc)`` gets the server process.
     """
-    port = _free_port()
+    port = port or _free_port()
     log_path = data_dir / "server.log"
-    log = open(log_path, "wb")
+    log = open(log_path, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "livebi.cli", "demo", "--port", str(port), "--rows", "20000",
          "--data-dir", str(data_dir), "--log-level", "warning"],
@@ -70,6 +71,8 @@ def _demo(data_dir: Path, env: dict[str, str] | None = None):
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
+    if started is not None:
+        started(proc)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     try:

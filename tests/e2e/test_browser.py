@@ -124,6 +124,20 @@ def test_run_edited_sql_and_logout(page):
     second.locator("[data-testid=view-tab][data-view=table]").click()
     expect(second.get_by_test_id("result-table").locator("tbody td").first).to_have_text("1")
 
+    token = page.evaluate("sessionStorage.getItem('livebi.token')")
     _tid(page, "logout").click()
     expect(_tid(page, "login-username")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('livebi.token')") is None
+    # Logging out revoked the token on the server too: a copy of it is worthless now.
+    status = page.evaluate(
+        """async (token) => {
+          for (let i = 0; i < 50; i++) {
+            const r = await fetch("/api/me", {headers: {Authorization: `Bearer ${token}`}});
+            if (r.status === 401) return 401;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          return 200;
+        }""",
+        token,
+    )
+    assert status == 401

@@ -118,10 +118,13 @@ SETUP_CLIENT = """async ({probeMs}) => {
                                            body: JSON.stringify({username: "demo", password: "demo"})});
   const {token, user} = await login.json();
   const log = window.__log = {degradation: [], pubs: [], recovery: [], created: []};
-  const sse = {url: () => `/sse?token=${encodeURIComponent(token)}`,
+  // Tokens stay out of URLs: every connection gets a fresh single-use ticket.
+  const ticket = async () => encodeURIComponent((await (await fetch("/api/ticket",
+    {method: "POST", headers: {Authorization: `Bearer ${token}`}})).json()).ticket);
+  const sse = {url: async (last) => `/sse?ticket=${await ticket()}` + (last ? `&last_event_id=${encodeURIComponent(last)}` : ""),
                opsUrl: (conn) => `/sse/ops?conn=${encodeURIComponent(conn)}`, token: () => token};
   const client = window.__client = new m.LiveClient({
-    url: () => `ws://${location.host}/ws?token=${encodeURIComponent(token)}`,
+    url: async () => `ws://${location.host}/ws?ticket=${await ticket()}`,
     sse, fallback: true, wsProbeIntervalMs: probeMs, backoffInitialMs: 100,
     config: async () => (await fetch("/api/config")).json(),
     transportFactory: (kind, url) => {
@@ -205,7 +208,7 @@ SSE_EDGE_CASES = """async () => {
     constructor(url) { this.url = url; this.readyState = 0; sources.push(this); }
     close() { this.readyState = 2; }
     emit(obj, id = "") { this.readyState = 1; this.onmessage({data: JSON.stringify(obj), lastEventId: id}); }
-    drop() { this.readyState = 0; this.onerror({}); }  // the browser resumes by itself
+    drop() { this.readyState = 0; this.onerror({}); }  // the browser would resume with the same URL
   }
   FakeEventSource.CLOSED = 2;
   const posts = [];
@@ -224,12 +227,14 @@ SSE_EDGE_CASES = """async () => {
     return {ok: status === 200, status, text: async () => JSON.stringify(reply)};
   };
   const events = {status: [], degradation: [], unauthenticated: 0, pubs: [], recovery: []};
+  let n = 0;  // each stream gets a fresh URL (a new ticket), a resumed one the last event id
+  const url = async (last) => `/sse?ticket=t${++n}` + (last ? `&last_event_id=${last}` : "");
   const client = new m.LiveClient({
     url: "ws://unused", fallback: true, backoffInitialMs: 10, backoffMaxMs: 20,
     config: async () => ({websocket: false}),
     transportFactory: (kind) => {
       if (kind !== "sse") throw new Error("no WebSocket on an HTTP-only server");
-      return new m.SSETransport({url: "/sse?token=t", opsUrl: (c) => `/sse/ops?conn=${c}`, token: "t",
+      return new m.SSETransport({url, opsUrl: (c) => `/sse/ops?conn=${c}`, token: "t",
                                  EventSourceImpl: FakeEventSource, fetchImpl});
     },
   });
@@ -271,14 +276,18 @@ SSE_EDGE_CASES = """async () => {
   sources[2].emit({type: "open", conn_id: "c3", user: {id: "u"}, resumed: []});
   const pong = await ping;
 
-  // The network drops the stream; the browser resumes it with Last-Event-ID, ops wait meanwhile.
+  // The network drops the stream. Its ticket is spent: the transport closes the EventSource and
+  // resumes on a new one with a fresh ticket and the last event id; ops wait meanwhile.
+  sources[2].emit({channel: "dashboard:1", epoch: "e1", seq: 5, type: "edit", data: {}}, "pos-5");
   sources[2].drop();
+  const droppedClosed = sources[2].readyState === 2;
   const postsBefore = posts.length;
   const waiting = client.request("ping");
+  await until("a resumed stream", () => sources.length === 4);
   await new Promise((r) => setTimeout(r, 50));
   const postedWhilePaused = posts.length - postsBefore;
-  sources[2].emit({type: "open", conn_id: "c3b", user: {id: "u"},
-                   resumed: [{channel: "dashboard:1", epoch: "e1", seq: 4, recovered: true}]});
+  sources[3].emit({type: "open", conn_id: "c3b", user: {id: "u"},
+                   resumed: [{channel: "dashboard:1", epoch: "e1", seq: 5, recovered: true}]});
   await waiting;
 
   // A 401 on an op: back to the login.
@@ -286,8 +295,8 @@ SSE_EDGE_CASES = """async () => {
   let rejected = null;
   try { await client.request("ping"); } catch (err) { rejected = err.code; }
   await until("offline", () => client.state === "offline");
-  return {closedAtOnce, pong, postedWhilePaused, rejected, posts, events,
-          sourcesClosed: sources.map((s) => s.readyState), count: sources.length};
+  return {closedAtOnce, pong, postedWhilePaused, rejected, posts, events, droppedClosed,
+          urls: sources.map((s) => s.url), sourcesClosed: sources.map((s) => s.readyState), count: sources.length};
 }"""
 
 
@@ -296,7 +305,7 @@ def test_sse_transport_edge_cases(open_page, demo_server):
     out = page.evaluate(SSE_EDGE_CASES)
     events = out["events"]
     # Unknown and presence types are delivered (in order, once) and nothing breaks on them.
-    assert events["pubs"] == [[1, "edit"], [2, "presence"], [3, "mystery"], [4, "edit"]], events["pubs"]
+    assert events["pubs"] == [[1, "edit"], [2, "presence"], [3, "mystery"], [4, "edit"], [5, "edit"]], events["pubs"]
     assert out["closedAtOnce"], "a close event must shut the EventSource before the browser resumes it"
     posts = out["posts"]
     # After the forced reconnect the channel is resubscribed over POST from its position.
@@ -304,13 +313,17 @@ def test_sse_transport_edge_cases(open_page, demo_server):
     assert ["dashboard:1", True] in events["recovery"], events["recovery"]
     # The op answered 404 went out again on the new stream and was answered there.
     assert ["c3", "ping", None, None] in posts and out["pong"] == {"pong": True}, posts
-    # While the browser resumed the stream, no op was posted; the resumed channel needed no resubscribe.
+    # A dropped stream is not left to the browser (its ticket is spent): closed at once and
+    # resumed on a new EventSource with a fresh URL carrying the last event id.
+    assert out["droppedClosed"]
+    assert out["urls"] == ["/sse?ticket=t1", "/sse?ticket=t2", "/sse?ticket=t3", "/sse?ticket=t4&last_event_id=pos-5"], out["urls"]
+    # While the stream was resumed, no op was posted; the resumed channel needed no resubscribe.
     assert out["postedWhilePaused"] == 0
     assert not any(c == "c3b" and op == "subscribe" for c, op, _, _ in posts), posts
     assert any(c == "c3b" and op == "ping" for c, op, _, _ in posts), posts
     # 401: the op fails and the client stops (the app goes back to the login).
     assert out["rejected"] == "unauthenticated" and events["unauthenticated"] == 1
-    assert out["count"] == 3 and out["sourcesClosed"] == [2, 2, 2], out
+    assert out["count"] == 4 and out["sourcesClosed"] == [2, 2, 2, 2], out
     # HTTP-only: SSE from the start, reported as such, and not as a degradation.
     assert ["connected", "sse", True] in events["status"], events["status"]
     assert events["degradation"] == []
@@ -357,3 +370,35 @@ def test_unknown_publications_do_not_break_the_ui(open_page, demo_server):
     card = _tid(page, "query-card").first
     expect(card.get_by_test_id("error-box")).to_have_count(0)
     assert not page.console_errors, page.console_errors
+
+
+def test_sse_reconnects_with_a_fresh_ticket_after_the_stream_drops(open_page, tmp_path):
+    """Every stream is opened with its own single-use ticket, never the token. When the stream
+    drops without a close event (the server is killed), the browser's own EventSource retry
+    would reuse a spent ticket: the UI fetches a new one, reconnects once the server is back,
+    and answers again."""
+    from urllib.parse import parse_qs, urlparse
+
+    from playwright.sync_api import expect
+
+    from .conftest import _demo
+
+    env = {"LIVEBI_WEBSOCKET": "false"}
+    procs: list = []
+    with _demo(tmp_path, env, started=procs.append) as base:
+        port = urlparse(base).port
+        page = open_page(base)
+        streams: list[str] = []
+        page.on("request", lambda r: streams.append(r.url) if urlparse(r.url).path == "/sse" else None)
+        _login(page)
+        expect(_tid(page, "transport-badge")).to_have_text("sse")
+        procs[0].kill()  # no close event: the stream just drops
+        procs[0].wait()
+        expect(_tid(page, "connection-status")).not_to_have_attribute("data-state", "connected", timeout=20_000)
+    with _demo(tmp_path, env, port=port):  # same store and secret key: the session is still good
+        expect(_tid(page, "connection-status")).to_have_attribute("data-state", "connected", timeout=60_000)
+        _ask_and_expect_chart(page)
+    queries = [parse_qs(urlparse(url).query) for url in streams]
+    assert all("token" not in q for q in queries), streams
+    tickets = [q["ticket"][0] for q in queries if "ticket" in q]
+    assert len(tickets) >= 2 and len(set(tickets)) == len(tickets), streams

@@ -42,10 +42,17 @@ class LiveServer:
                 self.tokens[username] = r.json()["token"]
         return self.tokens[username]
 
+    async def ticket(self, username: str) -> str:
+        """A fresh single-use ticket for /ws?ticket= or /sse?ticket= (tokens stay out of URLs)."""
+        async with httpx.AsyncClient(base_url=self.base_url) as http:
+            r = await http.post("/api/ticket", headers={"Authorization": f"Bearer {await self.token(username)}"})
+            r.raise_for_status()
+            return r.json()["ticket"]
+
     async def connect(self, username: str | None = "alice", **kw: Any) -> "WSClient":
         url = self.ws_url
         if username:
-            url += "?token=" + await self.token(username)
+            url += "?ticket=" + await self.ticket(username)
         ws = await websockets.connect(url, max_size=None, **kw)
         return WSClient(ws)
 

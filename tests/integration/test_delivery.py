@@ -174,7 +174,7 @@ async def test_restart_clients_come_back_and_are_told_recovery_failed(server_set
 
 async def test_graceful_shutdown_closes_websockets_with_1012(server_settings) -> None:
     async with run_server(server_settings) as server:
-        ws = await websockets.connect(server.ws_url + "?token=" + await server.token("alice"))
+        ws = await websockets.connect(server.ws_url + "?ticket=" + await server.ticket("alice"))
     with pytest.raises(websockets.ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == CloseCode.service_restart
@@ -190,7 +190,7 @@ async def test_slow_consumer_is_cut_off_and_others_get_everything(server_setting
         subs = await asyncio.gather(*(c.subscribe("system") for c in normal))
         # A client that subscribes and then never reads: a raw socket with a tiny receive buffer.
         # (Blocking socket calls run in a thread: the server shares this event loop.)
-        slow = await asyncio.to_thread(RawWebSocket, server_settings.port, "/ws?token=" + token)
+        slow = await asyncio.to_thread(RawWebSocket, server_settings.port, "/ws?ticket=" + await server.ticket("alice"))
         await asyncio.to_thread(slow.send_text, json.dumps({"id": 1, "op": "subscribe", "channel": "system"}))
         await asyncio.sleep(0.2)
         payload = "x" * 20_000
@@ -271,9 +271,8 @@ async def test_connection_limits(server_settings) -> None:
             assert (await c.op("ping"))["ok"]
         a3 = await server.connect("alice")
         assert (await a3.wait_closed())[0] == CloseCode.too_many_connections
-        token = await server.token("alice")
         async with httpx.AsyncClient(base_url=server.base_url) as http:
-            r = await http.get("/sse", params={"token": token})
+            r = await http.get("/sse", params={"ticket": await server.ticket("alice")})
             assert r.status_code == 429
         b1, b2 = await server.connect("bob"), await server.connect("bob")
         for c in (b1, b2):

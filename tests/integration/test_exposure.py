@@ -4,6 +4,8 @@ in-process test covers a peer address the machine may not have."""
 
 from __future__ import annotations
 
+import json
+
 import base64
 import contextlib
 import hashlib
@@ -263,12 +265,11 @@ async def test_warehouse_access_over_http_fallback(two_warehouses: LiveServer):
     server = two_warehouses
     token = await server.token("bob")
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
-        async with http.stream("GET", "/sse", params={"token": token}) as stream:
-            lines = stream.aiter_lines()
-            async for line in lines:
+        async with http.stream("GET", "/sse", params={"ticket": await server.ticket("bob")}) as stream:
+            assert stream.status_code == 200
+            conn_id = None
+            async for line in stream.aiter_lines():
                 if line.startswith("data:"):
-                    import json
-
                     conn_id = json.loads(line[5:])["conn_id"]
                     break
             reply = await http.post(f"/sse/ops?conn={conn_id}", headers={"Authorization": f"Bearer {token}"},

@@ -40,3 +40,35 @@ def test_forged_or_foreign_tokens_are_refused() -> None:
 def test_non_ascii_tokens_are_refused_not_crashing(token) -> None:
     with pytest.raises(AuthError):
         TokenSigner("key", ttl_s=60).verify(token)
+
+
+def test_tokens_carry_the_users_token_version() -> None:
+    signer = TokenSigner("key", ttl_s=60)
+    token = signer.issue(User("u1", "alice", version=3), now=1000)
+    assert signer.verify(token, now=1001).version == 3
+
+
+def test_tokens_of_the_previous_release_have_version_zero() -> None:
+    # {"uid", "usr", "exp"} without "ver", signed as the previous release did.
+    import base64, hashlib, hmac, json
+
+    key = hashlib.sha256(b"key").digest()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    payload = b64(json.dumps({"uid": "u1", "usr": "alice", "exp": 2000}).encode())
+    token = payload + "." + b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    assert TokenSigner("key", ttl_s=60).verify(token, now=1000) == User("u1", "alice", version=0)
+
+
+def test_tickets_and_session_tokens_are_not_interchangeable() -> None:
+    signer = TokenSigner("key", ttl_s=3600)
+    user = User("u1", "alice", version=2)
+    ticket, jti = signer.issue_ticket(user, ttl_s=30, now=1000)
+    assert signer.verify_ticket(ticket, now=1029) == (user, jti)
+    with pytest.raises(AuthError, match="expired"):
+        signer.verify_ticket(ticket, now=1031)
+    with pytest.raises(AuthError, match="not a session token"):
+        signer.verify(ticket, now=1000)
+    with pytest.raises(AuthError, match="not a ticket"):
+        signer.verify_ticket(signer.issue(user, now=1000), now=1000)
+    other, other_jti = signer.issue_ticket(user, ttl_s=30, now=1000)
+    assert other != ticket and other_jti != jti, "every ticket is unique (single use is tracked by id)"

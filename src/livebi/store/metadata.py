@@ -6,13 +6,18 @@ call blocks the event loop. The URL picks the backend:
 - ``sqlite:///path/livebi.db`` - one process; SQLite serializes writers.
 - ``postgresql://user@host/db`` - several processes or nodes share users and history.
 
-Tables are created on :meth:`MetadataStore.open` (``create_all`` is idempotent).
+Tables are created on :meth:`MetadataStore.open` (``create_all`` is idempotent and creates
+tables a newer release added, such as ``livebi_token_versions``, in a store of an older one).
+A SQLite store file is kept private: created (or tightened) to mode 0600, its directory 0700
+when livebi creates it; SQLite gives journal files the database file's mode.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +48,17 @@ users = Table(
     Column("username", String(64), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A user's token version: tokens carry the version they were issued under and older ones are
+# refused. A table of its own (not a column of livebi_users) so that stores of the previous
+# release gain it through create_all, without a migration. No row means version 0.
+token_versions = Table(
+    "livebi_token_versions",
+    metadata,
+    Column("user_id", String(32), ForeignKey("livebi_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 queries = Table(
@@ -79,6 +95,30 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported metadata store URL {url!r}: use sqlite:///path or postgresql://...")
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite store URL (None for other backends and in-memory databases)."""
+    for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :].split("?", 1)[0]
+            return Path(path) if path and path != ":memory:" else None
+    return None
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` with mode 0600 (its directory 0700 if created), or tighten it to 0600.
+
+    Created before SQLite opens it, so the password hashes are never world-readable, not even
+    for a moment; SQLite creates its -journal/-wal files with the same mode.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -110,6 +150,9 @@ class MetadataStore:
     async def open(cls, url: str, **retention: int) -> "MetadataStore":
         """Open (and create the tables of) the store at ``url``; ``retention`` takes the
         keyword options of the constructor."""
+        path = sqlite_path(url)
+        if path is not None:
+            make_private_file(path)
         engine = create_async_engine(async_url(url), pool_pre_ping=url.startswith("postgres"))
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
@@ -130,9 +173,42 @@ class MetadataStore:
         return row
 
     async def set_password(self, username: str, password_hash: str) -> bool:
+        """Change a password and revoke the user's tokens (bumps the token version)."""
         async with self.engine.begin() as conn:
-            res = await conn.execute(update(users).where(users.c.username == username).values(password_hash=password_hash))
-        return res.rowcount > 0
+            user_id = (await conn.execute(select(users.c.id).where(users.c.username == username))).scalar()
+            if user_id is None:
+                return False
+            await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+            await self._bump(conn, user_id)
+        return True
+
+    async def token_version(self, user_id: str) -> int | None:
+        """The user's current token version (0 when never bumped); None if there is no such user."""
+        stmt = (
+            select(users.c.id, token_versions.c.version)
+            .select_from(users.outerjoin(token_versions, token_versions.c.user_id == users.c.id))
+            .where(users.c.id == user_id)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else int(row.version or 0)
+
+    async def bump_token_version(self, user_id: str) -> int:
+        """Revoke every token of a user issued so far; returns the new version."""
+        async with self.engine.begin() as conn:
+            return await self._bump(conn, user_id)
+
+    @staticmethod
+    async def _bump(conn: Any, user_id: str) -> int:
+        # Update first, insert when there was no row; two racing first bumps make one fail on
+        # the primary key, which is a real error the caller sees (rare: a user's first revocation).
+        res = await conn.execute(
+            update(token_versions).where(token_versions.c.user_id == user_id)
+            .values(version=token_versions.c.version + 1, updated_at=_now())
+        )
+        if res.rowcount == 0:
+            await conn.execute(insert(token_versions).values(user_id=user_id, version=1, updated_at=_now()))
+        return (await conn.execute(select(token_versions.c.version).where(token_versions.c.user_id == user_id))).scalar_one()
 
     async def get_user(self, *, username: str | None = None, user_id: str | None = None) -> dict[str, Any] | None:
         cond = users.c.username == username if username is not None else users.c.id == user_id
@@ -147,6 +223,9 @@ class MetadataStore:
 
     async def remove_user(self, username: str) -> bool:
         async with self.engine.begin() as conn:
+            user_id = select(users.c.id).where(users.c.username == username).scalar_subquery()
+            # SQLite does not enforce ON DELETE CASCADE unless asked to: delete explicitly.
+            await conn.execute(delete(token_versions).where(token_versions.c.user_id == user_id))
             res = await conn.execute(delete(users).where(users.c.username == username))
         return res.rowcount > 0
 

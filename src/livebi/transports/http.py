@@ -1,7 +1,21 @@
-"""REST routes: login, the caller's profile, warehouses, example questions, history, health,
-metrics, API docs. Thin adapters over the services; every route except login, health, livez,
-metrics and the API docs needs a bearer token, and those last three answer only the callers
-``metrics_access`` / ``api_docs`` admit (``/health`` answers everyone, without details)."""
+"""REST routes: login, logout, tickets, the caller's profile, warehouses, example questions,
+history, health, livez, metrics, API docs. Thin adapters over the services; every route except
+login, config, health, livez, metrics and the API docs needs a bearer token, and metrics, the
+details of health and the API docs answer only the callers ``metrics_access`` / ``api_docs``
+admit (``/health`` answers everyone, without details).
+
+Auth routes:
+
+- ``POST /api/login`` ``{username, password}`` -> ``{token, user}``; 401 on a wrong password,
+  429 with ``Retry-After`` when the client address or the username is over its login limits
+  or the hashing pool is busy (see :mod:`livebi.auth_limits`).
+- ``POST /api/ticket`` (bearer) -> ``{ticket, expires_in}``: a single-use ticket for
+  ``/ws?ticket=`` or ``/sse?ticket=``, so the long-lived token never travels in a URL.
+- ``POST /api/logout`` and ``POST /api/logout-all`` (bearer): revoke the user's tokens and
+  tickets (revocation is per user: logout ends every session of the user, like logout-all)
+  and close the user's open connections on this process with 4001; other processes refuse
+  the tokens within ``user_cache_s`` and close their connections on the next op.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +29,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from ..auth import AuthError, User
+from ..auth import AuthError, LoginThrottled, User
 from ..permissions import Refusal, operator_refusal
 from ..pipeline import AskFailed
-from ..protocol import ErrorCode, ProtocolError
+from ..protocol import CloseCode, ErrorCode, ProtocolError
 from ..services import Services
+from .client_address import of_connection
 
 router = APIRouter()
 
@@ -48,11 +63,38 @@ class LoginBody(BaseModel):
 
 @router.post("/api/login")
 async def login(body: LoginBody, request: Request) -> dict[str, Any]:
+    services = services_of(request)
+    address = of_connection(request, services.settings.trusted_proxies)
     try:
-        user, token = await services_of(request).auth.login(body.username, body.password)
+        user, token = await services.auth.login(body.username, body.password, address=address)
+    except LoginThrottled as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except AuthError as exc:
         raise HTTPException(401, str(exc)) from None
     return {"token": token, "user": user.public()}
+
+
+@router.post("/api/ticket")
+async def ticket(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
+    value, ttl_s = services_of(request).auth.issue_ticket(user)
+    return {"ticket": value, "expires_in": ttl_s}
+
+
+async def _revoke(request: Request, user: User) -> dict[str, Any]:
+    services = services_of(request)
+    await services.auth.revoke(user.id)
+    closed = await services.connections.close_user(user.id, CloseCode.unauthenticated, "token revoked")
+    return {"revoked": True, "connections_closed": closed}
+
+
+@router.post("/api/logout")
+async def logout(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
+    return await _revoke(request, user)
+
+
+@router.post("/api/logout-all")
+async def logout_all(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
+    return await _revoke(request, user)
 
 
 @router.get("/api/me")

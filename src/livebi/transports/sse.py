@@ -3,14 +3,19 @@
 Same session, same ops, same publications as the WebSocket; for clients behind proxies that
 break WebSockets, and for the HTTP-only mode.
 
-- ``GET /sse`` (token as ``?token=`` since EventSource cannot set headers, or a bearer header)
-  opens a stream. Its first event is ``{"type": "open", "conn_id", "user", "resumed"}``; then
+- ``GET /sse`` opens a stream, authenticated by a single-use ``?ticket=`` from
+  ``POST /api/ticket`` (EventSource cannot set headers) or by ``Authorization: Bearer``. A
+  long-lived token in the URL (``?token=``) is refused with 401: proxies and logs keep URLs.
+  Browsers reconnect a dropped EventSource by themselves with the same URL, whose ticket is used
+  up: clients close it and open a new one with a fresh ticket and ``?last_event_id=``. Its first event is ``{"type": "open", "conn_id", "user", "resumed"}``; then
   every publication follows as ``data:`` with ``id:`` set to the client's position on all its
   channels. A client reconnecting with ``Last-Event-ID`` (browsers do it by themselves) is
   resubscribed to those channels from those positions; ``resumed`` says, per channel, whether
   everything missed was recovered.
 - ``POST /sse/ops?conn=<conn_id>`` (bearer token) runs one op on that stream's session and
-  answers with the op's reply; publications it causes arrive on the stream.
+  answers with the op's reply; publications it causes arrive on the stream. When the stream's
+  credential was revoked (on another process: this one closes such streams at once), the
+  stream is closed with 4001 and the POST answered 401.
 - The stream ends with ``{"type": "close", "code", "reason"}`` (slow consumer 4008, restart
   1012), and sends a comment line after ``sse_heartbeat_s`` of silence so dead peers are found.
 """
@@ -31,7 +36,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ..auth import AuthError
 from ..protocol import CloseCode, ProtocolError, dumps
 from ..realtime.connection import Connection, decode_positions, encode_positions
-from ..realtime.manager import ConnectionLimitExceeded
+from ..realtime.manager import ConnectionLimitExceeded, ServerFull
 from ..services import Services
 from ..session import Replay, Session
 from .websocket import new_outbox
@@ -42,11 +47,11 @@ router = APIRouter()
 _END = object()
 
 
-def _token(request: Request) -> str | None:
+def _bearer(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         return token.strip()
-    return request.query_params.get("token")
+    return None
 
 
 class SSEStream:
@@ -126,19 +131,30 @@ async def sse_stream(request: Request) -> StreamingResponse:
         raise HTTPException(503, "server restarting", headers={"Retry-After": "1"})
     if services.connections.full():
         raise HTTPException(503, "server at max_connections", headers={"Retry-After": "5"})
-    token = _token(request)
-    if not token:
-        raise HTTPException(401, "missing token (?token= or Authorization: Bearer)")
+    if "token" in request.query_params:
+        raise HTTPException(
+            401, "tokens are not accepted in URLs (proxies and logs keep them): use ?ticket= from "
+            "POST /api/ticket, or an Authorization: Bearer header",
+        )
+    token, ticket = _bearer(request), request.query_params.get("ticket")
+    if not token and not ticket:
+        raise HTTPException(401, "missing credentials: ?ticket= (from POST /api/ticket) or Authorization: Bearer")
     stream = SSEStream(services)
     try:
-        user = await stream.session.authenticate(token)
+        if token:
+            user = await stream.session.authenticate(token)
+        else:
+            user = await services.auth.redeem_ticket(ticket)
+            services.connections.bind_user(stream.conn, user)
     except AuthError as exc:
         await stream.conn.close(CloseCode.unauthenticated, "")
         raise HTTPException(401, str(exc)) from None
+    except ServerFull as exc:
+        await stream.conn.close(CloseCode.try_again_later, "")
+        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
     except ConnectionLimitExceeded as exc:
         await stream.conn.close(CloseCode.too_many_connections, "")
         raise HTTPException(429, str(exc)) from None
-    services.connections.add(stream.conn)
     services.sse_streams[stream.conn.id] = stream
     services.metrics.connections.labels("sse").inc()
 
@@ -170,7 +186,7 @@ async def sse_stream(request: Request) -> StreamingResponse:
 async def sse_op(request: Request, conn: str) -> JSONResponse:
     services: Services = request.app.state.services
     try:
-        user = await services.auth.authenticate(_token(request) or "")
+        user = await services.auth.authenticate(_bearer(request) or "")
     except AuthError as exc:
         raise HTTPException(401, str(exc)) from None
     stream = services.sse_streams.get(conn)
@@ -178,6 +194,11 @@ async def sse_op(request: Request, conn: str) -> JSONResponse:
         raise HTTPException(404, "no such SSE stream (it ended): open /sse again")
     if stream.conn.user is None or user.id != stream.conn.user.id:
         raise HTTPException(403, "that stream belongs to another user")
+    try:  # the stream's own credential (its ticket's version) may have been revoked since
+        await services.auth.check_current(stream.conn.user)
+    except AuthError as exc:
+        await stream.conn.close(CloseCode.unauthenticated, str(exc))
+        raise HTTPException(401, str(exc)) from None
     limit = services.settings.max_message_bytes
     raw = b""
     async for chunk in request.stream():

@@ -1,10 +1,19 @@
 """The WebSocket transport at ``/ws``: a thin adapter between a socket and a Session.
 
-Authentication: a ``token`` query parameter, or an ``auth`` op as the first frame within
-``auth_timeout_s``. Anything else closes the socket with 4001 (unauthenticated). Frames beyond
-the transport's hard limit close it with 1009; frames over ``max_message_bytes`` get a
-``too_large`` error reply and the connection stays open. Heartbeats (WebSocket pings every
-``ws_ping_interval_s``) are sent by the server (uvicorn), which drops peers that stop answering.
+Authentication: a single-use ``ticket`` query parameter (``POST /api/ticket``), or an ``auth``
+op with the token as the first frame within ``auth_timeout_s``. Long-lived tokens are refused
+in the URL (``?token=``: an error reply naming tickets, then 4001), since proxies and access
+logs keep URLs. Anything else closes the socket with 4001 (unauthenticated).
+
+Sockets waiting for their auth op do not count against ``max_connections``: they are limited
+per client address (``max_unauthenticated_per_address``, beyond which they are closed at once
+with 4029) and overall (``max_unauthenticated``, 1013). An authenticated connection whose token
+is revoked is closed with 4001: at once on this process, on the next op elsewhere.
+
+Frames beyond the transport's hard limit close it with 1009; frames over ``max_message_bytes``
+get a ``too_large`` error reply and the connection stays open. Heartbeats (WebSocket pings
+every ``ws_ping_interval_s``) are sent by the server (uvicorn), which drops peers that stop
+answering.
 """
 
 from __future__ import annotations
@@ -19,10 +28,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..auth import AuthError
 from ..protocol import CloseCode, ErrorCode, dumps, error_reply
 from ..realtime.connection import Connection
-from ..realtime.manager import ConnectionLimitExceeded
+from ..realtime.manager import ConnectionLimitExceeded, ServerFull, TooManyUnauthenticated
 from ..realtime.outbox import Outbox
 from ..services import Services
 from ..session import Session
+from .client_address import of_connection
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +70,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 
     conn = Connection(secrets.token_hex(6), send=send, close=close, transport="ws", outbox=new_outbox(services))
     session = Session(services, conn)
-    services.connections.add(conn)
     gauge = services.metrics.connections.labels("ws")
     gauge.inc()
     try:
-        token = ws.query_params.get("token")
-        if token:
-            try:
-                await session.authenticate(token)
-            except AuthError as exc:
-                await _refuse(conn, ErrorCode.unauthenticated, str(exc), CloseCode.unauthenticated)
-                return
-            except ConnectionLimitExceeded as exc:
-                await _refuse(conn, ErrorCode.too_many_connections, str(exc), CloseCode.too_many_connections)
-                return
+        if not await _authenticate_from_url(ws, services, conn):
+            return
         loop = asyncio.get_running_loop()
         auth_deadline = loop.time() + settings.auth_timeout_s
         closed = asyncio.ensure_future(conn.closed_event.wait())
@@ -94,11 +95,19 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             raw = message.get("text")
             if raw is None:
                 raw = message.get("bytes") or b""
+            if conn.user is not None:
+                try:  # revoked elsewhere (another process, the CLI): noticed on the next op
+                    await services.auth.check_current(conn.user)
+                except AuthError as exc:
+                    await conn.close(CloseCode.unauthenticated, str(exc))
+                    break
             await session.handle(raw)
             if conn.user is None:
                 # The first frame of an unauthenticated connection must authenticate it.
                 await conn.drain()
-                code = CloseCode.too_many_connections if session.limit_exceeded else CloseCode.unauthenticated
+                code = CloseCode.unauthenticated
+                if session.limit_exceeded:
+                    code = CloseCode.try_again_later if services.connections.full() else CloseCode.too_many_connections
                 await conn.close(code, code.name)
                 break
     except (WebSocketDisconnect, RuntimeError):
@@ -111,6 +120,41 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             services.metrics.slow_consumers.inc()
         await services.disconnect(conn)
         await conn.close(CloseCode.normal, "")
+
+
+async def _authenticate_from_url(ws: WebSocket, services: Services, conn: Connection) -> bool:
+    """Authenticate with ``?ticket=``, or hold the connection as unauthenticated; False when
+    the connection was refused (and closed)."""
+    params = ws.query_params
+    if "token" in params:
+        await _refuse(
+            conn, ErrorCode.unauthenticated,
+            "tokens are not accepted in URLs (proxies and logs keep them): connect with ?ticket= "
+            "from POST /api/ticket, or send the token in a first auth op",
+            CloseCode.unauthenticated,
+        )
+        return False
+    ticket = params.get("ticket")
+    if ticket is None:
+        try:
+            services.connections.admit_unauthenticated(conn, of_connection(ws, services.settings.trusted_proxies))
+        except TooManyUnauthenticated as exc:
+            close_code = CloseCode.too_many_unauthenticated if exc.per_address else CloseCode.try_again_later
+            await _refuse(conn, ErrorCode.too_many_connections, str(exc), close_code)
+            return False
+        return True
+    try:
+        services.connections.bind_user(conn, await services.auth.redeem_ticket(ticket))
+    except AuthError as exc:
+        await _refuse(conn, ErrorCode.unauthenticated, str(exc), CloseCode.unauthenticated)
+        return False
+    except ServerFull as exc:
+        await _refuse(conn, ErrorCode.too_many_connections, str(exc), CloseCode.try_again_later)
+        return False
+    except ConnectionLimitExceeded as exc:
+        await _refuse(conn, ErrorCode.too_many_connections, str(exc), CloseCode.too_many_connections)
+        return False
+    return True
 
 
 async def _refuse(conn: Connection, code: ErrorCode, message: str, close_code: CloseCode) -> None:

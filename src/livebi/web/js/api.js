@@ -65,6 +65,18 @@ export async function login(username, password) {
   return data;
 }
 
+/** Revoke the session's token on the server (every session of the user ends), then forget it. */
+export async function logout() {
+  try {
+    if (session.token) await call("POST", "/api/logout");
+  } catch (err) {
+    // Already expired or unreachable: forgetting the token locally is all that is left to do.
+    console.warn("livebi: logout", err);
+  } finally {
+    session.clear();
+  }
+}
+
 export async function warehouses() {
   return (await call("GET", "/api/warehouses")).warehouses || [];
 }
@@ -78,15 +90,29 @@ export async function history() {
   return (await call("GET", "/api/history")).queries || [];
 }
 
-/** The WebSocket URL for the current page and token (called on every reconnect). */
-export function websocketUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws?token=${encodeURIComponent(session.token || "")}`;
+/**
+ * A fresh single-use connection ticket (`POST /api/ticket`, valid ~30 s). The long-lived token
+ * never goes in a URL: proxies and access logs keep URLs. Rejects with an ApiError (401: the
+ * session is over).
+ */
+export async function ticket() {
+  return (await call("POST", "/api/ticket")).ticket;
 }
 
-/** The SSE stream URL (EventSource cannot send headers: the token rides in the query). */
-export function sseUrl() {
-  return `/sse?token=${encodeURIComponent(session.token || "")}`;
+/** The WebSocket URL with a fresh ticket (called before every (re)connect). */
+export async function websocketUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws?ticket=${encodeURIComponent(await ticket())}`;
+}
+
+/**
+ * The SSE stream URL with a fresh ticket (EventSource cannot send headers). `lastEventId`
+ * resumes a dropped stream's channels (EventSource would send Last-Event-ID itself, but only
+ * when it reconnects to the same URL, whose ticket is used up).
+ */
+export async function sseUrl(lastEventId) {
+  const resume = lastEventId ? `&last_event_id=${encodeURIComponent(lastEventId)}` : "";
+  return `/sse?ticket=${encodeURIComponent(await ticket())}${resume}`;
 }
 
 /** Where the HTTP fallback POSTs ops for a stream. */

@@ -85,7 +85,10 @@ function logout(message = "") {
   showLogin(message);
 }
 
-ui.logout.addEventListener("click", () => logout());
+ui.logout.addEventListener("click", () => {
+  api.logout(); // revoke the token server side (fire and forget: the UI logs out at once)
+  logout();
+});
 
 /** REST failures: a 401 ends the session, anything else is reported to the caller's UI. */
 function handleApiError(err) {

@@ -12,8 +12,8 @@
 //   transport.idle()              // (optional) resolves once no op is queued or in flight
 //
 // `onOpen(info)`: the WebSocket passes nothing; SSE passes the stream's `open` event
-// (`{conn_id, user, resumed}`, `resumedStream: true` when the browser resumed a dropped stream
-// by itself with Last-Event-ID). `notApplied`: ids of ops the server certainly did not apply
+// (`{conn_id, user, resumed}`, `resumedStream: true` when a dropped stream was resumed on a new
+// EventSource from the last event id). `notApplied`: ids of ops the server certainly did not apply
 // (they are sent again on the next connection). `onPause`: the stream dropped and the browser is
 // resuming it; ops wait until it is back.
 
@@ -42,7 +42,18 @@ export class LiveError extends Error {
   }
 }
 
-const resolveValue = (value) => (typeof value === "function" ? value() : value);
+const resolveValue = (value, ...args) => (typeof value === "function" ? value(...args) : value);
+
+/**
+ * The close code for a URL that could not be made (fetching a ticket failed): a 401 means the
+ * session is over (4001), 429/503 mean later (1013), anything else is a network failure (1006).
+ */
+function urlFailure(err) {
+  const status = err && err.status;
+  const code = status === 401 ? CLOSE.unauthenticated
+    : status === 429 || status === 503 ? CLOSE.tryAgainLater : CLOSE.abnormal;
+  return [code, String((err && err.message) || "could not get a connection ticket")];
+}
 const isReply = (message) => message && typeof message === "object" && "ok" in message && "id" in message;
 
 /** Every message of a frame in order, `message_batch` frames (even nested ones) unwrapped. */
@@ -55,13 +66,18 @@ export function unwrapBatches(message, out = []) {
   return out;
 }
 
-/** The WebSocket transport: one socket per `open`, text frames only. */
+/**
+ * The WebSocket transport: one socket per `open`, text frames only. `url` is a string or a
+ * function returning one or a Promise of one (e.g. with a fresh single-use ticket), resolved
+ * on `open`.
+ */
 export class WebSocketTransport {
   constructor(url, { WebSocketImpl = globalThis.WebSocket } = {}) {
     this.kind = "ws";
     this.url = url;
     this.WebSocketImpl = WebSocketImpl;
     this.socket = null;
+    this._finish = null;
   }
 
   open({ onOpen, onMessage, onClose }) {
@@ -71,12 +87,20 @@ export class WebSocketTransport {
       closed = true;
       onClose({ code, reason });
     };
+    this._finish = finish;
+    Promise.resolve()
+      .then(() => resolveValue(this.url))
+      .then((url) => {
+        if (!closed) this._connect(url, { onOpen, onMessage, finish });
+      }, (err) => finish(...urlFailure(err)));
+  }
+
+  _connect(url, { onOpen, onMessage, finish }) {
     let socket;
     try {
-      socket = new this.WebSocketImpl(this.url);
+      socket = new this.WebSocketImpl(url);
     } catch (err) {
-      // A malformed URL throws synchronously; report it as an abnormal close, asynchronously.
-      Promise.resolve().then(() => finish(CLOSE.abnormal, String(err && err.message)));
+      finish(CLOSE.abnormal, String(err && err.message)); // a malformed URL throws synchronously
       return;
     }
     this.socket = socket;
@@ -94,6 +118,7 @@ export class WebSocketTransport {
 
   close(code = CLOSE.normal, reason = "") {
     if (this.socket && this.socket.readyState <= 1) this.socket.close(code, reason);
+    else if (!this.socket && this._finish) this._finish(code, reason); // still fetching the URL
   }
 }
 
@@ -107,20 +132,25 @@ export class WebSocketTransport {
  * - `{"type": "close", "code", "reason"}` (slow consumer 4008, restart 1012) closes it: the
  *   EventSource is shut before the browser can resume it, and `onClose` carries the code; the
  *   client reconnects with a new stream and resubscribes with `since`.
- * - A stream that drops after opening is resumed by the browser itself (Last-Event-ID, so the
- *   server resubscribes every channel from its position): `onPause`, then `onOpen` again with
- *   `resumedStream: true`. Ops wait meanwhile. If it is not back within `resumeTimeoutMs`, the
- *   transport closes with 1006.
+ * - A stream that drops after opening is resumed: the browser would reconnect by itself with
+ *   the same URL, whose single-use ticket is spent, so the EventSource is closed at once and a
+ *   new one opened with a fresh URL (`url(lastEventId)`: a new ticket, and the last event id so
+ *   the server resubscribes every channel from its position): `onPause`, then `onOpen` again
+ *   with `resumedStream: true`. Ops wait meanwhile. If it is not back within
+ *   `resumeTimeoutMs`, or the new stream fails, the transport closes.
  * - POST answers: 401 closes with 4001 (log in again); 404/403 mean the stream is gone: close
  *   with 1006 (the op was not applied and is listed in `notApplied`); other statuses and network
  *   errors become an error reply for that op.
- * - When the stream cannot be opened, one plain GET tells the status EventSource hides:
- *   401 -> 4001, 429 -> 4009, 503 -> 1013, anything else 1006.
+ * - When the stream cannot be opened, one plain GET (with a fresh URL) tells the status
+ *   EventSource hides: 401 -> 4001, 429 -> 4009, 503 -> 1013, anything else 1006. A URL that
+ *   cannot be made (the ticket request failed) closes the same way (see `urlFailure`).
  */
 export class SSETransport {
   /**
    * @param {object} o
-   * @param {string|function():string} o.url  the stream URL (`/sse?token=…`)
+   * @param {string|function(string=):(string|Promise<string>)} o.url  the stream URL, or a
+   *   function of the last event id returning it (`/sse?ticket=…&last_event_id=…`); called for
+   *   every stream, since a ticket is good for one
    * @param {function(string):string} o.opsUrl  the ops URL for a connection id
    * @param {string|function():string} o.token  the bearer token for POSTs
    */
@@ -151,6 +181,7 @@ export class SSETransport {
     this._posting = false;
     this._idleWaiters = [];
     this._opened = false; // the stream's open event came at least once
+    this._streamUp = false; // the current EventSource's open event came
     this._paused = false; // the browser is resuming the stream
     this._closed = false;
     this._finished = false;
@@ -159,17 +190,34 @@ export class SSETransport {
 
   open(callbacks) {
     this._callbacks = callbacks;
+    this._openSource();
+  }
+
+  /** A new EventSource on a fresh URL (a ticket is good for one stream). */
+  async _openSource() {
+    let url;
+    try {
+      url = await resolveValue(this.url, this.lastEventId || undefined);
+    } catch (err) {
+      this._fail(...urlFailure(err));
+      return;
+    }
+    if (this._closed) return;
     let source;
     try {
-      source = new this.EventSourceImpl(resolveValue(this.url));
+      source = new this.EventSourceImpl(url);
     } catch (err) {
-      this._closed = true;
-      Promise.resolve().then(() => this._finish(CLOSE.abnormal, String(err && err.message)));
+      this._fail(CLOSE.abnormal, String(err && err.message));
       return;
     }
     this.source = source;
-    source.onmessage = (event) => this._onEvent(event);
-    source.onerror = () => this._onError();
+    this._streamUp = false; // this source's open event has not come yet
+    source.onmessage = (event) => {
+      if (this.source === source) this._onEvent(event);
+    };
+    source.onerror = () => {
+      if (this.source === source) this._onError();
+    };
   }
 
   send(text) {
@@ -223,6 +271,7 @@ export class SSETransport {
   _onStreamOpen(message) {
     const resumedStream = this._opened;
     this._opened = true;
+    this._streamUp = true;
     this._paused = false;
     clearTimeout(this._resumeTimer);
     this._resumeTimer = null;
@@ -238,28 +287,39 @@ export class SSETransport {
 
   _onError() {
     if (this._closed) return;
-    const CLOSED = this.EventSourceImpl.CLOSED ?? 2;
-    if (!this._opened || this.source.readyState === CLOSED) {
-      // Never opened, or the browser gave up resuming (a non-200 answer): find out why.
+    if (!this._streamUp) {
+      // This stream never opened (a first attempt, or a resume): find out why.
       this._shutStream();
       this._statusCode().then(([code, reason]) => this._finish(code, reason));
       return;
     }
-    // CONNECTING: the browser resumes the stream by itself, sending Last-Event-ID.
-    if (this._paused) return;
+    // The stream dropped. The browser would reconnect by itself with the same URL, whose ticket
+    // is spent: close this EventSource and resume on a new one, from the last event id.
+    this.source.onerror = null;
+    this.source.onmessage = null;
+    this.source.close();
+    this._streamUp = false;
     this._paused = true;
     this.connId = null;
+    clearTimeout(this._resumeTimer);
     this._resumeTimer = setTimeout(
       () => this._fail(CLOSE.abnormal, "the event stream did not come back"), this.resumeTimeoutMs);
     if (this._callbacks.onPause) this._callbacks.onPause();
+    this._openSource();
   }
 
   /** EventSource hides the HTTP status of a failed stream: ask once with fetch (then drop it). */
   async _statusCode() {
+    let url;
+    try {
+      url = await resolveValue(this.url);
+    } catch (err) {
+      return urlFailure(err);
+    }
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.statusCheckTimeoutMs);
     try {
-      const response = await this.fetchImpl(resolveValue(this.url), {
+      const response = await this.fetchImpl(url, {
         headers: { Accept: "text/event-stream" }, cache: "no-store", signal: controller.signal,
       });
       const code = { 401: CLOSE.unauthenticated, 429: CLOSE.tooManyConnections, 503: CLOSE.tryAgainLater }[response.status];
@@ -437,14 +497,15 @@ class Emitter {
 export class LiveClient extends Emitter {
   /**
    * @param {object} options
-   * @param {string|function():string} options.url  WebSocket URL, or a function returning it
-   *   (called on every (re)connect so a refreshed token is picked up).
+   * @param {string|function():(string|Promise<string>)} options.url  WebSocket URL, or a
+   *   function returning it or a Promise of it, called on every (re)connect (so each gets a
+   *   fresh single-use ticket).
    * @param {object} [options.sse]  SSETransport options (`{url, opsUrl, token}`): enables the
    *   HTTP fallback.
    * @param {function():Promise<object>} [options.config]  asked once before connecting
    *   (`GET /api/config`); `websocket: false` means HTTP-only.
-   * @param {function(string, string):object} [options.transportFactory]  `(kind, wsUrl)` ->
-   *   transport, for tests and other runtimes.
+   * @param {function(string, *):object} [options.transportFactory]  `(kind, wsUrl)` ->
+   *   transport, for tests and other runtimes (`wsUrl` is `options.url`, unresolved).
    */
   constructor({
     url,
@@ -553,7 +614,7 @@ export class LiveClient extends Emitter {
   }
 
   _makeTransport(kind) {
-    const wsUrl = kind === "ws" ? resolveValue(this._url) : null;
+    const wsUrl = kind === "ws" ? this._url : null; // resolved by the transport on open
     const transport = this._transportFactory
       ? this._transportFactory(kind, wsUrl)
       : kind === "ws" ? new WebSocketTransport(wsUrl)

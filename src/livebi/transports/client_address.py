@@ -1,0 +1,47 @@
+"""Which client an HTTP request or WebSocket comes from, for per-address limits.
+
+The socket peer, unless it is one of ``trusted_proxies``: then ``X-Forwarded-For`` is read from
+the right (the entry the nearest proxy appended) past every trusted proxy; the first address
+that is not a trusted proxy is the client. Without trusted proxies the header is ignored, so a
+client cannot pick a fresh address for each request.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from typing import Iterable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=8)
+def parse_networks(items: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+
+
+def _trusted(address: str, networks: Iterable[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: Iterable[str]) -> str:
+    """The client's address (a string; "unknown" when the server cannot tell)."""
+    peer = peer or "unknown"
+    networks = parse_networks(tuple(trusted_proxies))
+    if not networks or not forwarded_for or not _trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer
+
+
+def of_connection(conn, trusted_proxies: Iterable[str]) -> str:
+    """The client address of a Starlette Request or WebSocket."""
+    peer = conn.client.host if conn.client else None
+    return client_address(peer, conn.headers.get("x-forwarded-for"), trusted_proxies)
