@@ -189,7 +189,13 @@ async def main(args: argparse.Namespace) -> None:
         warehouse = tmp_path / "demo.duckdb"
         print(f"generating the demo warehouse ({args.rows:,} orders)…", flush=True)
         generate_demo(warehouse, rows=args.rows)
-        common = {"LIVEBI_QUERY_TIMEOUT_S": str(args.query_timeout), "LIVEBI_OP_RATE_PER_S": "0"}
+        common = {
+            "LIVEBI_QUERY_TIMEOUT_S": str(args.query_timeout),
+            "LIVEBI_OP_RATE_PER_S": "0",
+            "LIVEBI_DUCKDB_MEMORY_LIMIT": args.duckdb_memory_limit,
+        }
+        print(f"server: duckdb_memory_limit={args.duckdb_memory_limit}, query_timeout_s={args.query_timeout}; "
+              f"RSS budget {args.rss_budget_mib:.0f} MiB", flush=True)
         runs = [
             ("baseline", {}, False),
             ("attack (defaults)", {}, True),
@@ -211,7 +217,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="orders in the generated demo warehouse")
     parser.add_argument("--seconds", type=float, default=25.0, help="length of each scenario")
     parser.add_argument("--query-timeout", type=float, default=10.0, help="the server's query_timeout_s")
-    parser.add_argument("--rss-budget-mib", type=float, default=3072.0, help="peak server RSS allowed")
+    parser.add_argument("--duckdb-memory-limit", default="1GB", help="the server's duckdb_memory_limit")
+    parser.add_argument("--rss-budget-mib", type=float, default=2048.0,
+                        help="peak server RSS allowed (the engine's limit plus the server's own working set)")
     return parser.parse_args(argv)
 
 
