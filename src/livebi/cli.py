@@ -20,6 +20,21 @@ app.add_typer(user_app, name="user")
 app.add_typer(docs_app, name="docs")
 
 DEMO_USERS = (("demo", "demo"), ("alice", "alice"), ("bob", "bob"))
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"livebi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """livebi: ask questions about your data in plain language, live."""
 T = TypeVar("T")
 
 
