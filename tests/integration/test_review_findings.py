@@ -100,3 +100,49 @@ async def test_postgres_sql_value_keywords_do_not_leak_the_role(pg_server) -> No
         assert ro.role not in _text(final)
     ok = await ask_sql(client, "SELECT id, amount FROM sales ORDER BY id")
     assert ok["type"] == "result", ok
+
+
+# --------------------------------------------------------------------------------------------
+# Per-address limits and IPv6
+
+
+async def test_ipv6_clients_in_one_network_share_their_per_address_limits(server_settings) -> None:
+    """An IPv6 client holds a whole /64 (2^64 addresses): counting each address apart gave it a
+    fresh login budget and a fresh unauthenticated-socket budget per request, so an anonymous
+    client could keep the shared hashing pool full (real logins: 429 "busy") from one host."""
+    import httpx
+    import websockets
+
+    server_settings.trusted_proxies = ["127.0.0.1/32"]
+    server_settings.login_burst_per_address = 3
+    server_settings.login_rate_per_address_per_min = 1
+    server_settings.max_unauthenticated_per_address = 2
+    async with run_server(server_settings) as server:
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            codes = []
+            for i in range(6):  # a different username each time: only the address limit applies
+                r = await http.post(
+                    "/api/login",
+                    json={"username": f"nobody{i}", "password": "x"},
+                    headers={"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"},
+                )
+                codes.append(r.status_code)
+            assert codes[:3] == [401, 401, 401], codes
+            assert codes[3:] == [429, 429, 429], codes
+            # another /64 has its own budget
+            r = await http.post("/api/login", json={"username": "nobody", "password": "x"},
+                                headers={"X-Forwarded-For": "2001:db8:1:3::1"})
+            assert r.status_code == 401
+        sockets = []
+        try:
+            for i in range(2):
+                sockets.append(await websockets.connect(
+                    server.ws_url, additional_headers={"X-Forwarded-For": f"2001:db8:9:9::{i + 1:x}"}))
+            extra = await websockets.connect(server.ws_url, additional_headers={"X-Forwarded-For": "2001:db8:9:9::ff"})
+            sockets.append(extra)
+            await extra.recv()  # the refusal
+            await extra.wait_closed()
+            assert extra.close_code == 4029
+        finally:
+            for ws in sockets:
+                await ws.close()
