@@ -146,3 +146,50 @@ async def test_ipv6_clients_in_one_network_share_their_per_address_limits(server
         finally:
             for ws in sockets:
                 await ws.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Revocation reaches idle connections
+
+
+async def test_a_revoked_users_idle_connections_are_closed_without_waiting_for_an_op(server_settings) -> None:
+    """A password change or a user removal by another process (the CLI, another node) was
+    noticed only when a connection sent its next op: an idle socket or SSE stream of a revoked
+    (or removed) user went on receiving its channels' publications indefinitely."""
+    import asyncio
+
+    import httpx
+
+    from livebi.protocol import CloseCode
+    from livebi.store import MetadataStore
+
+    server_settings.user_cache_s = 0.3
+    async with run_server(server_settings) as server:
+        ws = await server.connect("alice")
+        bob = await server.connect("bob")
+        assert (await ws.op("subscribe", channel="system"))["ok"]
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            r = await http.post("/api/ticket", headers={"Authorization": f"Bearer {await server.token('alice')}"})
+            ticket = r.json()["ticket"]
+            async with http.stream("GET", f"/sse?ticket={ticket}") as sse:
+                assert sse.status_code == 200
+                # another process revokes alice's tokens (what `livebi user passwd` does)
+                store = await MetadataStore.open(server_settings.resolved_store_url())
+                try:
+                    await store.bump_token_version((await store.get_user(username="alice"))["id"])
+                finally:
+                    await store.close()
+                code, reason = await ws.wait_closed(timeout=10)  # no op sent
+                assert code == CloseCode.unauthenticated and "revoked" in reason
+                lines = []
+
+                async def read_until_close() -> None:
+                    async for line in sse.aiter_lines():
+                        lines.append(line)
+                        if '"type": "close"' in line or '"type":"close"' in line:
+                            return
+
+                await asyncio.wait_for(read_until_close(), 10)
+                assert str(int(CloseCode.unauthenticated)) in lines[-1]
+        assert (await bob.op("ping"))["ok"], "other users' connections stay open"
+        await bob.close()
