@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
-from typing import AsyncIterator
-
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -50,30 +46,10 @@ NOW = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store_url(request, tmp_path) -> AsyncIterator[str]:
+def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'meta.db'}"
-        return
-    async for url in _pg_database(request.getfixturevalue("pg_dsn")):
-        yield url
-
-
-@pytest.fixture
-async def pg_store_url(pg_dsn: str) -> AsyncIterator[str]:
-    async for url in _pg_database(pg_dsn):
-        yield url
-
-
-async def _pg_database(dsn: str) -> AsyncIterator[str]:
-    """A throwaway PostgreSQL database, dropped afterwards."""
-    name = f"livebi_migrate_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield dsn.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    return request.getfixturevalue("pg_database")
 
 
 async def _make_old_store(url: str) -> None:
@@ -136,9 +112,9 @@ async def test_a_new_store_matches_the_declared_schema_and_reopens(store_url: st
     assert await _schema_diff(store_url) == [], "migrations and store/schema.py drifted apart"
 
 
-async def test_several_nodes_starting_at_once_migrate_once(pg_store_url: str) -> None:
+async def test_several_nodes_starting_at_once_migrate_once(pg_database: str) -> None:
     """PostgreSQL is the store several nodes share; its advisory lock makes them take turns."""
-    stores = await asyncio.gather(*(MetadataStore.open(pg_store_url) for _ in range(4)))
+    stores = await asyncio.gather(*(MetadataStore.open(pg_database) for _ in range(4)))
     for store in stores:
         await store.close()
-    assert (await _revision(pg_store_url))[0] == head_revision()
+    assert (await _revision(pg_database))[0] == head_revision()
