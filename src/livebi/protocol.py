@@ -61,9 +61,9 @@ ERROR_HELP: dict[str, str] = {
     "unknown_op": "The op field names no operation.",
     "invalid_op": "Fields are missing or of the wrong type; `details` lists them.",
     "unauthenticated": "The connection has not authenticated, or its token or ticket is invalid, expired, used or revoked (the message says which).",
-    "forbidden": "The user may not do this (e.g. subscribe to another user's query).",
+    "forbidden": "The user may not do this (e.g. subscribe to another user's query, edit a dashboard as a viewer, subscribe to a dashboard not shared with them).",
     "unknown_channel": "The channel name is not of a known form (query:, dashboard:, user:, system).",
-    "not_found": "The query, warehouse or object does not exist.",
+    "not_found": "The query, dashboard, widget, user or other object does not exist (a widget removed by someone else: `details.widget_id`).",
     "too_many_queries": "The user already has max_concurrent_queries_per_user questions running.",
     "too_many_connections": "The user (max_connections_per_user) or the server (max_connections) has too many connections.",
     "rate_limited": "The connection sent more than op_rate_per_s ops per second; the op was not applied.",
@@ -499,6 +499,21 @@ class PresenceData(BaseModel):
     member: PresenceMember
 
 
+class DashboardUpdateData(BaseModel):
+    """One applied edit op (``version`` is the dashboard's version after it), or a change that
+    is not an edit (``members``, ``sharing``, ``deleted``: ``version`` unchanged)."""
+
+    dashboard_id: str
+    update_type: Literal[
+        "add_widget", "remove_widget", "move_widget", "resize_widget", "update_widget", "update_dashboard",
+        "members", "sharing", "deleted",
+    ]
+    data: dict[str, Any]
+    user_id: str = Field(..., description="Who made the change.")
+    version: int
+    timestamp: str = Field(..., description="ISO 8601 UTC; for edits, the snapshot's updated_at.")
+
+
 class MessageBatch(BaseModel):
     type: Literal["message_batch"]
     batch_id: str
@@ -511,6 +526,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "result": ResultData,
     "error": ErrorData,
     "presence": PresenceData,
+    "dashboard_update": DashboardUpdateData,
 }
 
 
