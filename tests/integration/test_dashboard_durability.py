@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from livebi.store import MetadataStore
 from livebi.store.dashboards import DashboardStore
@@ -97,8 +98,8 @@ async def test_acknowledged_edits_survive_sigkill(tmp_path: Path, demo_duckdb: P
                        {"type": "update_dashboard", "fields": {"description": f"c{index}-{n}"}}]
                 try:
                     reply = await client.op("edit", dashboard_id=dashboard_id, ops=ops, timeout=10)
-                except (ConnectionError, asyncio.TimeoutError):
-                    return  # the server is gone: this edit was never acknowledged
+                except (ConnectionError, websockets.ConnectionClosed, asyncio.TimeoutError):
+                    return  # the server is gone (before or while sending): never acknowledged
                 assert reply["ok"], reply
                 acked.append(reply["data"])
 
