@@ -27,12 +27,20 @@ FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-
 
 
 async def authorize_channel(
-    user: User, channel: str, *, query_owner: Callable[[str], Awaitable[str | None]] | None
+    user: User,
+    channel: str,
+    *,
+    query_owner: Callable[[str], Awaitable[str | None]] | None,
+    query_recipient: Callable[[User, str], Awaitable[bool]] | None = None,
 ) -> None:
     """Raise ProtocolError unless ``user`` may subscribe to ``channel``.
 
+    A ``query:<id>`` channel is its asker's, and also open to the users the question was shared
+    with (``share`` op).
+
     Args:
         query_owner: looks up the user id that asked a query (None: no query is known).
+        query_recipient: whether a query was shared with a user (who may still read it).
 
     Raises:
         ProtocolError: ``unknown_channel`` for a name of no known form, ``not_found`` for a
@@ -51,7 +59,7 @@ async def authorize_channel(
         owner = await query_owner(ident) if query_owner else None
         if owner is None:
             raise ProtocolError(ErrorCode.not_found, f"no query {ident!r}")
-        if owner != user.id:
+        if owner != user.id and not (query_recipient and await query_recipient(user, ident)):
             raise ProtocolError(ErrorCode.forbidden, f"query {ident!r} belongs to another user")
         return
     if kind == "user":

@@ -190,11 +190,24 @@ class PresenceOp(_Op):
     state: dict[str, Any] | None = Field(None, description="Small JSON object, e.g. {\"editing\": \"w1\"}.")
 
 
+class ShareOp(_Op):
+    """Send a finished question's result to named users, or to a dashboard's members and owner
+    (everyone but the sharer). Exactly one of ``usernames`` and ``dashboard_id``. Only the
+    asker may share; recipients may then subscribe to ``query:<id>`` and fetch its result."""
+
+    op: Literal["share"]
+    query_id: str = Field(..., max_length=100)
+    usernames: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, min_length=1, max_length=50, description="Recipients by username (1-50)."
+    )
+    dashboard_id: str | None = Field(None, max_length=100, description="Share with this dashboard's members and owner.")
+
+
 ClientOp = Annotated[
-    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp],
+    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp, ShareOp],
     Field(discriminator="op"),
 ]
-OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence")
+OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence", "share")
 _client_op_adapter: TypeAdapter[Any] = TypeAdapter(ClientOp)
 
 
@@ -314,6 +327,22 @@ class ResultData(BaseModel):
     timings_ms: dict[str, float]
 
 
+class UserRef(BaseModel):
+    id: str
+    username: str
+
+
+class SharedQueryResultData(BaseModel):
+    """Published on ``user:<id>`` of each recipient of a ``share`` op."""
+
+    query_id: str
+    shared_by: UserRef
+    question: str | None = Field(..., description="The question as asked (None when the asker wrote SQL).")
+    warehouse: str
+    result: ResultData = Field(..., description="The result data as it was published on query:<id>.")
+    shared_at: str = Field(..., description="ISO 8601 time the share was recorded.")
+
+
 class PresenceMember(BaseModel):
     conn_id: str
     user_id: str
@@ -339,6 +368,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "result": ResultData,
     "error": ErrorData,
     "presence": PresenceData,
+    "shared_query_result": SharedQueryResultData,
 }
 
 

@@ -21,6 +21,7 @@ from .protocol import ErrorCode, ProtocolError
 from .realtime.broker import open_broker
 from .realtime.hub import Delivery, Hub
 from .realtime.manager import ConnectionManager
+from .sharing import SharingService
 from .store import MetadataStore
 from .warehouse.base import Warehouse
 from .warehouse.functions import is_allowed_function
@@ -92,6 +93,7 @@ class Services:
         self.warehouse_access = WarehouseAccess(settings.warehouse_access, list(settings.resolved_warehouses()))
         self.pipeline: Pipeline | None = None
         self.asks: AskService | None = None
+        self.sharing: SharingService | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -126,6 +128,7 @@ class Services:
             max_concurrent_per_user=s.max_concurrent_queries_per_user,
             on_finished=self._query_finished,
         )
+        self.sharing = SharingService(results=self.store.results, publish=self.publish, warehouse_access=self.warehouse_access)
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
@@ -254,4 +257,8 @@ class Services:
 
     async def authorize_channel(self, user: User, channel: str) -> None:
         """Raise ProtocolError unless ``user`` may subscribe to ``channel`` (rules in permissions)."""
-        await authorize_channel(user, channel, query_owner=self.asks.owner if self.asks else None)
+        await authorize_channel(
+            user, channel,
+            query_owner=self.asks.owner if self.asks else None,
+            query_recipient=self.sharing.is_recipient if self.sharing else None,
+        )
