@@ -104,6 +104,11 @@ class TokenSigner:
             raise AuthError("not a ticket: get one from POST /api/ticket")
         return user, claims["jti"]
 
+    def derive(self, purpose: str, value: str) -> str:
+        """A MAC of ``value`` for ``purpose`` under the server key: a value only this server
+        (and nodes sharing its key) can compute, e.g. the CSRF token bound to a session token."""
+        return _b64(hmac.new(self._key, f"{purpose}\0{value}".encode(), hashlib.sha256).digest())
+
     def _encode(self, claims: dict, ttl_s: float, now: float | None) -> str:
         # Fractional seconds: a whole-second expiry would cut short-lived tickets by up to 1 s.
         claims = {**claims, "exp": round((now if now is not None else time.time()) + ttl_s, 3)}

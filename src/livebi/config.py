@@ -152,6 +152,16 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
         return value
 
+    # Browser sessions (the login cookie; transports/browser_session.py)
+    session_cookie_secure: bool = Field(
+        False,
+        description=(
+            "Always mark the browser's session and CSRF cookies Secure (sent over HTTPS only). "
+            "Off: they are Secure when the login came over HTTPS, directly or as a trusted "
+            "proxy's X-Forwarded-Proto says; turn it on behind a TLS proxy that does not say so."
+        ),
+    )
+
     # Limits
     query_timeout_s: float = Field(30.0, description="Seconds a warehouse query may run before it is stopped.")
     row_cap: int = Field(10_000, description="Most rows a query result carries; more are cut and flagged.")

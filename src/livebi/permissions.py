@@ -27,13 +27,21 @@ FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-
 
 
 async def authorize_channel(
-    user: User, channel: str, *, query_owner: Callable[[str], Awaitable[str | None]] | None,
+    user: User,
+    channel: str,
+    *,
+    query_owner: Callable[[str], Awaitable[str | None]] | None,
+    query_recipient: Callable[[User, str], Awaitable[bool]] | None = None,
     dashboard_role: Callable[[str, User], Awaitable[str | None]] | None = None,
 ) -> None:
     """Raise ProtocolError unless ``user`` may subscribe to ``channel``.
 
+    A ``query:<id>`` channel is its asker's, and also open to the users the question was shared
+    with (``share`` op).
+
     Args:
         query_owner: looks up the user id that asked a query (None: no query is known).
+        query_recipient: whether a query was shared with a user (who may still read it).
         dashboard_role: the user's role on a dashboard (None: none); raises ``not_found``
             for a dashboard that does not exist. Any role may subscribe (viewers too).
 
@@ -54,7 +62,7 @@ async def authorize_channel(
         owner = await query_owner(ident) if query_owner else None
         if owner is None:
             raise ProtocolError(ErrorCode.not_found, f"no query {ident!r}")
-        if owner != user.id:
+        if owner != user.id and not (query_recipient and await query_recipient(user, ident)):
             raise ProtocolError(ErrorCode.forbidden, f"query {ident!r} belongs to another user")
         return
     if kind == "user":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import secrets
 import threading
@@ -20,7 +21,7 @@ from typing import Any, Awaitable, Callable
 from .agents.data import DataAgent
 from .agents.nlp import NLPAgent, NotUnderstood
 from .agents.viz import Chart, ChartHint, choose_chart
-from .protocol import SUBSTAGES, ErrorCode, Stage
+from .protocol import SUBSTAGES, ErrorCode, Stage, dumps
 from .warehouse.admission import FairQueue
 from .warehouse.base import QueryTimeout, Warehouse, WarehouseError
 
@@ -287,6 +288,11 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
+def _as_published(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as subscribers receive it: the JSON the publication carries, parsed back."""
+    return json.loads(dumps(data))
+
+
 def new_query_id() -> str:
     return secrets.token_hex(8)
 
@@ -428,11 +434,17 @@ class AskService:
 
     async def _finish(self, channel, query_id, type_, data, pending, status, extra, started) -> None:
         """Store the outcome, free the user's slot, then publish: a client reacting to the
-        publication (reading its history, asking again) must find the question over."""
+        publication (reading its history, asking again, fetching the stored result) must find
+        the question over. A result is stored as it is published (JSON, bounded like every
+        result by max_result_bytes), so a reload or a share recipient can open it later."""
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         elapsed = _ms(started)
         try:
+            if type_ == "result":
+                # Exactly the JSON subscribers get (dates, numpy values... as dumps renders them),
+                # serialized off the event loop: a result may be megabytes.
+                extra = {**extra, "result": await asyncio.to_thread(_as_published, data)}
             await self._store.finish_query(query_id, status=status, elapsed_ms=elapsed, **extra)
         except Exception:
             # The store failing must not also lose the answer the user waits for.

@@ -356,11 +356,24 @@ class EditOp(_Op):
     ops: list[DashboardOp] = Field(..., min_length=1, max_length=MAX_EDIT_OPS)
 
 
+class ShareOp(_Op):
+    """Send a finished question's result to named users, or to a dashboard's members and owner
+    (everyone but the sharer). Exactly one of ``usernames`` and ``dashboard_id``. Only the
+    asker may share; recipients may then subscribe to ``query:<id>`` and fetch its result."""
+
+    op: Literal["share"]
+    query_id: str = Field(..., max_length=100)
+    usernames: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, min_length=1, max_length=50, description="Recipients by username (1-50)."
+    )
+    dashboard_id: str | None = Field(None, max_length=100, description="Share with this dashboard's members and owner.")
+
+
 ClientOp = Annotated[
-    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp, EditOp],
+    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp, EditOp, ShareOp],
     Field(discriminator="op"),
 ]
-OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence", "edit")
+OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence", "edit", "share")
 _client_op_adapter: TypeAdapter[Any] = TypeAdapter(ClientOp)
 
 
@@ -486,6 +499,22 @@ class ResultData(BaseModel):
     timings_ms: dict[str, float]
 
 
+class UserRef(BaseModel):
+    id: str
+    username: str
+
+
+class SharedQueryResultData(BaseModel):
+    """Published on ``user:<id>`` of each recipient of a ``share`` op."""
+
+    query_id: str
+    shared_by: UserRef
+    question: str | None = Field(..., description="The question as asked (None when the asker wrote SQL).")
+    warehouse: str
+    result: ResultData = Field(..., description="The result data as it was published on query:<id>.")
+    shared_at: str = Field(..., description="ISO 8601 time the share was recorded.")
+
+
 class PresenceMember(BaseModel):
     conn_id: str
     user_id: str
@@ -527,6 +556,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "error": ErrorData,
     "presence": PresenceData,
     "dashboard_update": DashboardUpdateData,
+    "shared_query_result": SharedQueryResultData,
 }
 
 

@@ -22,6 +22,7 @@ from .protocol import ErrorCode, ProtocolError
 from .realtime.broker import open_broker
 from .realtime.hub import Delivery, Hub
 from .realtime.manager import ConnectionManager
+from .sharing import SharingService
 from .store import MetadataStore
 from .store.dashboards import DashboardStore
 from .warehouse.base import Warehouse
@@ -95,6 +96,7 @@ class Services:
         self.pipeline: Pipeline | None = None
         self.asks: AskService | None = None
         self.dashboards: DashboardService | None = None
+        self.sharing: SharingService | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -133,6 +135,7 @@ class Services:
             DashboardStore(self.store.engine), publish=self.publish,
             drop_subscribers=self.drop_subscribers, max_per_user=s.max_dashboards_per_user,
         )
+        self.sharing = SharingService(results=self.store.results, publish=self.publish, warehouse_access=self.warehouse_access)
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
@@ -272,5 +275,9 @@ class Services:
 
     async def authorize_channel(self, user: User, channel: str) -> None:
         """Raise ProtocolError unless ``user`` may subscribe to ``channel`` (rules in permissions)."""
-        await authorize_channel(user, channel, query_owner=self.asks.owner if self.asks else None,
-                                dashboard_role=self.dashboards.role_of if self.dashboards else None)
+        await authorize_channel(
+            user, channel,
+            query_owner=self.asks.owner if self.asks else None,
+            query_recipient=self.sharing.is_recipient if self.sharing else None,
+            dashboard_role=self.dashboards.role_of if self.dashboards else None,
+        )

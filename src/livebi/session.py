@@ -25,6 +25,7 @@ from .protocol import (
     PingOp,
     PresenceOp,
     ProtocolError,
+    ShareOp,
     SubscribeOp,
     UnsubscribeOp,
     dumps,
@@ -220,3 +221,8 @@ class Session:
             raise ProtocolError(ErrorCode.forbidden, f"query {op.query_id!r} belongs to another user")
         cancelled = await self.services.asks.cancel(op.query_id)
         return {"query_id": op.query_id, "cancelled": cancelled}
+
+    async def _op_share(self, op: ShareOp, replay: Replay) -> dict[str, Any]:
+        return await self.services.sharing.share(
+            self.user, op.query_id, usernames=op.usernames, dashboard_id=op.dashboard_id
+        )

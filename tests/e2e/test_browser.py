@@ -102,18 +102,25 @@ def test_ask_chart_table_sql_csv_error(page):
     page.screenshot(path=str(SCREENSHOT), full_page=False)
 
 
-def test_run_edited_sql_and_logout(page):
+def _login_and_ask(page):
+    """Log in as demo, ask a question and wait for its answer; returns the answer's card."""
     from playwright.sync_api import expect
 
     _tid(page, "login-username").fill("demo")
     _tid(page, "login-password").fill("demo")
     _tid(page, "login-submit").click()
     expect(_tid(page, "connection-status")).to_have_attribute("data-state", "connected")
-
     _tid(page, "question-input").fill("total revenue by region")
     _tid(page, "ask-button").click()
     card = _tid(page, "query-card").first
     expect(card.get_by_test_id("download-csv")).to_be_visible()
+    return card
+
+
+def test_run_edited_sql_and_logout(page):
+    from playwright.sync_api import expect
+
+    card = _login_and_ask(page)
     card.locator("[data-testid=view-tab][data-view=sql]").click()
     sql = card.get_by_test_id("result-sql")
     sql.fill("SELECT 1 AS one")
@@ -124,11 +131,15 @@ def test_run_edited_sql_and_logout(page):
     second.locator("[data-testid=view-tab][data-view=table]").click()
     expect(second.get_by_test_id("result-table").locator("tbody td").first).to_have_text("1")
 
-    token = page.evaluate("sessionStorage.getItem('livebi.token')")
+    # The login is an HttpOnly, SameSite=Strict cookie: no script (nor an injected one) sees it.
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    session = cookies["livebi_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/"
+    assert "livebi_session" not in page.evaluate("document.cookie")
+    assert page.evaluate("JSON.stringify(Object.keys(sessionStorage))").find("token") == -1
     _tid(page, "logout").click()
     expect(_tid(page, "login-username")).to_be_visible()
-    assert page.evaluate("sessionStorage.getItem('livebi.token')") is None
-    # Logging out revoked the token on the server too: a copy of it is worthless now.
+    # Logging out revoked the token on the server and cleared the cookies: a copy is worthless now.
     status = page.evaluate(
         """async (token) => {
           for (let i = 0; i < 50; i++) {
@@ -138,6 +149,25 @@ def test_run_edited_sql_and_logout(page):
           }
           return 200;
         }""",
-        token,
+        session["value"],
     )
     assert status == 401
+    assert "livebi_session" not in {c["name"] for c in page.context.cookies()}
+
+
+def test_login_survives_a_reload_and_a_new_tab_and_results_can_be_fetched(page):
+    from playwright.sync_api import expect
+
+    card = _login_and_ask(page)
+    query_id = card.get_attribute("data-query-id")
+
+    for view in (page, page.context.new_page()):
+        if view is page:
+            page.reload()
+        else:
+            view.goto(page.url)
+        expect(_tid(view, "connection-status")).to_have_attribute("data-state", "connected")
+        expect(_tid(view, "login-username")).to_be_hidden()
+        stored = view.evaluate(
+            "async (id) => (await import('/static/js/api.js')).queryResult(id)", query_id)
+        assert stored["query_id"] == query_id and stored["row_count"] == 5

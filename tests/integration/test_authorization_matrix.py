@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -55,13 +56,20 @@ class World:
 
     def __init__(self, server: LiveServer) -> None:
         self.server = server
-        self.http = httpx.AsyncClient(base_url=server.base_url, timeout=20)
+        # No cookie jar: each principal's credentials are exactly what a row sends (the login
+        # rows would otherwise leave a session cookie that makes "anonymous" someone).
+        self.http = httpx.AsyncClient(base_url=server.base_url, timeout=20,
+                                      cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
 
     async def setup(self) -> None:
         self.tokens = {"owner": await self.server.token("alice"), "other": await self.server.token("bob")}
         me = await self.get("/api/me", "owner")
         self.alice_id = me.json()["user"]["id"]
         self.alice_ws = await self.server.connect("alice")
+        # a finished question of alice's (a stored result, something to share)
+        done = await self.alice_ws.op("ask", sql="SELECT count(*) AS n FROM customers")
+        assert (await self.alice_ws.until_final(done["data"]["channel"]))["type"] == "result"
+        self.done_query_id = done["data"]["query_id"]
         reply = await self.alice_ws.op("ask", sql=SLOW_SQL)
         assert reply["ok"], reply
         self.query_id = reply["data"]["query_id"]
@@ -227,6 +235,10 @@ REST: dict[tuple[str, str], Check] = {
     ("GET", "/api/warehouses"): _warehouses,
     ("GET", "/api/examples"): expect(401, 403, 200, lambda w, p: w.get("/api/examples", p, params={"warehouse": "secret"})),
     ("GET", "/api/history"): _history,
+    # Only the asker (and share recipients, see test_sharing) read a stored result; anyone else
+    # gets 404, as for a question that does not exist.
+    ("GET", "/api/queries/{query_id}/result"): expect(
+        401, 404, 200, lambda w, p: w.get(f"/api/queries/{w.done_query_id}/result", p)),
     ("GET", "/api/config"): expect(200, 200, 200, lambda w, p: w.get("/api/config", p)),
     ("GET", "/livez"): expect(200, 200, 200, lambda w, p: w.get("/livez", p)),
     ("GET", "/health"): expect(200, 200, 200, lambda w, p: w.get("/health", p)),
@@ -312,6 +324,7 @@ def _op_frames(world: World) -> dict[str, dict[str, Any]]:
         "presence": {"op": "presence", "channel": "system"},
         "edit": {"op": "edit", "dashboard_id": world.dashboard_id,
                  "ops": [{"type": "update_dashboard", "fields": {"title": "renamed"}}]},
+        "share": {"op": "share", "query_id": world.done_query_id, "usernames": ["bob"]},
     }
 
 
@@ -338,10 +351,11 @@ async def test_every_op_by_principal(world: World) -> None:
             "ping": "ok",
             "presence": "not_subscribed",
             "edit": "forbidden",
+            "share": "forbidden",  # only the asker shares
         }
-        expected_owner = {**expected_other, "subscribe": "ok", "ask": "ok", "cancel": "ok", "edit": "ok"}
+        expected_owner = {**expected_other, "subscribe": "ok", "ask": "ok", "cancel": "ok", "edit": "ok", "share": "ok"}
         for principal, client, expected in (("other", bob, expected_other), ("owner", alice, expected_owner)):
-            for name in ("auth", "ping", "presence", "subscribe", "unsubscribe", "ask", "cancel", "edit"):
+            for name in ("auth", "ping", "presence", "subscribe", "unsubscribe", "ask", "cancel", "edit", "share"):
                 reply = await client.op(**frames[name])
                 outcome = "ok" if reply["ok"] else reply["error"]["code"]
                 assert outcome == expected[name], (principal, name, reply)

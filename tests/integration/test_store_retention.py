@@ -61,3 +61,30 @@ async def test_removing_a_user_removes_what_they_owned(store_url: str) -> None:
             assert (await conn.execute(select(func.count()).select_from(queries))).scalar() == 0
     finally:
         await store.close()
+
+
+async def test_stored_results_and_shares_go_with_their_question(store_url: str) -> None:
+    store = await MetadataStore.open(store_url, queries_per_user=2)
+    try:
+        alice = (await store.add_user("alice", "h"))["id"]
+        bob = (await store.add_user("bob", "h"))["id"]
+        for i in range(3):
+            await store.record_query(query_id=f"q{i}", user_id=alice, question=f"q{i}", sql=None, warehouse="w")
+            await store.finish_query(f"q{i}", status="done", row_count=1, result={"query_id": f"q{i}", "rows": [[i]]})
+            await store.results.share(f"q{i}", shared_by=alice, user_ids=[bob])
+            if i == 0:  # still the asker's: kept
+                assert await store.results.result("q0") == {"query_id": "q0", "rows": [[0]]}
+                assert await store.results.is_shared_with("q0", bob)
+        # q0 fell out of alice's history: its result and its share went with it.
+        assert await store.results.result("q0") is None
+        assert not await store.results.is_shared_with("q0", bob)
+        assert await store.results.result("q2") == {"query_id": "q2", "rows": [[2]]}
+        # Removing a user removes their questions' results and the shares they received.
+        await store.record_query(query_id="b0", user_id=bob, question="b", sql=None, warehouse="w")
+        await store.finish_query("b0", status="done", result={"query_id": "b0"})
+        assert await store.remove_user("bob")
+        assert await store.results.result("b0") is None
+        assert not await store.results.is_shared_with("q2", bob)
+        assert await store.results.result("q2") is not None, "alice's own result stays"
+    finally:
+        await store.close()

@@ -92,3 +92,22 @@ def test_bearer_matches():
     assert not bearer_matches("Basic secret", "secret")
     assert not bearer_matches("Bearer secre", "secret")
     assert not bearer_matches("Bearer ", "")  # an empty expected token never matches
+
+
+async def test_a_query_channel_is_open_to_its_asker_and_its_recipients_only():
+    from livebi.permissions import authorize_channel
+
+    async def owner(query_id: str) -> str | None:
+        return {"q1": ALICE.id}.get(query_id)
+
+    async def recipient(user: User, query_id: str) -> bool:
+        return (query_id, user.id) == ("q1", BOB.id)
+
+    await authorize_channel(ALICE, "query:q1", query_owner=owner, query_recipient=recipient)
+    await authorize_channel(BOB, "query:q1", query_owner=owner, query_recipient=recipient)
+    for user, channel, code in ((CAROL, "query:q1", ErrorCode.forbidden), (BOB, "query:q2", ErrorCode.not_found)):
+        with pytest.raises(ProtocolError) as caught:
+            await authorize_channel(user, channel, query_owner=owner, query_recipient=recipient)
+        assert caught.value.code is code
+    with pytest.raises(ProtocolError):  # without the recipient rule, only the asker
+        await authorize_channel(BOB, "query:q1", query_owner=owner)

@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .migrate import upgrade
-from .schema import metadata, queries, token_versions, users  # noqa: F401 - metadata re-exported
+from .results import QueryResults, delete_dependents
+from .schema import metadata, queries, query_results, query_shares, token_versions, users  # noqa: F401 - metadata re-exported
 
 class UserExists(Exception):
     pass
@@ -99,6 +100,7 @@ class MetadataStore:
         self.queries_per_user = queries_per_user
         self.max_sql_chars = max_sql_chars
         self.max_error_chars = max_error_chars
+        self.results = QueryResults(engine)  # stored results and shares (store/results.py)
 
     @classmethod
     async def open(cls, url: str, **retention: int) -> "MetadataStore":
@@ -187,6 +189,10 @@ class MetadataStore:
             user_id = select(users.c.id).where(users.c.username == username).scalar_subquery()
             # SQLite does not enforce ON DELETE CASCADE unless asked to: delete explicitly.
             await conn.execute(delete(token_versions).where(token_versions.c.user_id == user_id))
+            await conn.execute(delete(query_shares).where(query_shares.c.user_id == user_id))
+            own = select(queries.c.query_id).where(queries.c.user_id == user_id)
+            await delete_dependents(conn, own)
+            await conn.execute(delete(queries).where(queries.c.user_id == user_id))
             res = await conn.execute(delete(users).where(users.c.username == username))
         return res.rowcount > 0
 
@@ -212,11 +218,13 @@ class MetadataStore:
                 .order_by(queries.c.created_at.desc(), queries.c.query_id.desc())
                 .limit(self.queries_per_user)
             )
-            await conn.execute(
-                delete(queries).where(queries.c.user_id == user_id, queries.c.query_id.not_in(newest))
-            )
+            doomed = select(queries.c.query_id).where(queries.c.user_id == user_id, queries.c.query_id.not_in(newest))
+            await delete_dependents(conn, doomed)  # their stored results and shares go with them
+            await conn.execute(delete(queries).where(queries.c.query_id.in_(doomed)))
 
-    async def finish_query(self, query_id: str, *, status: str, **values: Any) -> None:
+    async def finish_query(self, query_id: str, *, status: str, result: dict[str, Any] | None = None, **values: Any) -> None:
+        """Record a question's outcome; ``result`` (the published result data, JSON-ready) is
+        stored in the same transaction, so a finished question is never seen without it."""
         allowed = {"sql", "engine", "row_count", "error", "elapsed_ms"}
         values = {k: v for k, v in values.items() if k in allowed}
         if "sql" in values:
@@ -229,14 +237,23 @@ class MetadataStore:
             await conn.execute(
                 update(queries).where(queries.c.query_id == query_id).values(status=status, finished_at=_now(), **values)
             )
+            if result is not None:
+                await conn.execute(insert(query_results).values(query_id=query_id, result=result, stored_at=_now()))
 
     async def query_owner(self, query_id: str) -> str | None:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(queries.c.user_id).where(queries.c.query_id == query_id))).scalar()
 
     async def history(self, user_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The user's latest questions, newest first; ``has_result`` says whether
+        ``GET /api/queries/{query_id}/result`` has the stored result."""
         cols = [queries.c[name] for name in ("query_id", "question", "sql", "warehouse", "status", "engine", "row_count", "error", "elapsed_ms", "created_at")]
-        stmt = select(*cols).where(queries.c.user_id == user_id).order_by(queries.c.created_at.desc()).limit(limit)
+        stored = query_results.c.query_id.is_not(None).label("has_result")
+        stmt = (
+            select(*cols, stored)
+            .select_from(queries.outerjoin(query_results, query_results.c.query_id == queries.c.query_id))
+            .where(queries.c.user_id == user_id).order_by(queries.c.created_at.desc()).limit(limit)
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).mappings()
-            return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]
+            return [{**dict(r), "has_result": bool(r["has_result"]), "created_at": r["created_at"].isoformat()} for r in rows]

@@ -32,6 +32,11 @@ def _trusted(address: str, networks: Iterable[Network]) -> bool:
     return any(ip in net for net in networks)
 
 
+def from_trusted_proxy(peer: str | None, trusted_proxies: Iterable[str]) -> bool:
+    """Whether ``peer`` (a socket peer address) is one of ``trusted_proxies``."""
+    return bool(peer) and _trusted(peer, parse_networks(tuple(trusted_proxies)))
+
+
 def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: Iterable[str]) -> str:
     """The client's address (a string; "unknown" when the server cannot tell)."""
     peer = peer or "unknown"

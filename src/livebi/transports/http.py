@@ -1,25 +1,33 @@
 """REST routes: login, logout, tickets, the caller's profile, warehouses, example questions,
-history, health, livez, metrics, API docs. Thin adapters over the services; every route except
-login, config, health, livez, metrics and the API docs needs a bearer token, and metrics, the
-details of health and the API docs answer only the callers ``metrics_access`` / ``api_docs``
-admit (``/health`` answers everyone, without details).
+history, stored results, health, livez, metrics, API docs. Thin adapters over the services; every
+route except login, config, health, livez, metrics and the API docs needs a bearer token or the
+browser's session cookie (with ``X-CSRF-Token`` on state-changing requests; see
+:mod:`.browser_session`), and metrics, the details of health and the API docs answer only the
+callers ``metrics_access`` / ``api_docs`` admit (``/health`` answers everyone, without details).
 
 Auth routes:
 
-- ``POST /api/login`` ``{username, password}`` -> ``{token, user}``; 401 on a wrong password,
-  429 with ``Retry-After`` when the client address or the username is over its login limits
-  or the hashing pool is busy (see :mod:`livebi.auth_limits`).
-- ``POST /api/ticket`` (bearer) -> ``{ticket, expires_in}``: a single-use ticket for
-  ``/ws?ticket=`` or ``/sse?ticket=``, so the long-lived token never travels in a URL.
-- ``POST /api/logout`` and ``POST /api/logout-all`` (bearer): revoke the user's tokens and
-  tickets (revocation is per user: logout ends every session of the user, like logout-all)
-  and close the user's open connections on this process with 4001; other processes refuse
-  the tokens within ``user_cache_s`` and close their connections on the next op or, idle
-  ones, in a sweep (:meth:`Services.close_revoked`).
+- ``POST /api/login`` ``{username, password}`` -> ``{token, user}``, and sets the browser's
+  session and CSRF cookies; 401 on a wrong password, 429 with ``Retry-After`` when the client
+  address or the username is over its login limits or the hashing pool is busy (see
+  :mod:`livebi.auth_limits`).
+- ``POST /api/ticket`` -> ``{ticket, expires_in}``: a single-use ticket for ``/ws?ticket=`` or
+  ``/sse?ticket=``, so the long-lived token never travels in a URL (and a browser never needs
+  the token in its scripts: the cookie gets it tickets).
+- ``POST /api/logout`` and ``POST /api/logout-all``: revoke the user's tokens and tickets
+  (revocation is per user: logout ends every session of the user, like logout-all), clear the
+  session cookies, and close the user's open connections on this process with 4001; other
+  processes refuse the tokens within ``user_cache_s`` and close their connections on the next
+  op or, idle ones, in a sweep (:meth:`Services.close_revoked`).
+
+- ``GET /api/queries/{query_id}/result``: the stored result of a finished question, for its
+  asker and the users it was shared with; 404 for anyone else, exactly as for a question that
+  does not exist or whose result is gone, so strangers learn nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -27,19 +35,21 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..auth import AuthError, LoginThrottled, User
 from ..permissions import Refusal, operator_refusal
 from ..pipeline import AskFailed
-from ..protocol import CloseCode, ErrorCode, ProtocolError
+from ..protocol import CloseCode, ErrorCode, ProtocolError, dumps
 from ..services import Services
+from .browser_session import authenticated_user, clear_session_cookies, set_session_cookies
 from .client_address import of_connection
 
 router = APIRouter()
 
 SWAGGER_CDN = "https://cdn.jsdelivr.net"
+_QUERY_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")  # the ids query:<id> channels take
 
 
 def services_of(request: Request) -> Services:
@@ -47,14 +57,8 @@ def services_of(request: Request) -> Services:
 
 
 async def current_user(request: Request) -> User:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    try:
-        return await services_of(request).auth.authenticate(token.strip())
-    except AuthError as exc:
-        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    """The caller (bearer token or session cookie): the dependency of every user route."""
+    return await authenticated_user(request)
 
 
 class LoginBody(BaseModel):
@@ -63,7 +67,7 @@ class LoginBody(BaseModel):
 
 
 @router.post("/api/login")
-async def login(body: LoginBody, request: Request) -> dict[str, Any]:
+async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     services = services_of(request)
     address = of_connection(request, services.settings.trusted_proxies)
     try:
@@ -72,6 +76,7 @@ async def login(body: LoginBody, request: Request) -> dict[str, Any]:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except AuthError as exc:
         raise HTTPException(401, str(exc)) from None
+    set_session_cookies(request, response, token)
     return {"token": token, "user": user.public()}
 
 
@@ -81,21 +86,32 @@ async def ticket(request: Request, user: User = Depends(current_user)) -> dict[s
     return {"ticket": value, "expires_in": ttl_s}
 
 
-async def _revoke(request: Request, user: User) -> dict[str, Any]:
+async def _revoke(request: Request) -> Response:
+    """Revoke the caller's tokens and clear the browser's cookies, which also go when the
+    credential was already invalid (401): a dead cookie must not linger either way."""
     services = services_of(request)
-    await services.auth.revoke(user.id)
-    closed = await services.connections.close_user(user.id, CloseCode.unauthenticated, "token revoked")
-    return {"revoked": True, "connections_closed": closed}
+    try:
+        user = await current_user(request)
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        response: Response = JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
+    else:
+        await services.auth.revoke(user.id)
+        closed = await services.connections.close_user(user.id, CloseCode.unauthenticated, "token revoked")
+        response = JSONResponse({"revoked": True, "connections_closed": closed})
+    clear_session_cookies(request, response)
+    return response
 
 
 @router.post("/api/logout")
-async def logout(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
-    return await _revoke(request, user)
+async def logout(request: Request) -> Response:
+    return await _revoke(request)
 
 
 @router.post("/api/logout-all")
-async def logout_all(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
-    return await _revoke(request, user)
+async def logout_all(request: Request) -> Response:
+    return await _revoke(request)
 
 
 @router.get("/api/me")
@@ -130,6 +146,18 @@ async def examples(request: Request, warehouse: str | None = None, user: User = 
 async def history(request: Request, limit: int = 50, user: User = Depends(current_user)) -> dict[str, Any]:
     limit = max(1, min(limit, 500))
     return {"queries": await services_of(request).store.history(user.id, limit=limit)}
+
+
+@router.get("/api/queries/{query_id}/result")
+async def query_result(query_id: str, request: Request, user: User = Depends(current_user)) -> Response:
+    """The stored result data of a finished question (as its ``result`` publication carried it),
+    for its asker and the users it was shared with; 404 otherwise."""
+    services = services_of(request)
+    result = await services.sharing.readable_result(user, query_id) if _QUERY_ID.fullmatch(query_id) else None
+    if result is None:
+        raise HTTPException(404, f"no stored result for query {query_id!r}")
+    body = await asyncio.to_thread(dumps, result)  # may be megabytes: off the event loop
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/config")

@@ -12,7 +12,8 @@ break WebSockets, and for the HTTP-only mode.
   channels. A client reconnecting with ``Last-Event-ID`` (browsers do it by themselves) is
   resubscribed to those channels from those positions; ``resumed`` says, per channel, whether
   everything missed was recovered.
-- ``POST /sse/ops?conn=<conn_id>`` (bearer token) runs one op on that stream's session and
+- ``POST /sse/ops?conn=<conn_id>`` (bearer token, or the browser's session cookie with its
+  ``X-CSRF-Token``) runs one op on that stream's session and
   answers with the op's reply; publications it causes arrive on the stream. When the stream's
   credential was revoked (on another process: this one closes such streams at once), the
   stream is closed with 4001 and the POST answered 401.
@@ -39,6 +40,7 @@ from ..realtime.connection import Connection, decode_positions, encode_positions
 from ..realtime.manager import ConnectionLimitExceeded, ServerFull
 from ..services import Services
 from ..session import Replay, Session
+from .browser_session import authenticated_user
 from .websocket import new_outbox
 
 log = logging.getLogger(__name__)
@@ -185,10 +187,7 @@ async def sse_stream(request: Request) -> StreamingResponse:
 @router.post("/sse/ops")
 async def sse_op(request: Request, conn: str) -> JSONResponse:
     services: Services = request.app.state.services
-    try:
-        user = await services.auth.authenticate(_bearer(request) or "")
-    except AuthError as exc:
-        raise HTTPException(401, str(exc)) from None
+    user = await authenticated_user(request)  # bearer, or the browser's cookie with its CSRF header
     stream = services.sse_streams.get(conn)
     if stream is None:
         raise HTTPException(404, "no such SSE stream (it ended): open /sse again")

@@ -143,7 +143,7 @@ def _point(tokens: list[Token], i: int, today: dt.date) -> tuple[Period, int] | 
             return calendar_period(start, "quarter", f"{year} {nxt.upper()}"), 2
         return calendar_period(dt.date(year, 1, 1), "year", str(year)), 1
     ordinal = ORDINALS.get(norm) if _norm(tokens, i + 1) in {"quarter", "half"} else None
-    if (len(norm) == 2 and norm[0] in "qh" and norm[1].isdigit()) or ordinal:
+    if (len(norm) == 2 and norm[0] in "qh" and norm[1] in "0123456789") or ordinal:
         # "Q2", "H1", "the second quarter", "first half"
         if ordinal:
             number, letter, used = ordinal, _norm(tokens, i + 1)[0], 2

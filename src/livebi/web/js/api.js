@@ -1,7 +1,9 @@
-// REST calls and the login session (token kept in sessionStorage: one tab, gone when it closes).
+// REST calls and the login session. The login lives in an HttpOnly session cookie that scripts
+// cannot read (so an injected script cannot carry it away) and that survives a reload or a new
+// tab; state-changing requests send the readable CSRF cookie's value in X-CSRF-Token.
 
-const TOKEN_KEY = "livebi.token";
 const USER_KEY = "livebi.user";
+const CSRF_COOKIE = "livebi_csrf";
 
 /** Error for a non-2xx REST answer; `status` 401 means the session is over. */
 export class ApiError extends Error {
@@ -13,9 +15,6 @@ export class ApiError extends Error {
 }
 
 export const session = {
-  get token() {
-    return sessionStorage.getItem(TOKEN_KEY);
-  },
   get user() {
     try {
       return JSON.parse(sessionStorage.getItem(USER_KEY) || "null");
@@ -23,15 +22,19 @@ export const session = {
       return null;
     }
   },
-  save(token, user) {
-    sessionStorage.setItem(TOKEN_KEY, token);
+  save(user) {
     sessionStorage.setItem(USER_KEY, JSON.stringify(user || {}));
   },
   clear() {
-    sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(USER_KEY);
   },
 };
+
+/** The header that proves a cookie-authenticated request comes from our own page. */
+export function csrfHeaders() {
+  const match = document.cookie.split("; ").find((c) => c.startsWith(`${CSRF_COOKIE}=`));
+  return match ? { "X-CSRF-Token": decodeURIComponent(match.slice(CSRF_COOKIE.length + 1)) } : {};
+}
 
 async function detailOf(response) {
   try {
@@ -45,13 +48,14 @@ async function detailOf(response) {
   return `${response.status} ${response.statusText || "error"}`.trim();
 }
 
-async function call(method, path, { body, auth = true } = {}) {
-  const headers = { Accept: "application/json" };
+async function call(method, path, { body } = {}) {
+  const headers = { Accept: "application/json", ...(method === "GET" ? {} : csrfHeaders()) };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (auth && session.token) headers.Authorization = `Bearer ${session.token}`;
   let response;
   try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(path, {
+      method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch {
     throw new ApiError(0, "The server cannot be reached. Check your connection and try again.");
   }
@@ -60,17 +64,36 @@ async function call(method, path, { body, auth = true } = {}) {
 }
 
 export async function login(username, password) {
-  const data = await call("POST", "/api/login", { body: { username, password }, auth: false });
-  session.save(data.token, data.user);
+  const data = await call("POST", "/api/login", { body: { username, password } });
+  session.save(data.user); // the token stays in the HttpOnly cookie the answer set
   return data;
 }
 
-/** Revoke the session's token on the server (every session of the user ends), then forget it. */
+/** The logged-in user from the session cookie (reload, new tab), or null when there is none. */
+export async function restore() {
+  // The CSRF cookie lives and dies with the session cookie, and scripts can read it: without
+  // it there is no session to ask about (and no 401 to log in the console).
+  if (!csrfHeaders()["X-CSRF-Token"]) {
+    session.clear();
+    return null;
+  }
+  try {
+    const { user } = await call("GET", "/api/me");
+    session.save(user);
+    return user;
+  } catch (err) {
+    if (err.status !== 401) console.warn("livebi: restoring the session", err);
+    session.clear();
+    return null;
+  }
+}
+
+/** Revoke the session on the server (every session of the user ends; the cookies are cleared). */
 export async function logout() {
   try {
-    if (session.token) await call("POST", "/api/logout");
+    await call("POST", "/api/logout");
   } catch (err) {
-    // Already expired or unreachable: forgetting the token locally is all that is left to do.
+    // Already expired or unreachable: forgetting the user locally is all that is left to do.
     console.warn("livebi: logout", err);
   } finally {
     session.clear();
@@ -88,6 +111,11 @@ export async function examples(warehouse) {
 
 export async function history() {
   return (await call("GET", "/api/history")).queries || [];
+}
+
+/** A finished question's stored result (the `result` data as published); 404 when it is gone. */
+export async function queryResult(queryId) {
+  return call("GET", `/api/queries/${encodeURIComponent(queryId)}/result`);
 }
 
 /**
@@ -122,5 +150,5 @@ export function sseOpsUrl(connId) {
 
 /** Which transports and features the server has on (`{websocket, sse, features}`). */
 export async function config() {
-  return call("GET", "/api/config", { auth: false });
+  return call("GET", "/api/config");
 }

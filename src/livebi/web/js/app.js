@@ -117,7 +117,7 @@ function connect() {
   client = new LiveClient({
     url: api.websocketUrl,
     // The HTTP fallback: used when the WebSocket keeps failing, or at once on an HTTP-only server.
-    sse: { url: api.sseUrl, opsUrl: api.sseOpsUrl, token: () => api.session.token },
+    sse: { url: api.sseUrl, opsUrl: api.sseOpsUrl, headers: api.csrfHeaders },
     config: api.config,
   });
   client.on("status", renderStatus);
@@ -353,5 +353,5 @@ function closeHistoryOnNarrow() {
 
 // -- start ------------------------------------------------------------------------------------
 
-if (api.session.token) showMain();
-else showLogin();
+// The session cookie (HttpOnly) says whether we are logged in: a reload or a new tab stays so.
+api.restore().then((user) => (user ? showMain() : showLogin()));

@@ -152,10 +152,12 @@ export class SSETransport {
    *   function of the last event id returning it (`/sse?ticket=…&last_event_id=…`); called for
    *   every stream, since a ticket is good for one
    * @param {function(string):string} o.opsUrl  the ops URL for a connection id
-   * @param {string|function():string} o.token  the bearer token for POSTs
+   * @param {string|function():string} [o.token]  the bearer token for POSTs (none: the session
+   *   cookie authenticates them)
+   * @param {object|function():object} [o.headers]  more headers for POSTs (e.g. X-CSRF-Token)
    */
   constructor({
-    url, opsUrl, token,
+    url, opsUrl, token, headers,
     EventSourceImpl = globalThis.EventSource,
     fetchImpl = (...args) => globalThis.fetch(...args),
     opTimeoutMs = 30_000,
@@ -168,6 +170,7 @@ export class SSETransport {
     this.url = url;
     this.opsUrl = opsUrl;
     this.token = token;
+    this.headers = headers;
     this.EventSourceImpl = EventSourceImpl;
     this.fetchImpl = fetchImpl;
     this.opTimeoutMs = opTimeoutMs;
@@ -386,7 +389,12 @@ export class SSETransport {
     try {
       response = await this.fetchImpl(this.opsUrl(connId), {
         method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `Bearer ${resolveValue(this.token) || ""}` },
+        headers: {
+          "Content-Type": "application/json",
+          ...(this.token ? { Authorization: `Bearer ${resolveValue(this.token) || ""}` } : {}),
+          ...resolveValue(this.headers),
+        },
+        credentials: "same-origin",
         body: item.text,
         cache: "no-store",
         signal: controller.signal,
