@@ -124,3 +124,47 @@ export function sseOpsUrl(connId) {
 export async function config() {
   return call("GET", "/api/config", { auth: false });
 }
+
+// -- dashboards (issue 8 contract: /work docs "REST") -----------------------------------------
+
+const dashPath = (id) => `/api/dashboards/${encodeURIComponent(id)}`;
+
+/** `[{id, title, description, owner, public, role, version, updated_at, widget_count}]` */
+export async function listDashboards() {
+  return (await call("GET", "/api/dashboards")).dashboards || [];
+}
+
+export async function createDashboard(title, description = "") {
+  return call("POST", "/api/dashboards", { body: { title, description } });
+}
+
+/** The snapshot with the caller's `role`. */
+export async function getDashboard(id) {
+  return call("GET", dashPath(id));
+}
+
+export async function deleteDashboard(id) {
+  return call("DELETE", dashPath(id));
+}
+
+/** `{members: [{user: {id, username}, role}], public}` */
+export async function dashboardMembers(id) {
+  return call("GET", `${dashPath(id)}/members`);
+}
+
+export async function setMember(id, username, role) {
+  return call("PUT", `${dashPath(id)}/members/${encodeURIComponent(username)}`, { body: { role } });
+}
+
+export async function removeMember(id, username) {
+  return call("DELETE", `${dashPath(id)}/members/${encodeURIComponent(username)}`);
+}
+
+export async function setPublic(id, isPublic) {
+  return call("PUT", `${dashPath(id)}/sharing`, { body: { public: Boolean(isPublic) } });
+}
+
+/** The stored result of a query (the asker's or one shared with the caller). */
+export async function queryResult(queryId) {
+  return call("GET", `/api/queries/${encodeURIComponent(queryId)}/result`);
+}

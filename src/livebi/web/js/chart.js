@@ -46,7 +46,11 @@ export async function drawFigure(container, chart) {
     font: { family: FONT, ...((figure.layout || {}).font || {}) },
     paper_bgcolor: "rgba(0,0,0,0)",
   };
-  if (!layout.margin) layout.margin = { t: 48, r: 16, b: 48, l: 56 };
+  // The card shows the title as page text (see card.js): Plotly's mode bar would cover it.
+  delete layout.title;
+  const legendOnTop = layout.legend && Number(layout.legend.y) > 1;
+  layout.margin = { t: 48, r: 16, b: 48, l: 56, ...(layout.margin || {}) };
+  if (!legendOnTop) layout.margin.t = 28; // room for the mode bar only
   delete layout.width; // let the card decide
   await Plotly.newPlot(container, figure.data, layout, PLOT_CONFIG);
   return true;
