@@ -100,6 +100,23 @@ async def pg_readonly(pg_dsn: str) -> AsyncIterator[ReadOnlyPostgres]:
 
 
 @pytest.fixture
+async def pg_database(pg_dsn: str):
+    """The URL of a throwaway PostgreSQL database (for metadata-store tests), dropped afterwards."""
+    import uuid
+
+    import asyncpg
+
+    name = f"livebi_store_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield pg_dsn.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.fixture
 def redis_url() -> str:
     need_service("Redis", "127.0.0.1", 6379)
     return REDIS_URL

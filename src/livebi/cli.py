@@ -321,7 +321,7 @@ def user_passwd(
     store: Optional[str] = typer.Option(None, help="Metadata store URL."),
 ) -> None:
     """Change a user's password and revoke every token of the user (running servers refuse
-    them within user_cache_s and close their connections on the next op)."""
+    them within user_cache_s and close their open connections about as soon)."""
     from .auth import hash_password
 
     if not _on_store(store, lambda s: s.set_password(name, hash_password(password))):

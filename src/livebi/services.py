@@ -12,7 +12,7 @@ from .protocol import CloseCode, dumps
 from .realtime.connection import Connection
 from .agents.data import DataAgent
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
-from .auth import Authenticator, User, build_authenticator
+from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
@@ -93,6 +93,7 @@ class Services:
         self.pipeline: Pipeline | None = None
         self.asks: AskService | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._revocation_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -127,12 +128,14 @@ class Services:
         )
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
+        self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
 
     async def stop(self) -> None:
-        if self._prune_task:
-            self._prune_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prune_task
+        for task in (self._prune_task, self._revocation_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.asks:
             await self.asks.shutdown()
         await self.broker.stop()
@@ -161,6 +164,35 @@ class Services:
             s = self.settings
             await asyncio.sleep(max(1.0, min(30.0, s.history_ttl_s / 4, s.finished_channel_grace_s / 2)))
             self.hub.prune()
+
+    async def _revocation_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.settings.user_cache_s))
+            try:
+                await self.close_revoked()
+            except Exception:  # the store is unreachable: try again next round, loudly
+                log.exception("checking open connections for revoked tokens failed")
+                self.metrics.internal_errors.labels("revocation").inc()
+
+    async def close_revoked(self) -> int:
+        """Close (4001) every connection whose credential was revoked or whose user was removed
+        since it authenticated; returns how many.
+
+        Revocation on this process closes connections at once (logout); a password change or
+        a removal by another process (the CLI, another node) is only seen in the store. A
+        connection that sends ops notices on its next op; an idle one, which would go on
+        receiving publications, is closed here, at most about ``user_cache_s`` late.
+        """
+        refused: dict[User, str] = {}
+        for user in {c.user for c in list(self.connections.connections.values()) if c.user is not None}:
+            try:
+                await self.auth.check_current(user)
+            except AuthError as exc:
+                refused[user] = str(exc)
+        doomed = [c for c in list(self.connections.connections.values()) if c.user in refused]
+        for conn in doomed:
+            await conn.close(CloseCode.unauthenticated, refused[conn.user])
+        return len(doomed)
 
     # Connections and presence ---------------------------------------------------------------
 

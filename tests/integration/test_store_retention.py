@@ -3,29 +3,16 @@ On SQLite (the default) and PostgreSQL (a throwaway database)."""
 
 from __future__ import annotations
 
-import uuid
-from typing import AsyncIterator
-
-import asyncpg
 import pytest
 
 from livebi.store import MetadataStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store_url(request, tmp_path) -> AsyncIterator[str]:
+def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'meta.db'}"
-        return
-    dsn = request.getfixturevalue("pg_dsn")
-    name = f"livebi_store_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield dsn.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    return request.getfixturevalue("pg_database")
 
 
 async def test_history_keeps_the_last_n_questions_per_user(store_url: str) -> None:

@@ -6,8 +6,8 @@ call blocks the event loop. The URL picks the backend:
 - ``sqlite:///path/livebi.db`` - one process; SQLite serializes writers.
 - ``postgresql://user@host/db`` - several processes or nodes share users and history.
 
-Tables are created on :meth:`MetadataStore.open` (``create_all`` is idempotent and creates
-tables a newer release added, such as ``livebi_token_versions``, in a store of an older one).
+:meth:`MetadataStore.open` brings the schema up to date with the Alembic migrations of
+``store/migrations`` (a store of the release before Alembic is recognised and upgraded in place).
 A SQLite store file is kept private: created (or tightened) to mode 0600, its directory 0700
 when livebi creates it; SQLite gives journal files the database file's mode.
 """
@@ -20,64 +20,12 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-metadata = MetaData()
-
-users = Table(
-    "livebi_users",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("username", String(64), nullable=False, unique=True),
-    Column("password_hash", String(255), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-# A user's token version: tokens carry the version they were issued under and older ones are
-# refused. A table of its own (not a column of livebi_users) so that stores of the previous
-# release gain it through create_all, without a migration. No row means version 0.
-token_versions = Table(
-    "livebi_token_versions",
-    metadata,
-    Column("user_id", String(32), ForeignKey("livebi_users.id", ondelete="CASCADE"), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-queries = Table(
-    "livebi_queries",
-    metadata,
-    Column("query_id", String(32), primary_key=True),
-    Column("user_id", String(32), ForeignKey("livebi_users.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("question", Text),
-    Column("sql", Text),
-    Column("warehouse", String(128), nullable=False),
-    Column("status", String(16), nullable=False),  # running | done | error | cancelled
-    Column("engine", String(16)),
-    Column("row_count", Integer),
-    Column("error", JSON),
-    Column("elapsed_ms", Float),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("finished_at", DateTime(timezone=True)),
-)
-
+from .migrate import upgrade
+from .schema import metadata, queries, token_versions, users  # noqa: F401 - metadata re-exported
 
 class UserExists(Exception):
     pass
@@ -154,8 +102,11 @@ class MetadataStore:
         if path is not None:
             make_private_file(path)
         engine = create_async_engine(async_url(url), pool_pre_ping=url.startswith("postgres"))
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        try:
+            await upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         return cls(engine, **retention)
 
     async def close(self) -> None:

@@ -4,6 +4,10 @@ The socket peer, unless it is one of ``trusted_proxies``: then ``X-Forwarded-For
 the right (the entry the nearest proxy appended) past every trusted proxy; the first address
 that is not a trusted proxy is the client. Without trusted proxies the header is ignored, so a
 client cannot pick a fresh address for each request.
+
+Per-address limits count an IPv6 client by its /64 network (:func:`limit_key`): one host or
+one customer is given a whole /64, so counting each of its 2^64 addresses apart would give it a
+fresh budget for every request.
 """
 
 from __future__ import annotations
@@ -41,7 +45,26 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies:
     return hops[0] if hops else peer
 
 
+#: Prefix length of the IPv6 network that counts as one client for per-address limits.
+IPV6_CLIENT_PREFIX = 64
+
+
+def limit_key(address: str) -> str:
+    """The key per-address limits count ``address`` under: an IPv4 address (also when written
+    IPv4-mapped) as is, an IPv6 address as its /64 network, anything else unchanged."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(ip)
+
+
 def of_connection(conn, trusted_proxies: Iterable[str]) -> str:
-    """The client address of a Starlette Request or WebSocket."""
+    """The key per-address limits count a Starlette Request or WebSocket under: its client
+    address (:func:`client_address`), an IPv6 one as its /64 (:func:`limit_key`)."""
     peer = conn.client.host if conn.client else None
-    return client_address(peer, conn.headers.get("x-forwarded-for"), trusted_proxies)
+    return limit_key(client_address(peer, conn.headers.get("x-forwarded-for"), trusted_proxies))

@@ -14,7 +14,8 @@ Auth routes:
 - ``POST /api/logout`` and ``POST /api/logout-all`` (bearer): revoke the user's tokens and
   tickets (revocation is per user: logout ends every session of the user, like logout-all)
   and close the user's open connections on this process with 4001; other processes refuse
-  the tokens within ``user_cache_s`` and close their connections on the next op.
+  the tokens within ``user_cache_s`` and close their connections on the next op or, idle
+  ones, in a sweep (:meth:`Services.close_revoked`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ logs keep URLs. Anything else closes the socket with 4001 (unauthenticated).
 Sockets waiting for their auth op do not count against ``max_connections``: they are limited
 per client address (``max_unauthenticated_per_address``, beyond which they are closed at once
 with 4029) and overall (``max_unauthenticated``, 1013). An authenticated connection whose token
-is revoked is closed with 4001: at once on this process, on the next op elsewhere.
+is revoked is closed with 4001: at once on this process; elsewhere on the next op or by the
+revocation sweep (:meth:`Services.close_revoked`), within about ``user_cache_s``.
 
 Frames beyond the transport's hard limit close it with 1009; frames over ``max_message_bytes``
 get a ``too_large`` error reply and the connection stays open. Heartbeats (WebSocket pings

@@ -108,6 +108,23 @@ _PSEUDO_COLUMNS = frozenset(
     {"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}
 )
 
+# PostgreSQL's object identifier types: casting a number or a name to one looks the object up
+# in the catalogues without any privilege check (``g::regclass`` over generate_series lists
+# every table of every schema, ``::regrole`` every role), whatever the role may read.
+_CATALOGUE_TYPES = frozenset({
+    "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper",
+    "regoperator", "regproc", "regprocedure", "regrole", "regtype",
+})
+
+# Keywords that read as a bare name but are calls of a session function (PostgreSQL's
+# ``user`` is ``current_user``, even over a table that has a ``user`` column); quoted, they are
+# ordinary names.
+_SESSION_KEYWORDS = {
+    "postgres": frozenset({"user", "current_user", "current_role", "session_user", "system_user",
+                           "current_catalog", "current_schema"}),
+    "duckdb": frozenset({"current_schema"}),  # sqlglot quotes the others: then they are names
+}
+
 # A quoted "table" that is really a file path or URL (DuckDB's replacement scans read those).
 _PATH_LIKE = re.compile(r"[/\\*?]|://|\.(csv|tsv|parquet|json|jsonl|ndjson|txt|xlsx?|arrow|db|sqlite|duckdb|gz|zst)$", re.I)
 
@@ -345,6 +362,36 @@ def _check_nodes(root: exp.Expression, check: _Check) -> None:
             _check_function(node, check.dialect)
         elif isinstance(node, exp.Table):
             _check_table(node, check)
+        elif isinstance(node, exp.DataType):
+            _check_type(node, check.dialect)
+        elif isinstance(node, exp.Column):
+            _check_session_keyword(node, check.dialect)
+
+
+def _check_type(node: exp.DataType, dialect: str) -> None:
+    """Refuse a cast to a type that reads the catalogues (``x::regclass``, ``x::pg_catalog.regrole``)."""
+    kind = node.args.get("kind")  # a user-defined or qualified type: a name, maybe schema.name
+    name = kind.sql(dialect=dialect) if isinstance(kind, exp.Expression) else str(kind or getattr(node.this, "value", node.this))
+    if name.rsplit(".", 1)[-1].strip('"').lower() in _CATALOGUE_TYPES:
+        raise UnsafeSQL(
+            "forbidden_sql",
+            f"casting to {node.sql(dialect=dialect)} is not allowed: it looks objects up in the system catalogues",
+        )
+
+
+def _check_session_keyword(node: exp.Column, dialect: str) -> None:
+    """Refuse ``user``, ``current_role``... written as a bare, unquoted name: the engine runs
+    them as session functions, which the allow-list does not admit."""
+    identifier = node.this
+    if (
+        node.table == ""
+        and isinstance(identifier, exp.Identifier)
+        and not identifier.quoted
+        and identifier.name.lower() in _SESSION_KEYWORDS.get(dialect, ())
+    ):
+        raise UnsafeSQL(
+            "forbidden_sql", f"{identifier.name} is not allowed: it reads the session (not on the {dialect} allow-list)"
+        )
 
 
 def _check_function(node: exp.Func, dialect: str) -> None:
