@@ -144,7 +144,10 @@ export class DashboardPage {
       on: { click: () => this._members() } }, "Members");
     this.notice = h("p", { class: "dash-notice", testid: "dashboard-notice", role: "status", hidden: true });
     this.announcer = h("div", { class: "visually-hidden", testid: "grid-announcer", "aria-live": "assertive", "aria-atomic": "true" });
-    this.grid = h("div", { class: "dash-grid", testid: "dashboard-grid", role: "list", "aria-label": "Widgets" });
+    this.grid = h("div", { class: "dash-grid", testid: "dashboard-grid", role: "list", "aria-label": "Widgets", tabindex: "-1" });
+    this.grid.addEventListener("focusout", (event) => {
+      if (this.reorderLater && !this.grid.contains(event.relatedTarget)) requestAnimationFrame(() => this._orderDom());
+    });
     this.emptyEl = h("p", { class: "dash-empty muted", hidden: true },
       "No widgets yet. Pin an answer from the conversation, or add one here.");
     this.helpEl = h("p", { class: "dash-help muted small", id: `dash-help-${this.id}` },
@@ -196,7 +199,8 @@ export class DashboardPage {
     view.title = inlineText({
       value: widget.title, label: "Widget title", editable: canEdit, testid: "widget-title", className: "widget-title",
       onCommit: (text) => this.edit([{ type: "update_widget", widget_id: view.id, fields: { title: text } }], "rename widget"),
-      onEditing: (on) => this._setEditing(on ? view.id : null),
+      // Focus inside the widget counts as editing it too (arrow keys move it).
+      onEditing: (on) => this._setEditing(on || view.el.contains(document.activeElement) ? view.id : null),
     });
     view.body = h("div", { class: "widget-body" });
     view.badge = h("div", { class: "editing-badge", testid: "editing-badge", hidden: true });
@@ -236,12 +240,20 @@ export class DashboardPage {
     return clampRect({ x: w.x, y: w.y, w: w.w, h: w.h });
   }
 
-  /** Keep the DOM (and Tab order, and the one-column layout) in reading order. */
+  /**
+   * Keep the one-column layout (CSS `order`) and the Tab order (the DOM) in reading order. The
+   * DOM is not reshuffled while a widget has focus: moving a focused node blurs it, which
+   * would flicker the "editing" outline others see while someone moves it by keyboard.
+   */
   _orderDom() {
     const ordered = readingOrder([...this.widgetViews.values()].map((v) => ({ ...v.rect, view: v })));
-    const focused = document.activeElement;
+    ordered.forEach(({ view }, index) => { view.el.style.order = String(index); });
+    if (this.grid.contains(document.activeElement)) {
+      this.reorderLater = true;
+      return;
+    }
+    this.reorderLater = false;
     for (const { view } of ordered) if (this.grid.lastElementChild !== view.el) this.grid.append(view.el);
-    if (focused && focused !== document.activeElement && this.grid.contains(focused)) focused.focus();
   }
 
   // -- running widget queries --------------------------------------------------------------------
