@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .conftest import record_problems
+
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -100,10 +102,7 @@ def people(browser, demo_server):
         context = browser.new_context(viewport={"width": width, "height": height})
         context.add_init_script(INIT)
         page = context.new_page()
-        page.problems = []
-        page.on("pageerror", lambda exc: page.problems.append(f"pageerror: {exc}"))
-        page.on("console", lambda msg: page.problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in ("error", "warning") else None)
+        record_problems(page)
         page.set_default_timeout(30_000)
         page.goto(demo_server + "/")
         page.get_by_test_id("login-username").fill(username)
