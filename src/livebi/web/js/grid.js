@@ -4,6 +4,7 @@
 
 export const COLUMNS = 12;
 export const MAX_HEIGHT = 24;
+export const MAX_Y = 10_000; // the server's lowest starting row
 export const DEFAULT_SIZE = Object.freeze({ w: 6, h: 4 });
 
 const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
@@ -13,7 +14,7 @@ export function clampRect({ x = 0, y = 0, w = DEFAULT_SIZE.w, h = DEFAULT_SIZE.h
   const width = clamp(Math.round(w), 1, COLUMNS);
   return {
     x: clamp(Math.round(x), 0, COLUMNS - width),
-    y: Math.max(0, Math.round(y)),
+    y: clamp(Math.round(y), 0, MAX_Y),
     w: width,
     h: clamp(Math.round(h), 1, MAX_HEIGHT),
   };
