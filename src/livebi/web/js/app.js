@@ -196,8 +196,13 @@ function toast(message) {
 for (const link of document.querySelectorAll('.skip-link[href="#page-content"]')) {
   link.addEventListener("click", (event) => {
     event.preventDefault();
+    // The latest answer's view tabs, the first widget of a dashboard, else the view itself.
     const target = ui.dashView.hidden ? ui.conversation : ui.dashView;
-    const first = target.querySelector("[data-testid=query-card] [tabindex], [data-testid=query-card] button, [data-testid=widget]");
+    const answers = target.querySelectorAll("[data-testid=query-card]");
+    const last = answers[answers.length - 1];
+    const first = (last && (last.querySelector('[role=tab][tabindex="0"]') || last))
+      || target.querySelector("[data-testid=widget]");
+    if (first && first.tabIndex < 0 && !first.hasAttribute("tabindex")) first.setAttribute("tabindex", "-1");
     (first || target).focus();
   });
 }

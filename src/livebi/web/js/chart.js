@@ -53,7 +53,42 @@ export async function drawFigure(container, chart) {
   if (!legendOnTop) layout.margin.t = 28; // room for the mode bar only
   delete layout.width; // let the card decide
   await Plotly.newPlot(container, figure.data, layout, PLOT_CONFIG);
+  rovingModeBar(container);
+  if (typeof container.on === "function") container.on("plotly_afterplot", () => rovingModeBar(container));
   return true;
+}
+
+/**
+ * The mode bar as one Tab stop (a roving tabindex): Plotly makes each of its buttons a Tab
+ * stop, so a keyboard user had to walk through every one to get past a chart. The arrow keys
+ * (and Home/End) move between the buttons. Called again after every redraw (Plotly may
+ * rebuild the bar).
+ */
+export function rovingModeBar(container) {
+  const buttons = [...container.querySelectorAll(".modebar-btn")];
+  if (!buttons.length) return;
+  const current = buttons.find((b) => b.tabIndex === 0 && b.dataset.roving) || buttons[0];
+  for (const button of buttons) {
+    button.dataset.roving = "1";
+    button.tabIndex = button === current ? 0 : -1;
+  }
+  const bar = container.querySelector(".modebar");
+  if (!bar || bar.dataset.roving) return;
+  bar.dataset.roving = "1";
+  bar.setAttribute("role", "toolbar");
+  bar.setAttribute("aria-label", "Chart tools");
+  bar.addEventListener("keydown", (event) => {
+    const all = [...bar.querySelectorAll(".modebar-btn")];
+    const index = all.indexOf(document.activeElement);
+    if (index < 0) return;
+    const next = { ArrowRight: index + 1, ArrowDown: index + 1, ArrowLeft: index - 1, ArrowUp: index - 1,
+      Home: 0, End: all.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const target = all[(next + all.length) % all.length];
+    for (const button of all) button.tabIndex = button === target ? 0 : -1;
+    target.focus();
+  });
 }
 
 /** Re-fit a drawn chart to its container (after a tab switch or a layout change). */
