@@ -75,6 +75,8 @@ async () => {
     drag: G.dragRect(rect, { dx: 240, dy: 170, cellWidth: 100, cellHeight: 84, mode: "move" }),
     dragResize: G.dragRect({ x: 8, y: 0, w: 2, h: 2 }, { dx: 900, dy: 0, cellWidth: 100, cellHeight: 84, mode: "resize" }),
     free: G.freeSpot([{ x: 0, y: 0, w: 6, h: 4 }, { x: 6, y: 2, w: 6, h: 5 }]),
+    freeRight: G.freeSpot([{ x: 0, y: 0, w: 6, h: 4 }]),
+    freeBelow: G.freeSpot([{ x: 0, y: 0, w: 12, h: 3 }]),
     place: G.placement({ x: 2, y: 3, w: 4, h: 2 }),
     order: G.readingOrder([{ id: "b", x: 6, y: 0 }, { id: "c", x: 0, y: 4 }, { id: "a", x: 0, y: 0 }]).map((w) => w.id),
   };
@@ -132,7 +134,9 @@ def test_dashboard_modules(open_page, demo_server):
     assert grid["clamp"] == {"x": 0, "y": 0, "w": 12, "h": 24}
     assert grid["drag"] == {"x": 2, "y": 2, "w": 6, "h": 4}
     assert grid["dragResize"] == {"x": 8, "y": 0, "w": 4, "h": 2}
-    assert grid["free"] == {"x": 0, "y": 7, "w": 6, "h": 4}
+    assert grid["free"] == {"x": 0, "y": 4, "w": 6, "h": 4}
+    assert grid["freeRight"] == {"x": 6, "y": 0, "w": 6, "h": 4}
+    assert grid["freeBelow"] == {"x": 0, "y": 3, "w": 6, "h": 4}
     assert grid["place"] == {"gridColumn": "3 / span 4", "gridRow": "4 / span 2"}
     assert grid["order"] == ["a", "b", "c"]
 

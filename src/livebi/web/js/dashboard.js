@@ -82,7 +82,13 @@ export class DashboardPage {
       if (channel === this.channel && !recovered) this.refetch();
     };
     this._onKey = (event) => this._globalKey(event);
-    this._onResize = () => this._layoutChanged();
+    // A widget's chart follows its box: resized here, by someone else, or by the window.
+    this.resizeObserver = new ResizeObserver((entries) => {
+      for (const entry of entries) {
+        const figure = entry.target.querySelector(".figure.js-plotly-plot");
+        if (figure) resizeFigure(figure);
+      }
+    });
   }
 
   // -- lifecycle --------------------------------------------------------------------------------
@@ -91,8 +97,7 @@ export class DashboardPage {
     replaceChildren(container, this.el);
     this.client.on("recovery", this._onRecovery);
     document.addEventListener("keydown", this._onKey);
-    this.narrowQuery = window.matchMedia(NARROW);
-    this.narrowQuery.addEventListener("change", this._onResize);
+    this.narrowQuery = window.matchMedia(NARROW); // one column: no dragging
     try {
       // Subscribe first and buffer: an edit made between the snapshot and the subscription
       // would otherwise be lost (the buffer is applied by version after the snapshot).
@@ -114,9 +119,9 @@ export class DashboardPage {
     clearTimeout(this.gapTimer);
     this.client.off("recovery", this._onRecovery);
     document.removeEventListener("keydown", this._onKey);
-    if (this.narrowQuery) this.narrowQuery.removeEventListener("change", this._onResize);
     for (const view of this.widgetViews.values()) if (view.card) view.card.dispose();
     this.widgetViews.clear();
+    this.resizeObserver.disconnect();
     this.client.unsubscribe(this.channel);
   }
 
@@ -220,6 +225,7 @@ export class DashboardPage {
     this.widgetViews.set(widget.id, view);
     this._place(view);
     this.grid.append(view.el);
+    this.resizeObserver.observe(view.body);
     this._run(view);
     this.emptyEl.hidden = this.widgetViews.size > 0;
     return view;
@@ -461,6 +467,7 @@ export class DashboardPage {
     const view = this.widgetViews.get(id);
     if (!view) return;
     if (view.card) view.card.dispose();
+    this.resizeObserver.unobserve(view.body);
     const hadFocus = view.el.contains(document.activeElement);
     view.el.remove();
     this.widgetViews.delete(id);
@@ -612,7 +619,6 @@ export class DashboardPage {
     this._orderDom();
     const label = ops.length === 2 ? "move and resize widget" : ops[0].type === "move_widget" ? "move widget" : "resize widget";
     this.edit(ops, label, { widgets: [view.id] }).catch(() => {});
-    requestAnimationFrame(() => view.card && view.card.figureEl && resizeFigure(view.card.figureEl));
   }
 
   announce(text) {
@@ -659,12 +665,6 @@ export class DashboardPage {
     target.addEventListener("pointermove", move);
     target.addEventListener("pointerup", end);
     target.addEventListener("pointercancel", end);
-  }
-
-  _layoutChanged() {
-    for (const view of this.widgetViews.values()) {
-      if (view.card && view.card.figureEl) requestAnimationFrame(() => resizeFigure(view.card.figureEl));
-    }
   }
 
   _globalKey(event) {

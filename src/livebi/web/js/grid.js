@@ -56,10 +56,23 @@ export function dragRect(start, { dx, dy, cellWidth, cellHeight, mode }) {
   return clampRect({ ...start, x: start.x + cols, y: start.y + rows });
 }
 
-/** Where a new widget goes: the left edge, under everything. */
+/** Do two rectangles share a cell? */
+export function overlaps(a, b) {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+/** Where a new widget goes: the first gap it fits in, row by row, else under everything. */
 export function freeSpot(widgets, { w = DEFAULT_SIZE.w, h = DEFAULT_SIZE.h } = {}) {
-  const bottom = widgets.reduce((max, wd) => Math.max(max, (wd.y || 0) + (wd.h || 1)), 0);
-  return clampRect({ x: 0, y: bottom, w, h });
+  const placed = widgets.map((wd) => clampRect(wd));
+  const bottom = placed.reduce((max, r) => Math.max(max, r.y + r.h), 0);
+  const size = clampRect({ x: 0, y: 0, w, h });
+  for (let y = 0; y < bottom; y += 1) {
+    for (let x = 0; x + size.w <= COLUMNS; x += 1) {
+      const rect = { ...size, x, y };
+      if (!placed.some((r) => overlaps(rect, r))) return rect;
+    }
+  }
+  return { ...size, x: 0, y: bottom };
 }
 
 /** CSS grid placement (grid lines are 1-based). */
