@@ -154,6 +154,7 @@ function showRoute(route) {
   ui.layout.hidden = !conversation;
   ui.composer.hidden = !conversation;
   ui.dashView.hidden = conversation;
+  ui.historyToggle.hidden = !conversation; // the history drawer belongs to the conversation
   const current = route.name === "conversation" ? ui.navAsk : ui.navDashboards;
   for (const link of [ui.navAsk, ui.navDashboards]) {
     if (link === current) link.setAttribute("aria-current", "page");
