@@ -236,7 +236,7 @@ def test_two_users_co_edit_with_presence_undo_and_latency(people, shared_dashboa
 
     # Undo: Bob's last change (the resize) is undone for both.
     bob.get_by_test_id("undo-button").click()
-    expect(alice.get_by_test_id("widget").first).to_have_attribute("style", _contains("span 4"))
+    expect(alice.get_by_test_id("widget").first).to_have_attribute("aria-label", _contains("4 rows tall"))
     # Alice's retitle came before Bob's moves of the same widget: her undo must not clobber them.
     alice.keyboard.press("Control+z")
     expect(alice.get_by_test_id("dashboard-notice")).to_contain_text("bob changed that widget since")
@@ -386,3 +386,44 @@ def test_tab_reaches_the_answer_before_history_and_actions(people):
     alice.get_by_test_id("skip-link").focus()
     alice.keyboard.press("Enter")
     assert alice.evaluate("() => Boolean(document.activeElement.closest('[data-testid=query-card]'))")
+
+
+def test_pointer_drag_moves_and_resizes(people, shared_dashboard, demo_server):
+    from playwright.sync_api import expect
+
+    alice = people("alice")
+    bob = people("bob")
+    for page in (alice, bob):
+        page.goto(f"{demo_server}/#/dashboards/{shared_dashboard}")
+        expect(page.get_by_test_id("dashboard-page")).to_be_visible()
+    alice.get_by_test_id("add-widget").click()
+    dialog = alice.get_by_test_id("add-widget-dialog")
+    dialog.get_by_test_id("new-widget-title").fill("Orders")
+    dialog.get_by_test_id("new-widget-sql").fill("SELECT COUNT(*) AS orders FROM orders")
+    dialog.get_by_test_id("new-widget-submit").click()
+    widget = alice.get_by_test_id("widget").first
+    expect(widget).to_have_attribute("aria-label", _contains("column 1, row 1, 6 columns wide"))
+
+    # Drag the handle three columns right and one row down (cells measured from the grid).
+    grid = alice.get_by_test_id("dashboard-grid").bounding_box()
+    cell_w = (grid["width"] + 12) / 12
+    cell_h = 72 + 12
+    handle = widget.locator(".drag-handle").bounding_box()
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    alice.mouse.move(x, y)
+    alice.mouse.down()
+    alice.mouse.move(x + cell_w, y + 10, steps=4)
+    alice.mouse.move(x + 3 * cell_w, y + cell_h, steps=4)
+    alice.mouse.up()
+    expect(bob.get_by_test_id("widget").first).to_have_attribute(
+        "aria-label", _contains("column 4, row 2, 6 columns wide, 4 rows tall"))
+
+    # Drag the corner: two columns narrower, two rows taller.
+    corner = widget.get_by_test_id("widget-resize").bounding_box()
+    x, y = corner["x"] + corner["width"] / 2, corner["y"] + corner["height"] / 2
+    alice.mouse.move(x, y)
+    alice.mouse.down()
+    alice.mouse.move(x - 2 * cell_w, y + 2 * cell_h, steps=6)
+    alice.mouse.up()
+    expect(bob.get_by_test_id("widget").first).to_have_attribute(
+        "aria-label", _contains("column 4, row 2, 4 columns wide, 6 rows tall"))
