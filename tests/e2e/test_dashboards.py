@@ -247,6 +247,25 @@ def test_two_users_co_edit_with_presence_undo_and_latency(people, shared_dashboa
     expect(alice.get_by_test_id("presence-avatar")).to_have_count(1, timeout=10_000)
 
 
+def _both_on(people, base: str, dashboard_id: str):
+    """Alice's and Bob's pages, both on the dashboard."""
+    from playwright.sync_api import expect
+
+    pages = people("alice"), people("bob")
+    for page in pages:
+        page.goto(f"{base}/#/dashboards/{dashboard_id}")
+        expect(page.get_by_test_id("dashboard-page")).to_be_visible()
+    return pages
+
+
+def _add_sql_widget(page, title: str, sql: str) -> None:
+    page.get_by_test_id("add-widget").click()
+    dialog = page.get_by_test_id("add-widget-dialog")
+    dialog.get_by_test_id("new-widget-title").fill(title)
+    dialog.get_by_test_id("new-widget-sql").fill(sql)
+    dialog.get_by_test_id("new-widget-submit").click()
+
+
 def _contains(text: str):
     import re
 
@@ -256,11 +275,7 @@ def _contains(text: str):
 def test_dashboard_title_edit_add_remove_and_list(people, shared_dashboard, demo_server):
     from playwright.sync_api import expect
 
-    alice = people("alice")
-    bob = people("bob")
-    for page in (alice, bob):
-        page.goto(f"{demo_server}/#/dashboards/{shared_dashboard}")
-        expect(page.get_by_test_id("dashboard-page")).to_be_visible()
+    alice, bob = _both_on(people, demo_server, shared_dashboard)
 
     # Alice renames the dashboard; Bob's heading follows.
     alice.get_by_test_id("dashboard-title").click()
@@ -269,11 +284,7 @@ def test_dashboard_title_edit_add_remove_and_list(people, shared_dashboard, demo
     expect(bob.get_by_test_id("dashboard-title")).to_have_text("Quarterly review")
 
     # Bob adds a widget by SQL; Alice sees it run; Alice removes it; Bob sees it go.
-    bob.get_by_test_id("add-widget").click()
-    dialog = bob.get_by_test_id("add-widget-dialog")
-    dialog.get_by_test_id("new-widget-title").fill("Orders")
-    dialog.get_by_test_id("new-widget-sql").fill("SELECT COUNT(*) AS orders FROM orders")
-    dialog.get_by_test_id("new-widget-submit").click()
+    _add_sql_widget(bob, "Orders", "SELECT COUNT(*) AS orders FROM orders")
     widget = alice.get_by_test_id("widget").filter(has_text="Orders")
     expect(widget).to_have_count(1)
     expect(widget.get_by_test_id("result-table").or_(widget.get_by_test_id("result-kpi")).first).to_be_visible()
@@ -391,16 +402,8 @@ def test_tab_reaches_the_answer_before_history_and_actions(people):
 def test_pointer_drag_moves_and_resizes(people, shared_dashboard, demo_server):
     from playwright.sync_api import expect
 
-    alice = people("alice")
-    bob = people("bob")
-    for page in (alice, bob):
-        page.goto(f"{demo_server}/#/dashboards/{shared_dashboard}")
-        expect(page.get_by_test_id("dashboard-page")).to_be_visible()
-    alice.get_by_test_id("add-widget").click()
-    dialog = alice.get_by_test_id("add-widget-dialog")
-    dialog.get_by_test_id("new-widget-title").fill("Orders")
-    dialog.get_by_test_id("new-widget-sql").fill("SELECT COUNT(*) AS orders FROM orders")
-    dialog.get_by_test_id("new-widget-submit").click()
+    alice, bob = _both_on(people, demo_server, shared_dashboard)
+    _add_sql_widget(alice, "Orders", "SELECT COUNT(*) AS orders FROM orders")
     widget = alice.get_by_test_id("widget").first
     expect(widget).to_have_attribute("aria-label", _contains("column 1, row 1, 6 columns wide"))
 
