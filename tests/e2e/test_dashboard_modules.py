@@ -33,6 +33,10 @@ async () => {
   out.order = { gapAt3: r3.gap, appliedAt3: r3.applied.length, appliedAt2: r2.applied.map((u) => u.version),
     gapAfter: r2.gap, dup: dup.applied.length, version: m.version, w1: m.widget("w_1") };
 
+  // Members / sharing / deleted carry the current version without bumping it: applied at once.
+  const sharing = m.receive(upd(3, "sharing", { public: true }));
+  out.unversioned = { applied: sharing.applied.length, public: m.dashboard.public, version: m.version };
+
   // Inverses: computed from the state each version was applied to.
   out.inverses = { 2: m.inverses.get(2).op, 3: m.inverses.get(3).op };
 
@@ -113,6 +117,7 @@ def test_dashboard_modules(open_page, demo_server):
     assert order["appliedAt2"] == [2, 3] and order["gapAfter"] is False
     assert order["dup"] == 0 and order["version"] == 3
     assert (order["w1"]["x"], order["w1"]["y"], order["w1"]["w"], order["w1"]["h"]) == (3, 1, 4, 2)
+    assert out["unversioned"] == {"applied": 1, "public": True, "version": 3}
     assert out["inverses"]["2"] == {"type": "move_widget", "widget_id": "w_1", "x": 0, "y": 0}
     assert out["inverses"]["3"] == {"type": "resize_widget", "widget_id": "w_1", "w": 6, "h": 4}
     assert out["reset"] == {"applied": [6], "version": 6, "title": "six"}

@@ -298,12 +298,22 @@ def test_dashboard_title_edit_add_remove_and_list(people, shared_dashboard, demo
     expect(bob.get_by_test_id("dashboards-shared").get_by_text("Quarterly review")).to_be_visible()
     expect(bob.get_by_test_id("dashboards-shared").get_by_test_id("delete-dashboard")).to_have_count(0)
 
+    # Bob is on it when Alice deletes it: he is told and taken back to the list.
+    bob.get_by_test_id("dashboards-shared").get_by_text("Quarterly review").click()
+    expect(bob.get_by_test_id("dashboard-page")).to_be_visible()
+    item = alice.get_by_test_id("dashboard-item").filter(has_text="Quarterly review")
+    item.get_by_test_id("delete-dashboard").click()
+    alice.get_by_test_id("confirm-delete-button").click()
+    expect(alice.get_by_test_id("dashboard-item").filter(has_text="Quarterly review")).to_have_count(0)
+    expect(bob.get_by_test_id("toast-message").last).to_contain_text("was deleted")
+    expect(bob.get_by_test_id("dashboards-page")).to_be_visible()
+
 
 def test_members_dialog_and_viewer_is_read_only(people, shared_dashboard, demo_server):
     from playwright.sync_api import expect
 
-    alice = people("alice")
-    alice.goto(f"{demo_server}/#/dashboards/{shared_dashboard}")
+    alice, bob = _both_on(people, demo_server, shared_dashboard)
+    expect(bob.get_by_test_id("dashboard-role")).to_have_text("editor")
     alice.get_by_test_id("members-button").click()
     dialog = alice.get_by_test_id("members-dialog")
     expect(dialog.locator("[data-testid=member][data-username=bob]")).to_be_visible()
@@ -312,8 +322,7 @@ def test_members_dialog_and_viewer_is_read_only(people, shared_dashboard, demo_s
     expect(dialog.locator("[data-testid=member][data-username=bob] [data-testid=member-role]")).to_have_value("viewer")
     dialog.get_by_test_id("dialog-close").click()
 
-    bob = people("bob")
-    bob.goto(f"{demo_server}/#/dashboards/{shared_dashboard}")
+    # Bob, on the page meanwhile, loses the editing controls at once.
     expect(bob.get_by_test_id("dashboard-role")).to_have_text("viewer")
     expect(bob.get_by_test_id("add-widget")).to_be_hidden()
     expect(bob.locator("button[data-testid=dashboard-title]")).to_have_count(0)  # plain text, not editable

@@ -4,6 +4,7 @@
 // clobber someone else's later change). Mirrors the server's op application (issue 8
 // contract): last writer wins per field; the server's version order is the only order.
 
+const UNVERSIONED = new Set(["members", "sharing", "deleted"]);
 const WIDGET_FIELDS = ["title", "question", "sql", "warehouse", "chart", "refresh"];
 const INVERSES_KEPT = 500;
 
@@ -52,6 +53,12 @@ export class DashboardModel {
    * for a missing version (the caller refetches the snapshot then).
    */
   receive(update) {
+    if (UNVERSIONED.has(update.update_type)) {
+      // Members, sharing and deletion are not edits: they carry the current version without
+      // bumping it, and apply as they come.
+      this._apply(update);
+      return { applied: [update], gap: this.pending.size > 0 };
+    }
     const version = Number(update.version);
     if (Number.isFinite(version) && version > this.version && !this.pending.has(version)) {
       this.pending.set(version, update);
