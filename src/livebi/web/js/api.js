@@ -1,7 +1,29 @@
-// REST calls and the login session (token kept in sessionStorage: one tab, gone when it closes).
+// REST calls and the login session. A server that sets the session cookie on login (HttpOnly,
+// SameSite=Strict) keeps the browser's login there: scripts never hold the token, every tab and
+// a reload share the login, and state-changing requests carry the CSRF cookie's value in
+// X-CSRF-Token. An older server without the cookie gets the bearer token, kept in
+// sessionStorage (one tab, gone when it closes).
 
 const TOKEN_KEY = "livebi.token";
 const USER_KEY = "livebi.user";
+const CSRF_COOKIE = "livebi_csrf";
+const CSRF_HEADER = "X-CSRF-Token";
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** The CSRF cookie's value (readable by design), or "". */
+export function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...rest] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+/** Headers that authenticate a state-changing request made with the session cookie. */
+export function csrfHeaders() {
+  const token = csrfToken();
+  return token ? { [CSRF_HEADER]: token } : {};
+}
 
 /** Error for a non-2xx REST answer; `status` 401 means the session is over. */
 export class ApiError extends Error {
@@ -23,8 +45,15 @@ export const session = {
       return null;
     }
   },
+  /** After login: with the session cookie set, only the user is kept (not the token). */
   save(token, user) {
-    sessionStorage.setItem(TOKEN_KEY, token);
+    if (token && !csrfToken()) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.setItem(USER_KEY, JSON.stringify(user || {}));
+  },
+  /** Logged in by the cookie (found by `GET /api/me` after a reload or in a new tab). */
+  adopt(user) {
+    sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.setItem(USER_KEY, JSON.stringify(user || {}));
   },
   clear() {
@@ -49,9 +78,12 @@ async function call(method, path, { body, auth = true } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth && session.token) headers.Authorization = `Bearer ${session.token}`;
+  else if (!SAFE_METHODS.has(method)) Object.assign(headers, csrfHeaders());
   let response;
   try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(path, {
+      method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch {
     throw new ApiError(0, "The server cannot be reached. Check your connection and try again.");
   }
@@ -65,16 +97,22 @@ export async function login(username, password) {
   return data;
 }
 
-/** Revoke the session's token on the server (every session of the user ends), then forget it. */
+/** Revoke the session's token on the server (every session of the user ends; the server also
+ * clears the cookies), then forget it. */
 export async function logout() {
   try {
-    if (session.token) await call("POST", "/api/logout");
+    if (session.token || csrfToken()) await call("POST", "/api/logout");
   } catch (err) {
     // Already expired or unreachable: forgetting the token locally is all that is left to do.
     console.warn("livebi: logout", err);
   } finally {
     session.clear();
   }
+}
+
+/** Who the session cookie (or token) belongs to: `{user}`; rejects with 401 when logged out. */
+export async function me() {
+  return call("GET", "/api/me");
 }
 
 export async function warehouses() {

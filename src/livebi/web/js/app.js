@@ -212,7 +212,7 @@ function connect() {
   client = new LiveClient({
     url: api.websocketUrl,
     // The HTTP fallback: used when the WebSocket keeps failing, or at once on an HTTP-only server.
-    sse: { url: api.sseUrl, opsUrl: api.sseOpsUrl, token: () => api.session.token },
+    sse: { url: api.sseUrl, opsUrl: api.sseOpsUrl, token: () => api.session.token, headers: api.csrfHeaders },
     config: api.config,
   });
   client.on("status", renderStatus);
@@ -513,5 +513,28 @@ function closeHistoryOnNarrow() {
 
 // -- start ------------------------------------------------------------------------------------
 
-if (api.session.token) showMain();
-else showLogin();
+/** Start: a token of this tab, else the session cookie (a reload or a new tab), else log in. */
+async function start() {
+  if (api.session.token) {
+    showMain();
+    return;
+  }
+  if (!api.csrfToken()) {
+    // No session cookie either (its readable CSRF twin comes and goes with it): no need to
+    // ask the server and log a 401.
+    api.session.clear();
+    showLogin();
+    return;
+  }
+  try {
+    const { user } = await api.me();
+    api.session.adopt(user);
+    showMain();
+  } catch (err) {
+    if (err.status !== 401) console.warn("livebi: session check", err);
+    api.session.clear();
+    showLogin();
+  }
+}
+
+start();

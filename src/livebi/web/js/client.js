@@ -152,10 +152,12 @@ export class SSETransport {
    *   function of the last event id returning it (`/sse?ticket=…&last_event_id=…`); called for
    *   every stream, since a ticket is good for one
    * @param {function(string):string} o.opsUrl  the ops URL for a connection id
-   * @param {string|function():string} o.token  the bearer token for POSTs
+   * @param {string|function():string} o.token  the bearer token for POSTs (empty: none, the
+   *   browser's session cookie authenticates them)
+   * @param {function():object} [o.headers]  more headers for POSTs (e.g. the CSRF token)
    */
   constructor({
-    url, opsUrl, token,
+    url, opsUrl, token, headers = () => ({}),
     EventSourceImpl = globalThis.EventSource,
     fetchImpl = (...args) => globalThis.fetch(...args),
     opTimeoutMs = 30_000,
@@ -168,6 +170,7 @@ export class SSETransport {
     this.url = url;
     this.opsUrl = opsUrl;
     this.token = token;
+    this.headers = headers;
     this.EventSourceImpl = EventSourceImpl;
     this.fetchImpl = fetchImpl;
     this.opTimeoutMs = opTimeoutMs;
@@ -378,6 +381,11 @@ export class SSETransport {
       });
   }
 
+  _headers() {
+    const token = resolveValue(this.token);
+    return { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}), ...this.headers() };
+  }
+
   async _post(item, connId) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.opTimeoutMs);
@@ -386,7 +394,7 @@ export class SSETransport {
     try {
       response = await this.fetchImpl(this.opsUrl(connId), {
         method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `Bearer ${resolveValue(this.token) || ""}` },
+        headers: this._headers(),
         body: item.text,
         cache: "no-store",
         signal: controller.signal,
