@@ -439,3 +439,30 @@ def test_pointer_drag_moves_and_resizes(people, shared_dashboard, demo_server):
     alice.mouse.up()
     expect(bob.get_by_test_id("widget").first).to_have_attribute(
         "aria-label", _contains("column 4, row 2, 4 columns wide, 6 rows tall"))
+
+
+def test_reload_and_new_tab_keep_the_login_and_the_conversation(people):
+    from playwright.sync_api import expect
+
+    alice = people("alice")
+    _ask(alice, "total revenue by region")
+    # The browser keeps its login in the HttpOnly cookie: no token in the page's storage.
+    assert alice.evaluate("() => sessionStorage.getItem('livebi.token')") is None
+    assert "livebi_session" not in alice.evaluate("() => document.cookie")
+
+    alice.reload()
+    expect(alice.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+    restored = alice.locator("[data-testid=query-card][data-restored=true]").filter(has_text="total revenue by region")
+    expect(restored.first.get_by_test_id("result-chart").locator(".main-svg").first).to_be_visible()
+
+    tab = alice.context.new_page()
+    tab.goto(alice.url)
+    expect(tab.get_by_test_id("user-name")).to_have_text("alice")
+    expect(tab.locator("[data-testid=query-card][data-restored=true]").first).to_be_visible()
+    tab.close()
+
+    with alice.expect_response("**/api/logout"):  # its answer clears the cookies
+        alice.get_by_test_id("logout").click()
+    expect(alice.get_by_test_id("login-submit")).to_be_visible()
+    alice.reload()
+    expect(alice.get_by_test_id("login-submit")).to_be_visible()

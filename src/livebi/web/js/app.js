@@ -14,6 +14,7 @@ import { pinDialog, shareDialog } from "./pin.js";
 const $ = (id) => document.getElementById(id);
 const WAREHOUSE_KEY = "livebi.warehouse";
 const EARLY_PUBLICATION_TTL_MS = 30_000;
+const RESTORED_ANSWERS = 5;
 
 const ui = {
   loginView: $("login-view"), loginForm: $("login-form"), loginUser: $("login-username"),
@@ -39,6 +40,7 @@ let historyTimer = null;
 let page = null; // the dashboards list or a dashboard page on screen (null: the conversation)
 let stopRouter = null;
 let userChannel = null;
+let restored = false; // the conversation was restored from the history once this session
 
 const notifications = new Notifications({
   bell: ui.bell, badge: ui.bellBadge, panel: ui.notifPanel, toasts: ui.toasts,
@@ -90,6 +92,7 @@ function logout(message = "") {
   if (stopRouter) stopRouter();
   stopRouter = null;
   userChannel = null;
+  restored = false;
   notifications.clear();
   if (client) client.close();
   client = null;
@@ -482,6 +485,32 @@ async function refreshHistory() {
   }
   ui.historyEmpty.hidden = queries.length > 0;
   replaceChildren(ui.historyList, queries.map(historyItem));
+  if (!restored) {
+    restored = true;
+    restoreConversation(queries);
+  }
+}
+
+/**
+ * After a reload or in a new tab, the conversation comes back: the latest answers whose results
+ * the server stored (`has_result` in the history) are shown again as cards, oldest first.
+ */
+function restoreConversation(queries) {
+  if (cards.size || ui.conversation.querySelector("[data-testid=query-card]")) return;
+  const latest = queries.filter((q) => q.has_result && q.status === "done").slice(0, RESTORED_ANSWERS).reverse();
+  for (const q of latest) {
+    const card = conversationCard({ question: q.question || null, sql: q.question ? null : q.sql, warehouse: q.warehouse });
+    card.el.dataset.restored = "true";
+    card.setQueryId(q.query_id);
+    ui.emptyState.hidden = true;
+    ui.conversation.append(card.el);
+    api.queryResult(q.query_id)
+      .then((result) => card.showResult(result.result || result))
+      .catch((err) => {
+        if (!handleApiError(err)) card.failRequest({ code: "not_found", message: `This earlier answer is gone: ${err.message}` });
+      });
+  }
+  if (latest.length) scrollToBottom();
 }
 
 function historyItem(q) {
