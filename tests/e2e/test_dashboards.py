@@ -329,6 +329,17 @@ def test_members_dialog_and_viewer_is_read_only(people, shared_dashboard, demo_s
     bob.get_by_test_id("members-button").click()
     expect(bob.get_by_test_id("members-dialog").get_by_test_id("member-add")).to_have_count(0)
 
+    # Public: everyone on the server can read it (here the demo user), listed under "Public".
+    alice.get_by_test_id("members-button").click()
+    alice.get_by_test_id("members-dialog").get_by_test_id("public-toggle").check()
+    expect(alice.get_by_test_id("members-dialog")).to_contain_text("Everyone on this server can now view it")
+    demo = people("demo")
+    demo.get_by_test_id("nav-dashboards").click()
+    title = alice.get_by_test_id("dashboard-title").text_content()
+    demo.get_by_test_id("dashboards-public").get_by_text(title).click()
+    expect(demo.get_by_test_id("dashboard-role")).to_have_text("viewer")
+    expect(demo.get_by_test_id("presence-avatar")).to_have_count(3)
+
 
 def test_share_answer_toast_bell_open_and_pin(people, demo_server):
     from playwright.sync_api import expect

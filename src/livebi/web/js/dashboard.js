@@ -79,7 +79,10 @@ export class DashboardPage {
     this.el = this._build();
     this._onPublication = (pub) => this._publication(pub);
     this._onRecovery = ({ channel, recovered }) => {
-      if (channel === this.channel && !recovered) this.refetch();
+      if (channel !== this.channel) return;
+      if (!recovered) this.refetch();
+      // A new connection joined afresh: who is here (and what I was editing) must be said again.
+      this._loadPresence();
     };
     this._onKey = (event) => this._globalKey(event);
     // A widget's chart follows its box: resized here, by someone else, or by the window.
