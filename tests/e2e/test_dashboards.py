@@ -477,3 +477,27 @@ def test_reload_and_new_tab_keep_the_login_and_the_conversation(people):
     expect(alice.get_by_test_id("login-submit")).to_be_visible()
     alice.reload()
     expect(alice.get_by_test_id("login-submit")).to_be_visible()
+
+
+SLOW_SQL = ("SELECT count(*) AS n FROM orders a JOIN orders b ON a.order_id % 7 = b.order_id % 7 "
+            "JOIN orders c ON b.order_id % 11 = c.order_id % 11")
+
+
+def test_long_query_shows_elapsed_time_and_no_fake_progress(people):
+    import re
+
+    from playwright.sync_api import expect
+
+    alice = people("alice")
+    card = _ask(alice, "total revenue by region")
+    card.locator("[data-testid=view-tab][data-view=sql]").click()
+    card.get_by_test_id("result-sql").fill(SLOW_SQL)
+    card.get_by_test_id("run-sql-button").click()
+    slow = alice.get_by_test_id("query-card").last
+    # The clock runs, and a bar that no longer moves says so instead of sitting still.
+    expect(slow.get_by_test_id("progress-elapsed")).to_have_text(re.compile(r"[1-9]\d*\.\d s"))
+    expect(slow.get_by_test_id("progress-bar")).to_have_class(re.compile("indeterminate"))
+    expect(slow.get_by_test_id("progress-percent")).to_have_text("…")
+    assert slow.get_by_test_id("progress-bar").get_attribute("aria-valuenow") is None
+    slow.get_by_test_id("cancel-button").click()
+    expect(slow.get_by_test_id("error-stage")).to_be_visible()

@@ -159,8 +159,10 @@ export class QueryCard {
       this.barEl.removeAttribute("aria-valuenow");
       this.barEl.setAttribute("aria-valuetext", "working, no progress estimate from the engine");
       this.percentEl.textContent = "…";
+      this.percentEl.title = "The engine gives no progress estimate for this step";
     } else {
       this.barEl.removeAttribute("aria-valuetext");
+      this.percentEl.title = "";
       this._setPercent(this.percent);
     }
   }
@@ -169,7 +171,8 @@ export class QueryCard {
     this.percent = Math.min(100, Math.max(0, value));
     const rounded = Math.round(this.percent);
     this.barFill.style.width = `${this.percent}%`;
-    if (!this.barEl.classList.contains("indeterminate")) this.barEl.setAttribute("aria-valuenow", String(rounded));
+    if (this.barEl.classList.contains("indeterminate")) return; // says "no estimate" meanwhile
+    this.barEl.setAttribute("aria-valuenow", String(rounded));
     this.percentEl.textContent = `${rounded}%`;
   }
 
