@@ -40,7 +40,7 @@ let historyTimer = null;
 let page = null; // the dashboards list or a dashboard page on screen (null: the conversation)
 let stopRouter = null;
 let userChannel = null;
-let restored = false; // the conversation was restored from the history once this session
+let restored = true; // nothing (more) to restore from the history in this page
 
 const notifications = new Notifications({
   bell: ui.bell, badge: ui.bellBadge, panel: ui.notifPanel, toasts: ui.toasts,
@@ -92,7 +92,6 @@ function logout(message = "") {
   if (stopRouter) stopRouter();
   stopRouter = null;
   userChannel = null;
-  restored = false;
   notifications.clear();
   if (client) client.close();
   client = null;
@@ -126,7 +125,12 @@ function handleApiError(err) {
 
 // -- main view --------------------------------------------------------------------------------
 
-function showMain() {
+/**
+ * The workspace. `restore`: the page opened on an existing session (a reload, a new tab), so
+ * the conversation comes back; after logging in with the form it starts empty.
+ */
+function showMain({ restore = false } = {}) {
+  restored = !restore;
   const user = api.session.user || {};
   ui.loginView.hidden = true;
   ui.mainView.hidden = false;
@@ -545,7 +549,7 @@ function closeHistoryOnNarrow() {
 /** Start: a token of this tab, else the session cookie (a reload or a new tab), else log in. */
 async function start() {
   if (api.session.token) {
-    showMain();
+    showMain({ restore: true });
     return;
   }
   if (!api.csrfToken()) {
@@ -558,7 +562,7 @@ async function start() {
   try {
     const { user } = await api.me();
     api.session.adopt(user);
-    showMain();
+    showMain({ restore: true });
   } catch (err) {
     if (err.status !== 401) console.warn("livebi: session check", err);
     api.session.clear();

@@ -54,7 +54,19 @@ export async function drawFigure(container, chart) {
   delete layout.width; // let the card decide
   await Plotly.newPlot(container, figure.data, layout, PLOT_CONFIG);
   rovingModeBar(container);
-  if (typeof container.on === "function") container.on("plotly_afterplot", () => rovingModeBar(container));
+  // Plotly rebuilds its mode bar now and then (redraws, hover): keep it one Tab stop.
+  if (!container.rovingObserver) {
+    let queued = false;
+    container.rovingObserver = new MutationObserver((records) => {
+      if (queued || !records.some((r) => r.target.closest && r.target.closest(".modebar-container"))) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        rovingModeBar(container);
+      });
+    });
+    container.rovingObserver.observe(container, { childList: true, subtree: true });
+  }
   return true;
 }
 
@@ -69,8 +81,9 @@ export function rovingModeBar(container) {
   if (!buttons.length) return;
   const current = buttons.find((b) => b.tabIndex === 0 && b.dataset.roving) || buttons[0];
   for (const button of buttons) {
+    const wanted = button === current ? 0 : -1;
     button.dataset.roving = "1";
-    button.tabIndex = button === current ? 0 : -1;
+    if (button.tabIndex !== wanted) button.tabIndex = wanted; // unchanged: no mutation to observe
   }
   const bar = container.querySelector(".modebar");
   if (!bar || bar.dataset.roving) return;
