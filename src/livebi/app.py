@@ -15,7 +15,7 @@ from . import __version__
 from .config import Settings
 from .security_headers import SecurityHeadersMiddleware
 from .services import Services
-from .transports import http, sse
+from .transports import dashboards, http, sse
 from .transports.websocket import websocket_endpoint
 
 WEB_DIR = Path(str(resources.files("livebi") / "web"))
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(http.router)
     app.include_router(sse.router)
+    app.include_router(dashboards.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
 
     plotly_js = plotly_js_path()

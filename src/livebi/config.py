@@ -274,6 +274,10 @@ class Settings(BaseSettings):
     max_stored_sql_chars: int = Field(
         20_000, description="Longest SQL (and question) text stored in the history; longer text is cut with '…'."
     )
+    # Dashboards
+    max_dashboards_per_user: int = Field(
+        200, description="Dashboards one user may own; creating more is refused (400) until one is deleted."
+    )
 
     # Features (each real-time feature can be switched off)
     progress_streaming: bool = Field(

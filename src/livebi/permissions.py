@@ -27,12 +27,15 @@ FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-
 
 
 async def authorize_channel(
-    user: User, channel: str, *, query_owner: Callable[[str], Awaitable[str | None]] | None
+    user: User, channel: str, *, query_owner: Callable[[str], Awaitable[str | None]] | None,
+    dashboard_role: Callable[[str, User], Awaitable[str | None]] | None = None,
 ) -> None:
     """Raise ProtocolError unless ``user`` may subscribe to ``channel``.
 
     Args:
         query_owner: looks up the user id that asked a query (None: no query is known).
+        dashboard_role: the user's role on a dashboard (None: none); raises ``not_found``
+            for a dashboard that does not exist. Any role may subscribe (viewers too).
 
     Raises:
         ProtocolError: ``unknown_channel`` for a name of no known form, ``not_found`` for a
@@ -58,7 +61,36 @@ async def authorize_channel(
         if ident != user.id:
             raise ProtocolError(ErrorCode.forbidden, "you may only subscribe to your own user channel")
         return
+    if kind == "dashboard" and dashboard_role is not None:
+        if await dashboard_role(ident, user) is None:
+            raise ProtocolError(ErrorCode.forbidden, f"dashboard {ident!r} is not shared with you")
+        return
     raise ProtocolError(ErrorCode.not_found, f"no {kind} {ident!r}")
+
+
+# --- dashboards ----------------------------------------------------------------------------------
+
+#: Dashboard roles, weakest first: each may do everything the ones before it may.
+DASHBOARD_ROLES = ("viewer", "editor", "owner")
+
+
+def dashboard_role(*, user_id: str, owner_id: str, member_role: str | None, public: bool) -> str | None:
+    """The role of ``user_id`` on a dashboard: its owner, a member's stored role, ``viewer``
+    for everyone when it is public, otherwise None (a stranger)."""
+    if user_id == owner_id:
+        return "owner"
+    if member_role in DASHBOARD_ROLES:
+        return member_role
+    return "viewer" if public else None
+
+
+def require_dashboard_role(role: str | None, needed: str, *, dashboard_id: str, action: str) -> None:
+    """Raise ``forbidden`` unless ``role`` is at least ``needed`` (``action`` says what for)."""
+    if role is None:
+        raise ProtocolError(ErrorCode.forbidden, f"dashboard {dashboard_id!r} is not shared with you")
+    if DASHBOARD_ROLES.index(role) < DASHBOARD_ROLES.index(needed):
+        higher = " (or owner)" if needed == "editor" else ""
+        raise ProtocolError(ErrorCode.forbidden, f"you are a {role} of dashboard {dashboard_id!r}; to {action} you must be its {needed}{higher}")
 
 
 # --- warehouses ----------------------------------------------------------------------------------

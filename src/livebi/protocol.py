@@ -15,7 +15,7 @@ import enum
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, StringConstraints, ValidationError, field_validator, model_validator
 
 # ---------------------------------------------------------------------------------------------
 # Codes
@@ -61,9 +61,9 @@ ERROR_HELP: dict[str, str] = {
     "unknown_op": "The op field names no operation.",
     "invalid_op": "Fields are missing or of the wrong type; `details` lists them.",
     "unauthenticated": "The connection has not authenticated, or its token or ticket is invalid, expired, used or revoked (the message says which).",
-    "forbidden": "The user may not do this (e.g. subscribe to another user's query).",
+    "forbidden": "The user may not do this (e.g. subscribe to another user's query, edit a dashboard as a viewer, subscribe to a dashboard not shared with them).",
     "unknown_channel": "The channel name is not of a known form (query:, dashboard:, user:, system).",
-    "not_found": "The query, warehouse or object does not exist.",
+    "not_found": "The query, dashboard, widget, user or other object does not exist (a widget removed by someone else: `details.widget_id`).",
     "too_many_queries": "The user already has max_concurrent_queries_per_user questions running.",
     "too_many_connections": "The user (max_connections_per_user) or the server (max_connections) has too many connections.",
     "rate_limited": "The connection sent more than op_rate_per_s ops per second; the op was not applied.",
@@ -190,11 +190,177 @@ class PresenceOp(_Op):
     state: dict[str, Any] | None = Field(None, description="Small JSON object, e.g. {\"editing\": \"w1\"}.")
 
 
+# Dashboard edits ------------------------------------------------------------------------------
+# The bounds of the dashboard data model (docs/protocol.md, "Dashboards"). Every field an edit
+# carries is checked here, strictly (no "3" for 3, no true for 1), so the pure op application in
+# livebi.dashboards.model only ever sees well-formed values.
+
+GRID_COLUMNS = 12
+MAX_WIDGET_ROWS = 24  # tallest widget, in row units
+MAX_GRID_Y = 10_000  # lowest row a widget may start at
+MAX_EDIT_OPS = 50  # ops in one edit
+MAX_CHART_SETTINGS_BYTES = 4096
+
+
+def _clean_text(value: str) -> str:
+    # NUL cannot be stored by PostgreSQL text columns, and a lone surrogate (valid JSON escape,
+    # invalid Unicode) cannot be encoded by any driver: refuse both here, as bad input, instead
+    # of failing later inside the store as an internal error.
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _text(*, min_length: int = 0, max_length: int) -> Any:
+    """A string type with length bounds and no NUL or lone surrogate (bounds checked first)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_clean_text)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ChartSpec(_Strict):
+    """A widget's chart choice; ``settings`` is a small JSON object the UI owns."""
+
+    type: _text(max_length=50) | None = Field(None, description="Chart type (null: chosen from the result).")
+    settings: dict[str, Any] = Field(default_factory=dict, description=f"At most {MAX_CHART_SETTINGS_BYTES} bytes of JSON.")
+
+    @field_validator("settings")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        except (ValueError, UnicodeEncodeError, RecursionError):
+            raise ValueError("settings must be plain JSON (no NaN, valid Unicode, not nested too deeply)") from None
+        if size > MAX_CHART_SETTINGS_BYTES or "\\u0000" in json.dumps(value):
+            raise ValueError(f"settings must be at most {MAX_CHART_SETTINGS_BYTES} bytes of JSON without NUL characters")
+        return value
+
+
+class RefreshSpec(_Strict):
+    """Refresh settings, reserved for live dashboards (stored, not acted on yet)."""
+
+    interval_s: int | None = Field(None, ge=5, le=86_400)
+    on_data_change: bool = False
+
+
+WidgetTitle = _text(min_length=1, max_length=200)
+WidgetQuestion = _text(max_length=500)
+WidgetSQL = _text(max_length=20_000)
+WarehouseName = _text(min_length=1, max_length=128)
+DashboardTitle = _text(min_length=1, max_length=200)
+DashboardDescription = _text(max_length=2000)
+
+
+class NewWidget(_Strict):
+    """The widget of ``add_widget``; the server assigns its id. Omitted placement: x 0, below
+    every other widget, 6 columns wide, 4 rows high."""
+
+    title: WidgetTitle
+    question: WidgetQuestion | None = None
+    sql: WidgetSQL | None = None
+    warehouse: WarehouseName | None = None
+    chart: ChartSpec = Field(default_factory=ChartSpec)
+    x: int = Field(0, ge=0, le=GRID_COLUMNS - 1)
+    y: int = Field(None, ge=0, le=MAX_GRID_Y)
+    w: int = Field(6, ge=1, le=GRID_COLUMNS)
+    h: int = Field(4, ge=1, le=MAX_WIDGET_ROWS)
+    refresh: RefreshSpec = Field(default_factory=RefreshSpec)
+
+
+class _Fields(_Strict):
+    """The fields an update op sets: only those the client named, at least one."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "_Fields":
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        return self
+
+
+class WidgetFields(_Fields):
+    """Fields ``update_widget`` may set (at least one); ``question``, ``sql`` and ``warehouse``
+    may be set to null. ``chart`` and ``refresh`` are replaced whole."""
+
+    title: WidgetTitle = None
+    question: WidgetQuestion | None = None
+    sql: WidgetSQL | None = None
+    warehouse: WarehouseName | None = None
+    chart: ChartSpec = None
+    refresh: RefreshSpec = None
+
+
+class DashboardFields(_Fields):
+    """Fields ``update_dashboard`` may set (at least one)."""
+
+    title: DashboardTitle = None
+    description: DashboardDescription = None
+
+
+WidgetId = Annotated[str, Field(pattern=r"^w_[0-9a-f]{8}$")]
+
+
+class AddWidget(_Strict):
+    type: Literal["add_widget"]
+    widget: NewWidget
+
+
+class RemoveWidget(_Strict):
+    type: Literal["remove_widget"]
+    widget_id: WidgetId
+
+
+class MoveWidget(_Strict):
+    type: Literal["move_widget"]
+    widget_id: WidgetId
+    x: int = Field(..., ge=0, le=GRID_COLUMNS - 1)
+    y: int = Field(..., ge=0, le=MAX_GRID_Y)
+
+
+class ResizeWidget(_Strict):
+    type: Literal["resize_widget"]
+    widget_id: WidgetId
+    w: int = Field(..., ge=1, le=GRID_COLUMNS)
+    h: int = Field(..., ge=1, le=MAX_WIDGET_ROWS)
+
+
+class UpdateWidget(_Strict):
+    type: Literal["update_widget"]
+    widget_id: WidgetId
+    fields: WidgetFields
+
+
+class UpdateDashboard(_Strict):
+    type: Literal["update_dashboard"]
+    fields: DashboardFields
+
+
+DashboardOp = Annotated[
+    Union[AddWidget, RemoveWidget, MoveWidget, ResizeWidget, UpdateWidget, UpdateDashboard],
+    Field(discriminator="type"),
+]
+DASHBOARD_OP_TYPES = ("add_widget", "remove_widget", "move_widget", "resize_widget", "update_widget", "update_dashboard")
+DashboardId = Annotated[str, Field(pattern=r"^d_[0-9a-f]{12}$", description="d_<12 hex>")]
+
+
+class EditOp(_Op):
+    """Apply 1..50 dashboard ops atomically (all or none), in order, to the latest state."""
+
+    op: Literal["edit"]
+    dashboard_id: DashboardId
+    ops: list[DashboardOp] = Field(..., min_length=1, max_length=MAX_EDIT_OPS)
+
+
 ClientOp = Annotated[
-    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp],
+    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp, EditOp],
     Field(discriminator="op"),
 ]
-OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence")
+OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence", "edit")
 _client_op_adapter: TypeAdapter[Any] = TypeAdapter(ClientOp)
 
 
@@ -238,12 +404,18 @@ def parse_op(raw: str | bytes, *, max_bytes: int) -> Any:
     try:
         return _client_op_adapter.validate_python(obj)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"][1:]) or err["loc"][0], "problem": err["msg"]}
-            for err in exc.errors(include_url=False)
-        ]
-        summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
-        raise ProtocolError(ErrorCode.invalid_op, f"invalid {op} op: {summary}", op_id=op_id, details=details) from None
+        raise invalid_op(exc, f"invalid {op} op", op_id=op_id, skip=1) from None
+
+
+def invalid_op(exc: ValidationError, what: str, *, op_id: int | None = None, skip: int = 0) -> ProtocolError:
+    """An ``invalid_op`` error listing each field pydantic refused (``skip`` leading parts of
+    each location dropped: the op name of the tagged union)."""
+    details = [
+        {"field": ".".join(str(p) for p in err["loc"][skip:]) or "op", "problem": err["msg"]}
+        for err in exc.errors(include_url=False)
+    ]
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+    return ProtocolError(ErrorCode.invalid_op, f"{what}: {summary}", op_id=op_id, details=details)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,6 +499,21 @@ class PresenceData(BaseModel):
     member: PresenceMember
 
 
+class DashboardUpdateData(BaseModel):
+    """One applied edit op (``version`` is the dashboard's version after it), or a change that
+    is not an edit (``members``, ``sharing``, ``deleted``: ``version`` unchanged)."""
+
+    dashboard_id: str
+    update_type: Literal[
+        "add_widget", "remove_widget", "move_widget", "resize_widget", "update_widget", "update_dashboard",
+        "members", "sharing", "deleted",
+    ]
+    data: dict[str, Any]
+    user_id: str = Field(..., description="Who made the change.")
+    version: int
+    timestamp: str = Field(..., description="ISO 8601 UTC; for edits, the snapshot's updated_at.")
+
+
 class MessageBatch(BaseModel):
     type: Literal["message_batch"]
     batch_id: str
@@ -339,6 +526,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "result": ResultData,
     "error": ErrorData,
     "presence": PresenceData,
+    "dashboard_update": DashboardUpdateData,
 }
 
 

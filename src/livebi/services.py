@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from .protocol import CloseCode, dumps
 from .realtime.connection import Connection
@@ -14,6 +14,7 @@ from .agents.data import DataAgent
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
+from .dashboards.service import DashboardService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
@@ -22,6 +23,7 @@ from .realtime.broker import open_broker
 from .realtime.hub import Delivery, Hub
 from .realtime.manager import ConnectionManager
 from .store import MetadataStore
+from .store.dashboards import DashboardStore
 from .warehouse.base import Warehouse
 from .warehouse.functions import is_allowed_function
 from .warehouse.registry import open_warehouse
@@ -92,6 +94,7 @@ class Services:
         self.warehouse_access = WarehouseAccess(settings.warehouse_access, list(settings.resolved_warehouses()))
         self.pipeline: Pipeline | None = None
         self.asks: AskService | None = None
+        self.dashboards: DashboardService | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -125,6 +128,10 @@ class Services:
             progress_streaming=s.progress_streaming,
             max_concurrent_per_user=s.max_concurrent_queries_per_user,
             on_finished=self._query_finished,
+        )
+        self.dashboards = DashboardService(
+            DashboardStore(self.store.engine), publish=self.publish,
+            drop_subscribers=self.drop_subscribers, max_per_user=s.max_dashboards_per_user,
         )
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
@@ -230,6 +237,17 @@ class Services:
             await self.publish(channel, "presence", {"event": "leave", "member": left.public()})
         return done
 
+    async def drop_subscribers(self, channel: str, keep: Callable[[User], bool]) -> int:
+        """Unsubscribe this process's connections on ``channel`` whose user ``keep`` refuses
+        (they lost access); returns how many. Their presence there ends with a leave."""
+        doomed = [conn for conn_id in self.hub.subscribers(channel)
+                  if (conn := self.connections.connections.get(conn_id)) is not None
+                  and conn.user is not None and not keep(conn.user)]
+        for conn in doomed:
+            conn.positions.pop(channel, None)
+            await self.unsubscribe(conn, channel)
+        return len(doomed)
+
     async def disconnect(self, conn: Connection) -> None:
         """Forget a closed connection; tell its channels it left (stale presence never lingers)."""
         present = self.hub.present_on(conn.id)
@@ -254,4 +272,5 @@ class Services:
 
     async def authorize_channel(self, user: User, channel: str) -> None:
         """Raise ProtocolError unless ``user`` may subscribe to ``channel`` (rules in permissions)."""
-        await authorize_channel(user, channel, query_owner=self.asks.owner if self.asks else None)
+        await authorize_channel(user, channel, query_owner=self.asks.owner if self.asks else None,
+                                dashboard_role=self.dashboards.role_of if self.dashboards else None)

@@ -20,6 +20,7 @@ from .protocol import (
     AskOp,
     AuthOp,
     CancelOp,
+    EditOp,
     ErrorCode,
     PingOp,
     PresenceOp,
@@ -206,6 +207,10 @@ class Session:
         if self.conn.track_positions:
             self.conn.positions[channel] = (result.epoch, result.seq)
         return {"query_id": query_id, "channel": channel}
+
+    async def _op_edit(self, op: EditOp, replay: Replay) -> dict[str, Any]:
+        """Dashboard ops: applied atomically, persisted, then published (dashboards.service)."""
+        return await self.services.dashboards.edit(op.dashboard_id, self.user, op.ops)
 
     async def _op_cancel(self, op: CancelOp, replay: Replay) -> dict[str, Any]:
         owner = await self.services.asks.owner(op.query_id)

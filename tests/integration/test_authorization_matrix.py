@@ -65,6 +65,7 @@ class World:
         reply = await self.alice_ws.op("ask", sql=SLOW_SQL)
         assert reply["ok"], reply
         self.query_id = reply["data"]["query_id"]
+        self.dashboard_id = await self.new_dashboard()
         # alice's SSE stream (its conn id is the resource of /sse/ops)
         self.sse = await self.http.send(
             self.http.build_request("GET", "/sse", params={"ticket": await self.server.ticket("alice")}), stream=True
@@ -92,6 +93,15 @@ class World:
 
     async def post(self, path: str, principal: str, **kw: Any) -> httpx.Response:
         return await self.http.post(path, headers=self.headers(principal), **kw)
+
+    async def call(self, method: str, path: str, principal: str, **kw: Any) -> httpx.Response:
+        return await self.http.request(method, path, headers=self.headers(principal), **kw)
+
+    async def new_dashboard(self) -> str:
+        """A fresh dashboard of alice's (for rows that change or delete it)."""
+        response = await self.post("/api/dashboards", "owner", json={"title": "alice's"})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
 
 
 # -- REST: each row checks one route for one principal -----------------------------------------
@@ -180,7 +190,35 @@ async def _metrics(world: World, principal: str) -> None:
     assert operator.status_code == 200
 
 
+async def _dashboards(world: World, principal: str) -> None:
+    response = await world.get("/api/dashboards", principal)
+    if principal == "anonymous":
+        assert response.status_code == 401
+        return
+    ids = {d["id"] for d in response.json()["dashboards"]}
+    assert (world.dashboard_id in ids) == (principal == "owner"), "the list shows only the caller's dashboards"
+
+
+def _on_fresh_dashboard(method: str, suffix: str = "", **kw: Any) -> Callable[[World, str], Awaitable[httpx.Response]]:
+    """Call ``method`` on a fresh dashboard of alice's (the call may change or delete it)."""
+    async def call(world: World, principal: str) -> httpx.Response:
+        return await world.call(method, f"/api/dashboards/{await world.new_dashboard()}{suffix}", principal, **kw)
+
+    return call
+
+
+DASHBOARD = "/api/dashboards/{dashboard_id}"
+
 REST: dict[tuple[str, str], Check] = {
+    # Dashboards: strangers (bob) get 403 on alice's; roles are the subject of test_dashboards_roles.
+    ("GET", "/api/dashboards"): _dashboards,
+    ("POST", "/api/dashboards"): expect(401, 201, 201, lambda w, p: w.post("/api/dashboards", p, json={"title": "mine"})),
+    ("GET", DASHBOARD): expect(401, 403, 200, lambda w, p: w.get(f"/api/dashboards/{w.dashboard_id}", p)),
+    ("DELETE", DASHBOARD): expect(401, 403, 204, _on_fresh_dashboard("DELETE")),
+    ("GET", DASHBOARD + "/members"): expect(401, 403, 200, lambda w, p: w.get(f"/api/dashboards/{w.dashboard_id}/members", p)),
+    ("PUT", DASHBOARD + "/members/{username}"): expect(401, 403, 200, _on_fresh_dashboard("PUT", "/members/bob", json={"role": "editor"})),
+    ("DELETE", DASHBOARD + "/members/{username}"): expect(401, 403, 200, _on_fresh_dashboard("DELETE", "/members/bob")),
+    ("PUT", DASHBOARD + "/sharing"): expect(401, 403, 200, _on_fresh_dashboard("PUT", "/sharing", json={"public": True})),
     ("POST", "/api/login"): expect(401, 200, 200, _login),
     ("POST", "/api/ticket"): expect(401, 200, 200, lambda w, p: w.post("/api/ticket", p)),
     ("POST", "/api/logout"): _logout("/api/logout"),
@@ -272,6 +310,8 @@ def _op_frames(world: World) -> dict[str, dict[str, Any]]:
         "cancel": {"op": "cancel", "query_id": world.query_id},
         "ping": {"op": "ping"},
         "presence": {"op": "presence", "channel": "system"},
+        "edit": {"op": "edit", "dashboard_id": world.dashboard_id,
+                 "ops": [{"type": "update_dashboard", "fields": {"title": "renamed"}}]},
     }
 
 
@@ -297,10 +337,11 @@ async def test_every_op_by_principal(world: World) -> None:
             "cancel": "forbidden",
             "ping": "ok",
             "presence": "not_subscribed",
+            "edit": "forbidden",
         }
-        expected_owner = {**expected_other, "subscribe": "ok", "ask": "ok", "cancel": "ok"}
+        expected_owner = {**expected_other, "subscribe": "ok", "ask": "ok", "cancel": "ok", "edit": "ok"}
         for principal, client, expected in (("other", bob, expected_other), ("owner", alice, expected_owner)):
-            for name in ("auth", "ping", "presence", "subscribe", "unsubscribe", "ask", "cancel"):
+            for name in ("auth", "ping", "presence", "subscribe", "unsubscribe", "ask", "cancel", "edit"):
                 reply = await client.op(**frames[name])
                 outcome = "ok" if reply["ok"] else reply["error"]["code"]
                 assert outcome == expected[name], (principal, name, reply)
@@ -313,6 +354,7 @@ async def test_every_op_by_principal(world: World) -> None:
         assert not [p for p in bob.publications if world.query_id in p["channel"]]
         # subscribing to another user's channel, and to channels that do not exist
         for channel, code in ((f"user:{world.alice_id}", "forbidden"), ("dashboard:nope", "not_found"),
+                              (f"dashboard:{world.dashboard_id}", "forbidden"),
                               ("secret:x", "unknown_channel")):
             reply = await bob.op("subscribe", channel=channel)
             assert not reply["ok"] and reply["error"]["code"] == code, (channel, reply)

@@ -44,3 +44,20 @@ async def test_long_sql_is_cut_when_stored(store_url: str) -> None:
         assert row["sql"] == sql[:100] + "…"
     finally:
         await store.close()
+
+
+async def test_removing_a_user_removes_what_they_owned(store_url: str) -> None:
+    """Foreign keys cascade on SQLite too (it ignores them unless told per connection)."""
+    from sqlalchemy import func, select
+
+    from livebi.store.schema import queries
+
+    store = await MetadataStore.open(store_url)
+    try:
+        uid = (await store.add_user("alice", "h"))["id"]
+        await store.record_query(query_id="q", user_id=uid, question="q", sql=None, warehouse="w")
+        assert await store.remove_user("alice")
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(select(func.count()).select_from(queries))).scalar() == 0
+    finally:
+        await store.close()

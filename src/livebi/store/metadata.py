@@ -20,7 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -67,6 +67,12 @@ def make_private_file(path: Path) -> None:
         os.close(fd)
 
 
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -102,6 +108,10 @@ class MetadataStore:
         if path is not None:
             make_private_file(path)
         engine = create_async_engine(async_url(url), pool_pre_ping=url.startswith("postgres"))
+        if engine.dialect.name == "sqlite":
+            # SQLite ignores foreign keys unless asked, per connection: without this, removing a
+            # user or a question would leave its dashboards, shares and results behind.
+            event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
         try:
             await upgrade(engine)
         except BaseException:
