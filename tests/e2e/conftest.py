@@ -129,6 +129,14 @@ def browser(chromium_path):
         browser.close()
 
 
+def record_problems(page) -> None:
+    """Collect the page's uncaught errors, console errors and warnings in ``page.problems``."""
+    page.problems = []
+    page.on("pageerror", lambda exc: page.problems.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: page.problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type in ("error", "warning") else None)
+
+
 @pytest.fixture
 def open_page(browser):
     """`open_page(base_url, path="/")` -> a fresh page in its own browser context on that server

@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from .conftest import record_problems
+
 from livebi.security_headers import CONTENT_SECURITY_POLICY
 
 pytestmark = pytest.mark.browser
@@ -56,10 +58,7 @@ def watched_page(browser, demo_server):
     context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     context.add_init_script(RECORD_VIOLATIONS)
     page = context.new_page()
-    page.problems = []
-    page.on("pageerror", lambda exc: page.problems.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: page.problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type in ("error", "warning") else None)
+    record_problems(page)
     page.set_default_timeout(30_000)
     response = page.goto(demo_server + "/")
     page.main_response = response

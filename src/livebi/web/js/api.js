@@ -1,9 +1,29 @@
-// REST calls and the login session. The login lives in an HttpOnly session cookie that scripts
-// cannot read (so an injected script cannot carry it away) and that survives a reload or a new
-// tab; state-changing requests send the readable CSRF cookie's value in X-CSRF-Token.
+// REST calls and the login session. A server that sets the session cookie on login (HttpOnly,
+// SameSite=Strict) keeps the browser's login there: scripts never hold the token, every tab and
+// a reload share the login, and state-changing requests carry the CSRF cookie's value in
+// X-CSRF-Token. An older server without the cookie gets the bearer token, kept in
+// sessionStorage (one tab, gone when it closes).
 
+const TOKEN_KEY = "livebi.token";
 const USER_KEY = "livebi.user";
 const CSRF_COOKIE = "livebi_csrf";
+const CSRF_HEADER = "X-CSRF-Token";
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** The CSRF cookie's value (readable by design), or "". */
+export function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...rest] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+/** Headers that authenticate a state-changing request made with the session cookie. */
+export function csrfHeaders() {
+  const token = csrfToken();
+  return token ? { [CSRF_HEADER]: token } : {};
+}
 
 /** Error for a non-2xx REST answer; `status` 401 means the session is over. */
 export class ApiError extends Error {
@@ -15,6 +35,9 @@ export class ApiError extends Error {
 }
 
 export const session = {
+  get token() {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
   get user() {
     try {
       return JSON.parse(sessionStorage.getItem(USER_KEY) || "null");
@@ -22,19 +45,22 @@ export const session = {
       return null;
     }
   },
-  save(user) {
+  /** After login: with the session cookie set, only the user is kept (not the token). */
+  save(token, user) {
+    if (token && !csrfToken()) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.setItem(USER_KEY, JSON.stringify(user || {}));
+  },
+  /** Logged in by the cookie (found by `GET /api/me` after a reload or in a new tab). */
+  adopt(user) {
+    sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.setItem(USER_KEY, JSON.stringify(user || {}));
   },
   clear() {
+    sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(USER_KEY);
   },
 };
-
-/** The header that proves a cookie-authenticated request comes from our own page. */
-export function csrfHeaders() {
-  const match = document.cookie.split("; ").find((c) => c.startsWith(`${CSRF_COOKIE}=`));
-  return match ? { "X-CSRF-Token": decodeURIComponent(match.slice(CSRF_COOKIE.length + 1)) } : {};
-}
 
 async function detailOf(response) {
   try {
@@ -48,9 +74,11 @@ async function detailOf(response) {
   return `${response.status} ${response.statusText || "error"}`.trim();
 }
 
-async function call(method, path, { body } = {}) {
-  const headers = { Accept: "application/json", ...(method === "GET" ? {} : csrfHeaders()) };
+async function call(method, path, { body, auth = true } = {}) {
+  const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (auth && session.token) headers.Authorization = `Bearer ${session.token}`;
+  else if (!SAFE_METHODS.has(method)) Object.assign(headers, csrfHeaders());
   let response;
   try {
     response = await fetch(path, {
@@ -64,40 +92,27 @@ async function call(method, path, { body } = {}) {
 }
 
 export async function login(username, password) {
-  const data = await call("POST", "/api/login", { body: { username, password } });
-  session.save(data.user); // the token stays in the HttpOnly cookie the answer set
+  const data = await call("POST", "/api/login", { body: { username, password }, auth: false });
+  session.save(data.token, data.user);
   return data;
 }
 
-/** The logged-in user from the session cookie (reload, new tab), or null when there is none. */
-export async function restore() {
-  // The CSRF cookie lives and dies with the session cookie, and scripts can read it: without
-  // it there is no session to ask about (and no 401 to log in the console).
-  if (!csrfHeaders()["X-CSRF-Token"]) {
-    session.clear();
-    return null;
-  }
-  try {
-    const { user } = await call("GET", "/api/me");
-    session.save(user);
-    return user;
-  } catch (err) {
-    if (err.status !== 401) console.warn("livebi: restoring the session", err);
-    session.clear();
-    return null;
-  }
-}
-
-/** Revoke the session on the server (every session of the user ends; the cookies are cleared). */
+/** Revoke the session's token on the server (every session of the user ends; the server also
+ * clears the cookies), then forget it. */
 export async function logout() {
   try {
-    await call("POST", "/api/logout");
+    if (session.token || csrfToken()) await call("POST", "/api/logout");
   } catch (err) {
-    // Already expired or unreachable: forgetting the user locally is all that is left to do.
+    // Already expired or unreachable: forgetting the token locally is all that is left to do.
     console.warn("livebi: logout", err);
   } finally {
     session.clear();
   }
+}
+
+/** Who the session cookie (or token) belongs to: `{user}`; rejects with 401 when logged out. */
+export async function me() {
+  return call("GET", "/api/me");
 }
 
 export async function warehouses() {
@@ -111,11 +126,6 @@ export async function examples(warehouse) {
 
 export async function history() {
   return (await call("GET", "/api/history")).queries || [];
-}
-
-/** A finished question's stored result (the `result` data as published); 404 when it is gone. */
-export async function queryResult(queryId) {
-  return call("GET", `/api/queries/${encodeURIComponent(queryId)}/result`);
 }
 
 /**
@@ -150,5 +160,49 @@ export function sseOpsUrl(connId) {
 
 /** Which transports and features the server has on (`{websocket, sse, features}`). */
 export async function config() {
-  return call("GET", "/api/config");
+  return call("GET", "/api/config", { auth: false });
+}
+
+// -- dashboards (issue 8 contract: /work docs "REST") -----------------------------------------
+
+const dashPath = (id) => `/api/dashboards/${encodeURIComponent(id)}`;
+
+/** `[{id, title, description, owner, public, role, version, updated_at, widget_count}]` */
+export async function listDashboards() {
+  return (await call("GET", "/api/dashboards")).dashboards || [];
+}
+
+export async function createDashboard(title, description = "") {
+  return call("POST", "/api/dashboards", { body: { title, description } });
+}
+
+/** The snapshot with the caller's `role`. */
+export async function getDashboard(id) {
+  return call("GET", dashPath(id));
+}
+
+export async function deleteDashboard(id) {
+  return call("DELETE", dashPath(id));
+}
+
+/** `{members: [{user: {id, username}, role}], public}` */
+export async function dashboardMembers(id) {
+  return call("GET", `${dashPath(id)}/members`);
+}
+
+export async function setMember(id, username, role) {
+  return call("PUT", `${dashPath(id)}/members/${encodeURIComponent(username)}`, { body: { role } });
+}
+
+export async function removeMember(id, username) {
+  return call("DELETE", `${dashPath(id)}/members/${encodeURIComponent(username)}`);
+}
+
+export async function setPublic(id, isPublic) {
+  return call("PUT", `${dashPath(id)}/sharing`, { body: { public: Boolean(isPublic) } });
+}
+
+/** The stored result of a query (the asker's or one shared with the caller). */
+export async function queryResult(queryId) {
+  return call("GET", `/api/queries/${encodeURIComponent(queryId)}/result`);
 }

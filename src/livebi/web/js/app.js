@@ -5,10 +5,16 @@ import * as api from "./api.js";
 import { LiveClient } from "./client.js";
 import { QueryCard } from "./card.js";
 import { h, replaceChildren, timeAgo } from "./dom.js";
+import { startRouter, navigate } from "./router.js";
+import { DashboardList } from "./dashlist.js";
+import { DashboardPage } from "./dashboard.js";
+import { Notifications } from "./notify.js";
+import { pinDialog, shareDialog } from "./pin.js";
 
 const $ = (id) => document.getElementById(id);
 const WAREHOUSE_KEY = "livebi.warehouse";
 const EARLY_PUBLICATION_TTL_MS = 30_000;
+const RESTORED_ANSWERS = 5;
 
 const ui = {
   loginView: $("login-view"), loginForm: $("login-form"), loginUser: $("login-username"),
@@ -21,6 +27,9 @@ const ui = {
   historyToggle: $("history-toggle"), historyPanel: $("history-panel"),
   transportBadge: $("transport-badge"), banner: $("degradation-banner"),
   bannerDismiss: $("degradation-dismiss"),
+  layout: document.querySelector(".layout"), dashView: $("dashboards-view"),
+  navAsk: $("nav-ask"), navDashboards: $("nav-dashboards"), toasts: $("toasts"),
+  bell: $("bell"), bellBadge: $("bell-badge"), notifPanel: $("notif-panel"),
 };
 
 let client = null;
@@ -28,6 +37,15 @@ const cards = new Map(); // query_id -> QueryCard
 const early = new Map(); // query_id -> {pubs: [], timer}: publications that beat the ask reply
 let statusTimer = null;
 let historyTimer = null;
+let page = null; // the dashboards list or a dashboard page on screen (null: the conversation)
+let stopRouter = null;
+let userChannel = null;
+let restored = true; // nothing (more) to restore from the history in this page
+
+const notifications = new Notifications({
+  bell: ui.bell, badge: ui.bellBadge, panel: ui.notifPanel, toasts: ui.toasts,
+  onOpen: (shared) => openShared(shared),
+});
 
 // -- login / logout ---------------------------------------------------------------------------
 
@@ -70,6 +88,11 @@ ui.loginForm.addEventListener("submit", async (event) => {
 });
 
 function logout(message = "") {
+  leavePage();
+  if (stopRouter) stopRouter();
+  stopRouter = null;
+  userChannel = null;
+  notifications.clear();
   if (client) client.close();
   client = null;
   api.session.clear();
@@ -102,7 +125,12 @@ function handleApiError(err) {
 
 // -- main view --------------------------------------------------------------------------------
 
-function showMain() {
+/**
+ * The workspace. `restore`: the page opened on an existing session (a reload, a new tab), so
+ * the conversation comes back; after logging in with the form it starts empty.
+ */
+function showMain({ restore = false } = {}) {
+  restored = !restore;
   const user = api.session.user || {};
   ui.loginView.hidden = true;
   ui.mainView.hidden = false;
@@ -110,14 +138,88 @@ function showMain() {
   connect();
   loadWarehouses();
   refreshHistory();
-  ui.input.focus();
+  stopRouter = startRouter(showRoute);
+}
+
+// -- routes -----------------------------------------------------------------------------------
+
+function me() {
+  const user = api.session.user || {};
+  return { id: user.id, username: user.username };
+}
+
+function leavePage() {
+  if (page && page.destroy) page.destroy();
+  page = null;
+}
+
+/** Show the view a route names: the conversation, the dashboards list or one dashboard. */
+function showRoute(route) {
+  if (!client) return;
+  leavePage();
+  const conversation = route.name === "conversation";
+  ui.layout.hidden = !conversation;
+  ui.composer.hidden = !conversation;
+  ui.dashView.hidden = conversation;
+  ui.historyToggle.hidden = !conversation; // the history drawer belongs to the conversation
+  const current = route.name === "conversation" ? ui.navAsk : ui.navDashboards;
+  for (const link of [ui.navAsk, ui.navDashboards]) {
+    if (link === current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (conversation) {
+    document.title = "livebi — ask your data";
+    replaceChildren(ui.dashView);
+    ui.input.focus();
+    return;
+  }
+  if (route.name === "dashboards") {
+    page = new DashboardList({ me: me(), onError: handleApiError });
+    page.mount(ui.dashView);
+  } else {
+    page = new DashboardPage({
+      id: route.id, client, me: me(), runQuery,
+      askInConversation: (request) => {
+        navigate({ name: "conversation" });
+        ask(request);
+      },
+      onGone: (message) => {
+        navigate({ name: "dashboards" });
+        toast(message);
+      },
+    });
+    page.mount(ui.dashView);
+  }
+  ui.dashView.focus({ preventScroll: true });
+}
+
+/** A short message at the bottom of the screen. */
+function toast(message) {
+  const el = h("div", { class: "toast", role: "status", testid: "toast-message" }, message);
+  ui.toasts.append(el);
+  setTimeout(() => el.remove(), 5000);
+}
+
+// The skip link goes to whatever content is on screen.
+for (const link of document.querySelectorAll('.skip-link[href="#page-content"]')) {
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    // The latest answer's view tabs, the first widget of a dashboard, else the view itself.
+    const target = ui.dashView.hidden ? ui.conversation : ui.dashView;
+    const answers = target.querySelectorAll("[data-testid=query-card]");
+    const last = answers[answers.length - 1];
+    const first = (last && (last.querySelector('[role=tab][tabindex="0"]') || last))
+      || target.querySelector("[data-testid=widget]");
+    if (first && first.tabIndex < 0 && !first.hasAttribute("tabindex")) first.setAttribute("tabindex", "-1");
+    (first || target).focus();
+  });
 }
 
 function connect() {
   client = new LiveClient({
     url: api.websocketUrl,
     // The HTTP fallback: used when the WebSocket keeps failing, or at once on an HTTP-only server.
-    sse: { url: api.sseUrl, opsUrl: api.sseOpsUrl, headers: api.csrfHeaders },
+    sse: { url: api.sseUrl, opsUrl: api.sseOpsUrl, token: () => api.session.token, headers: api.csrfHeaders },
     config: api.config,
   });
   client.on("status", renderStatus);
@@ -131,6 +233,17 @@ function connect() {
   client.on("unauthenticated", () => logout("Your session has expired. Please log in again."));
   client.on("transport_disabled", () => setStatus("offline", "offline (live updates are switched off)"));
   client.connect();
+  subscribeUserChannel();
+}
+
+/** Answers shared with me arrive on my user channel. */
+function subscribeUserChannel() {
+  const { id } = me();
+  if (!id || !client) return;
+  userChannel = `user:${id}`;
+  client.subscribe(userChannel, (pub) => {
+    if (pub.type === "shared_query_result") notifications.add(pub.data || {});
+  }).catch((err) => console.warn("livebi: notifications unavailable", err));
 }
 
 window.addEventListener("online", () => client && client.reconnectNow());
@@ -211,32 +324,86 @@ function ask({ question, sql, warehouse, chart }) {
   const text = (question || "").trim();
   if (!text && !sql) return;
   warehouse = warehouse || ui.warehouse.value || undefined;
-  const card = new QueryCard({
-    question: text || null, sql, warehouse,
-    onAsk: ask,
-    onCancel: (queryId) => client.cancel(queryId),
-    onFinished: finished,
-  });
+  const card = conversationCard({ question: text || null, sql, warehouse });
   ui.emptyState.hidden = true;
   ui.conversation.append(card.el);
   scrollToBottom(true);
-  client.ask({ question: text || undefined, sql, warehouse, chart })
-    .then(({ query_id: queryId }) => {
-      card.setQueryId(queryId);
-      cards.set(queryId, card);
-      const buffered = early.get(queryId);
-      if (buffered) {
-        clearTimeout(buffered.timer);
-        early.delete(queryId);
-        for (const pub of buffered.pubs) card.handle(pub);
-      }
-      if (card.finished) finished(card);
-      else scheduleHistoryRefresh(); // shows the question as running
-    })
+  startQuery({ question: text || undefined, sql, warehouse, chart }, card)
     .catch((err) => {
       if (err.code === "unauthenticated") return; // logout() is already on its way
       card.failRequest(err);
     });
+}
+
+/** A card for the conversation: it can ask follow-ups, be pinned and be shared. */
+function conversationCard({ question, sql, warehouse }) {
+  return new QueryCard({
+    question, sql, warehouse,
+    onAsk: ask,
+    onCancel: (queryId) => client.cancel(queryId),
+    onFinished: finished,
+    onPin: (c) => pinDialog({
+      card: c, client,
+      onPinned: (dashboard) => toast(`Pinned to "${dashboard.title}".`),
+    }),
+    onShare: (c) => shareDialog({
+      card: c, client,
+      onShared: (names) => toast(`Shared with ${names.join(", ")}.`),
+    }),
+  });
+}
+
+/** Send the ask for `card` and route its publications to it; resolves once the server named the query. */
+function startQuery(request, card) {
+  return client.ask(request).then(({ query_id: queryId }) => {
+    card.setQueryId(queryId);
+    cards.set(queryId, card);
+    const buffered = early.get(queryId);
+    if (buffered) {
+      clearTimeout(buffered.timer);
+      early.delete(queryId);
+      for (const pub of buffered.pubs) card.handle(pub);
+    }
+    if (card.finished) finished(card);
+    else scheduleHistoryRefresh(); // shows the question as running
+  });
+}
+
+/** A dashboard widget's query: resolves when it finished (the widget's slot is free again). */
+function runQuery(request, card) {
+  return new Promise((resolve, reject) => {
+    card.onFinished = (c) => {
+      finished(c);
+      if (c.queryId) cards.delete(c.queryId);
+      resolve();
+    };
+    startQuery(request, card).catch(reject);
+  });
+}
+
+/** Open an answer someone shared with me as a card in the conversation. */
+async function openShared(shared) {
+  navigate({ name: "conversation" });
+  const card = new QueryCard({
+    question: shared.question || null, sql: shared.question ? null : (shared.result && shared.result.sql) || "(shared SQL)",
+    warehouse: shared.warehouse,
+    onAsk: ask,
+    onCancel: () => Promise.resolve(),
+    onPin: (c) => pinDialog({ card: c, client, onPinned: (dashboard) => toast(`Pinned to "${dashboard.title}".`) }),
+  });
+  card.el.classList.add("shared");
+  card.el.dataset.sharedBy = (shared.shared_by && shared.shared_by.username) || "";
+  card.metaEl.textContent = `shared by ${card.el.dataset.sharedBy || "someone"}${shared.warehouse ? ` · on ${shared.warehouse}` : ""}`;
+  card.setQueryId(shared.query_id);
+  ui.emptyState.hidden = true;
+  ui.conversation.append(card.el);
+  scrollToBottom(true);
+  try {
+    const result = shared.result || await api.queryResult(shared.query_id);
+    card.showResult(result.result || result);
+  } catch (err) {
+    if (!handleApiError(err)) card.failRequest({ code: "not_found", message: `The shared answer could not be opened: ${err.message}` });
+  }
 }
 
 function routePublication(pub) {
@@ -322,6 +489,32 @@ async function refreshHistory() {
   }
   ui.historyEmpty.hidden = queries.length > 0;
   replaceChildren(ui.historyList, queries.map(historyItem));
+  if (!restored) {
+    restored = true;
+    restoreConversation(queries);
+  }
+}
+
+/**
+ * After a reload or in a new tab, the conversation comes back: the latest answers whose results
+ * the server stored (`has_result` in the history) are shown again as cards, oldest first.
+ */
+function restoreConversation(queries) {
+  if (cards.size || ui.conversation.querySelector("[data-testid=query-card]")) return;
+  const latest = queries.filter((q) => q.has_result && q.status === "done").slice(0, RESTORED_ANSWERS).reverse();
+  for (const q of latest) {
+    const card = conversationCard({ question: q.question || null, sql: q.question ? null : q.sql, warehouse: q.warehouse });
+    card.el.dataset.restored = "true";
+    card.setQueryId(q.query_id);
+    ui.emptyState.hidden = true;
+    ui.conversation.append(card.el);
+    api.queryResult(q.query_id)
+      .then((result) => card.showResult(result.result || result))
+      .catch((err) => {
+        if (!handleApiError(err)) card.failRequest({ code: "not_found", message: `This earlier answer is gone: ${err.message}` });
+      });
+  }
+  if (latest.length) scrollToBottom();
 }
 
 function historyItem(q) {
@@ -353,5 +546,28 @@ function closeHistoryOnNarrow() {
 
 // -- start ------------------------------------------------------------------------------------
 
-// The session cookie (HttpOnly) says whether we are logged in: a reload or a new tab stays so.
-api.restore().then((user) => (user ? showMain() : showLogin()));
+/** Start: a token of this tab, else the session cookie (a reload or a new tab), else log in. */
+async function start() {
+  if (api.session.token) {
+    showMain({ restore: true });
+    return;
+  }
+  if (!api.csrfToken()) {
+    // No session cookie either (its readable CSRF twin comes and goes with it): no need to
+    // ask the server and log a 401.
+    api.session.clear();
+    showLogin();
+    return;
+  }
+  try {
+    const { user } = await api.me();
+    api.session.adopt(user);
+    showMain({ restore: true });
+  } catch (err) {
+    if (err.status !== 401) console.warn("livebi: session check", err);
+    api.session.clear();
+    showLogin();
+  }
+}
+
+start();

@@ -27,20 +27,31 @@ export class QueryCard {
    * @param {function(object):void} o.onAsk  ask something new ({question} or {sql, warehouse})
    * @param {function(string):Promise} o.onCancel  cancel a query id
    * @param {function(QueryCard):void} [o.onFinished]  called once with the final result/error
+   * @param {function(QueryCard):void} [o.onPin]  offers "Pin to dashboard" on the answer
+   * @param {function(QueryCard):void} [o.onShare]  offers "Share" on the answer
+   * @param {boolean} [o.compact]  a dashboard widget: no header, chips, explanation or footer
    */
-  constructor({ question, sql, warehouse, onAsk, onCancel, onFinished }) {
+  constructor({ question, sql, warehouse, onAsk, onCancel, onFinished, onPin, onShare, compact = false }) {
     this.question = question || null;
     this.sql = sql || null;
     this.warehouse = warehouse || null;
     this.onAsk = onAsk;
     this.onCancel = onCancel;
     this.onFinished = onFinished || (() => {});
+    this.onPin = onPin || null;
+    this.onShare = onShare || null;
+    this.compact = compact;
     this.queryId = null;
     this.state = "pending"; // pending | running | done | error | cancelled
     this.percent = 0;
     this.cancelRequested = false;
     this.domId = `card-${++cardCounter}`;
     this.el = this._build();
+    this.startedAt = Date.now();
+    this.lastAdvanceAt = this.startedAt;
+    this.rowsProcessed = 0;
+    this.elapsedTimer = setInterval(() => this._tick(), ELAPSED_TICK_MS);
+    this._tick();
   }
 
   // -- building ------------------------------------------------------------------------------
@@ -66,6 +77,7 @@ export class QueryCard {
     this.percentEl = h("span", { class: "percent", testid: "progress-percent" }, "0%");
     this.detailsEl = h("span", { class: "details", testid: "progress-details" }, "Sending question…");
     this.rowsEl = h("span", { class: "rows", testid: "progress-rows" }, "");
+    this.elapsedEl = h("span", { class: "elapsed", testid: "progress-elapsed" }, "");
     this.cancelBtn = h("button", {
       type: "button", class: "btn btn-ghost btn-small", testid: "cancel-button",
       on: { click: () => this.cancel() },
@@ -74,14 +86,16 @@ export class QueryCard {
       h("ol", { class: "steps" }, this.stageEls),
       h("div", { class: "bar-row" }, this.barEl, this.percentEl),
       h("div", { class: "progress-foot" },
-        h("p", { class: "progress-text", "aria-live": "polite" }, this.detailsEl, this.rowsEl),
+        h("p", { class: "progress-text" },
+          h("span", { "aria-live": "polite" }, this.detailsEl, this.rowsEl), this.elapsedEl),
         this.cancelBtn));
     this.bodyEl = h("div", { class: "card-body" });
 
     return h("article", {
-      class: "card running", testid: "query-card", "aria-labelledby": `${this.domId}-title`, "aria-busy": "true",
+      class: `card running${this.compact ? " compact" : ""}`, testid: this.compact ? "widget-query" : "query-card",
+      "aria-labelledby": `${this.domId}-title`, "aria-busy": "true",
     },
-      h("header", { class: "card-head" }, title, this.metaEl),
+      h("header", { class: `card-head${this.compact ? " visually-hidden" : ""}` }, title, this.metaEl),
       this.progressEl,
       this.bodyEl);
   }
@@ -118,22 +132,55 @@ export class QueryCard {
       if (index === i) el.setAttribute("aria-current", "step");
       else el.removeAttribute("aria-current");
     });
+    const rows = Number(data.rows_processed) || 0;
+    if ((typeof data.progress === "number" && data.progress > this.percent) || rows > this.rowsProcessed) {
+      this.lastAdvanceAt = Date.now();
+    }
+    this.rowsProcessed = Math.max(this.rowsProcessed, rows);
     if (typeof data.progress === "number") this._setPercent(Math.max(this.percent, data.progress));
     this.detailsEl.textContent = data.details || substageLabel(data.substage) || "";
-    this.rowsEl.textContent = data.rows_processed
-      ? ` · ${Number(data.rows_processed).toLocaleString()} rows processed` : "";
+    this.rowsEl.textContent = rows ? ` · ${rows.toLocaleString()} rows processed` : "";
+    this._tick();
+  }
+
+  /**
+   * Elapsed time while running, and honesty about progress: when neither the percent nor the
+   * engine's row count has moved for a while, the bar says "no estimate" (indeterminate) rather
+   * than sitting still as if stuck.
+   */
+  _tick() {
+    if (this.finished) return;
+    const now = Date.now();
+    this.elapsedEl.textContent = ` · ${formatElapsed(now - this.startedAt)}`;
+    const stalled = this.state === "running" && now - this.lastAdvanceAt > STALL_MS;
+    if (stalled === this.barEl.classList.contains("indeterminate")) return;
+    this.barEl.classList.toggle("indeterminate", stalled);
+    if (stalled) {
+      this.barEl.removeAttribute("aria-valuenow");
+      this.barEl.setAttribute("aria-valuetext", "working, no progress estimate from the engine");
+      this.percentEl.textContent = "…";
+      this.percentEl.title = "The engine gives no progress estimate for this step";
+    } else {
+      this.barEl.removeAttribute("aria-valuetext");
+      this.percentEl.title = "";
+      this._setPercent(this.percent);
+    }
   }
 
   _setPercent(value) {
     this.percent = Math.min(100, Math.max(0, value));
     const rounded = Math.round(this.percent);
     this.barFill.style.width = `${this.percent}%`;
+    if (this.barEl.classList.contains("indeterminate")) return; // says "no estimate" meanwhile
     this.barEl.setAttribute("aria-valuenow", String(rounded));
     this.percentEl.textContent = `${rounded}%`;
   }
 
   _complete(state) {
     this.state = state;
+    clearInterval(this.elapsedTimer);
+    this.barEl.classList.remove("indeterminate");
+    this.elapsedMs = Date.now() - this.startedAt;
     this.el.classList.remove("running");
     this.el.classList.add(state);
     this.el.removeAttribute("aria-busy");
@@ -170,7 +217,10 @@ export class QueryCard {
       el.removeAttribute("aria-current");
     });
     this.detailsEl.textContent = cancelled ? "Cancelled" : "Failed";
-    const suggestions = (error.suggestions || []).filter((s) => typeof s === "string" && s.trim());
+    const suggestions = (error.suggestions || []).filter((s) => typeof s === "string" && s.trim())
+      .map((s) => ({ text: s, question: askableSuggestion(s, this.question) }));
+    const askable = suggestions.filter((s) => s.question);
+    const advice = suggestions.filter((s) => !s.question);
     const box = h("div", { class: `error-box${cancelled ? " cancelled" : ""}`, testid: "error-box", role: "alert" },
       h("p", { class: "error-title" },
         cancelled ? "Cancelled during " : "Failed during ",
@@ -178,12 +228,16 @@ export class QueryCard {
           stageLabel(error.stage))),
       h("p", { class: "error-message", testid: "error-message" }, error.message || "Something went wrong."),
       error.code && !cancelled ? h("p", { class: "error-code" }, `code: ${error.code}`) : null,
-      suggestions.length
+      advice.length
+        ? h("ul", { class: "advice", testid: "suggestion-advice", "aria-label": "Tips" },
+            advice.map((s) => h("li", {}, s.text)))
+        : null,
+      askable.length
         ? h("div", { class: "chips-block" },
             h("p", { class: "chips-label" }, "Try one of these:"),
-            h("div", { class: "chips" }, suggestions.map((s) =>
+            h("div", { class: "chips" }, askable.map((s) =>
               h("button", { type: "button", class: "chip", testid: "suggestion-chip",
-                on: { click: () => this.onAsk({ question: suggestionQuestion(s, this.question), warehouse: this.warehouse }) } }, s))))
+                on: { click: () => this.onAsk({ question: s.question, warehouse: this.warehouse }) } }, s.text))))
         : null);
     replaceChildren(this.bodyEl, box);
     this._complete(cancelled ? "cancelled" : "error");
@@ -193,6 +247,18 @@ export class QueryCard {
   failRequest(err) {
     if (this.finished) return;
     this._error({ stage: null, code: err.code || "error", message: err.message || String(err), suggestions: [] });
+  }
+
+  /** Show a result that did not come from a live query (a shared or stored one). */
+  showResult(result) {
+    if (this.finished) return;
+    if (this.state === "pending") this.state = "running";
+    this._result(result);
+  }
+
+  /** Stop the elapsed-time clock (the card leaves the page). */
+  dispose() {
+    clearInterval(this.elapsedTimer);
   }
 
   /** After a reconnect the missed publications could not be replayed. */
@@ -232,7 +298,11 @@ export class QueryCard {
     } else if (hasFigure(chart)) {
       this.figureEl = h("div", { class: "figure", testid: "result-chart", role: "img",
         "aria-label": chart.title || "Chart of the result" });
-      this.panels.chart = h("div", { class: "panel" }, this.figureEl);
+      // The title is page text above the plot, not Plotly's: the mode bar cannot cover it and
+      // a long title wraps instead of running under the legend.
+      this.panels.chart = h("div", { class: "panel panel-chart" },
+        chart.title && !this.compact ? h("h3", { class: "chart-title", testid: "chart-title" }, chart.title) : null,
+        this.figureEl);
     }
     this.panels.table = h("div", { class: "panel", testid: "result-table" });
     this.sqlInput = h("textarea", {
@@ -268,8 +338,23 @@ export class QueryCard {
       on: { click: () => exportPng(this.figureEl, chart.title || result.question) } }, "Export PNG");
     const csvBtn = h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "download-csv",
       on: { click: () => downloadCsv(result) } }, "Download CSV");
+    const pinBtn = this.onPin && h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "pin-button",
+      title: "Add this answer to a dashboard", on: { click: () => this.onPin(this) } }, "Pin to dashboard");
+    const shareBtn = this.onShare && this.queryId && h("button", { type: "button", class: "btn btn-ghost btn-small",
+      testid: "share-button", title: "Send this answer to other people", on: { click: () => this.onShare(this) } }, "Share");
+    // The actions come after the answer in the DOM (and so in Tab order): a keyboard user
+    // reaches the chart or table first, not a row of buttons.
+    const actions = h("div", { class: "actions", "aria-label": "Answer actions", role: "group" },
+      pinBtn, shareBtn, csvBtn, this.pngBtn);
 
     const firstView = views[0][0];
+    if (this.compact) {
+      const content = h("div", { class: "answer" },
+        h("div", { class: "toolbar" }, tablist),
+        views.map(([name]) => this.panels[name]));
+      this.showView(firstView);
+      return content;
+    }
     const content = h("div", { class: "answer" },
       result.explanation ? h("p", { class: "explanation", testid: "result-explanation" }, result.explanation) : null,
       (result.assumptions || []).length
@@ -278,8 +363,9 @@ export class QueryCard {
       (result.warnings || []).length
         ? h("ul", { class: "assumptions warnings", testid: "result-warnings", "aria-label": "Warnings" }, result.warnings.map((w) => h("li", {}, w)))
         : null,
-      h("div", { class: "toolbar" }, tablist, h("div", { class: "actions" }, csvBtn, this.pngBtn)),
+      h("div", { class: "toolbar" }, tablist),
       views.map(([name]) => this.panels[name]),
+      actions,
       chart.reason ? h("p", { class: "small muted chart-reason" }, chart.reason) : null,
       this._chips("Related questions", result.alternatives, (q) => ({ question: q, warehouse: result.warehouse }), "alternative-chip"),
       this._chips("Show as", chartAlternatives(chart), (type) => ({ ...this._reask(result), chart: type }), "chart-chip", humanize),
@@ -361,6 +447,23 @@ export class QueryCard {
   }
 }
 
+// Suggestions that are advice ("add a filter or a shorter period") start with one of these verbs;
+// they are shown as tips, never sent as questions.
+const ADVICE = /^(add|ask|try|use|narrow|remove|check|choose|pick|specify|shorten|reduce|wait|refine|rephrase|avoid|include)\b/i;
+
+/**
+ * The question a suggestion chip asks, or null when it is advice (or a bare name offered for
+ * a SQL error, which means nothing as a question).
+ */
+export function askableSuggestion(suggestion, original) {
+  const text = String(suggestion || "").trim();
+  if (!text) return null;
+  if (/^did you mean /i.test(text)) return original ? suggestionQuestion(text, original) : null;
+  if (ADVICE.test(text)) return null;
+  if (!original) return null; // a SQL card: suggestions are column or table names
+  return text;
+}
+
 /**
  * The question a suggestion chip asks. A spelling hint ('Did you mean "money" instead of
  * "monkey"?') asks the original question with the word replaced; anything else is asked as is.
@@ -372,6 +475,17 @@ export function suggestionQuestion(suggestion, original) {
   const escaped = typed.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const fixed = original.replace(new RegExp(`\\b${escaped}\\b`, "gi"), () => wanted);
   return fixed === original ? wanted : fixed;
+}
+
+const ELAPSED_TICK_MS = 500;
+const STALL_MS = 1500;
+
+/** 4300 -> "4.3 s", 75000 -> "1:15". */
+export function formatElapsed(ms) {
+  const seconds = Math.max(0, ms) / 1000;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const whole = Math.floor(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
 }
 
 function rowsText(n) {

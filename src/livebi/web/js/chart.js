@@ -46,10 +46,62 @@ export async function drawFigure(container, chart) {
     font: { family: FONT, ...((figure.layout || {}).font || {}) },
     paper_bgcolor: "rgba(0,0,0,0)",
   };
-  if (!layout.margin) layout.margin = { t: 48, r: 16, b: 48, l: 56 };
+  // The card shows the title as page text (see card.js): Plotly's mode bar would cover it.
+  delete layout.title;
+  const legendOnTop = layout.legend && Number(layout.legend.y) > 1;
+  layout.margin = { t: 48, r: 16, b: 48, l: 56, ...(layout.margin || {}) };
+  if (!legendOnTop) layout.margin.t = 28; // room for the mode bar only
   delete layout.width; // let the card decide
   await Plotly.newPlot(container, figure.data, layout, PLOT_CONFIG);
+  rovingModeBar(container);
+  // Plotly rebuilds its mode bar now and then (redraws, hover): keep it one Tab stop.
+  if (!container.rovingObserver) {
+    let queued = false;
+    container.rovingObserver = new MutationObserver((records) => {
+      if (queued || !records.some((r) => r.target.closest && r.target.closest(".modebar-container"))) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        rovingModeBar(container);
+      });
+    });
+    container.rovingObserver.observe(container, { childList: true, subtree: true });
+  }
   return true;
+}
+
+/**
+ * The mode bar as one Tab stop (a roving tabindex): Plotly makes each of its buttons a Tab
+ * stop, so a keyboard user had to walk through every one to get past a chart. The arrow keys
+ * (and Home/End) move between the buttons. Called again after every redraw (Plotly may
+ * rebuild the bar).
+ */
+export function rovingModeBar(container) {
+  const buttons = [...container.querySelectorAll(".modebar-btn")];
+  if (!buttons.length) return;
+  const current = buttons.find((b) => b.tabIndex === 0 && b.dataset.roving) || buttons[0];
+  for (const button of buttons) {
+    const wanted = button === current ? 0 : -1;
+    button.dataset.roving = "1";
+    if (button.tabIndex !== wanted) button.tabIndex = wanted; // unchanged: no mutation to observe
+  }
+  const bar = container.querySelector(".modebar");
+  if (!bar || bar.dataset.roving) return;
+  bar.dataset.roving = "1";
+  bar.setAttribute("role", "toolbar");
+  bar.setAttribute("aria-label", "Chart tools");
+  bar.addEventListener("keydown", (event) => {
+    const all = [...bar.querySelectorAll(".modebar-btn")];
+    const index = all.indexOf(document.activeElement);
+    if (index < 0) return;
+    const next = { ArrowRight: index + 1, ArrowDown: index + 1, ArrowLeft: index - 1, ArrowUp: index - 1,
+      Home: 0, End: all.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const target = all[(next + all.length) % all.length];
+    for (const button of all) button.tabIndex = button === target ? 0 : -1;
+    target.focus();
+  });
 }
 
 /** Re-fit a drawn chart to its container (after a tab switch or a layout change). */

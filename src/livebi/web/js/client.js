@@ -152,12 +152,12 @@ export class SSETransport {
    *   function of the last event id returning it (`/sse?ticket=…&last_event_id=…`); called for
    *   every stream, since a ticket is good for one
    * @param {function(string):string} o.opsUrl  the ops URL for a connection id
-   * @param {string|function():string} [o.token]  the bearer token for POSTs (none: the session
-   *   cookie authenticates them)
-   * @param {object|function():object} [o.headers]  more headers for POSTs (e.g. X-CSRF-Token)
+   * @param {string|function():string} o.token  the bearer token for POSTs (empty: none, the
+   *   browser's session cookie authenticates them)
+   * @param {function():object} [o.headers]  more headers for POSTs (e.g. the CSRF token)
    */
   constructor({
-    url, opsUrl, token, headers,
+    url, opsUrl, token, headers = () => ({}),
     EventSourceImpl = globalThis.EventSource,
     fetchImpl = (...args) => globalThis.fetch(...args),
     opTimeoutMs = 30_000,
@@ -381,6 +381,11 @@ export class SSETransport {
       });
   }
 
+  _headers() {
+    const token = resolveValue(this.token);
+    return { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}), ...this.headers() };
+  }
+
   async _post(item, connId) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.opTimeoutMs);
@@ -389,12 +394,7 @@ export class SSETransport {
     try {
       response = await this.fetchImpl(this.opsUrl(connId), {
         method: "POST",
-        headers: {
-          "Content-Type": "application/json",
-          ...(this.token ? { Authorization: `Bearer ${resolveValue(this.token) || ""}` } : {}),
-          ...resolveValue(this.headers),
-        },
-        credentials: "same-origin",
+        headers: this._headers(),
         body: item.text,
         cache: "no-store",
         signal: controller.signal,

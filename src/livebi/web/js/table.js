@@ -1,20 +1,17 @@
 // Result tables and CSV export.
 
 import { h, downloadBlob, slug } from "./dom.js";
+import { columnFormat, formatValue } from "./format.js";
 
 /** Rows shown in the table view; the CSV always carries every row the result has. */
 export const TABLE_ROW_LIMIT = 200;
 
-const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
-
-function isNumericKind(kind) {
-  return /int|float|num|decimal|double|real|measure|quantitative/i.test(String(kind || ""));
-}
-
-/** Display text of one cell. */
-export function formatCell(value) {
+/** Display text of one cell (numbers grouped; money and percentages as the column's name says). */
+export function formatCell(value, format = {}) {
   if (value === null || value === undefined) return "";
-  if (typeof value === "number") return Number.isFinite(value) ? numberFormat.format(value) : String(value);
+  if (typeof value === "number" || (format.numeric && typeof value === "string")) {
+    return formatValue(value, { money: format.money, percent: format.percent, compact: false });
+  }
   if (typeof value === "boolean") return value ? "true" : "false";
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
@@ -28,16 +25,25 @@ export function renderTable(result, { limit = TABLE_ROW_LIMIT } = {}) {
   const columns = result.columns || [];
   const kinds = result.column_kinds || [];
   const rows = result.rows || [];
-  const numeric = columns.map((_, i) => isNumericKind(kinds[i]) || rows.some((r) => typeof r[i] === "number"));
   const shown = rows.slice(0, limit);
+  const formats = columns.map((name, i) => {
+    const format = columnFormat(name, kinds[i], rows.map((r) => r[i]));
+    // Percent columns hold either points (12.5) or fractions (0.125): fractions are scaled.
+    const scale = format.percent && rows.every((r) => r[i] == null || Math.abs(Number(r[i])) <= 1) ? 100 : 1;
+    return { ...format, scale };
+  });
 
+  // Headers are humanized; the raw column name (what the SQL says) stays in the tooltip.
   const head = h("thead", {}, h("tr", {}, columns.map((name, i) =>
-    h("th", { scope: "col", class: numeric[i] ? "num" : null, title: kinds[i] ? `${name} (${kinds[i]})` : name }, name))));
+    h("th", { scope: "col", class: formats[i].numeric ? "num" : null, title: kinds[i] ? `${name} (${kinds[i]})` : name,
+      testid: "table-header" }, formats[i].label))));
   const body = h("tbody", {}, shown.map((row) =>
     h("tr", {}, columns.map((_, i) => {
       const value = row[i];
-      return h("td", { class: [numeric[i] ? "num" : "", value == null ? "null" : ""].join(" ").trim() || null },
-        value == null ? "∅" : formatCell(value));
+      const f = formats[i];
+      const shownValue = f.scale !== 1 && typeof value === "number" ? value * f.scale : value;
+      return h("td", { class: [f.numeric ? "num" : "", value == null ? "null" : ""].join(" ").trim() || null },
+        value == null ? "∅" : formatCell(shownValue, f));
     }))));
 
   const total = Number.isFinite(result.row_count) ? result.row_count : rows.length;
