@@ -288,6 +288,10 @@ class Settings(BaseSettings):
     max_dashboards_per_user: int = Field(
         200, description="Dashboards one user may own; creating more is refused (400) until one is deleted."
     )
+    dashboard_ops_kept: int = Field(
+        10_000,
+        description="Op log rows kept per dashboard (the newest); older ones are deleted as edits come, so the log cannot grow without bound. The snapshot always holds the whole state.",
+    )
 
     # Features (each real-time feature can be switched off)
     progress_streaming: bool = Field(

@@ -132,7 +132,7 @@ class Services:
             on_finished=self._query_finished,
         )
         self.dashboards = DashboardService(
-            DashboardStore(self.store.engine), publish=self.publish,
+            DashboardStore(self.store.engine, ops_kept=s.dashboard_ops_kept), publish=self.publish,
             drop_subscribers=self.drop_subscribers, max_per_user=s.max_dashboards_per_user,
         )
         self.sharing = SharingService(results=self.store.results, publish=self.publish, warehouse_access=self.warehouse_access)

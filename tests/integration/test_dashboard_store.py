@@ -139,3 +139,22 @@ async def test_racing_writers_exactly_one_wins_each_version(store: MetadataStore
     log = await repo.ops(snap["id"])
     assert len(log) == 1
     assert (await repo.get(snap["id"]))["snapshot"]["title"] == f"T{wins.index(True)}"
+
+
+async def test_op_log_keeps_only_the_newest_ops(store: MetadataStore) -> None:
+    """An editor cannot grow the log without bound: past ``ops_kept`` the oldest rows go."""
+    u = await users(store, "alice")
+    repo = DashboardStore(store.engine, ops_kept=5)
+    snap = snapshot_for(u["alice"])
+    await repo.create(snap)
+    ids = (f"w_{i:08x}" for i in itertools.count())
+    for i in range(6):
+        result = apply_edit(snap, [{"type": "update_dashboard", "fields": {"title": f"T{i}"}},
+                                   {"type": "update_dashboard", "fields": {"description": f"D{i}"}}],
+                            now=f"t{i}", new_widget_id=lambda: next(ids))
+        await repo.apply_edit(snap["id"], expected_version=snap["version"], snapshot=result.snapshot,
+                              user_id=u["alice"]["id"], updates=[x.record() for x in result.updates])
+        snap = result.snapshot
+    assert snap["version"] == 12
+    assert [r["version"] for r in await repo.ops(snap["id"])] == [8, 9, 10, 11, 12]
+    assert (await repo.get(snap["id"]))["snapshot"]["title"] == "T5"

@@ -41,8 +41,11 @@ def _now() -> dt.datetime:
 class DashboardStore:
     """Repository over the dashboard tables of the metadata store (SQLAlchemy Core, async)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, ops_kept: int = 10_000) -> None:
+        """``ops_kept``: op log rows kept per dashboard (the newest); the snapshot holds the
+        state, the log is for audit and catching up, so an editor cannot grow it without bound."""
         self.engine = engine
+        self.ops_kept = ops_kept
 
     # Dashboards ------------------------------------------------------------------------------
 
@@ -145,6 +148,11 @@ class DashboardStore:
                 raise VersionConflict(dashboard_id)
             if rows:
                 await conn.execute(insert(dashboard_ops), rows)
+                oldest_kept = snapshot["version"] - self.ops_kept
+                if oldest_kept > 0:
+                    # trim what this edit pushed out of the window (a primary-key range)
+                    await conn.execute(delete(dashboard_ops).where(
+                        dashboard_ops.c.dashboard_id == dashboard_id, dashboard_ops.c.version <= oldest_kept))
 
     async def ops(self, dashboard_id: str, *, after: int = 0) -> list[dict[str, Any]]:
         """The op log after version ``after``, in version order."""
