@@ -122,7 +122,8 @@ def parse_question(
     except NotUnderstood:
         raise
     except PlanError as exc:
-        raise NotUnderstood("not_understood", exc.message, _suggestions(exc.words, model)) from None
+        suggestions = _suggestions(text, exc.words, model, dialect, today)
+        raise NotUnderstood("not_understood", exc.message, suggestions) from None
 
 
 def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report: SubstageCallback) -> ParsedQuestion:
@@ -175,13 +176,45 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
     return parsed
 
 
-def _suggestions(words: list[str], model: SemanticModel) -> list[str]:
+# Parses tried to check "did you mean" fixes, per refusal (a few milliseconds each).
+_MAX_FIXES_TRIED = 6
+
+
+def _suggestions(text: str, words: list[str], model: SemanticModel, dialect: str, today: dt.date) -> list[str]:
+    """"Did you mean" fixes for the words not understood, then example questions.
+
+    A fix is offered only when the question with the word replaced is then understood: a close
+    word the parser still refuses ("africa", only part of the value "North Africa") would lead the
+    user from one refusal to the next. Each word gets its first close word that works."""
     out: list[str] = []
+    tried = 0
     for word in words[:3]:
-        close = suggestions_for(word, model)
-        if close:
-            out.append(f'Did you mean "{close[0]}" instead of "{word}"?')
+        for close in suggestions_for(word, model):
+            if tried >= _MAX_FIXES_TRIED:
+                break
+            tried += 1
+            if _understood(corrected_question(text, word, close), model, dialect, today):
+                out.append(f'Did you mean "{close}" instead of "{word}"?')
+                break
     return out + model.example_questions()
+
+
+def corrected_question(text: str, typed: str, meant: str) -> str:
+    """The question a "did you mean" fix asks: every whole-word ``typed`` replaced by ``meant``,
+    or ``meant`` alone when ``typed`` is not a whole word of it (the same rule as
+    ``suggestionQuestion`` in web/js/card.js, whose chips ask it; ASCII word boundaries like JS)."""
+    pattern = re.compile(rf"\b{re.escape(typed)}\b", re.IGNORECASE | re.ASCII)
+    fixed = pattern.sub(lambda _: meant, text)
+    return meant if fixed == text else fixed
+
+
+def _understood(text: str, model: SemanticModel, dialect: str, today: dt.date) -> bool:
+    try:
+        check_question(text, model, max_chars=len(text))
+        _parse(text, model, dialect, today, lambda stage, percent, detail: None)
+    except (NotUnderstood, PlanError):
+        return False
+    return True
 
 
 def _keep_useful_fixes(tokens, consumed: set[int], mentions, fixes: list[tuple[str, str]]) -> list[tuple[str, str]]:
