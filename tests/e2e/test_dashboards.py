@@ -503,3 +503,74 @@ def test_long_query_shows_elapsed_time_and_no_fake_progress(people):
     assert slow.get_by_test_id("progress-bar").get_attribute("aria-valuenow") is None
     slow.get_by_test_id("cancel-button").click()
     expect(slow.get_by_test_id("error-stage")).to_be_visible()
+
+
+# Runs before the page's scripts on every load of the context: notes whether the widget's "last
+# result" marker ever appeared while the widget's new run was still going (a MutationObserver
+# sees it as soon as the page shows it, however quickly the run then finishes).
+LAST_RESULT_WATCH = """
+window.__lastWhileRunning = false;
+new MutationObserver(() => {
+  if (window.__lastWhileRunning) return;
+  const marker = document.querySelector("[data-testid=widget-last-marker]");
+  const live = document.querySelector("[data-testid=widget] [data-testid=widget-query]");
+  if (marker && marker.checkVisibility() && live && live.classList.contains("running")) window.__lastWhileRunning = true;
+}).observe(document, { subtree: true, childList: true, attributes: true });
+"""
+
+# Slow enough (about a second or more) that the stored result is on screen well before the
+# re-run's answer: the widget's own run is what the page waits for otherwise.
+WIDGET_SQL = ("SELECT count(*) AS pairs FROM orders a JOIN orders b ON a.order_id % 7 = b.order_id % 7 "
+              "JOIN orders c ON b.order_id % 11 = c.order_id % 11 WHERE c.order_id < 40")
+
+
+def _shows_last_then_fresh(page, widget_title: str) -> None:
+    from playwright.sync_api import expect
+
+    page.wait_for_function("() => window.__lastWhileRunning === true", timeout=30_000)
+    widget = page.get_by_test_id("widget").filter(has_text=widget_title)
+    # The fresh answer replaces the last one.
+    expect(widget.get_by_test_id("widget-query").get_by_test_id("result-kpi")
+           .or_(widget.get_by_test_id("widget-query").get_by_test_id("result-table")).first).to_be_visible(timeout=20_000)
+    expect(widget.get_by_test_id("widget-last-marker")).to_have_count(0)
+
+
+def test_widget_shows_its_last_result_at_once_on_reload_and_new_tab(people, demo_server):
+    from playwright.sync_api import expect
+
+    token = _login_api(demo_server, "alice")
+    created = _api(demo_server, token, "POST", "/api/dashboards", json={"title": f"Cached {uuid.uuid4().hex[:6]}"})
+    alice = people("alice")
+    alice.context.add_init_script(LAST_RESULT_WATCH)
+    alice.goto(f"{demo_server}/#/dashboards/{created['id']}")
+    expect(alice.get_by_test_id("dashboard-title")).to_have_text(created["title"])  # the snapshot is in
+    _add_sql_widget(alice, "Pairs", WIDGET_SQL)
+    widget = alice.get_by_test_id("widget").filter(has_text="Pairs")
+    answer = widget.get_by_test_id("result-kpi").or_(widget.get_by_test_id("result-table")).first
+    expect(answer).to_be_visible(timeout=20_000)
+    # Only ids in storage: the query id of the run, not its data nor the widget's SQL.
+    query_id = widget.get_by_test_id("widget-query").get_attribute("data-query-id")
+    stored = alice.evaluate("() => Object.keys(localStorage).filter((k) => k.startsWith('livebi.widget:'))"
+                            ".map((k) => localStorage.getItem(k))")
+    assert len(stored) == 1 and query_id in stored[0] and "orders" not in stored[0], stored
+    # No marker on the first run: nothing was stored before it.
+    expect(widget.get_by_test_id("widget-last-marker")).to_have_count(0)
+
+    alice.reload()
+    _shows_last_then_fresh(alice, "Pairs")
+
+    tab = alice.context.new_page()
+    tab.goto(alice.url)
+    _shows_last_then_fresh(tab, "Pairs")
+    tab.close()
+
+    # A changed widget does not show the answer to its old SQL.
+    widget.get_by_test_id("widget-remove").click()
+    expect(widget).to_have_count(0)
+    assert alice.evaluate("() => Object.keys(localStorage).some((k) => k.startsWith('livebi.widget:'))") is False
+    _add_sql_widget(alice, "Pairs", WIDGET_SQL)
+    expect(answer).to_be_visible(timeout=20_000)
+    with alice.expect_response("**/api/logout"):
+        alice.get_by_test_id("logout").click()
+    expect(alice.get_by_test_id("login-submit")).to_be_visible()
+    assert alice.evaluate("() => Object.keys(localStorage).some((k) => k.startsWith('livebi.widget:'))") is False

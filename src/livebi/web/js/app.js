@@ -10,6 +10,7 @@ import { DashboardList } from "./dashlist.js";
 import { DashboardPage } from "./dashboard.js";
 import { Notifications } from "./notify.js";
 import { pinDialog, shareDialog } from "./pin.js";
+import * as widgetcache from "./widgetcache.js";
 
 const $ = (id) => document.getElementById(id);
 const WAREHOUSE_KEY = "livebi.warehouse";
@@ -96,6 +97,7 @@ function logout(message = "") {
   if (client) client.close();
   client = null;
   api.session.clear();
+  widgetcache.clearAll(); // the next user of this browser sees none of my widgets' last results
   for (const entry of early.values()) clearTimeout(entry.timer);
   early.clear();
   cards.clear();

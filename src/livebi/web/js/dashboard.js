@@ -13,6 +13,7 @@ import { PresenceRoster, avatar, colorFor } from "./presence.js";
 import { openDialog } from "./dialogs.js";
 import { openMembersDialog } from "./members.js";
 import { resizeFigure } from "./chart.js";
+import * as widgetcache from "./widgetcache.js";
 
 const ROW_HEIGHT_PX = 72; // one grid row; keep in step with --dash-row in style.css
 const GAP_PX = 12;
@@ -271,6 +272,7 @@ export class DashboardPage {
     const w = this.model.widget(view.id);
     if (!w) return;
     if (view.card) view.card.dispose();
+    this._dropLast(view);
     const ask = w.sql && !w.question ? { sql: w.sql } : { question: w.question || w.sql };
     const request = { ...ask, warehouse: w.warehouse || undefined, chart: (w.chart && w.chart.type) || undefined };
     const card = new QueryCard({
@@ -285,8 +287,56 @@ export class DashboardPage {
       card.failRequest({ code: "empty", message: "This widget has no question or SQL yet." });
       return;
     }
+    const entry = { userId: this.me.id, dashboardId: this.id, widgetId: view.id, query: queryOf(w) };
+    this._showLast(view, card, request, entry);
     this.slots.run(() => (this.destroyed || view.card !== card ? null : this.runQuery(request, card)))
-      .catch((err) => card.failRequest(err));
+      .then(() => {
+        if (card.state === "done" && card.queryId) widgetcache.remember({ ...entry, queryId: card.queryId });
+      })
+      .catch((err) => card.failRequest(err))
+      .finally(() => { if (view.card === card) this._dropLast(view); });
+  }
+
+  /**
+   * While the widget runs again, show the result of its last successful run (remembered by
+   * query id for this version of the widget, fetched from the server), marked as such; the
+   * new run's answer replaces it. No stored result (404): the widget just waits for the run.
+   */
+  _showLast(view, card, request, entry) {
+    const queryId = widgetcache.lastQueryId(entry);
+    if (!queryId) return;
+    api.queryResult(queryId).then((stored) => {
+      if (this.destroyed || view.card !== card || card.finished) return;
+      const last = new QueryCard({
+        ...request, compact: true,
+        onAsk: (next) => this.askInConversation(next), onCancel: () => Promise.resolve(),
+      });
+      last.el.dataset.testid = "widget-last-query"; // not the live card tests and tools look for
+      last.setQueryId(queryId);
+      view.lastCard = last;
+      view.lastEl = h("div", { class: "widget-last", testid: "widget-last-result", dataset: { queryId } },
+        h("p", { class: "widget-last-marker", testid: "widget-last-marker", role: "status" }, "Last result, refreshing…"),
+        last.el);
+      view.body.classList.add("refreshing");
+      view.body.append(view.lastEl);
+      last.showResult(stored.result || stored); // in the document now: the chart can measure itself
+    }).catch((err) => {
+      if (err && err.status === 404) widgetcache.forget(entry); // gone (e.g. expired): wait for the run
+      else console.warn("livebi: the widget's last result could not be loaded", err);
+    });
+  }
+
+  /** Remove the last result shown while refreshing (the live card has the answer now). */
+  _dropLast(view) {
+    if (!view.lastEl) return;
+    view.lastCard.dispose();
+    view.lastEl.remove();
+    view.lastEl = null;
+    view.lastCard = null;
+    view.body.classList.remove("refreshing");
+    // The live card's chart was drawn beside the last result: let it take the whole box now.
+    const figure = view.body.querySelector(".figure.js-plotly-plot");
+    if (figure) resizeFigure(figure);
   }
 
   // -- edits --------------------------------------------------------------------------------------
@@ -470,6 +520,8 @@ export class DashboardPage {
     const view = this.widgetViews.get(id);
     if (!view) return;
     if (view.card) view.card.dispose();
+    this._dropLast(view);
+    widgetcache.forget({ userId: this.me.id, dashboardId: this.id, widgetId: id });
     this.resizeObserver.unobserve(view.body);
     const hadFocus = view.el.contains(document.activeElement);
     view.el.remove();
