@@ -438,6 +438,7 @@ export class DashboardPage {
         const q = question.value.trim();
         const s = sql.value.trim();
         if (!q && !s) throw new Error("Give a question or SQL.");
+        if (!this.model) throw new Error("The dashboard is still loading; try again in a moment.");
         const spot = freeSpot(this.model.widgets);
         await this.edit([{ type: "add_widget", widget: {
           title: title.value.trim() || q || "SQL", question: q || null, sql: s || null,
