@@ -26,7 +26,7 @@ from .linker import correct_spelling, link, suggestions_for, unknown_words
 from .model import SemanticModel
 from .normalize import tokenize
 from .planner import Planner, PlanError
-from .sqlgen import dialect_notes, generate
+from .sqlgen import NoJoinPath, dialect_notes, generate
 
 SubstageCallback = Callable[[str, int, str], None]
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|“[^”]*”")
@@ -155,7 +155,12 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
 
     report("sql_generation", 0, "building the query")
     spec = compose(planner)
-    sql = generate(model, spec, dialect)
+    try:
+        sql = generate(model, spec, dialect)
+    except NoJoinPath as exc:
+        # The plan named tables no key chain connects: nothing sensible to answer, not a bug.
+        tables = model.tables
+        raise PlanError(f"I could not relate {tables[exc.table].plural} to {tables[exc.base].plural} in this data") from None
     assumptions = [f'Read "{typed}" as "{meant}"' for typed, meant in fixes]
     assumptions += list(dict.fromkeys(planner.assumptions))
     assumptions += dialect_notes(spec, dialect)

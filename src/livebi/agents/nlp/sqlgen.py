@@ -202,6 +202,15 @@ def _compare(op: str, left: exp.Expression, right: exp.Expression) -> exp.Expres
     return cls(this=left, expression=right)
 
 
+class NoJoinPath(LookupError):
+    """The query needs a table that no chain of keys connects to its base table."""
+
+    def __init__(self, base: str, table: str) -> None:
+        super().__init__(f"no join path from {base} to {table}")
+        self.base = base
+        self.table = table
+
+
 def join_plan(model: SemanticModel, spec: QuerySpec) -> list[tuple[Edge, bool]]:
     """The joins that connect every table the query uses to its base table.
 
@@ -213,7 +222,7 @@ def join_plan(model: SemanticModel, spec: QuerySpec) -> list[tuple[Edge, bool]]:
     seen: set[tuple[str, tuple[str, ...], str]] = set()
     for table in sorted(spec.tables() - {spec.base}, key=lambda t: (len(paths.get(t, ())), t)):
         if table not in paths:
-            raise LookupError(f"no join path from {spec.base} to {table}")
+            raise NoJoinPath(spec.base, table)
         for edge, forward in paths[table]:
             key = (edge.child, edge.child_cols, edge.parent)
             if key not in seen:
