@@ -131,11 +131,14 @@ class Services:
             max_concurrent_per_user=s.max_concurrent_queries_per_user,
             on_finished=self._query_finished,
         )
+        dashboard_store = DashboardStore(self.store.engine, ops_kept=s.dashboard_ops_kept)
         self.dashboards = DashboardService(
-            DashboardStore(self.store.engine, ops_kept=s.dashboard_ops_kept), publish=self.publish,
+            dashboard_store, publish=self.publish,
             drop_subscribers=self.drop_subscribers, max_per_user=s.max_dashboards_per_user,
         )
-        self.sharing = SharingService(results=self.store.results, publish=self.publish, warehouse_access=self.warehouse_access)
+        self.sharing = SharingService(
+            results=self.store.results, dashboards=dashboard_store, publish=self.publish, warehouse_access=self.warehouse_access
+        )
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")

@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 from .auth import User
 from .permissions import WarehouseAccess
 from .protocol import ErrorCode, ProtocolError
+from .store.dashboards import DashboardStore
 from .store.results import QueryResults
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,11 @@ class SharingService:
         warehouse_access: the per-warehouse access rules recipients must satisfy.
     """
 
-    def __init__(self, *, results: QueryResults, publish: PublishFn, warehouse_access: WarehouseAccess) -> None:
+    def __init__(
+        self, *, results: QueryResults, dashboards: DashboardStore, publish: PublishFn, warehouse_access: WarehouseAccess
+    ) -> None:
         self._results = results
+        self._dashboards = dashboards
         self._publish = publish
         self._access = warehouse_access
 
@@ -98,7 +102,7 @@ class SharingService:
     async def _recipients(self, user: User, usernames: list[str] | None, dashboard_id: str | None) -> list[dict[str, str]]:
         """The recipients (``{id, username}``, sorted, without the sharer) the op names."""
         if dashboard_id is not None:
-            people = await self._results.dashboard_people(dashboard_id)
+            people = await self._dashboards.people(dashboard_id)
             if people is None:
                 raise ProtocolError(ErrorCode.not_found, f"no dashboard {dashboard_id!r}")
             if not any(p["id"] == user.id for p in people):

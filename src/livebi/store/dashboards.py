@@ -201,12 +201,24 @@ class DashboardStore:
                 dashboard_members.c.dashboard_id == dashboard_id, dashboard_members.c.user_id == user_id))
         return res.rowcount > 0
 
-    async def member_ids(self, dashboard_id: str) -> list[str]:
-        """Every user with a role on the dashboard: owner first, then members (for sharing)."""
+    async def people(self, dashboard_id: str) -> list[dict[str, str]] | None:
+        """The owner and members (``{id, username}``, by username) of a dashboard; None if it
+        does not exist."""
         async with self.engine.connect() as conn:
             owner = (await conn.execute(select(dashboards.c.owner_id).where(dashboards.c.id == dashboard_id))).scalar()
             if owner is None:
-                return []
-            rest = (await conn.execute(select(dashboard_members.c.user_id).where(
-                dashboard_members.c.dashboard_id == dashboard_id).order_by(dashboard_members.c.user_id))).scalars()
-            return [owner, *rest]
+                return None
+            member = select(dashboard_members.c.user_id).where(dashboard_members.c.dashboard_id == dashboard_id)
+            rows = await conn.execute(
+                select(users.c.id, users.c.username)
+                .where(or_(users.c.id.in_(member), users.c.id == owner))
+                .order_by(users.c.username)
+            )
+            return [{"id": r.id, "username": r.username} for r in rows]
+
+    async def member_ids(self, dashboard_id: str) -> list[str]:
+        """Every user with a role on the dashboard: owner first, then members by id."""
+        async with self.engine.connect() as conn:
+            owner = (await conn.execute(select(dashboards.c.owner_id).where(dashboards.c.id == dashboard_id))).scalar()
+        people = await self.people(dashboard_id) or []
+        return ([owner] if owner else []) + sorted(p["id"] for p in people if p["id"] != owner)

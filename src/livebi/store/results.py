@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .schema import dashboard_members, dashboards, queries, query_results, query_shares, users
+from .schema import queries, query_results, query_shares, users
 
 
 def _now() -> dt.datetime:
@@ -60,20 +60,6 @@ class QueryResults:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(users.c.username, users.c.id).where(users.c.username.in_(names)))
             return {r.username: r.id for r in rows}
-
-    async def dashboard_people(self, dashboard_id: str) -> list[dict[str, str]] | None:
-        """The owner and members (``{id, username}``) of a dashboard; None if it does not exist."""
-        async with self.engine.connect() as conn:
-            if (await conn.execute(select(dashboards.c.id).where(dashboards.c.id == dashboard_id))).first() is None:
-                return None
-            member = select(dashboard_members.c.user_id).where(dashboard_members.c.dashboard_id == dashboard_id)
-            owner = select(dashboards.c.owner_id).where(dashboards.c.id == dashboard_id)
-            rows = await conn.execute(
-                select(users.c.id, users.c.username)
-                .where(or_(users.c.id.in_(member), users.c.id.in_(owner)))
-                .order_by(users.c.username)
-            )
-            return [{"id": r.id, "username": r.username} for r in rows]
 
     async def share(self, query_id: str, *, shared_by: str, user_ids: Iterable[str]) -> dt.datetime:
         """Record that ``shared_by`` shared a question with ``user_ids`` (sharing again renews
