@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .migrate import upgrade
 from .results import QueryResults, delete_dependents
-from .schema import metadata, queries, query_results, query_shares, token_versions, users  # noqa: F401 - metadata re-exported
+from .schema import queries, query_results, query_shares, token_versions, users
 
 class UserExists(Exception):
     pass
