@@ -153,8 +153,11 @@ class Services:
             await self.asks.shutdown()
         await self.broker.stop()
         for wh in self.warehouses.values():
-            with contextlib.suppress(Exception):
+            try:
                 await wh.close()
+            except Exception:  # noqa: BLE001 - one warehouse must not keep the others open
+                log.exception("closing warehouse %s failed", wh.name)
+                self.metrics.internal_errors.labels("shutdown").inc()
         if self.store:
             await self.store.close()
 
@@ -259,8 +262,11 @@ class Services:
         present = self.hub.present_on(conn.id)
         self.connections.remove(conn)
         for channel, entry in present:
-            with contextlib.suppress(Exception):
+            try:
                 await self.publish(channel, "presence", {"event": "leave", "member": entry.public()})
+            except Exception:  # noqa: BLE001 - the other channels must still hear of the leave
+                log.exception("could not announce that %s left %s", conn.id, channel)
+                self.metrics.internal_errors.labels("presence").inc()
 
     async def begin_shutdown(self) -> None:
         """Graceful shutdown: stop admitting, drain every outbox (bounded), close with 1012."""

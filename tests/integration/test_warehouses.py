@@ -181,6 +181,47 @@ async def test_duckdb_progress_percent_and_cancel(duck: DuckDBWarehouse) -> None
     assert len(log.reports) == count  # the ticker stopped with the query
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+async def test_closing_a_warehouse_while_a_query_runs_interrupts_it_and_releases_the_file(
+    engine: str, demo_duckdb: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shutdown (or a test's teardown) may close a warehouse mid-query: the query must be
+    interrupted, close must not fail, and the file must be released so that the next
+    warehouse on it applies its own limits (DuckDB shares one instance per file and process)."""
+    if engine == "duckdb":
+        path = tmp_path / "demo.duckdb"
+        shutil.copy(demo_duckdb, path)
+        make = lambda: DuckDBWarehouse("demo", f"duckdb:///{path}")  # noqa: E731
+        slow = DUCKDB_SLOW
+    else:
+        path = tmp_path / "x.db"
+        sqlite3.connect(path).close()
+        make = lambda: SQLiteWarehouse("x", f"sqlite:///{path}")  # noqa: E731
+        slow = SQLITE_SLOW
+    wh = make()
+    log = ProgressLog()
+    task = asyncio.create_task(wh.execute(slow, timeout=60, row_cap=10, on_progress=log))
+    await log.wait_for(lambda reports: len(reports) >= 2)
+    started = time.monotonic()
+    await wh.close()
+    assert time.monotonic() - started < INTERRUPT_BOUND_S
+    with pytest.raises(WarehouseError) as info:
+        await asyncio.wait_for(task, INTERRUPT_BOUND_S)
+    assert info.value.code == "warehouse_unavailable"
+    caplog.clear()
+    again = make()
+    try:
+        log2 = ProgressLog()
+        result = await again.execute("SELECT 1 AS one", timeout=10, row_cap=10, on_progress=log2)
+        assert result.rows == [[1]]
+    finally:
+        await again.close()
+    assert "already locked" not in caplog.text
+    with pytest.raises(WarehouseError) as info:
+        await wh.execute("SELECT 1", timeout=10, row_cap=10)
+    assert info.value.code == "warehouse_unavailable"
+
+
 async def test_duckdb_progress_reports_rows_and_completion(duck: DuckDBWarehouse) -> None:
     log = ProgressLog()
     result = await duck.execute("SELECT * FROM orders", timeout=30, row_cap=5000, on_progress=log)

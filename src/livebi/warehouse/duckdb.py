@@ -47,7 +47,7 @@ from livebi.warehouse.base import (
     exposed_schemas,
 )
 from livebi.warehouse.bounded import ResultBudget, ResultLimits, bounded_select, duckdb_shape
-from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, fetch_bounded, run_blocking
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, fetch_bounded
 from livebi.warehouse.types import digest_rows, kind_of, sql_literal
 
 MEMORY = ":memory:"
@@ -366,20 +366,22 @@ class DuckDBWarehouse(ThreadedWarehouse):
                 self._checkin(cur)
             return budget.result(names, [kind_of(str(t)) for t in types], (time.perf_counter() - started) * 1000)
 
-        return await run_blocking(
-            self._executor, work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval
-        )
+        return await self._run_query(work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval)
 
     async def close(self) -> None:
-        await super().close()
+        await super().close()  # interrupts running queries and waits for their workers
         with self._con_lock:
-            for cur in self._all_cursors:
-                cur.close()
-            self._all_cursors.clear()
+            cursors, self._all_cursors = self._all_cursors, []
             self._cursors = queue.SimpleQueue()
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+            con, self._con = self._con, None
+            try:
+                for cur in cursors:
+                    cur.close()
+                if con is not None:
+                    con.close()
+            except duckdb.Error:
+                # a worker outlived the grace period: the engine lets go when it finishes
+                logger.exception("DuckDB warehouse %s: could not close the connection", self.name)
 
 
 def _progress_percent(cur: duckdb.DuckDBPyConnection) -> float | None:

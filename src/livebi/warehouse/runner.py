@@ -22,7 +22,7 @@ import logging
 import threading
 from typing import Any, Callable, Sequence, TypeVar
 
-from livebi.warehouse.base import Progress, ProgressCallback, QueryTimeout, Schema, Warehouse
+from livebi.warehouse.base import Progress, ProgressCallback, QueryTimeout, Schema, Warehouse, WarehouseError
 from livebi.warehouse.bounded import ResultBudget
 
 T = TypeVar("T")
@@ -216,9 +216,65 @@ class ThreadedWarehouse(Warehouse):
         super().__init__(name, url)
         self.max_concurrent_queries = max_workers
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix)
+        self._closed = False
+        # Work running in the pool: close() interrupts the queries and waits for every worker
+        # to let go of the engine before the subclass closes its connections.
+        self._busy = threading.Condition()
+        self._running = 0
+        self._jobs: set[QueryJob] = set()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WarehouseError("warehouse_unavailable", f"warehouse {self.name} is closed")
+
+    def _tracked(self, fn: Callable[..., T], job: QueryJob | None = None) -> Callable[..., T]:
+        def run(*args: Any) -> T:
+            with self._busy:
+                if self._closed:
+                    raise WarehouseError("warehouse_unavailable", f"warehouse {self.name} is closed")
+                self._running += 1
+                if job is not None:
+                    self._jobs.add(job)
+            try:
+                return fn(*args)
+            finally:
+                with self._busy:
+                    self._running -= 1
+                    if job is not None:
+                        self._jobs.discard(job)
+                    self._busy.notify_all()
+
+        return run
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        self._check_open()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._tracked(fn), *args)
+
+    async def _run_query(
+        self,
+        work: Callable[[QueryJob], T],
+        *,
+        timeout: float,
+        on_progress: ProgressCallback | None,
+        interval: float,
+    ) -> T:
+        """:func:`run_blocking` in this warehouse's pool; a query that close() interrupted
+        fails with ``warehouse_unavailable``."""
+        self._check_open()
+
+        def tracked(job: QueryJob) -> T:
+            return self._tracked(work, job)(job)
+
+        try:
+            return await run_blocking(self._executor, tracked, timeout=timeout, on_progress=on_progress, interval=interval)
+        except QueryInterrupted:
+            if self._closed:
+                raise WarehouseError("warehouse_unavailable", f"warehouse {self.name} was closed") from None
+            raise
+        except RuntimeError:
+            # the pool refuses new work once shut down
+            self._check_open()
+            raise
 
     async def _read_schema(self) -> Schema:
         return await self._run(self._load_schema)
@@ -233,4 +289,22 @@ class ThreadedWarehouse(Warehouse):
         raise NotImplementedError
 
     async def close(self) -> None:
+        """Refuse new work, interrupt running queries and wait (bounded) for every worker to
+        let go of the engine; subclasses then close their connections."""
+        with self._busy:
+            self._closed = True
+            jobs = list(self._jobs)
+        for job in jobs:
+            job.interrupt()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if not await asyncio.to_thread(self._wait_idle, INTERRUPT_GRACE_S):
+            logger.warning("warehouse %s: a worker was still busy %.0f s after close", self.name, INTERRUPT_GRACE_S)
+
+    def _wait_idle(self, timeout: float) -> bool:
+        with self._busy:
+            return self._busy.wait_for(lambda: self._running == 0, timeout)
+
+    @property
+    def idle(self) -> bool:
+        with self._busy:
+            return self._running == 0

@@ -48,7 +48,7 @@ from livebi.warehouse.base import (
     exposed_schemas,
 )
 from livebi.warehouse.bounded import ResultBudget, ResultLimits, bounded_select, strip_statement
-from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, fetch_bounded, run_blocking
+from livebi.warehouse.runner import QueryInterrupted, QueryJob, ThreadedWarehouse, fetch_bounded
 from livebi.warehouse.types import digest_rows, kind_of, kind_of_values, quote_identifier
 
 MEMORY = ":memory:"
@@ -311,9 +311,7 @@ class SQLiteWarehouse(ThreadedWarehouse):
             kinds = [_result_kind(sample, i, name, schema) for i, name in enumerate(columns)]
             return budget.result(columns, kinds, (time.perf_counter() - started) * 1000)
 
-        return await run_blocking(
-            self._executor, work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval
-        )
+        return await self._run_query(work, timeout=timeout, on_progress=on_progress, interval=self._progress_interval)
 
     async def close(self) -> None:
         await super().close()
