@@ -303,6 +303,23 @@ class Settings(BaseSettings):
         True, description="Serve the /ws WebSocket endpoint. Off: HTTP-only mode (SSE stream + POST ops) for everything."
     )
 
+    # Live dashboards
+    live_dashboards: bool = Field(
+        True,
+        description="Refresh watched dashboards on the server (intervals, data changes, manual), one query for "
+        "all viewers. Off: no scheduler, the refresh op answers feature_disabled and each viewer runs widgets itself.",
+    )
+    live_min_interval_s: float = Field(
+        5.0, ge=0.2, le=86_400,
+        description="Shortest refresh interval a widget gets, whatever it asks for; also how long a widget's "
+        "result counts as fresh when a dashboard is opened again.",
+    )
+    live_cache_bytes: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="Memory for the latest result of each widget (what a new viewer sees at once); least "
+        "recently refreshed widgets are forgotten first.",
+    )
+
     # NLP
     today: datetime.date | None = Field(
         None, description="Date that relative periods ('last 6 months') count from. Empty: the real date."

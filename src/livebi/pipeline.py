@@ -9,6 +9,7 @@ connected users: one task per question, progress and the outcome published on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,14 +17,14 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from .agents.data import DataAgent
 from .agents.nlp import NLPAgent, NotUnderstood
 from .agents.viz import Chart, ChartHint, choose_chart
 from .protocol import SUBSTAGES, ErrorCode, Stage, dumps
 from .warehouse.admission import FairQueue
-from .warehouse.base import QueryTimeout, Warehouse, WarehouseError
+from .warehouse.base import QueryResult, QueryTimeout, Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
 
@@ -132,123 +133,147 @@ class Pipeline:
         Raises AskFailed (or CancelledError)."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        warnings: list[str] = []
         progress = _Monotonic(report)
-        loop = asyncio.get_running_loop()
-        stage = Stage.nlp_processing
-        try:
+        with self._stage(Stage.nlp_processing, query_id):
             wh = self.warehouse(req.warehouse)
-            # 1. NLP --------------------------------------------------------------------------
-            parsed = None
-            if req.sql is not None:
-                if not req.sql.strip():
-                    raise AskFailed(stage, ErrorCode.invalid_sql, "the SQL is empty")
-                progress(stage, "sql_generation", "Using the SQL you wrote", 0)
-                sql, engine = req.sql, "sql"
-            else:
-                progress(stage, "intent_extraction", "Analyzing question intent…", 0)
-                model = await self.nlp.model_for(wh)
+            sql, parsed, engine = await self.translate(req, wh, progress)
+        timings["nlp"] = _ms(started)
+        t_data = time.perf_counter()
+        with self._stage(Stage.data_processing, query_id):
+            sql, result = await self.execute(sql, wh, user_id=user_id, progress=progress)
+        timings["data"] = _ms(t_data)
+        t_viz = time.perf_counter()
+        with self._stage(Stage.visualization, query_id):
+            chart, warnings = await self.visualize(query_id, req, result, parsed, progress)
+        timings["viz"] = _ms(t_viz)
+        timings["total"] = _ms(started)
+        return result_data(query_id, req, wh.name, engine, sql, parsed, result, chart, warnings, timings)
 
-                loop_thread = threading.get_ident()
-
-                def on_substage(substage: str, pct: int, detail: str) -> None:
-                    overall = _within(substage, pct)
-                    if threading.get_ident() == loop_thread:  # the LLM engine reports on the loop
-                        progress(Stage.nlp_processing, substage, detail, 0, overall)
-                    else:  # the parser reports from its worker thread
-                        loop.call_soon_threadsafe(progress, Stage.nlp_processing, substage, detail, 0, overall)
-
-                try:  # the offline parser (in a worker thread) and/or the LLM, as configured
-                    parsed = await self.nlp.answer(req.question or "", model, wh, on_substage=on_substage)
-                except NotUnderstood as exc:
-                    raise AskFailed(stage, exc.code, exc.message, exc.suggestions) from None
-                sql, engine = parsed.sql, parsed.engine
-            timings["nlp"] = _ms(started)
-
-            # 2. Data -------------------------------------------------------------------------
-            stage = Stage.data_processing
-            t_data = time.perf_counter()
-            progress(stage, "sql_validation", "Validating SQL (read-only SELECT, known tables)…", 0)
-            try:
-                sql = await self.data.validate(sql, wh)
-            except WarehouseError as exc:
-                raise AskFailed(stage, exc.code, exc.message, list(getattr(exc, "suggestions", []) or [])) from None
-
-            def on_engine(substage: str, fraction: float, details: str, rows: int) -> None:
-                pct = None if fraction < 0 else _EXECUTION_START + (_EXECUTION_END - _EXECUTION_START - 1) * fraction
-                progress(Stage.data_processing, substage, details, rows, pct)
-
-            def on_wait(ahead: int) -> None:
-                who = "next in line" if ahead == 0 else "1 query ahead" if ahead == 1 else f"{ahead} queries ahead"
-                progress(Stage.data_processing, "queued", f"Waiting for a free slot on {wh.name}: {who}…", 0)
-
-            try:
-                async with self._admission[wh.name].slot(user_id, on_wait):
-                    progress(stage, "sql_execution", f"Executing SQL on {wh.name}…", 0)
-                    result = await self.data.run(sql, wh, on_engine)
-            except QueryTimeout as exc:
-                raise AskFailed(stage, exc.code, exc.message, ["add a filter or a shorter period", "ask for fewer groups"]) from None
-            except WarehouseError as exc:
-                raise AskFailed(stage, exc.code, exc.message) from None
-            note = " (cut at the row cap)" if result.truncated else ""
-            progress(stage, "result_processing", f"{result.row_count:,} rows returned{note}", result.row_count)
-            timings["data"] = _ms(t_data)
-
-            # 3. Visualization ----------------------------------------------------------------
-            stage = Stage.visualization
-            t_viz = time.perf_counter()
-            progress(stage, "chart_selection", "Choosing the chart from the result's shape…", result.row_count)
-            hint = _hint(parsed.chart_hint if parsed else {})
-            try:
-                chart = await asyncio.to_thread(
-                    choose_chart, req.question or "", result, hint, requested=req.chart
-                )
-            except Exception as exc:
-                # A bug in the viz agent must not lose the data: log and count it, answer
-                # with the rows as a table and say why.
-                log.exception("visualization failed for %s", query_id)
-                self._internal_error("viz")
-                chart = Chart(
-                    type="table", title=req.question or "", figure=None, kpi=None,
-                    reason="The chart could not be built, so the rows are shown as a table.",
-                )
-                warnings.append(f"could not build the chart ({type(exc).__name__}); showing the rows as a table")
-            progress(stage, "chart_generation", f"Built a {chart.type} chart", result.row_count)
-            timings["viz"] = _ms(t_viz)
-        except asyncio.CancelledError:
-            raise
-        except AskFailed:
+    @contextlib.contextmanager
+    def _stage(self, stage: Stage, query_id: str) -> Iterator[None]:
+        """Report a bug inside ``stage`` as ``internal`` naming the stage (logged with its
+        traceback and counted), never disguised as "not understood"."""
+        try:
+            yield
+        except (asyncio.CancelledError, AskFailed):
             raise
         except Exception as exc:
-            # A bug, never a user's mistake: logged with its traceback, counted, and reported
-            # as ``internal`` naming the stage (not disguised as "not understood").
             log.exception("question %s failed in %s", query_id, stage.value)
             self._internal_error(_COMPONENT[stage])
             raise AskFailed(stage, ErrorCode.internal, f"internal error: {type(exc).__name__}") from None
 
-        timings["total"] = _ms(started)
-        return {
-            "query_id": query_id,
-            "question": req.question,
-            "warehouse": wh.name,
-            "engine": engine,
-            "sql": sql,
-            "explanation": parsed.explanation if parsed else "",
-            "assumptions": list(parsed.assumptions) if parsed else [],
-            "alternatives": list(parsed.alternatives) if parsed else [],
-            "columns": result.columns,
-            "column_kinds": list(result.column_kinds),
-            "rows": result.rows,
-            "row_count": result.row_count,
-            "truncated": result.truncated,
-            "chart": chart.to_dict(),
-            "warnings": warnings,
-            "timings_ms": timings,
-        }
+    async def translate(
+        self, req: AskRequest, wh: Warehouse, progress: Callable[..., None] = lambda *a, **k: None
+    ) -> tuple[str, Any, str]:
+        """The SQL for ``req`` (the user's own, or the NLP agent's): ``(sql, parsed, engine)``,
+        ``parsed`` None for SQL the user wrote. Raises AskFailed (nlp_processing)."""
+        stage = Stage.nlp_processing
+        if req.sql is not None:
+            if not req.sql.strip():
+                raise AskFailed(stage, ErrorCode.invalid_sql, "the SQL is empty")
+            progress(stage, "sql_generation", "Using the SQL you wrote", 0)
+            return req.sql, None, "sql"
+        progress(stage, "intent_extraction", "Analyzing question intent…", 0)
+        model = await self.nlp.model_for(wh)
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+
+        def on_substage(substage: str, pct: int, detail: str) -> None:
+            overall = _within(substage, pct)
+            if threading.get_ident() == loop_thread:  # the LLM engine reports on the loop
+                progress(Stage.nlp_processing, substage, detail, 0, overall)
+            else:  # the parser reports from its worker thread
+                loop.call_soon_threadsafe(progress, Stage.nlp_processing, substage, detail, 0, overall)
+
+        try:  # the offline parser (in a worker thread) and/or the LLM, as configured
+            parsed = await self.nlp.answer(req.question or "", model, wh, on_substage=on_substage)
+        except NotUnderstood as exc:
+            raise AskFailed(stage, exc.code, exc.message, exc.suggestions) from None
+        return parsed.sql, parsed, parsed.engine
+
+    async def execute(
+        self, sql: str, wh: Warehouse, *, user_id: str, progress: Callable[..., None] = lambda *a, **k: None
+    ) -> tuple[str, QueryResult]:
+        """Validate ``sql`` (read-only SELECT, known tables) and run it when a fair-queue slot
+        is free: ``(normalized sql, result)``. Raises AskFailed (data_processing)."""
+        stage = Stage.data_processing
+        progress(stage, "sql_validation", "Validating SQL (read-only SELECT, known tables)…", 0)
+        try:
+            sql = await self.data.validate(sql, wh)
+        except WarehouseError as exc:
+            raise AskFailed(stage, exc.code, exc.message, list(getattr(exc, "suggestions", []) or [])) from None
+
+        def on_engine(substage: str, fraction: float, details: str, rows: int) -> None:
+            pct = None if fraction < 0 else _EXECUTION_START + (_EXECUTION_END - _EXECUTION_START - 1) * fraction
+            progress(Stage.data_processing, substage, details, rows, pct)
+
+        def on_wait(ahead: int) -> None:
+            who = "next in line" if ahead == 0 else "1 query ahead" if ahead == 1 else f"{ahead} queries ahead"
+            progress(Stage.data_processing, "queued", f"Waiting for a free slot on {wh.name}: {who}…", 0)
+
+        try:
+            async with self._admission[wh.name].slot(user_id, on_wait):
+                progress(stage, "sql_execution", f"Executing SQL on {wh.name}…", 0)
+                result = await self.data.run(sql, wh, on_engine)
+        except QueryTimeout as exc:
+            raise AskFailed(stage, exc.code, exc.message, ["add a filter or a shorter period", "ask for fewer groups"]) from None
+        except WarehouseError as exc:
+            raise AskFailed(stage, exc.code, exc.message) from None
+        note = " (cut at the row cap)" if result.truncated else ""
+        progress(stage, "result_processing", f"{result.row_count:,} rows returned{note}", result.row_count)
+        return sql, result
+
+    async def visualize(
+        self, query_id: str, req: AskRequest, result: QueryResult, parsed: Any,
+        progress: Callable[..., None] = lambda *a, **k: None,
+    ) -> tuple[Chart, list[str]]:
+        """The chart for ``result`` and any warnings. A bug in the viz agent must not lose the
+        data: it is logged and counted, and the rows are shown as a table saying why."""
+        stage = Stage.visualization
+        warnings: list[str] = []
+        progress(stage, "chart_selection", "Choosing the chart from the result's shape…", result.row_count)
+        hint = _hint(parsed.chart_hint if parsed else {})
+        try:
+            chart = await asyncio.to_thread(choose_chart, req.question or "", result, hint, requested=req.chart)
+        except Exception as exc:
+            log.exception("visualization failed for %s", query_id)
+            self._internal_error("viz")
+            chart = Chart(
+                type="table", title=req.question or "", figure=None, kpi=None,
+                reason="The chart could not be built, so the rows are shown as a table.",
+            )
+            warnings.append(f"could not build the chart ({type(exc).__name__}); showing the rows as a table")
+        progress(stage, "chart_generation", f"Built a {chart.type} chart", result.row_count)
+        return chart, warnings
 
     def _internal_error(self, component: str) -> None:
         if self.on_internal_error is not None:
             self.on_internal_error(component)
+
+
+def result_data(
+    query_id: str, req: AskRequest, warehouse: str, engine: str, sql: str, parsed: Any,
+    result: QueryResult, chart: Chart, warnings: list[str], timings: dict[str, float],
+) -> dict[str, Any]:
+    """The ``result`` publication's data."""
+    return {
+        "query_id": query_id,
+        "question": req.question,
+        "warehouse": warehouse,
+        "engine": engine,
+        "sql": sql,
+        "explanation": parsed.explanation if parsed else "",
+        "assumptions": list(parsed.assumptions) if parsed else [],
+        "alternatives": list(parsed.alternatives) if parsed else [],
+        "columns": result.columns,
+        "column_kinds": list(result.column_kinds),
+        "rows": result.rows,
+        "row_count": result.row_count,
+        "truncated": result.truncated,
+        "chart": chart.to_dict(),
+        "warnings": warnings,
+        "timings_ms": timings,
+    }
 
 
 class _Monotonic:

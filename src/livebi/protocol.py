@@ -243,10 +243,13 @@ class ChartSpec(_Strict):
 
 
 class RefreshSpec(_Strict):
-    """Refresh settings, reserved for live dashboards (stored, not acted on yet)."""
+    """How a widget stays current while its dashboard is watched (see docs/live.md)."""
 
-    interval_s: int | None = Field(None, ge=5, le=86_400)
-    on_data_change: bool = False
+    interval_s: int | None = Field(
+        None, ge=1, le=86_400,
+        description="Refresh every this many seconds (the server's live_min_interval_s is the floor); null: no timer.",
+    )
+    on_data_change: bool = Field(False, description="Refresh at once when a table the widget reads changes.")
 
 
 WidgetTitle = _text(min_length=1, max_length=200)
@@ -356,6 +359,16 @@ class EditOp(_Op):
     ops: list[DashboardOp] = Field(..., min_length=1, max_length=MAX_EDIT_OPS)
 
 
+class RefreshOp(_Op):
+    """Refresh a dashboard's widgets now (viewer role): one widget, or all of them. The reply
+    lists the widgets asked to refresh; each outcome arrives as ``dashboard_refresh`` (reason
+    ``manual``) on ``dashboard:<id>``."""
+
+    op: Literal["refresh"]
+    dashboard_id: DashboardId
+    widget_id: WidgetId | None = None
+
+
 class ShareOp(_Op):
     """Send a finished question's result to named users, or to a dashboard's members and owner
     (everyone but the sharer). Exactly one of ``usernames`` and ``dashboard_id``. Only the
@@ -370,10 +383,10 @@ class ShareOp(_Op):
 
 
 ClientOp = Annotated[
-    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp, EditOp, ShareOp],
+    Union[AuthOp, SubscribeOp, UnsubscribeOp, AskOp, CancelOp, PingOp, PresenceOp, EditOp, ShareOp, RefreshOp],
     Field(discriminator="op"),
 ]
-OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence", "edit", "share")
+OP_NAMES = ("auth", "subscribe", "unsubscribe", "ask", "cancel", "ping", "presence", "edit", "share", "refresh")
 _client_op_adapter: TypeAdapter[Any] = TypeAdapter(ClientOp)
 
 

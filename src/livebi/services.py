@@ -15,6 +15,7 @@ from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
 from .dashboards.service import DashboardService
+from .live.service import LiveService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
@@ -97,6 +98,7 @@ class Services:
         self.asks: AskService | None = None
         self.dashboards: DashboardService | None = None
         self.sharing: SharingService | None = None
+        self.live: LiveService | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -132,10 +134,22 @@ class Services:
             on_finished=self._query_finished,
         )
         dashboard_store = DashboardStore(self.store.engine, ops_kept=s.dashboard_ops_kept)
+        if s.live_dashboards:
+            self.live = LiveService(
+                pipeline=self.pipeline, store=dashboard_store, access=self.warehouse_access, publish=self.publish,
+                min_interval_s=s.live_min_interval_s, cache_bytes=s.live_cache_bytes,
+                on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+            )
+            self.connections.on_watch = self._on_watch
         self.dashboards = DashboardService(
             dashboard_store, publish=self.publish,
             drop_subscribers=self.drop_subscribers, max_per_user=s.max_dashboards_per_user,
+            check_widget_query=self.live.check_widget_edit if self.live else None,
+            on_changed=self.live.dashboard_changed if self.live else None,
         )
+        if self.live is not None:
+            self.live.dashboards = self.dashboards
+            await self.live.start()
         self.sharing = SharingService(
             results=self.store.results, dashboards=dashboard_store, publish=self.publish, warehouse_access=self.warehouse_access
         )
@@ -149,6 +163,8 @@ class Services:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.live is not None:
+            await self.live.stop()
         if self.asks:
             await self.asks.shutdown()
         await self.broker.stop()
@@ -167,6 +183,15 @@ class Services:
         """Publish on ``channel``; ``final`` marks its last publication (see Hub.publish)."""
         self.metrics.publications.labels(type).inc()
         await self.broker.publish(channel, type, data, final=final)
+
+    def _on_watch(self, channel: str, delta: int) -> None:
+        # a dashboard is live on this process while a connection here listens to it
+        if self.live is not None and channel.startswith("dashboard:"):
+            dashboard_id = channel.split(":", 1)[1]
+            if delta > 0:
+                self.live.viewer_joined(dashboard_id)
+            else:
+                self.live.viewer_left(dashboard_id)
 
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)

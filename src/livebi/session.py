@@ -25,6 +25,7 @@ from .protocol import (
     PingOp,
     PresenceOp,
     ProtocolError,
+    RefreshOp,
     ShareOp,
     SubscribeOp,
     UnsubscribeOp,
@@ -221,6 +222,11 @@ class Session:
             raise ProtocolError(ErrorCode.forbidden, f"query {op.query_id!r} belongs to another user")
         cancelled = await self.services.asks.cancel(op.query_id)
         return {"query_id": op.query_id, "cancelled": cancelled}
+
+    async def _op_refresh(self, op: RefreshOp, replay: Replay) -> dict[str, Any]:
+        if self.services.live is None:
+            raise ProtocolError(ErrorCode.feature_disabled, "live dashboards are switched off on this server")
+        return await self.services.live.refresh_for(self.user, op.dashboard_id, op.widget_id)
 
     async def _op_share(self, op: ShareOp, replay: Replay) -> dict[str, Any]:
         return await self.services.sharing.share(

@@ -227,6 +227,8 @@ REST: dict[tuple[str, str], Check] = {
     ("PUT", DASHBOARD + "/members/{username}"): expect(401, 403, 200, _on_fresh_dashboard("PUT", "/members/bob", json={"role": "editor"})),
     ("DELETE", DASHBOARD + "/members/{username}"): expect(401, 403, 200, _on_fresh_dashboard("DELETE", "/members/bob")),
     ("PUT", DASHBOARD + "/sharing"): expect(401, 403, 200, _on_fresh_dashboard("PUT", "/sharing", json={"public": True})),
+    ("GET", DASHBOARD + "/live"): expect(401, 403, 200, lambda w, p: w.get(f"/api/dashboards/{w.dashboard_id}/live", p)),
+    ("POST", DASHBOARD + "/refresh"): expect(401, 403, 200, lambda w, p: w.post(f"/api/dashboards/{w.dashboard_id}/refresh", p, json={})),
     ("POST", "/api/login"): expect(401, 200, 200, _login),
     ("POST", "/api/ticket"): expect(401, 200, 200, lambda w, p: w.post("/api/ticket", p)),
     ("POST", "/api/logout"): _logout("/api/logout"),
@@ -325,6 +327,7 @@ def _op_frames(world: World) -> dict[str, dict[str, Any]]:
         "edit": {"op": "edit", "dashboard_id": world.dashboard_id,
                  "ops": [{"type": "update_dashboard", "fields": {"title": "renamed"}}]},
         "share": {"op": "share", "query_id": world.done_query_id, "usernames": ["bob"]},
+        "refresh": {"op": "refresh", "dashboard_id": world.dashboard_id},
     }
 
 
@@ -352,10 +355,12 @@ async def test_every_op_by_principal(world: World) -> None:
             "presence": "not_subscribed",
             "edit": "forbidden",
             "share": "forbidden",  # only the asker shares
+            "refresh": "forbidden",
         }
-        expected_owner = {**expected_other, "subscribe": "ok", "ask": "ok", "cancel": "ok", "edit": "ok", "share": "ok"}
+        expected_owner = {**expected_other, "subscribe": "ok", "ask": "ok", "cancel": "ok", "edit": "ok", "share": "ok",
+                          "refresh": "ok"}
         for principal, client, expected in (("other", bob, expected_other), ("owner", alice, expected_owner)):
-            for name in ("auth", "ping", "presence", "subscribe", "unsubscribe", "ask", "cancel", "edit", "share"):
+            for name in ("auth", "ping", "presence", "subscribe", "unsubscribe", "ask", "cancel", "edit", "share", "refresh"):
                 reply = await client.op(**frames[name])
                 outcome = "ok" if reply["ok"] else reply["error"]["code"]
                 assert outcome == expected[name], (principal, name, reply)

@@ -36,6 +36,12 @@ Publish = Callable[..., Awaitable[None]]
 #: user ``keep`` refuses; returns how many.
 DropSubscribers = Callable[[str, Callable[[User], bool]], Awaitable[int]]
 
+#: check_widget_query(editor, owner, warehouse): raise ProtocolError(forbidden) when ``editor``
+#: may not make a widget of ``owner``'s dashboard query ``warehouse`` (None: the default).
+CheckWidgetQuery = Callable[[User, User, "str | None"], None]
+#: on_changed(dashboard_id): after an edit or a deletion was stored and published.
+OnChanged = Callable[[str], Awaitable[None]]
+
 #: Reloads after losing a version race to another process before giving up.
 MAX_EDIT_ATTEMPTS = 5
 
@@ -69,12 +75,15 @@ class DashboardService:
     """
 
     def __init__(
-        self, store: DashboardStore, *, publish: Publish, drop_subscribers: DropSubscribers, max_per_user: int = 200
+        self, store: DashboardStore, *, publish: Publish, drop_subscribers: DropSubscribers, max_per_user: int = 200,
+        check_widget_query: CheckWidgetQuery | None = None, on_changed: OnChanged | None = None,
     ) -> None:
         self.store = store
         self._publish = publish
         self._drop_subscribers = drop_subscribers
         self.max_per_user = max_per_user
+        self._check_widget_query = check_widget_query
+        self._on_changed = on_changed
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: collections.Counter[str] = collections.Counter()
 
@@ -139,6 +148,8 @@ class DashboardService:
             await self.store.delete(dashboard_id)
             await self._announce(row["snapshot"], user, "deleted", {})
         await self._drop_subscribers(channel_of(dashboard_id), lambda u: False)
+        if self._on_changed is not None:
+            await self._on_changed(dashboard_id)
 
     async def set_member(self, dashboard_id: str, user: User, username: str, role: str) -> dict[str, Any]:
         """Add ``username`` with ``role`` (editor or viewer) or change their role."""
@@ -192,6 +203,7 @@ class DashboardService:
                 snapshot = row["snapshot"]
                 now = _now()
                 result = apply_edit(snapshot, ops, now=now, new_widget_id=new_widget_id)
+                self._check_queries(user, result)
                 records = [u.record() for u in result.updates]
                 try:
                     await self.store.apply_edit(dashboard_id, expected_version=snapshot["version"],
@@ -205,7 +217,25 @@ class DashboardService:
             for record in records:
                 await self._publish(channel, "dashboard_update", {
                     "dashboard_id": dashboard_id, **record, "user_id": user.id, "timestamp": now})
+        if self._on_changed is not None:
+            await self._on_changed(dashboard_id)
         return {"dashboard_id": dashboard_id, "version": result.snapshot["version"], "applied": records}
+
+    def _check_queries(self, user: User, result: Any) -> None:
+        """Widgets run with their owner's warehouse access: an edit that gives a widget a
+        question, SQL or warehouse must name one its author may query too."""
+        if self._check_widget_query is None:
+            return
+        owner = User(id=result.snapshot["owner"]["id"], username=result.snapshot["owner"]["username"])
+        widgets = {w["id"]: w for w in result.snapshot["widgets"]}
+        for update in result.updates:
+            data = update.data
+            if update.update_type == "add_widget" or (
+                update.update_type == "update_widget" and {"question", "sql", "warehouse"} & set(data)
+            ):
+                widget = widgets.get(data.get("id") or data.get("widget_id"))
+                if widget is not None and (widget.get("question") or widget.get("sql")):
+                    self._check_widget_query(user, owner, widget.get("warehouse"))
 
     # Internals -------------------------------------------------------------------------------
 

@@ -52,6 +52,9 @@ class ConnectionManager:
         self._waiting_per_address: collections.Counter[str] = collections.Counter()
         self._per_user: collections.Counter[str] = collections.Counter()
         self._on_frame_queued = on_frame_queued
+        #: on_watch(channel, +1 | -1): a connection started or stopped listening on ``channel``
+        #: (each connection counts once per channel; the live service counts dashboard viewers)
+        self.on_watch: Callable[[str, int], None] | None = None
 
     def full(self) -> bool:
         return len(self.connections) >= self.max_connections
@@ -116,7 +119,10 @@ class ConnectionManager:
             self._per_user[conn.user.id] -= 1
             if self._per_user[conn.user.id] <= 0:
                 del self._per_user[conn.user.id]
-        self.hub.disconnect(conn.id)
+        channels = self.hub.disconnect(conn.id)
+        if self.on_watch is not None:
+            for channel in channels:
+                self.on_watch(channel, -1)
 
     def deliver(self, delivery: Delivery) -> None:
         """Queue one publication's frame on every subscribed connection (never blocks)."""
@@ -129,10 +135,17 @@ class ConnectionManager:
             self._on_frame_queued(queued)
 
     def subscribe(self, conn: Connection, channel: str, since: tuple[str, int] | None) -> SubscribeResult:
-        return self.hub.subscribe(conn.id, channel, since)
+        new = channel not in self.hub.channels_of(conn.id)
+        result = self.hub.subscribe(conn.id, channel, since)
+        if new and self.on_watch is not None:
+            self.on_watch(channel, 1)
+        return result
 
     def unsubscribe(self, conn: Connection, channel: str) -> bool:
-        return self.hub.unsubscribe(conn.id, channel)
+        done = self.hub.unsubscribe(conn.id, channel)
+        if done and self.on_watch is not None:
+            self.on_watch(channel, -1)
+        return done
 
     def count(self, transport: str | None = None) -> int:
         return sum(1 for c in self.connections.values() if transport is None or c.transport == transport)

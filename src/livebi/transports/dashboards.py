@@ -165,3 +165,44 @@ async def set_sharing(body: Sharing, request: Request, dashboard_id: str = Dashb
                       user: User = Depends(current_user)) -> dict:
     """Owner only: ``public`` makes the dashboard readable (viewer role) by every user."""
     return await _call(_service(request).set_public(dashboard_id, user, body.public))
+
+
+# -- live dashboards ------------------------------------------------------------------------------
+
+
+class LiveWidgets(BaseModel):
+    live: bool = Field(..., description="False when live dashboards are switched off: run widgets yourself.")
+    active: bool = Field(False, description="Whether the server refreshes this dashboard now (someone watches it).")
+    widgets: dict[str, dict] = Field(
+        default_factory=dict,
+        description="Per widget id, its latest finished dashboard_refresh (state done or failed), as published.",
+    )
+
+
+class RefreshBody(BaseModel):
+    widget_id: str | None = Field(None, pattern=r"^w_[0-9a-f]{8}$", description="One widget; omitted: all of them.")
+
+
+class RefreshQueued(BaseModel):
+    dashboard_id: str
+    widgets: list[str]
+
+
+@router.get("/{dashboard_id}/live", response_model=LiveWidgets)
+async def live_widgets(request: Request, dashboard_id: str = DashboardIdPath, user: User = Depends(current_user)) -> dict:
+    """What a new viewer shows at once: each widget's latest result, kept by the live service."""
+    live = services_of(request).live
+    if live is None:
+        await _call(_service(request).get(dashboard_id, user))  # the same refusals either way
+        return {"live": False, "active": False, "widgets": {}}
+    return await _call(live.snapshot_for(user, dashboard_id))
+
+
+@router.post("/{dashboard_id}/refresh", response_model=RefreshQueued)
+async def refresh(request: Request, body: RefreshBody | None = None, dashboard_id: str = DashboardIdPath,
+                  user: User = Depends(current_user)) -> dict:
+    """Viewer role: refresh one widget or all now; outcomes arrive as ``dashboard_refresh``."""
+    live = services_of(request).live
+    if live is None:
+        raise HTTPException(409, "live dashboards are switched off on this server")
+    return await _call(live.refresh_for(user, dashboard_id, body.widget_id if body else None))
