@@ -28,6 +28,13 @@ class Metrics:
         self.internal_errors = Counter(
             "livebi_internal_errors_total", "Bugs caught while answering (logged with a traceback)", ["component"], registry=r
         )
+        self.live_refreshes = Counter(
+            "livebi_live_refreshes_total", "Live widget refreshes by reason and outcome", ["reason", "state"], registry=r
+        )
+        self.live_queries = Counter(
+            "livebi_live_queries_total", "Warehouse queries run by live refreshes (one per single flight)", registry=r
+        )
+        self.live_dashboards = Gauge("livebi_live_dashboards", "Dashboards live on this process", registry=r)
         self.slow_consumers = Counter("livebi_slow_consumers_total", "Connections closed as slow consumers", registry=r)
 
     def render(self) -> bytes:

@@ -139,7 +139,11 @@ class Services:
                 pipeline=self.pipeline, store=dashboard_store, access=self.warehouse_access, publish=self.publish,
                 min_interval_s=s.live_min_interval_s, cache_bytes=s.live_cache_bytes,
                 on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+                on_outcome=lambda reason, state: self.metrics.live_refreshes.labels(reason, state).inc(),
+                on_query=self.metrics.live_queries.inc,
             )
+            live = self.live
+            self.metrics.live_dashboards.set_function(lambda: live.active_count)
             self.connections.on_watch = self._on_watch
         self.dashboards = DashboardService(
             dashboard_store, publish=self.publish,

@@ -178,6 +178,10 @@ async def test_one_change_three_queries_for_two_hundred_viewers(server: LiveServ
             assert not refreshes(v, dashboard_id, widget_id=ids[3], reason="data_change")
         await asyncio.sleep(0.3)
         assert len(counter) - before == 3  # nothing else ran
+        metrics = server.app.state.services.metrics
+        assert metrics.live_queries._value.get() == len(counter)
+        assert metrics.live_refreshes.labels("data_change", "done")._value.get() == 3
+        assert b"livebi_live_dashboards 1.0" in metrics.render()
     finally:
         await close_all(viewers)
 

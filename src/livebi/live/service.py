@@ -101,8 +101,11 @@ class LiveService:
         detector_factory: DetectorFactory | None = None,
         on_refreshed: OnRefreshed | None = None,
         on_internal_error: Callable[[str], None] | None = None,
+        on_outcome: Callable[[str, str], None] | None = None,
+        on_query: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``on_outcome(reason, state)`` and ``on_query()`` feed the metrics."""
         self.pipeline = pipeline
         self.store = store
         self.access = access
@@ -112,6 +115,8 @@ class LiveService:
         self._detector_factory = detector_factory
         self.on_refreshed = on_refreshed
         self._on_internal_error = on_internal_error
+        self._on_outcome = on_outcome
+        self._on_query = on_query
         self._clock = clock
         self.flight = SingleFlight(clock)
         self._viewers: collections.Counter[str] = collections.Counter()
@@ -472,6 +477,8 @@ class LiveService:
     async def _query(self, flight_key: Hashable, wh: Any, sql: str) -> tuple[str, Any]:
         """The one run of ``sql`` every widget that wants it now shares."""
         self.counts["queries"] += 1
+        if self._on_query is not None:
+            self._on_query()
         self._progress[flight_key] = 0.0
 
         def progress(stage: Any, substage: str, details: str, rows: int, percent: float | None = None) -> None:
@@ -494,6 +501,8 @@ class LiveService:
                 await self._send(base["dashboard_id"], {**base, "state": "running", "progress": round(percent, 1)})
 
     async def _send(self, dashboard_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if self._on_outcome is not None and payload["state"] != "running":
+            self._on_outcome(payload["reason"], payload["state"])
         stamped = {"data": None, "error": None, "digest": None, "progress": None, **payload, "timestamp": _now_iso()}
         await self._publish(f"dashboard:{dashboard_id}", "dashboard_refresh", stamped)
         return stamped

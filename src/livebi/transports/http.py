@@ -208,6 +208,7 @@ async def health(request: Request) -> dict[str, Any]:
         "connections": services.connections.count(),
         "running_queries": services.asks.running_count() if services.asks else 0,
         "warehouses": list(services.warehouses),
+        "live_dashboards": services.live.active_count if services.live else None,
     }
 
 
