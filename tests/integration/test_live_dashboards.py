@@ -354,3 +354,28 @@ async def test_switched_off(tmp_path: Path, shop: Path) -> None:
             assert len(counter) == 0
         finally:
             await viewer.close()
+
+
+SLOW_TOTAL = ("SELECT (SELECT sum(amount) FROM sales) AS total, (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+              "SELECT x + 1 FROM c LIMIT 1500000) SELECT count(*) FROM c) AS n")
+
+
+async def test_a_change_during_a_running_refresh_runs_it_again_with_the_new_row(server: LiveServer, shop: Path) -> None:
+    counter = QueryCounter(server)
+    live = server.app.state.services.live
+    dashboard_id, [wid] = await dashboard_with(server, [widget("Slow total", SLOW_TOTAL)])
+    [viewer] = await watch(server, dashboard_id)
+    try:
+        await until(lambda: refreshes(viewer, dashboard_id, state="done"))
+        insert_sale(shop, "West", 1000)
+        await live.data_changed("shop", {"sales"}, source="test")
+        await until(lambda: len(counter) == 2)  # the change's run has started
+        insert_sale(shop, "West", 2000)  # lands while that query runs
+        await live.data_changed("shop", {"sales"}, source="test")
+        await live.data_changed("shop", {"sales"}, source="test")  # folded into one more run
+        await until(lambda: any(d["data"]["rows"][0][0] == 3035.0
+                                for d in refreshes(viewer, dashboard_id, state="done")), timeout=30)
+        await asyncio.sleep(0.5)
+        assert len(counter) == 3, counter.sql
+    finally:
+        await viewer.close()
