@@ -292,6 +292,11 @@ class Settings(BaseSettings):
         10_000,
         description="Op log rows kept per dashboard (the newest); older ones are deleted as edits come, so the log cannot grow without bound. The snapshot always holds the whole state.",
     )
+    # Alerts
+    alerts_per_user: int = Field(
+        100, ge=0,
+        description="Alerts (conditions on a dashboard widget's value that notify their user) one user may have; creating more is refused (400) until one is deleted.",
+    )
 
     # Features (each real-time feature can be switched off)
     progress_streaming: bool = Field(

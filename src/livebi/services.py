@@ -15,6 +15,7 @@ from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
 from .dashboards.service import DashboardService
+from .live.alert_service import AlertService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
@@ -24,6 +25,7 @@ from .realtime.hub import Delivery, Hub
 from .realtime.manager import ConnectionManager
 from .sharing import SharingService
 from .store import MetadataStore
+from .store.alerts import AlertStore
 from .store.dashboards import DashboardStore
 from .warehouse.base import Warehouse
 from .warehouse.functions import is_allowed_function
@@ -97,6 +99,7 @@ class Services:
         self.asks: AskService | None = None
         self.dashboards: DashboardService | None = None
         self.sharing: SharingService | None = None
+        self.alerts: AlertService | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -139,6 +142,16 @@ class Services:
         self.sharing = SharingService(
             results=self.store.results, dashboards=dashboard_store, publish=self.publish, warehouse_access=self.warehouse_access
         )
+        # Alerts: the live service calls `await self.alerts.on_refresh(dashboard_id, widget_id, data)`
+        # after each widget refresh; keep_alive: the live service's keep_alive(dashboard_id, on)
+        # (create it before this block) so dashboards with alerts refresh while nobody watches.
+        self.alerts = AlertService(
+            AlertStore(self.store.engine), self.publish, dashboard_store,
+            keep_alive=None, max_per_user=s.alerts_per_user,
+            warehouse_access=self.warehouse_access,
+            on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+        )
+        await self.alerts.start()
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")

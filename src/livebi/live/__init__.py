@@ -1,0 +1,1 @@
+"""Live dashboards: refreshes while watched, change routing, alerts."""
