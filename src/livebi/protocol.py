@@ -552,7 +552,7 @@ class AlertNotificationData(BaseModel):
     dashboard_id: str
     widget_id: str
     title: str = Field(..., description="The alert's label, else the widget's title.")
-    message: str = Field(..., description="What happened, e.g. 'Last revenue is 12,345, above 10,000'.")
+    message: str = Field(..., description="What happened, e.g. 'Revenue is 12,345, above 10,000'.")
     value: float = Field(..., description="The value that crossed the threshold.")
     threshold: float
     op: Literal[">", ">=", "<", "<="]

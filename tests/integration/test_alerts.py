@@ -117,7 +117,7 @@ async def world(server_settings, sales_db: Path):
 
 async def test_an_alert_fires_once_per_crossing_for_each_user_who_may_still_see_it(world: World) -> None:
     mine = await world.alert("alice", label="Revenue is up")
-    assert mine["state"] == "unknown" and mine["condition"] == "last value > 100" and mine["status"] == "active"
+    assert mine["state"] == "unknown" and mine["condition"] == "value > 100" and mine["status"] == "active"
     await world.alert("bob", column="revenue", aggregate="max", op=">=", threshold=150)
 
     await world.refresh()  # 50: neither holds
@@ -127,9 +127,9 @@ async def test_an_alert_fires_once_per_crossing_for_each_user_who_may_still_see_
     (bob_note,) = await world.notifications(world.bob, "bob")
     assert alice_note | {"timestamp": None} == {
         "kind": "alert", "alert_id": mine["id"], "dashboard_id": world.dashboard_id, "widget_id": world.widget_id,
-        "title": "Revenue is up", "message": "Last revenue is 150, above 100", "value": 150.0, "threshold": 100.0,
+        "title": "Revenue is up", "message": "Revenue is 150, above 100", "value": 150.0, "threshold": 100.0,
         "op": ">", "timestamp": None}
-    assert bob_note["title"] == "Revenue" and bob_note["message"] == "Max revenue is 150, at or above 150"
+    assert bob_note["title"] == "Revenue" and bob_note["message"] == "Largest revenue is 150, at or above 150"
     # Persisted before it was published: the stored state already says what the notification says.
     (stored,) = (await world.call("GET", "/api/alerts", "alice")).json()["alerts"]
     assert stored["state"] == "above" and stored["last_fired_at"] == alice_note["timestamp"]

@@ -159,7 +159,7 @@ def test_what_gives_no_value() -> None:
 
 
 def test_words() -> None:
-    assert condition_text(">", 10000, column="revenue", aggregate="last") == "last revenue > 10,000"
+    assert condition_text(">", 10000, column="revenue", aggregate="last") == "revenue > 10,000"
     assert condition_text(">=", 50, column=None, aggregate="count") == "row count >= 50"
-    assert message(12345.678, ">", 10000.0, column="revenue", aggregate="last") == "Last revenue is 12,345.68, above 10,000"
-    assert message(3, "<=", 5.0, column="n", aggregate="min") == "Min n is 3, at or below 5"
+    assert message(12345.678, ">", 10000.0, column="revenue", aggregate="last") == "Revenue is 12,345.68, above 10,000"
+    assert message(3, "<=", 5.0, column="n", aggregate="min") == "Smallest n is 3, at or below 5"

@@ -136,13 +136,19 @@ def format_number(value: float | int) -> str:
     return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
 
 
+def _what(aggregate: str, column: str | None) -> str:
+    """'revenue', 'largest revenue', 'row count', ... (what the alert watches)."""
+    name = column or "value"
+    return {"last": name, "first": f"{name} (first row)", "max": f"largest {name}", "min": f"smallest {name}",
+            "sum": f"sum of {name}", "count": "row count"}[aggregate]
+
+
 def condition_text(op: str, threshold: float, *, column: str | None, aggregate: str) -> str:
-    """'last revenue > 10,000' (what the alert watches, for lists and messages)."""
-    what = "row count" if aggregate == "count" else f"{aggregate} {column or 'value'}"
-    return f"{what} {op} {format_number(threshold)}"
+    """'revenue > 10,000' (what the alert watches, for lists and messages)."""
+    return f"{_what(aggregate, column)} {op} {format_number(threshold)}"
 
 
 def message(value: float | int, op: str, threshold: float, *, column: str | None, aggregate: str) -> str:
-    """The notification's sentence: 'last revenue is 12,345, above 10,000'."""
-    what = "Row count" if aggregate == "count" else f"{aggregate.capitalize()} {column or 'value'}"
-    return f"{what} is {format_number(value)}, {_OP_WORDS[op]} {format_number(threshold)}"
+    """The notification's sentence: 'Revenue is 12,345, above 10,000'."""
+    what = _what(aggregate, column)
+    return f"{what[:1].upper()}{what[1:]} is {format_number(value)}, {_OP_WORDS[op]} {format_number(threshold)}"

@@ -51,7 +51,7 @@ class Alert(BaseModel):
     threshold: float
     label: str
     state: Literal["above", "below", "unknown"] = Field(..., description="Where the value was at the last refresh.")
-    condition: str = Field(..., description="The condition in words, e.g. 'last revenue > 10,000'.")
+    condition: str = Field(..., description="The condition in words, e.g. 'revenue > 10,000'.")
     created_at: str
     last_fired_at: str | None
     dashboard_title: str | None
@@ -63,25 +63,21 @@ class AlertList(BaseModel):
     alerts: list[Alert]
 
 
-def _service(request: Request):
-    return services_of(request).alerts
-
-
 @router.get("", response_model=AlertList)
 async def list_alerts(request: Request, user: User = Depends(current_user)) -> dict:
     """The caller's alerts, oldest first (nobody else's)."""
-    return {"alerts": await call_service(_service(request).list_for(user))}
+    return {"alerts": await call_service(services_of(request).alerts.list_for(user))}
 
 
 @router.post("", status_code=201, response_model=Alert)
 async def create_alert(body: CreateBody, request: Request, user: User = Depends(current_user)) -> dict:
     """An alert on a widget of a dashboard the caller may view; it fires once each time a
     refresh crosses the condition, as a ``notification`` on ``user:<id>``."""
-    return await call_service(_service(request).create(user, **body.model_dump()))
+    return await call_service(services_of(request).alerts.create(user, **body.model_dump()))
 
 
 @router.delete("/{alert_id}", status_code=204, response_class=Response)
 async def delete_alert(request: Request, alert_id: str = AlertIdPath, user: User = Depends(current_user)) -> Response:
     """Only the caller's own alerts; any other id is 404."""
-    await call_service(_service(request).delete(user, alert_id))
+    await call_service(services_of(request).alerts.delete(user, alert_id))
     return Response(status_code=204)
