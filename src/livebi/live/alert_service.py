@@ -228,48 +228,68 @@ class AlertService:
 
     async def on_refresh(self, dashboard_id: str, widget_id: str, data: dict[str, Any]) -> None:
         """A widget was refreshed with ``data`` (the result dict): evaluate its alerts, store
-        each new state, then notify the users whose alert fired (see the module docstring).
+        the new states, then notify the users whose alert fired (see the module docstring).
 
-        Never raises for one alert's failure: it is logged with its traceback and counted, and
-        the other alerts are still evaluated.
+        The store sees one lookup per call, plus one transaction when some state moved and one
+        role lookup when some alert fired. One alert that cannot be evaluated, or one user's
+        notification failing to publish, is logged with its traceback and counted; the others
+        go on.
         """
         rows = await self.store.for_widget(dashboard_id, widget_id)
         if not rows:
             await self._unwatch(dashboard_id, widget_id)  # deleted elsewhere (or with its dashboard)
             return
         await self._watch(dashboard_id, widget_id)
+        now = _now()
+        changes = []  # (row, new state, value, fired)
         for row in rows:
             try:
-                await self._evaluate(row, data)
-            except Exception:  # noqa: BLE001 - one alert's failure must not silence the others
-                log.exception("evaluating alert %s on %s/%s failed", row["id"], dashboard_id, widget_id)
-                if self._on_internal_error is not None:
-                    self._on_internal_error("alerts")
+                value = value_of(data, row["column"], row["aggregate"])
+                state, fired = evaluate(row["state"], value, row["op"], row["threshold"])
+            except ValueError:  # a stored op or aggregate this release does not know
+                self._failed("evaluating alert %s", row["id"])
+                continue
+            if state != row["state"] or fired:
+                changes.append((row, state, value, fired))
+        if not changes:
+            return
+        # Persist first, and each only if nobody moved its state meanwhile: one notification per crossing.
+        moved = await self.store.transition([(row["id"], row["state"], state, now if fired else None)
+                                             for row, state, _, fired in changes])
+        fired_now = [(row, value) for row, _, value, fired in changes if fired and row["id"] in moved]
+        if not fired_now:
+            return
+        dashboard = await self._dashboards.get(dashboard_id)
+        if dashboard is None:
+            return  # deleted meanwhile: nobody may see it
+        roles = {m["user"]["id"]: m["role"] for m in await self._dashboards.members(dashboard_id)}
+        for row, value in fired_now:
+            try:
+                await self._notify(row, value, data, dashboard, roles.get(row["user_id"]), now)
+            except Exception:  # noqa: BLE001 - one user's notification must not cost the others theirs
+                self._failed("notifying alert %s", row["id"])
 
-    async def _evaluate(self, row: dict[str, Any], data: dict[str, Any]) -> None:
-        value = value_of(data, row["column"], row["aggregate"])
-        state, fired = evaluate(row["state"], value, row["op"], row["threshold"])
-        if state == row["state"] and not fired:
-            return
-        now = _now()
-        # Persist first, and only if nobody moved the state meanwhile: one notification per crossing.
-        if not await self.store.transition(row["id"], expected=row["state"], state=state, fired_at=now if fired else None):
-            return
-        if not fired:
-            return
-        dashboard = await self._dashboards.get(row["dashboard_id"], user_id=row["user_id"])
-        if dashboard is None or not self._viewer(row["user_id"], dashboard):
+    def _failed(self, what: str, alert_id: str) -> None:
+        log.exception(what + " failed", alert_id)
+        if self._on_internal_error is not None:
+            self._on_internal_error("alerts")
+
+    async def _notify(self, row: dict[str, Any], value: float | int, data: dict[str, Any], dashboard: dict[str, Any],
+                      member_role: str | None, now: dt.datetime) -> None:
+        """Publish a fired alert's notification, if its user may still see what it says."""
+        snapshot = dashboard["snapshot"]
+        if dashboard_role(user_id=row["user_id"], owner_id=dashboard["owner_id"], member_role=member_role,
+                          public=snapshot["public"]) is None:
             return  # the user lost access: no notification (the state moved all the same)
         warehouse = data.get("warehouse")
         if warehouse and self._access is not None and not self._access.allows(User(row["user_id"], row["username"]), warehouse):
             return
-        widget = next((w for w in dashboard["snapshot"]["widgets"] if w["id"] == row["widget_id"]), None)
-        title = row["label"] or (widget["title"] if widget else "Alert")
+        widget = next((w for w in snapshot["widgets"] if w["id"] == row["widget_id"]), None)
         index = column_index(data, row["column"])
         column = row["column"] or (data["columns"][index] if index is not None else None)
         await self._publish(f"user:{row['user_id']}", "notification", {
             "kind": "alert", "alert_id": row["id"], "dashboard_id": row["dashboard_id"], "widget_id": row["widget_id"],
-            "title": title,
+            "title": row["label"] or (widget["title"] if widget else "Alert"),
             "message": message(value, row["op"], row["threshold"], column=column, aggregate=row["aggregate"]),
             "value": value, "threshold": row["threshold"], "op": row["op"], "timestamp": now.isoformat(),
         })

@@ -83,14 +83,22 @@ class AlertStore:
             res = await conn.execute(delete(alerts).where(alerts.c.id == alert_id, alerts.c.user_id == user_id))
         return res.rowcount > 0
 
-    async def transition(self, alert_id: str, *, expected: str, state: str, fired_at: dt.datetime | None) -> bool:
-        """Move the alert from ``expected`` to ``state`` (and record ``fired_at`` when it
-        fired); False when its state was no longer ``expected`` (or it is gone): someone else
-        evaluated it first, and nothing was written."""
-        values: dict[str, Any] = {"state": state}
-        if fired_at is not None:
-            values["last_fired_at"] = fired_at
+    async def transition(self, changes: list[tuple[str, str, str, dt.datetime | None]]) -> set[str]:
+        """Move alerts to new states in one transaction: each ``(alert_id, expected, state,
+        fired_at)`` only if its state is still ``expected`` (``fired_at``: record when it fired).
+
+        Returns:
+            The ids that moved. An alert missing from it had its state changed by someone else
+            (or is gone) since ``expected`` was read: nothing was written for it.
+        """
+        moved: set[str] = set()
         async with self.engine.begin() as conn:
-            res = await conn.execute(
-                update(alerts).where(alerts.c.id == alert_id, alerts.c.state == expected).values(**values))
-        return res.rowcount == 1
+            for alert_id, expected, state, fired_at in changes:
+                values: dict[str, Any] = {"state": state}
+                if fired_at is not None:
+                    values["last_fired_at"] = fired_at
+                res = await conn.execute(
+                    update(alerts).where(alerts.c.id == alert_id, alerts.c.state == expected).values(**values))
+                if res.rowcount == 1:
+                    moved.add(alert_id)
+        return moved
