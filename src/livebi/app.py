@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from importlib import resources
 from pathlib import Path
 from typing import AsyncIterator
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import __version__
 from .config import Settings
 from .security_headers import SecurityHeadersMiddleware
 from .services import Services
-from .transports import dashboards, http, sse
+from .transports import alerts, dashboards, http, sse
 from .transports.websocket import websocket_endpoint
 
 WEB_DIR = Path(str(resources.files("livebi") / "web"))
@@ -26,6 +29,21 @@ def plotly_js_path() -> Path:
     import plotly
 
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _renderable(error: dict) -> dict:
+    """A validation error without its ``input`` when that cannot be JSON (NaN, Infinity)."""
+    try:
+        json.dumps(jsonable_encoder(error.get("input")), allow_nan=False)
+    except ValueError:
+        return {key: value for key, value in error.items() if key != "input"}
+    return error
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming the bad fields. FastAPI's own handler echoes each bad input and fails (500)
+    on a NaN or Infinity, which Python's JSON parser accepts in a body."""
+    return JSONResponse({"detail": jsonable_encoder([_renderable(e) for e in exc.errors()])}, status_code=422)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,10 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="livebi", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(http.router)
     app.include_router(sse.router)
     app.include_router(dashboards.router)
+    app.include_router(alerts.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
 
     plotly_js = plotly_js_path()

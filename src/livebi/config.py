@@ -292,6 +292,11 @@ class Settings(BaseSettings):
         10_000,
         description="Op log rows kept per dashboard (the newest); older ones are deleted as edits come, so the log cannot grow without bound. The snapshot always holds the whole state.",
     )
+    # Alerts
+    alerts_per_user: int = Field(
+        100, ge=0,
+        description="Alerts (conditions on a dashboard widget's value that notify their user) one user may have; creating more is refused (400) until one is deleted.",
+    )
 
     # Features (each real-time feature can be switched off)
     progress_streaming: bool = Field(
@@ -313,6 +318,11 @@ class Settings(BaseSettings):
         5.0, ge=0.2, le=86_400,
         description="Shortest refresh interval a widget gets, whatever it asks for; also how long a widget's "
         "result counts as fresh when a dashboard is opened again.",
+    )
+    live_alert_interval_s: float = Field(
+        60.0, ge=1, le=86_400,
+        description="How often a widget with alerts but no refresh interval of its own refreshes, so its alerts "
+        "are checked while nobody watches its dashboard.",
     )
     live_cache_bytes: int = Field(
         256 * 1024 * 1024, ge=0,

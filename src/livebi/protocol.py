@@ -556,6 +556,22 @@ class DashboardUpdateData(BaseModel):
     timestamp: str = Field(..., description="ISO 8601 UTC; for edits, the snapshot's updated_at.")
 
 
+class AlertNotificationData(BaseModel):
+    """``notification`` on ``user:<id>`` when one of the user's alerts fired: a refresh of its
+    widget crossed into the condition (once per crossing, not on every refresh while it holds)."""
+
+    kind: Literal["alert"]
+    alert_id: str
+    dashboard_id: str
+    widget_id: str
+    title: str = Field(..., description="The alert's label, else the widget's title.")
+    message: str = Field(..., description="What happened, e.g. 'Revenue is 12,345, above 10,000'.")
+    value: float = Field(..., description="The value that crossed the threshold.")
+    threshold: float
+    op: Literal[">", ">=", "<", "<="]
+    timestamp: str = Field(..., description="ISO 8601 UTC time it fired (stored as the alert's last_fired_at).")
+
+
 class MessageBatch(BaseModel):
     type: Literal["message_batch"]
     batch_id: str
@@ -570,6 +586,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "presence": PresenceData,
     "dashboard_update": DashboardUpdateData,
     "shared_query_result": SharedQueryResultData,
+    "notification": AlertNotificationData,
 }
 
 

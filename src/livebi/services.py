@@ -16,6 +16,7 @@ from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
 from .dashboards.service import DashboardService
 from .live.service import LiveService
+from .live.alert_service import AlertService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
@@ -25,6 +26,7 @@ from .realtime.hub import Delivery, Hub
 from .realtime.manager import ConnectionManager
 from .sharing import SharingService
 from .store import MetadataStore
+from .store.alerts import AlertStore
 from .store.dashboards import DashboardStore
 from .warehouse.base import Warehouse
 from .warehouse.functions import is_allowed_function
@@ -99,6 +101,7 @@ class Services:
         self.dashboards: DashboardService | None = None
         self.sharing: SharingService | None = None
         self.live: LiveService | None = None
+        self.alerts: AlertService | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -157,6 +160,20 @@ class Services:
         self.sharing = SharingService(
             results=self.store.results, dashboards=dashboard_store, publish=self.publish, warehouse_access=self.warehouse_access
         )
+        # Alerts are checked after each refresh of their widget; the live service keeps their
+        # dashboards refreshing while nobody watches (keep_alive).
+        self.alerts = AlertService(
+            AlertStore(self.store.engine), self.publish, dashboard_store,
+            keep_alive=self.live.keep_alive if self.live else None, max_per_user=s.alerts_per_user,
+            warehouse_access=self.warehouse_access,
+            on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+        )
+        if self.live is not None:
+            self.live.on_refreshed = self.alerts.on_refresh
+            self.live.alert_widgets = self.alerts.watched
+            self.live.alert_interval_s = s.live_alert_interval_s
+            self.alerts.on_widgets_changed = self.live.dashboard_changed
+        await self.alerts.start()
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")

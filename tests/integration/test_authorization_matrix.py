@@ -215,6 +215,41 @@ def _on_fresh_dashboard(method: str, suffix: str = "", **kw: Any) -> Callable[[W
     return call
 
 
+async def _widget_of_alice(world: World) -> dict[str, str]:
+    """A fresh dashboard of alice's with one widget: what an alert watches."""
+    dashboard_id = await world.new_dashboard()
+    reply = await world.alice_ws.op("edit", dashboard_id=dashboard_id,
+                                    ops=[{"type": "add_widget", "widget": {"title": "n", "sql": "SELECT 1 AS n"}}])
+    assert reply["ok"], reply
+    return {"dashboard_id": dashboard_id, "widget_id": reply["data"]["applied"][0]["data"]["id"]}
+
+
+async def _alert_of_alice(world: World) -> str:
+    response = await world.post("/api/alerts", "owner", json={**await _widget_of_alice(world), "op": ">", "threshold": 1})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def _alerts(world: World, principal: str) -> None:
+    alert_id = await _alert_of_alice(world)
+    response = await world.get("/api/alerts", principal)
+    if principal == "anonymous":
+        assert response.status_code == 401
+        return
+    ids = {a["id"] for a in response.json()["alerts"]}
+    assert (alert_id in ids) == (principal == "owner"), "the list shows only the caller's alerts"
+
+
+async def _create_alert(world: World, principal: str) -> httpx.Response:
+    # alice's private dashboard: bob may not watch it (403)
+    return await world.post("/api/alerts", principal, json={**await _widget_of_alice(world), "op": ">", "threshold": 1})
+
+
+async def _delete_alert(world: World, principal: str) -> httpx.Response:
+    # someone else's alert is 404, exactly as one that does not exist
+    return await world.call("DELETE", f"/api/alerts/{await _alert_of_alice(world)}", principal)
+
+
 DASHBOARD = "/api/dashboards/{dashboard_id}"
 
 REST: dict[tuple[str, str], Check] = {
@@ -229,6 +264,10 @@ REST: dict[tuple[str, str], Check] = {
     ("PUT", DASHBOARD + "/sharing"): expect(401, 403, 200, _on_fresh_dashboard("PUT", "/sharing", json={"public": True})),
     ("GET", DASHBOARD + "/live"): expect(401, 403, 200, lambda w, p: w.get(f"/api/dashboards/{w.dashboard_id}/live", p)),
     ("POST", DASHBOARD + "/refresh"): expect(401, 403, 200, lambda w, p: w.post(f"/api/dashboards/{w.dashboard_id}/refresh", p, json={})),
+    # Alerts: each user's own; creating one needs the viewer role on the dashboard.
+    ("GET", "/api/alerts"): _alerts,
+    ("POST", "/api/alerts"): expect(401, 403, 201, _create_alert),
+    ("DELETE", "/api/alerts/{alert_id}"): expect(401, 404, 204, _delete_alert),
     ("POST", "/api/login"): expect(401, 200, 200, _login),
     ("POST", "/api/ticket"): expect(401, 200, 200, lambda w, p: w.post("/api/ticket", p)),
     ("POST", "/api/logout"): _logout("/api/logout"),

@@ -379,3 +379,36 @@ async def test_a_change_during_a_running_refresh_runs_it_again_with_the_new_row(
         assert len(counter) == 3, counter.sql
     finally:
         await viewer.close()
+
+
+async def test_an_alert_fires_once_from_a_live_refresh_while_nobody_watches(server: LiveServer, shop: Path) -> None:
+    live = server.app.state.services.live
+    dashboard_id, [wid] = await dashboard_with(server, [widget("Total", SALES_TOTAL)])
+    alice = Api(server, "alice")
+    r = await alice("POST", "/api/alerts", json={"dashboard_id": dashboard_id, "widget_id": wid, "op": ">",
+                                                 "threshold": 100, "label": "big sales"})
+    assert r.status_code == 201, r.text
+    await until(lambda: live.is_active(dashboard_id))  # kept live by its alert, nobody watching
+    inbox = await server.connect("alice")
+    try:
+        me = (await alice("GET", "/api/me")).json()["user"]
+        assert (await inbox.op("subscribe", channel=f"user:{me['id']}"))["ok"]
+
+        def alerts() -> list[dict]:
+            return [p["data"] for p in inbox.on(f"user:{me['id']}") if p["type"] == "notification"]
+
+        await asyncio.sleep(0.5)
+        assert alerts() == []  # 35 is not above 100
+        insert_sale(shop, "North", 100)
+        await live.data_changed("shop", {"sales"}, source="test")
+        await until(lambda: alerts())
+        insert_sale(shop, "North", 1)  # still above: no second notification
+        await live.data_changed("shop", {"sales"}, source="test")
+        await asyncio.sleep(0.8)
+        [note] = alerts()
+        assert note["kind"] == "alert" and note["widget_id"] == wid and note["value"] == 135.0
+        r = await alice("DELETE", f"/api/alerts/{note['alert_id']}")
+        assert r.status_code == 204
+        await until(lambda: not live.is_active(dashboard_id))  # nothing keeps it live any more
+    finally:
+        await inbox.close()

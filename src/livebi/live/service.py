@@ -138,6 +138,10 @@ class LiveService:
         self._background: set[asyncio.Task[Any]] = set()
         self.counts: collections.Counter[str] = collections.Counter()  # refreshes by outcome, queries
         self.dashboards: Any = None  # the DashboardService, for role checks (set by the services)
+        #: dashboard id -> ids of widgets with alerts: they refresh every ``alert_interval_s``
+        #: when they have no interval of their own, so alerts are checked while nobody watches
+        self.alert_widgets: Callable[[], dict[str, set[str]]] = dict
+        self.alert_interval_s = 60.0
 
     # Lifecycle --------------------------------------------------------------------------------
 
@@ -172,6 +176,8 @@ class LiveService:
         """Keep refreshing ``dashboard_id`` while nobody watches (e.g. it has alerts)."""
         if on:
             self._holders[dashboard_id] += 1
+            if dashboard_id in self._active:
+                self._spawn(self.dashboard_changed(dashboard_id))  # its alert widgets need a timer
             self._activate(dashboard_id)
         else:
             if self._holders.get(dashboard_id, 0) > 1:
@@ -247,8 +253,11 @@ class LiveService:
                 self._schedule.remove(key)
             for wid in set(old) - set(widgets):
                 self._drop_latest((dash.id, wid))
+            alerted = self.alert_widgets().get(dash.id, set())
             for wid, widget in widgets.items():
                 interval = widget.query.interval_s
+                if interval is None and wid in alerted:
+                    interval = self.alert_interval_s
                 self._schedule.set((dash.id, wid), None if interval is None else max(interval, self.min_interval_s), now)
             self._reindex()
             dash.loaded.set()
@@ -284,6 +293,10 @@ class LiveService:
                 log.debug("live: no tables found in %r", sql, exc_info=True)
         except AskFailed as exc:
             widget.error = exc
+        except Exception:
+            log.exception("live: could not plan widget %s/%s", query.dashboard_id, query.widget_id)
+            self._internal_error("live")
+            widget.error = AskFailed(Stage.nlp_processing, ErrorCode.internal, "internal error; it has been logged")
         return widget
 
     def _reindex(self) -> None:
@@ -446,7 +459,10 @@ class LiveService:
             digest, size = await asyncio.to_thread(_digest, data)
             if self._digests.get(key) == digest:
                 self.counts["unchanged"] += 1
-                await self._send(dashboard_id, {**base, "state": "unchanged", "digest": digest})
+                stamped = await self._send(dashboard_id, {**base, "state": "unchanged", "digest": digest})
+                entry = self._latest.get(key)
+                if entry is not None:  # same rows, checked just now: a new viewer sees that time
+                    self._latest[key] = ({**entry[0], "timestamp": stamped["timestamp"]}, entry[1])
                 return
             payload = {**base, "state": "done", "data": data, "digest": digest}
             stamped = await self._send(dashboard_id, payload)
@@ -523,6 +539,7 @@ class LiveService:
     def _keep_latest(self, key: Key, payload: dict[str, Any], size: int) -> None:
         self._drop_latest(key, keep_digest=True)
         if size > self.cache_bytes:
+            self._digests.pop(key, None)
             return
         self._latest[key] = (payload, size)
         self._latest_bytes += size

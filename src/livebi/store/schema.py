@@ -7,7 +7,7 @@ drift apart.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -100,4 +100,25 @@ dashboard_ops = Table(
     Column("user_id", String(32), nullable=False),
     Column("op", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A user's condition on a dashboard widget's value (live/alerts.py). ``state`` is where the value
+# stood at the last evaluation (above | below | unknown), so the alert fires once per crossing
+# into its condition, also across restarts and processes.
+alerts = Table(
+    "livebi_alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("livebi_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("dashboard_id", String(32), ForeignKey("livebi_dashboards.id", ondelete="CASCADE"), nullable=False),
+    Column("widget_id", String(32), nullable=False),
+    Column("column", String(200)),  # None: the result's first numeric column
+    Column("aggregate", String(8), nullable=False),  # last | first | max | min | sum | count
+    Column("op", String(2), nullable=False),  # > | >= | < | <=
+    Column("threshold", Float, nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_fired_at", DateTime(timezone=True)),
+    Index("ix_livebi_alerts_widget", "dashboard_id", "widget_id"),
 )

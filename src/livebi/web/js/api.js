@@ -206,3 +206,20 @@ export async function setPublic(id, isPublic) {
 export async function queryResult(queryId) {
   return call("GET", `/api/queries/${encodeURIComponent(queryId)}/result`);
 }
+
+// -- alerts (issue 9): conditions on a widget's value that notify me -------------------------
+
+/** My alerts: `[{id, dashboard_id, widget_id, column, aggregate, op, threshold, label, state,
+ * condition, created_at, last_fired_at, dashboard_title, widget_title, status}]` */
+export async function listAlerts() {
+  return (await call("GET", "/api/alerts")).alerts || [];
+}
+
+/** `{dashboard_id, widget_id, op, threshold, column?, aggregate?, label?}` -> the alert. */
+export async function createAlert(alert) {
+  return call("POST", "/api/alerts", { body: alert });
+}
+
+export async function deleteAlert(id) {
+  return call("DELETE", `/api/alerts/${encodeURIComponent(id)}`);
+}

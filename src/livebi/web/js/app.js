@@ -238,13 +238,14 @@ function connect() {
   subscribeUserChannel();
 }
 
-/** Answers shared with me arrive on my user channel. */
+/** Answers shared with me and my alerts arrive on my user channel. */
 function subscribeUserChannel() {
   const { id } = me();
   if (!id || !client) return;
   userChannel = `user:${id}`;
   client.subscribe(userChannel, (pub) => {
     if (pub.type === "shared_query_result") notifications.add(pub.data || {});
+    else if (pub.type === "notification") notifications.addAlert(pub.data || {});
   }).catch((err) => console.warn("livebi: notifications unavailable", err));
 }
 

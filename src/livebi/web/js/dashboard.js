@@ -12,6 +12,7 @@ import { inlineText } from "./inline.js";
 import { PresenceRoster, avatar, colorFor } from "./presence.js";
 import { openDialog } from "./dialogs.js";
 import { openMembersDialog } from "./members.js";
+import { alertAction } from "./alerts.js";
 import { resizeFigure } from "./chart.js";
 import * as widgetcache from "./widgetcache.js";
 
@@ -223,7 +224,8 @@ export class DashboardPage {
       class: "widget", testid: "widget", tabindex: "0", role: "listitem", dataset: { widgetId: widget.id },
       "aria-roledescription": canEdit ? "movable widget" : "widget", "aria-describedby": canEdit ? `dash-help-${this.id}` : null,
     },
-      h("header", { class: "widget-head" }, view.handle, view.title.el, h("span", { class: "widget-tools" }, rerunBtn, removeBtn)),
+      h("header", { class: "widget-head" }, view.handle, view.title.el,
+        h("span", { class: "widget-tools" }, alertAction(this.id, view), rerunBtn, removeBtn)),
       view.body, view.badge, view.resizer);
     if (canEdit) this._wireWidget(view);
     this.widgetViews.set(widget.id, view);

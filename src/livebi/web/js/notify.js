@@ -1,8 +1,12 @@
-// Notifications: answers other people shared with me (`shared_query_result` on `user:<my id>`).
-// Each one shows a toast and adds to the bell's count; the bell opens the list; opening an
-// item shows the shared answer as a card (pinnable).
+// Notifications on `user:<my id>`: answers other people shared with me (`shared_query_result`)
+// and my alerts that fired (`notification` with kind "alert"). Each one shows a toast and adds to
+// the bell's count; the bell opens the list; opening a share shows the answer as a card
+// (pinnable), opening an alert its dashboard. Alerts also show as browser notifications when
+// the user allowed them (alerts.js).
 
 import { h, replaceChildren, timeAgo } from "./dom.js";
+import { browserNotification, openAlertsList } from "./alerts.js";
+import { navigate } from "./router.js";
 
 const TOAST_MS = 6000;
 const KEPT = 50;
@@ -43,6 +47,19 @@ export class Notifications {
     this.toast(shared);
   }
 
+  /** A `notification` publication's data arrived (kind "alert": one of my alerts fired). */
+  addAlert(note) {
+    if (!note || note.kind !== "alert" || !note.alert_id) return;
+    if (this.items.some((i) => i.kind === "alert" && i.alert_id === note.alert_id && i.timestamp === note.timestamp)) return;
+    const item = { ...note, read: false };
+    this.items.unshift(item);
+    this.items.length = Math.min(this.items.length, KEPT);
+    this.unread += 1;
+    this.render();
+    this._toast([h("strong", {}, note.title || "Alert"), ` ${note.message || ""}`], item, "toast toast-alert");
+    browserNotification(note, () => this.open(item));
+  }
+
   clear() {
     this.items = [];
     this.unread = 0;
@@ -56,24 +73,30 @@ export class Notifications {
   }
 
   toast(shared) {
-    const el = h("div", { class: "toast", testid: "toast", role: "status" },
-      h("span", { class: "toast-text" }, `${this.who(shared)} shared `, h("q", {}, shared.question || "an answer"), " with you"),
+    this._toast([`${this.who(shared)} shared `, h("q", {}, shared.question || "an answer"), " with you"], shared);
+  }
+
+  /** A toast saying `text` (nodes) whose "Open" opens `item`. */
+  _toast(text, item, className = "toast") {
+    const el = h("div", { class: className, testid: "toast", role: "status" },
+      h("span", { class: "toast-text" }, text),
       h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "toast-open",
-        on: { click: () => { el.remove(); this.open(shared); } } }, "Open"),
+        on: { click: () => { el.remove(); this.open(item); } } }, "Open"),
       h("button", { type: "button", class: "btn btn-ghost btn-icon", "aria-label": "Dismiss", on: { click: () => el.remove() } }, "×"));
     this.toasts.append(el);
     setTimeout(() => el.remove(), TOAST_MS);
   }
 
   open(shared) {
-    const item = this.items.find((i) => i.query_id === shared.query_id);
+    const item = shared.kind === "alert" ? shared : this.items.find((i) => i.query_id === shared.query_id);
     if (item && !item.read) {
       item.read = true;
       this.unread = Math.max(0, this.unread - 1);
     }
     this.toggle(false);
     this.render();
-    this.onOpen(shared);
+    if (shared.kind === "alert") navigate({ name: "dashboard", id: shared.dashboard_id });
+    else this.onOpen(shared);
   }
 
   toggle(open = this.panel.hidden) {
@@ -90,13 +113,18 @@ export class Notifications {
     this.badge.hidden = this.unread === 0;
     this.bell.setAttribute("aria-label", this.unread ? `Notifications, ${this.unread} new` : "Notifications");
     replaceChildren(this.panel,
-      h("h2", { class: "panel-title" }, "Shared with you"),
+      h("h2", { class: "panel-title" }, "Notifications"),
       this.items.length
         ? h("ul", { class: "notif-list" }, this.items.map((item) => h("li", {},
-            h("button", { type: "button", class: `notif${item.read ? "" : " unread"}`, testid: "notification",
-              on: { click: () => this.open(item) } },
-              h("span", { class: "notif-text" }, item.question || "(SQL)"),
-              h("span", { class: "notif-meta small muted" }, `from ${this.who(item)}${item.shared_at ? ` · ${timeAgo(item.shared_at)}` : ""}`)))))
-        : h("p", { class: "muted small" }, "Nothing yet. When someone shares an answer with you, it appears here."));
+            h("button", { type: "button", class: `notif${item.read ? "" : " unread"}${item.kind === "alert" ? " notif-alert" : ""}`,
+              testid: "notification", dataset: { kind: item.kind || "share" }, on: { click: () => this.open(item) } },
+              item.kind === "alert"
+                ? [h("span", { class: "notif-text" }, item.title || "Alert"),
+                  h("span", { class: "notif-meta small muted" }, `${item.message || ""}${item.timestamp ? ` · ${timeAgo(item.timestamp)}` : ""}`)]
+                : [h("span", { class: "notif-text" }, item.question || "(SQL)"),
+                  h("span", { class: "notif-meta small muted" }, `from ${this.who(item)}${item.shared_at ? ` · ${timeAgo(item.shared_at)}` : ""}`)]))))
+        : h("p", { class: "muted small" }, "Nothing yet. Answers shared with you and your alerts appear here."),
+      h("button", { type: "button", class: "btn btn-ghost btn-small notif-manage", testid: "manage-alerts",
+        on: { click: () => { this.toggle(false); openAlertsList(); } } }, "Your alerts…"));
   }
 }
