@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -15,6 +16,7 @@ from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
 from .dashboards.service import DashboardService
+from .live.ingest import IngestService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
@@ -28,6 +30,7 @@ from .store.dashboards import DashboardStore
 from .warehouse.base import Warehouse
 from .warehouse.functions import is_allowed_function
 from .warehouse.registry import open_warehouse
+from .warehouse.writers import opens_read_write
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ def warehouse_options(settings: Settings, name: str) -> dict[str, Any]:
     """The :func:`open_warehouse` options a server (or the CLI) takes from ``settings`` for the
     warehouse called ``name``."""
     return {
+        # a DuckDB file that takes ingested rows is opened read-write (see warehouse.writers)
+        "read_only": not (name in settings.ingest_access and opens_read_write(settings.resolved_warehouses().get(name, ""))),
         "schemas": settings.warehouse_schemas.get(name),
         # SQLite's authorizer enforces the same function allow-list as validation does
         "sqlite_function_allowed": functools.partial(is_allowed_function, "sqlite"),
@@ -97,6 +102,11 @@ class Services:
         self.asks: AskService | None = None
         self.dashboards: DashboardService | None = None
         self.sharing: SharingService | None = None
+        self.ingest: IngestService | None = None
+        # Ingest (issue 9): until the live service takes the change signal over, the last
+        # changes are only remembered here (warehouse, tables).
+        self.data_changes: collections.deque[tuple[str, set[str]]] = collections.deque(maxlen=1000)
+        self._simulator: Any = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -139,6 +149,18 @@ class Services:
         self.sharing = SharingService(
             results=self.store.results, dashboards=dashboard_store, publish=self.publish, warehouse_access=self.warehouse_access
         )
+        # Ingest (issue 9): the REST API and the demo simulator insert through one service.
+        self.ingest = IngestService(
+            self.warehouses, s.ingest_access, self._data_changed, writer_urls=s.ingest_urls,
+            warehouse_access=self.warehouse_access, max_rows=s.ingest_max_rows, statement_timeout_s=s.query_timeout_s,
+            on_internal_error=lambda: self.metrics.internal_errors.labels("ingest").inc(),
+        )
+        if s.demo_live_rate > 0:
+            from .demo.live import OrderSimulator
+
+            self._simulator = OrderSimulator(self.ingest, "demo", rate=s.demo_live_rate, today=s.today,
+                                             on_internal_error=lambda: self.metrics.internal_errors.labels("simulator").inc())
+            self._simulator.start()
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
@@ -151,6 +173,10 @@ class Services:
                     await task
         if self.asks:
             await self.asks.shutdown()
+        if self._simulator:
+            await self._simulator.stop()
+        if self.ingest:
+            await self.ingest.close()
         await self.broker.stop()
         for wh in self.warehouses.values():
             try:
@@ -167,6 +193,10 @@ class Services:
         """Publish on ``channel``; ``final`` marks its last publication (see Hub.publish)."""
         self.metrics.publications.labels(type).inc()
         await self.broker.publish(channel, type, data, final=final)
+
+    async def _data_changed(self, warehouse: str, tables: set[str]) -> None:
+        """Rows of ``tables`` in ``warehouse`` changed (ingest); the live service will take this."""
+        self.data_changes.append((warehouse, tables))
 
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)

@@ -227,6 +227,9 @@ REST: dict[tuple[str, str], Check] = {
     ("PUT", DASHBOARD + "/members/{username}"): expect(401, 403, 200, _on_fresh_dashboard("PUT", "/members/bob", json={"role": "editor"})),
     ("DELETE", DASHBOARD + "/members/{username}"): expect(401, 403, 200, _on_fresh_dashboard("DELETE", "/members/bob")),
     ("PUT", DASHBOARD + "/sharing"): expect(401, 403, 200, _on_fresh_dashboard("PUT", "/sharing", json={"public": True})),
+    # Ingest: only the users ingest_access lists (alice, on the secret warehouse) insert rows.
+    ("POST", "/api/tables/{table}/rows"): expect(401, 403, 200, lambda w, p: w.post(
+        "/api/tables/payroll/rows", p, params={"warehouse": "secret"}, json={"rows": [{"name": "carol", "salary": 90}]})),
     ("POST", "/api/login"): expect(401, 200, 200, _login),
     ("POST", "/api/ticket"): expect(401, 200, 200, lambda w, p: w.post("/api/ticket", p)),
     ("POST", "/api/logout"): _logout("/api/logout"),
@@ -264,6 +267,7 @@ async def world(server_settings, tmp_path: Path):
     settings = server_settings.model_copy(update={
         "warehouses": {**server_settings.warehouses, "secret": f"sqlite:///{secret}"},
         "warehouse_access": {"secret": ["alice"]},
+        "ingest_access": {"secret": ["alice"]},
         "metrics_access": "token",
         "metrics_token": METRICS_TOKEN,
         "op_rate_per_s": 0,
