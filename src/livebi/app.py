@@ -18,7 +18,7 @@ from . import __version__
 from .config import Settings
 from .security_headers import SecurityHeadersMiddleware
 from .services import Services
-from .transports import alerts, dashboards, http, sse
+from .transports import alerts, dashboards, http, ingest, sse
 from .transports.websocket import websocket_endpoint
 
 WEB_DIR = Path(str(resources.files("livebi") / "web"))
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sse.router)
     app.include_router(dashboards.router)
     app.include_router(alerts.router)
+    app.include_router(ingest.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
 
     plotly_js = plotly_js_path()

@@ -95,10 +95,14 @@ async def demo_logins_in(store_url: str, users: tuple[tuple[str, str], ...]) -> 
 
 
 def demo_settings(
-    *, data_dir: Path | None, port: int, host: str, store: str | None, rows: int, warehouse_path: Path
+    *, data_dir: Path | None, port: int, host: str, store: str | None, rows: int, warehouse_path: Path,
+    live_rate: float = 0.0,
 ) -> Settings:
     """The demo server's settings: its own store and secret key under data_dir/demo, never the
-    default store ``livebi serve`` uses (so demo/demo can never log in to a real server)."""
+    default store ``livebi serve`` uses (so demo/demo can never log in to a real server).
+
+    ``live_rate`` > 0 starts the live simulator, which needs the warehouse writable: the demo
+    user may then also insert rows through the ingest API."""
     base = _settings(data_dir=data_dir)
     demo_dir = base.data_dir / "demo"
     return _settings(
@@ -106,7 +110,22 @@ def demo_settings(
         store_url=store or f"sqlite:///{demo_dir / 'livebi.db'}",
         secret_key=_settings(data_dir=demo_dir).resolved_secret_key(),
         warehouses={"demo": f"duckdb:///{warehouse_path}"}, today=_demo_today(),
+        demo_live_rate=live_rate, ingest_access={"demo": ["demo"]} if live_rate > 0 else None,
     )
+
+
+async def ensure_live_dashboard_in(settings: Settings) -> str:
+    """Create (or repair) the demo's "Live sales" dashboard in ``settings``' store; its id."""
+    import datetime
+
+    from .demo.live import ensure_live_dashboard
+    from .store import MetadataStore
+
+    store = await MetadataStore.open(settings.resolved_store_url())
+    try:
+        return await ensure_live_dashboard(store, today=settings.today or datetime.date.today())
+    finally:
+        await store.close()
 
 
 def _demo_today() -> Any:
@@ -134,15 +153,25 @@ def demo(
     rows: int = typer.Option(1_000_000, help="Order rows in the generated demo warehouse."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the demo warehouse and store live (default ~/.livebi)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    live_rate: float = typer.Option(
+        2.0, "--live-rate", min=0.0, max=10_000.0, envvar="LIVEBI_DEMO_LIVE_RATE",
+        help="Orders per second the live simulator inserts into the demo warehouse (0: off; the file is then "
+             "opened read-only, so `livebi ask` in another process can read it too).",
+    ),
 ) -> None:
     """Generate the demo warehouse if missing and serve it with demo logins (in a store of
-    its own, data_dir/demo/livebi.db, that `livebi serve` never uses)."""
+    its own, data_dir/demo/livebi.db, that `livebi serve` never uses), with orders arriving
+    live and a "Live sales" dashboard that shows them."""
     path = _ensure_demo_data(_settings(data_dir=data_dir), rows)
-    settings = demo_settings(data_dir=data_dir, port=port, host=host, store=store, rows=rows, warehouse_path=path)
+    settings = demo_settings(data_dir=data_dir, port=port, host=host, store=store, rows=rows, warehouse_path=path,
+                             live_rate=live_rate)
     asyncio.run(ensure_users(settings, DEMO_USERS))
+    dashboard_id = asyncio.run(ensure_live_dashboard_in(settings))
     typer.echo(f"\n  livebi demo: http://{host}:{port}/")
     typer.echo("  logins: " + ", ".join(f"{u} / {p}" for u, p in DEMO_USERS))
-    typer.echo(f"  the demo data ends {settings.today}; relative periods count from there (LIVEBI_TODAY overrides)\n")
+    typer.echo(f"  the demo data ends {settings.today}; relative periods count from there (LIVEBI_TODAY overrides)")
+    live = f"{live_rate:g} orders/s arrive" if live_rate > 0 else "no orders arrive (--live-rate 0)"
+    typer.echo(f"  live: {live}; dashboard \"Live sales\": http://{host}:{port}/#/dashboards/{dashboard_id}\n")
     _run_server(settings, log_level)
 
 

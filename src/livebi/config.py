@@ -298,6 +298,40 @@ class Settings(BaseSettings):
         description="Alerts (conditions on a dashboard widget's value that notify their user) one user may have; creating more is refused (400) until one is deleted.",
     )
 
+    # Ingest and the live demo (POST /api/tables/{table}/rows; docs/ingest.md)
+    ingest_access: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Usernames allowed to insert rows into each warehouse through POST /api/tables/{table}/rows, "
+            "e.g. '{\"sales\": [\"etl\"]}' (JSON in the environment); they must also be allowed to query it "
+            "(warehouse_access). A warehouse not listed takes no rows (409 ingest_disabled). Listing one makes "
+            "livebi able to write to it: a DuckDB file is opened read-write (queries stay validated read-only "
+            "SELECTs with external access off), SQLite gets a separate writable connection used only by ingest, "
+            "PostgreSQL needs a writer URL in ingest_urls. Naming a warehouse that is not configured stops startup."
+        ),
+    )
+    ingest_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "PostgreSQL warehouses: the URL ingest connects with, by warehouse name, e.g. "
+            "'{\"pg\": \"postgresql://writer@db/warehouse\"}'. The warehouse's own URL keeps its read-only role; "
+            "this role needs INSERT on the tables it feeds. Without one, ingest into that warehouse is refused."
+        ),
+    )
+    ingest_max_rows: int = Field(10_000, ge=1, description="Most rows one ingest request may carry; more are refused (400) and nothing is written.")
+    ingest_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest ingest request body, in bytes; larger ones are refused with 413 before they are parsed."
+    )
+    demo_live_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=10_000.0,
+        description=(
+            "Orders per second the live simulator inserts into the generated demo warehouse (named demo, which "
+            "must be listed in ingest_access) through the ingest code path; `livebi demo --live-rate` sets it. 0: off."
+        ),
+    )
+
     # Features (each real-time feature can be switched off)
     progress_streaming: bool = Field(
         True, description="Publish progress messages while a question is answered (off: only result/error)."

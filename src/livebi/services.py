@@ -17,6 +17,7 @@ from .config import Settings
 from .dashboards.service import DashboardService
 from .live.service import LiveService
 from .live.alert_service import AlertService
+from .live.ingest import IngestService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
@@ -31,6 +32,7 @@ from .store.dashboards import DashboardStore
 from .warehouse.base import Warehouse
 from .warehouse.functions import is_allowed_function
 from .warehouse.registry import open_warehouse
+from .warehouse.writers import opens_read_write
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ def warehouse_options(settings: Settings, name: str) -> dict[str, Any]:
     """The :func:`open_warehouse` options a server (or the CLI) takes from ``settings`` for the
     warehouse called ``name``."""
     return {
+        # a DuckDB file that takes ingested rows is opened read-write (see warehouse.writers)
+        "read_only": not (name in settings.ingest_access and opens_read_write(settings.resolved_warehouses().get(name, ""))),
         "schemas": settings.warehouse_schemas.get(name),
         # SQLite's authorizer enforces the same function allow-list as validation does
         "sqlite_function_allowed": functools.partial(is_allowed_function, "sqlite"),
@@ -102,6 +106,8 @@ class Services:
         self.sharing: SharingService | None = None
         self.live: LiveService | None = None
         self.alerts: AlertService | None = None
+        self.ingest: IngestService | None = None
+        self._simulator: Any = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -174,6 +180,18 @@ class Services:
             self.live.alert_interval_s = s.live_alert_interval_s
             self.alerts.on_widgets_changed = self.live.dashboard_changed
         await self.alerts.start()
+        # Ingest (issue 9): the REST API and the demo simulator insert through one service.
+        self.ingest = IngestService(
+            self.warehouses, s.ingest_access, self._data_changed, writer_urls=s.ingest_urls,
+            warehouse_access=self.warehouse_access, max_rows=s.ingest_max_rows, statement_timeout_s=s.query_timeout_s,
+            on_internal_error=lambda: self.metrics.internal_errors.labels("ingest").inc(),
+        )
+        if s.demo_live_rate > 0:
+            from .demo.live import OrderSimulator
+
+            self._simulator = OrderSimulator(self.ingest, "demo", rate=s.demo_live_rate, today=s.today,
+                                             on_internal_error=lambda: self.metrics.internal_errors.labels("simulator").inc())
+            self._simulator.start()
         await self.broker.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
@@ -188,6 +206,10 @@ class Services:
             await self.live.stop()
         if self.asks:
             await self.asks.shutdown()
+        if self._simulator:
+            await self._simulator.stop()
+        if self.ingest:
+            await self.ingest.close()
         await self.broker.stop()
         for wh in self.warehouses.values():
             try:
@@ -213,6 +235,11 @@ class Services:
                 self.live.viewer_joined(dashboard_id)
             else:
                 self.live.viewer_left(dashboard_id)
+
+    async def _data_changed(self, warehouse: str, tables: set[str]) -> None:
+        """Rows of ``tables`` in ``warehouse`` were written through livebi (ingest)."""
+        if self.live is not None:
+            await self.live.data_changed(warehouse, tables, source="ingest")
 
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)

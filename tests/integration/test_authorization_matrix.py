@@ -268,6 +268,9 @@ REST: dict[tuple[str, str], Check] = {
     ("GET", "/api/alerts"): _alerts,
     ("POST", "/api/alerts"): expect(401, 403, 201, _create_alert),
     ("DELETE", "/api/alerts/{alert_id}"): expect(401, 404, 204, _delete_alert),
+    # Ingest: only the users ingest_access lists (alice, on the secret warehouse) insert rows.
+    ("POST", "/api/tables/{table}/rows"): expect(401, 403, 200, lambda w, p: w.post(
+        "/api/tables/payroll/rows", p, params={"warehouse": "secret"}, json={"rows": [{"name": "carol", "salary": 90}]})),
     ("POST", "/api/login"): expect(401, 200, 200, _login),
     ("POST", "/api/ticket"): expect(401, 200, 200, lambda w, p: w.post("/api/ticket", p)),
     ("POST", "/api/logout"): _logout("/api/logout"),
@@ -305,6 +308,7 @@ async def world(server_settings, tmp_path: Path):
     settings = server_settings.model_copy(update={
         "warehouses": {**server_settings.warehouses, "secret": f"sqlite:///{secret}"},
         "warehouse_access": {"secret": ["alice"]},
+        "ingest_access": {"secret": ["alice"]},
         "metrics_access": "token",
         "metrics_token": METRICS_TOKEN,
         "op_rate_per_s": 0,

@@ -11,6 +11,9 @@ rows take seconds; only the small product catalogue is built in Python.
 
 Tables (all lower snake case): ``customers``, ``products``, ``orders``, ``budget``,
 ``cash_flow``. Primary and foreign keys are declared so schema introspection can find joins.
+``orders.created_at`` is the wall-clock time a live feed recorded an order (the simulator of
+:mod:`livebi.demo.live` fills it, so "orders per minute" can be charted); the generated history
+knows only days and leaves it NULL.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import duckdb
 
 #: Bump when the generated data changes shape, so ``ensure_demo`` regenerates old files.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 FIRST_YEAR = 2021
 LAST_YEAR = 2025
@@ -164,7 +167,8 @@ CREATE TABLE orders (
     revenue     DECIMAL(14,2) NOT NULL,
     cost        DECIMAL(14,2) NOT NULL,
     channel     VARCHAR NOT NULL,
-    status      VARCHAR NOT NULL
+    status      VARCHAR NOT NULL,
+    created_at  TIMESTAMP  -- when a live feed recorded the order (UTC); NULL in the generated history
 );
 CREATE TABLE budget (
     month         DATE NOT NULL,
@@ -464,7 +468,7 @@ def _build(con: duckdb.DuckDBPyConnection, *, rows: int, seed: int) -> None:
         INSERT INTO orders
         SELECT row_number() OVER (ORDER BY order_date, i)::INTEGER AS order_id,
                order_date, customer_id, product_id, quantity, unit_price, discount,
-               revenue, cost, channel, status
+               revenue, cost, channel, status, NULL AS created_at
         FROM raw_orders
         ORDER BY order_id
         """

@@ -142,6 +142,8 @@ class LiveService:
         #: when they have no interval of their own, so alerts are checked while nobody watches
         self.alert_widgets: Callable[[], dict[str, set[str]]] = dict
         self.alert_interval_s = 60.0
+        #: the latest changes signalled (warehouse, tables), newest last (operators, tests)
+        self.last_changes: collections.deque[tuple[str, set[str]]] = collections.deque(maxlen=100)
 
     # Lifecycle --------------------------------------------------------------------------------
 
@@ -348,6 +350,7 @@ class LiveService:
         """Rows of ``tables`` in ``warehouse`` changed: refresh the widgets that read them and
         want to hear of it; returns how many were asked to refresh."""
         now = self._clock()
+        self.last_changes.append((warehouse, {t.lower() for t in tables}))
         asked: set[Key] = set()
         for table in sorted({t.lower() for t in tables}):
             for key in sorted(self._by_table.get((warehouse, table), ())):

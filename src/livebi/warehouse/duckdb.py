@@ -3,7 +3,11 @@
 Guarantees:
 
 - The database is opened read-only by default, with external access (files, URLs, other
-  databases) disabled, so even SQL that slipped past validation cannot write or read files.
+  databases) disabled, so even SQL that slipped past validation cannot write or read files. A
+  warehouse that takes rows through the ingest API is opened read-write (DuckDB allows one
+  configuration per file in a process, so the writer of :mod:`livebi.warehouse.writers` uses
+  this connection); external access stays disabled and the lock-down below applies unchanged,
+  and queries still run only as single SELECT statements.
 - The engine is locked down when it opens, before any query runs: a memory limit, a thread
   count, a bounded (or disabled) temporary directory, no extension installing or autoloading,
   then ``lock_configuration``, so no later statement (``SET``, ``RESET``, ``PRAGMA``) can change
@@ -211,9 +215,9 @@ class DuckDBWarehouse(ThreadedWarehouse):
             ]
         else:
             statements.append("SET temp_directory = ''")  # no spilling: the memory limit is the bound
-        if self.read_only:
-            # Defense in depth behind SQL validation: no file, URL or ATTACH access.
-            statements.append("SET enable_external_access = false")
+        # Defense in depth behind SQL validation: no file, URL or ATTACH access, read-only or
+        # not (a database opened read-write for ingest is written only by livebi's writer).
+        statements.append("SET enable_external_access = false")
         for statement in statements:
             con.execute(statement)
         for _ in range(self._pool_size):

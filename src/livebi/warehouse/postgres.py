@@ -445,10 +445,15 @@ class PostgresWarehouse(Warehouse):
         async with self._pool_lock:
             if self._pool is not None:
                 pool, self._pool = self._pool, None
-                try:
-                    await asyncio.wait_for(pool.close(), timeout=5.0)
-                except (asyncio.TimeoutError, OSError):
-                    pool.terminate()
+                await close_pool(pool)
+
+
+async def close_pool(pool: asyncpg.Pool) -> None:
+    """Close ``pool`` gracefully, or terminate it when that takes more than 5 s."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout=5.0)
+    except (asyncio.TimeoutError, OSError):
+        pool.terminate()
 
 
 def role_problems(row: Any) -> list[str]:
