@@ -125,7 +125,7 @@ async def _worker(cfg: dict[str, Any], n: int, out: Any) -> None:
                         arrivals[i].append(now)
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        token = (await http.post("/api/login", json={"username": USER, "password": PASSWORD})).json()["token"]
+        token = cfg["token"]
         tickets = []
         for _ in range(n):
             r = await http.post("/api/ticket", headers={"Authorization": f"Bearer {token}"})
@@ -197,7 +197,7 @@ def run(viewers: int, changes: int, procs: int, duckdb_path: Path, tmp: Path) ->
         inboxes = [ctx.Queue() for _ in range(procs)]
         shares = [viewers // procs + (1 if i < viewers % procs else 0) for i in range(procs)]
         workers = [ctx.Process(target=worker_main, args=({"base": base, "ws": ws, "dashboard_id": dashboard_id,
-                                                          "inbox": inboxes[i]}, shares[i], out)) for i in range(procs)]
+                                                          "token": token, "inbox": inboxes[i]}, shares[i], out)) for i in range(procs)]
         for w in workers:
             w.start()
         for _ in workers:
