@@ -375,6 +375,54 @@ def user_remove(name: str, store: Optional[str] = typer.Option(None, help="Metad
     typer.echo(f"user {name}: removed")
 
 
+# Live: PostgreSQL change triggers ----------------------------------------------------------
+
+live_app = typer.Typer(help="Live dashboards: PostgreSQL change notifications.", no_args_is_help=True)
+app.add_typer(live_app, name="live")
+_ADMIN_URL_HELP = (
+    "PostgreSQL URL of a role that may create functions and triggers on the tables (their "
+    "owner); not the warehouse's read-only role."
+)
+
+
+def _on_triggers(action: str, url: str, schema: str, tables: list[str] | None) -> None:
+    from .warehouse.changes_postgres import TriggerError, install_triggers, remove_triggers
+
+    run = install_triggers if action == "install" else remove_triggers
+    try:
+        done = asyncio.run(run(url, schema=schema, tables=tables or []))
+    except TriggerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    verb = "notifies changes" if action == "install" else "no longer notifies"
+    for name in done:
+        typer.echo(f"{name}: {verb}")
+    if not done:
+        typer.echo("no table to change" if action == "install" else "no trigger found")
+
+
+@live_app.command("install-triggers")
+def live_install_triggers(
+    url: str = typer.Option(..., help=_ADMIN_URL_HELP),
+    schema: str = typer.Option("public", help="Schema of the tables (the function is created there too)."),
+    table: Optional[List[str]] = typer.Option(None, help="Table to watch; repeat for several (default: every table of the schema)."),
+) -> None:
+    """Create statement-level triggers that NOTIFY livebi_changes with the table's name on every
+    INSERT, UPDATE, DELETE and TRUNCATE, so live dashboards refresh at once (idempotent; see
+    docs/live.md)."""
+    _on_triggers("install", url, schema, table)
+
+
+@live_app.command("remove-triggers")
+def live_remove_triggers(
+    url: str = typer.Option(..., help=_ADMIN_URL_HELP),
+    schema: str = typer.Option("public", help="Schema of the tables."),
+    table: Optional[List[str]] = typer.Option(None, help="Table; repeat for several (default: every table of the schema)."),
+) -> None:
+    """Drop the triggers install-triggers created (and its function once unused; idempotent)."""
+    _on_triggers("remove", url, schema, table)
+
+
 # Docs ----------------------------------------------------------------------------------------
 
 

@@ -364,6 +364,25 @@ class Settings(BaseSettings):
         "recently refreshed widgets are forgotten first.",
     )
 
+    # Live: change detection (warehouse/changes.py; docs/live.md)
+    live_change_poll_s: float = Field(
+        2.0,
+        gt=0,
+        description=(
+            "Seconds between two polls of a warehouse for changed rows in the tables live "
+            "widgets read (only while someone watches them; nothing runs otherwise). "
+            "PostgreSQL's own statistics may lag up to ~10 s behind a write without the triggers."
+        ),
+    )
+    live_postgres_listen: bool = Field(
+        True,
+        description=(
+            "PostgreSQL warehouses: also LISTEN on channel livebi_changes (one connection per "
+            "warehouse while something is watched), so tables with the triggers of `livebi live "
+            "install-triggers` are refreshed at once."
+        ),
+    )
+
     # NLP
     today: datetime.date | None = Field(
         None, description="Date that relative periods ('last 6 months') count from. Empty: the real date."

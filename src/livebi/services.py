@@ -30,6 +30,7 @@ from .store import MetadataStore
 from .store.alerts import AlertStore
 from .store.dashboards import DashboardStore
 from .warehouse.base import Warehouse
+from .warehouse.changes import change_detector_for
 from .warehouse.functions import is_allowed_function
 from .warehouse.registry import open_warehouse
 from .warehouse.writers import opens_read_write
@@ -150,6 +151,8 @@ class Services:
                 on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
                 on_outcome=lambda reason, state: self.metrics.live_refreshes.labels(reason, state).inc(),
                 on_query=self.metrics.live_queries.inc,
+                detector_factory=lambda name, on_change: change_detector_for(
+                    self.warehouses[name], on_change, poll_interval_s=s.live_change_poll_s, listen=s.live_postgres_listen),
             )
             live = self.live
             self.metrics.live_dashboards.set_function(lambda: live.active_count)
@@ -186,6 +189,8 @@ class Services:
             warehouse_access=self.warehouse_access, max_rows=s.ingest_max_rows, statement_timeout_s=s.query_timeout_s,
             on_internal_error=lambda: self.metrics.internal_errors.labels("ingest").inc(),
         )
+        if self.live is not None:
+            self.ingest.write_guard = self.live.writing
         if s.demo_live_rate > 0:
             from .demo.live import OrderSimulator
 

@@ -25,7 +25,7 @@ from livebi.security_headers import CONTENT_SECURITY_POLICY
 from .conftest import LiveServer, free_port, run_server
 
 METRICS_TOKEN = "metrics-secret-token-for-tests"
-DETAIL_KEYS = {"connections", "running_queries", "warehouses", "live_dashboards"}
+DETAIL_KEYS = {"connections", "running_queries", "warehouses", "live_dashboards", "change_detection"}
 
 
 def outside_address() -> str | None:

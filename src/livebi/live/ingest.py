@@ -23,6 +23,7 @@ Errors are :class:`IngestError` with a code, an HTTP status and, for bad rows, `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
@@ -122,6 +123,10 @@ class IngestService:
         self.access = {name: frozenset(users) for name, users in access.items()}
         self.max_rows = max_rows
         self._on_change = on_change
+        #: write_guard(warehouse, tables): an async context around each write (the live
+        #: service's, so its change detector does not report livebi's own writes twice)
+        self.write_guard: Callable[[str, set[str]], contextlib.AbstractAsyncContextManager[Any]] = (
+            lambda warehouse, tables: contextlib.nullcontext())
         self._warehouse_access = warehouse_access
         self._on_internal_error = on_internal_error or (lambda: None)
         self._writers: dict[str, TableWriter] = {}
@@ -176,7 +181,8 @@ class IngestService:
 
     async def _write(self, name: str, writer: TableWriter, found: Table, target: TargetTable, batches: list) -> int:
         try:
-            inserted = await writer.insert(target, batches)
+            async with self.write_guard(name, {found.name.lower()}):
+                inserted = await writer.insert(target, batches)
         except WarehouseError as exc:
             self._targets.pop((name, found.name.lower()), None)  # the table may have changed
             raise IngestError(exc.code, exc.message) from None

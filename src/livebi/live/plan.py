@@ -7,8 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-import sqlglot
-from sqlglot import exp
+from ..warehouse.changes import tables_in_sql
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +50,10 @@ def widget_queries(snapshot: Mapping[str, Any]) -> list[WidgetQuery]:
 
 
 def tables_read(sql: str, dialect: str) -> frozenset[str]:
-    """The tables ``sql`` reads, as lower-case bare names (CTE names excluded).
+    """The tables ``sql`` reads, as lower-case bare names (CTE names excluded); the names change
+    detection and the ingest API report.
 
     A change anywhere in a table of that name (any schema) refreshes the widget: conservative,
     never misses one. Parses the statement: call from a worker thread for large SQL.
     """
-    tree = sqlglot.parse_one(sql, read=dialect)
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    names = {table.name.lower() for table in tree.find_all(exp.Table) if table.name}
-    return frozenset(names - ctes)
+    return frozenset(tables_in_sql(sql, dialect))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -157,7 +158,8 @@ class LiveService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for detector in self._detectors.values():
-            await detector.stop()
+            if detector is not None:
+                await detector.stop()
         self._detectors.clear()
 
     # Who watches ------------------------------------------------------------------------------
@@ -289,10 +291,7 @@ class LiveService:
                              warehouse=widget.warehouse, chart=query.chart)
             sql, parsed, _engine = await self.pipeline.translate(req, wh)
             widget.sql, widget.parsed = sql, parsed
-            try:
-                widget.tables = await asyncio.to_thread(tables_read, sql, wh.dialect)
-            except Exception:  # noqa: BLE001 - unparsable SQL fails at validation, with its message
-                log.debug("live: no tables found in %r", sql, exc_info=True)
+            widget.tables = await asyncio.to_thread(tables_read, sql, wh.dialect)  # unparsable: none
         except AskFailed as exc:
             widget.error = exc
         except Exception:
@@ -325,17 +324,30 @@ class LiveService:
     def _detector(self, warehouse: str) -> Any:
         if self._detector_factory is None:
             return None
-        detector = self._detectors.get(warehouse)
-        if detector is None:
+        if warehouse not in self._detectors:
             async def on_change(tables: set[str], _warehouse: str = warehouse) -> None:
                 await self.data_changed(_warehouse, tables, source="poll")
 
-            detector = self._detector_factory(warehouse, on_change)
-            if detector is None:
-                return None
+            try:
+                detector = self._detector_factory(warehouse, on_change)
+            except ValueError as exc:  # no change detection for this kind of warehouse
+                log.warning("live: no change detection on warehouse %s (%s); only ingested rows refresh widgets",
+                            warehouse, exc)
+                detector = None
             self._detectors[warehouse] = detector
-            self._spawn(detector.start())
-        return detector
+            if detector is not None:
+                self._spawn(detector.start())
+        return self._detectors[warehouse]
+
+    def writing(self, warehouse: str, tables: set[str]) -> contextlib.AbstractAsyncContextManager[None]:
+        """Wrap a write by livebi itself (ingest), which signals its own change: the warehouse's
+        change detector must not report it a second time (see ``ChangeDetector.writing``)."""
+        detector = self._detectors.get(warehouse)
+        return detector.writing(tables) if detector is not None else contextlib.nullcontext()
+
+    def detection_status(self) -> dict[str, Any]:
+        """Each warehouse's change detector, as /health shows it to operators."""
+        return {name: d.status() for name, d in self._detectors.items() if d is not None}
 
     def _forget(self, dashboard_id: str) -> None:
         self._viewers.pop(dashboard_id, None)
@@ -350,9 +362,10 @@ class LiveService:
         """Rows of ``tables`` in ``warehouse`` changed: refresh the widgets that read them and
         want to hear of it; returns how many were asked to refresh."""
         now = self._clock()
-        self.last_changes.append((warehouse, {t.lower() for t in tables}))
+        tables = {t.lower() for t in tables}
+        self.last_changes.append((warehouse, tables))
         asked: set[Key] = set()
-        for table in sorted({t.lower() for t in tables}):
+        for table in sorted(tables):
             for key in sorted(self._by_table.get((warehouse, table), ())):
                 if key in asked:
                     continue

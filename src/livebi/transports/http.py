@@ -209,6 +209,7 @@ async def health(request: Request) -> dict[str, Any]:
         "running_queries": services.asks.running_count() if services.asks else 0,
         "warehouses": list(services.warehouses),
         "live_dashboards": services.live.active_count if services.live else None,
+        "change_detection": services.live.detection_status() if services.live else {},
     }
 
 
