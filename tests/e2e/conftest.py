@@ -107,6 +107,13 @@ def demo_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def non_live_server(tmp_path_factory):
+    """A demo server with live dashboards off: each viewer's page runs the widgets itself."""
+    with _demo(tmp_path_factory.mktemp("ui-not-live"), {"LIVEBI_LIVE_DASHBOARDS": "false"}) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
 def http_only_server(tmp_path_factory):
     """A demo server in HTTP-only mode: `/ws` refuses (4003), `/api/config` says websocket false."""
     with _demo(tmp_path_factory.mktemp("ui-http-only"), {"LIVEBI_WEBSOCKET": "false"}) as base:
@@ -135,6 +142,44 @@ def record_problems(page) -> None:
     page.on("pageerror", lambda exc: page.problems.append(f"pageerror: {exc}"))
     page.on("console", lambda msg: page.problems.append(f"console {msg.type}: {msg.text}")
             if msg.type in ("error", "warning") else None)
+
+
+def api_login(base: str, username: str) -> str:
+    """A bearer token for ``username`` (the demo's password is the name)."""
+    response = httpx.post(f"{base}/api/login", json={"username": username, "password": username}, timeout=10)
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def api_call(base: str, token: str, method: str, path: str, **kwargs):
+    """One REST call with the bearer token; the JSON answer ({} when empty)."""
+    response = httpx.request(method, base + path, headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else {}
+
+
+def log_in(page, base: str, username: str) -> None:
+    """Open the app at ``base`` and log in as ``username`` (the demo's password is the name)."""
+    from playwright.sync_api import expect
+
+    page.goto(base + "/")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(username)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+
+
+def close_and_check(opened) -> None:
+    """Close each ``(username, context, page)``; fail on any CSP violation (recorded in
+    ``window.__cspViolations`` by the test's init script) or problem (:func:`record_problems`)."""
+    problems = {}
+    for username, context, page in opened:
+        if not page.is_closed():
+            violations = page.evaluate("window.__cspViolations")
+            if violations or page.problems:
+                problems[username] = violations + page.problems
+        context.close()
+    assert not problems, problems
 
 
 @pytest.fixture

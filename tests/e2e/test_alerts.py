@@ -2,8 +2,8 @@
 a refresh crosses the threshold, and the notification reaches her page once: a toast, the bell
 (count and list) and a browser notification (the Notification API, permission granted to the
 context). The server runs in this process (a thread with its own event loop) so the test can
-hand ``services.alerts.on_refresh`` real results of the widget's SQL, as the live service does
-after each refresh; the data changes by a write of another SQLite connection.
+change the data (a write of another SQLite connection) and have the live service refresh the
+widget, which hands each new result to the alert service, before the next change.
 
 The screenshot goes to docs/screenshots/ when LIVEBI_UPDATE_SCREENSHOTS=1, else to the test's
 temporary directory.
@@ -24,7 +24,6 @@ import pytest
 
 from livebi.auth import User
 from livebi.config import Settings
-from livebi.pipeline import AskRequest
 from livebi.server import build_server
 
 from ..integration.conftest import USERS, _add_users, free_port
@@ -67,14 +66,20 @@ class InProcessServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def refresh(self, dashboard_id: str, widget_id: str, total: float) -> None:
-        """The data changes, the widget refreshes: its real result goes to the alert service."""
+        """The data changes and the live service refreshes the widget (a manual refresh, as
+        the page's button does); its result goes to the alert service. Returns once the
+        widget's latest result shows ``total``."""
         with sqlite3.connect(self.sales) as con:
             con.execute("UPDATE sales SET amount = ?", (total,))
+        live = self.services.live
 
         async def refreshed() -> None:
-            data = await self.services.pipeline.answer("q_ui", AskRequest(sql=SQL, warehouse="live"), lambda *a: None)
-            data.pop("query_id")
-            await self.services.alerts.on_refresh(dashboard_id, widget_id, data)
+            await live.refresh_now(dashboard_id, widget_id)
+            while True:
+                latest = live.snapshot(dashboard_id).get(widget_id) or {}
+                if latest.get("state") == "done" and latest["data"]["rows"] == [[total]] and not live.refreshing(dashboard_id, widget_id):
+                    return
+                await asyncio.sleep(0.02)
 
         self.run(refreshed())
 
@@ -176,8 +181,7 @@ def test_an_alert_reaches_the_browser_once_per_crossing(browser, server: InProce
         assert [n["body"] for n in page.evaluate("() => window.__notes")] == [
             "Revenue is 150, above 100", "Revenue is 300, above 100"]
 
-        widget.get_by_test_id("widget-rerun").click()  # (the live service will rerun it by itself)
-        expect(widget).to_contain_text("300")
+        expect(widget).to_contain_text("300")  # the live service pushed every refresh to the page
         page.get_by_test_id("bell").click()
         items = page.get_by_test_id("notification")
         expect(items).to_have_count(2)

@@ -19,10 +19,11 @@ import os
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
-from .conftest import record_problems
+from .conftest import api_call as _api
+from .conftest import api_login as _login_api
+from .conftest import close_and_check, log_in, record_problems
 
 pytestmark = pytest.mark.browser
 
@@ -79,50 +80,25 @@ PREDICATES = """
 """
 
 
-def _login_api(base: str, username: str) -> str:
-    response = httpx.post(f"{base}/api/login", json={"username": username, "password": username}, timeout=10)
-    response.raise_for_status()
-    return response.json()["token"]
-
-
-def _api(base: str, token: str, method: str, path: str, **kwargs):
-    response = httpx.request(method, base + path, headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs)
-    response.raise_for_status()
-    return response.json() if response.content else {}
-
-
 @pytest.fixture
 def people(browser, demo_server):
-    """`people(username, width=1360)` -> a logged-in page in its own context; each is checked
-    for CSP violations and console errors at the end."""
-    from playwright.sync_api import expect
-
+    """`people(username, width=1360, base=demo_server)` -> a logged-in page in its own context;
+    each is checked for CSP violations and console errors at the end."""
     opened = []
 
-    def _open(username: str, width: int = 1360, height: int = 900):
+    def _open(username: str, width: int = 1360, height: int = 900, base: str | None = None):
         context = browser.new_context(viewport={"width": width, "height": height})
         context.add_init_script(INIT)
         page = context.new_page()
         record_problems(page)
         page.set_default_timeout(30_000)
-        page.goto(demo_server + "/")
-        page.get_by_test_id("login-username").fill(username)
-        page.get_by_test_id("login-password").fill(username)
-        page.get_by_test_id("login-submit").click()
-        expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+        log_in(page, base or demo_server, username)
         page.evaluate(PREDICATES)
         opened.append((username, context, page))
         return page
 
     yield _open
-    problems = {}
-    for username, context, page in opened:
-        if not page.is_closed():
-            violations = page.evaluate("window.__cspViolations")
-            if violations or page.problems:
-                problems[username] = violations + page.problems
-        context.close()
-    assert not problems, problems
+    close_and_check(opened)
 
 
 @pytest.fixture
@@ -178,7 +154,7 @@ def test_two_users_co_edit_with_presence_undo_and_latency(people, shared_dashboa
     expect(dialog).to_have_count(0)
     expect(alice.get_by_test_id("toast-message").last).to_contain_text("Pinned to")
 
-    # Both open the dashboard; the widget runs its question with its own progress.
+    # Both open the dashboard; the server refreshes the widget once and both show its answer.
     for page in (alice, bob):
         page.goto(f"{demo_server}/#/dashboards/{shared_dashboard}")
         widget = page.get_by_test_id("widget").first
@@ -285,7 +261,7 @@ def test_dashboard_title_edit_add_remove_and_list(people, shared_dashboard, demo
     alice.get_by_test_id("dashboard-title-input").press("Enter")
     expect(bob.get_by_test_id("dashboard-title")).to_have_text("Quarterly review")
 
-    # Bob adds a widget by SQL; Alice sees it run; Alice removes it; Bob sees it go.
+    # Bob adds a widget by SQL; Alice sees its answer (the server ran it); Alice removes it; Bob sees it go.
     _add_sql_widget(bob, "Orders", "SELECT COUNT(*) AS orders FROM orders")
     widget = alice.get_by_test_id("widget").filter(has_text="Orders")
     expect(widget).to_have_count(1)
@@ -535,14 +511,18 @@ def _shows_last_then_fresh(page, widget_title: str) -> None:
     expect(widget.get_by_test_id("widget-last-marker")).to_have_count(0)
 
 
-def test_widget_shows_its_last_result_at_once_on_reload_and_new_tab(people, demo_server):
+def test_widget_shows_its_last_result_at_once_on_reload_and_new_tab(people, non_live_server):
+    """With live dashboards off, each viewer runs the widgets: the browser keeps the query id of
+    each widget's last run and shows that result while the widget runs again. (With live
+    dashboards on, the server keeps each widget's latest result: test_live_dashboards.py.)"""
     from playwright.sync_api import expect
 
-    token = _login_api(demo_server, "alice")
-    created = _api(demo_server, token, "POST", "/api/dashboards", json={"title": f"Cached {uuid.uuid4().hex[:6]}"})
-    alice = people("alice")
+    token = _login_api(non_live_server, "alice")
+    created = _api(non_live_server, token, "POST", "/api/dashboards", json={"title": f"Cached {uuid.uuid4().hex[:6]}"})
+    alice = people("alice", base=non_live_server)
     alice.context.add_init_script(LAST_RESULT_WATCH)
-    alice.goto(f"{demo_server}/#/dashboards/{created['id']}")
+    alice.goto(f"{non_live_server}/#/dashboards/{created['id']}")
+    expect(alice.get_by_test_id("live-status")).to_have_attribute("data-state", "off")
     expect(alice.get_by_test_id("dashboard-title")).to_have_text(created["title"])  # the snapshot is in
     _add_sql_widget(alice, "Pairs", WIDGET_SQL)
     widget = alice.get_by_test_id("widget").filter(has_text="Pairs")

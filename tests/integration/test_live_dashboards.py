@@ -443,3 +443,27 @@ async def test_rows_written_by_another_program_are_detected_and_pushed(server: L
     finally:
         await viewer.close()
     await until(lambda: live.detection_status()["shop"]["watched"] == [], timeout=5)  # nobody left: unwatched
+
+
+async def test_editing_a_widget_while_its_old_query_runs_shows_only_the_new_query(server: LiveServer) -> None:
+    counter = QueryCounter(server)
+    dashboard_id, [wid] = await dashboard_with(server, [widget("Total", SALES_TOTAL)])
+    [viewer] = await watch(server, dashboard_id)
+    try:
+        await until(lambda: refreshes(viewer, dashboard_id, state="done"))
+        reply = await viewer.op("edit", dashboard_id=dashboard_id, ops=[
+            {"type": "update_widget", "widget_id": wid, "fields": {"sql": SLOW_TOTAL}}])
+        assert reply["ok"]
+        await until(lambda: counter.sql[-1] == SLOW_TOTAL)  # the slow query runs now
+        edited_at = len(viewer.publications)
+        reply = await viewer.op("edit", dashboard_id=dashboard_id, ops=[
+            {"type": "update_widget", "widget_id": wid, "fields": {"sql": SALES_COUNT}}])
+        assert reply["ok"]
+        await until(lambda: any(d["state"] == "done" and d["data"]["sql"].startswith("SELECT count(*)")
+                                for d in refreshes(viewer, dashboard_id)))
+        await asyncio.sleep(1.5)  # the slow query has ended by now
+        after = [p["data"] for p in viewer.publications[edited_at:] if p["type"] == "dashboard_refresh"]
+        done = [d for d in after if d["state"] == "done"]
+        assert [d["data"]["rows"] for d in done] == [[[3]]], "the old query's result must not be shown after the edit"
+    finally:
+        await viewer.close()

@@ -193,6 +193,12 @@ class LiveService:
     def viewers(self, dashboard_id: str) -> int:
         return self._viewers.get(dashboard_id, 0)
 
+    def refreshing(self, dashboard_id: str, widget_id: str) -> bool:
+        """Whether the widget has a refresh running or waiting to run."""
+        key = (dashboard_id, widget_id)
+        task = self._tasks.get(key)
+        return (task is not None and not task.done()) or key in self._pending
+
     def is_active(self, dashboard_id: str) -> bool:
         return dashboard_id in self._active
 
@@ -268,7 +274,15 @@ class LiveService:
             self._wake.set()
             for wid, widget in widgets.items():
                 before = old.get(wid)
-                if before is None or before.query.query != widget.query.query or initial and not self._fresh((dash.id, wid)):
+                edited = before is not None and before.query.query != widget.query.query
+                if edited:
+                    # a refresh of the old query must neither publish nor absorb the new one
+                    running = self._tasks.pop((dash.id, wid), None)
+                    if running is not None:
+                        running.cancel()
+                    self._pending.pop((dash.id, wid), None)
+                    self._drop_latest((dash.id, wid))
+                if before is None or edited or initial and not self._fresh((dash.id, wid)):
                     self.request(dash.id, wid, "initial")
         except asyncio.CancelledError:
             raise
@@ -420,9 +434,10 @@ class LiveService:
         self._tasks[key] = task
 
         def done(t: asyncio.Task[None], key: Key = key) -> None:
-            if self._tasks.get(key) is t:
-                del self._tasks[key]
-                self._task_started.pop(key, None)
+            if self._tasks.get(key) is not t:
+                return  # replaced (the widget's query was edited meanwhile)
+            del self._tasks[key]
+            self._task_started.pop(key, None)
             pending = self._pending.pop(key, None)
             if pending is not None:
                 self.request(key[0], key[1], pending.reason, table=pending.table, not_before=pending.not_before)

@@ -29,7 +29,7 @@ function bellIcon() {
 
 /**
  * The "Notify me…" button for a widget's toolbar (dashboard.js adds it; nothing else to wire).
- * `view` is the dashboard's widget view `{id, widget, card}`, read when the button is pressed,
+ * `view` is the dashboard's widget view `{id, widget, card, live}`, read when the button is pressed,
  * so the dialog offers the columns of the widget's latest result.
  */
 export function alertAction(dashboardId, view) {
@@ -37,7 +37,7 @@ export function alertAction(dashboardId, view) {
     type: "button", class: "btn btn-ghost btn-icon widget-btn", testid: "widget-alert",
     "aria-label": "Notify me…", title: "Notify me when its value crosses a threshold",
     on: { click: () => openAlertDialog({ dashboardId, widgetId: view.id, widgetTitle: view.widget.title,
-      result: view.card && view.card.result }) },
+      result: (view.live && view.live.result) || (view.card && view.card.result) }) },
   }, bellIcon());
 }
 

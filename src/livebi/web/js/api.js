@@ -202,6 +202,14 @@ export async function setPublic(id, isPublic) {
   return call("PUT", `${dashPath(id)}/sharing`, { body: { public: Boolean(isPublic) } });
 }
 
+/**
+ * `{live, active, widgets: {widget_id: latest dashboard_refresh}}`: whether the server refreshes
+ * the dashboard's widgets (live dashboards on) and each widget's latest result (docs/live.md).
+ */
+export async function dashboardLive(id) {
+  return call("GET", `${dashPath(id)}/live`);
+}
+
 /** The stored result of a query (the asker's or one shared with the caller). */
 export async function queryResult(queryId) {
   return call("GET", `/api/queries/${encodeURIComponent(queryId)}/result`);

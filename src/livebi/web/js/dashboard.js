@@ -1,7 +1,14 @@
-// One dashboard page: the grid of widgets (each runs its question or SQL with its own progress),
-// moved and resized by pointer and keyboard, titles edited inline, every change sent as an
-// `edit` op; other people's changes arrive as `dashboard_update` publications and are applied in
-// version order (dashstate.js); presence avatars and "editing" outlines; undo; members.
+// One dashboard page: the grid of widgets, moved and resized by pointer and keyboard, titles
+// edited inline, every change sent as an `edit` op; other people's changes arrive as
+// `dashboard_update` publications and are applied in version order (dashstate.js); presence
+// avatars and "editing" outlines; undo; members.
+//
+// Where the widgets' answers come from depends on the server (`GET /api/dashboards/{id}/live`):
+// - live (the default): the server refreshes the dashboard once for every viewer and publishes
+//   each widget's refresh as `dashboard_refresh` (docs/live.md); the page shows those
+//   (livewidget.js) and never asks a widget's question itself. "Refresh" asks the server.
+// - not live (`live_dashboards=false`): each widget runs its question or SQL for this viewer,
+//   with its own progress, showing its last result meanwhile (widgetcache.js).
 
 import * as api from "./api.js";
 import { h, replaceChildren } from "./dom.js";
@@ -15,12 +22,24 @@ import { openMembersDialog } from "./members.js";
 import { alertAction } from "./alerts.js";
 import { resizeFigure } from "./chart.js";
 import * as widgetcache from "./widgetcache.js";
+import { LiveWidget, ServerClock } from "./livewidget.js";
+import { refreshFields, sameRefresh } from "./refreshform.js";
 
 const ROW_HEIGHT_PX = 72; // one grid row; keep in step with --dash-row in style.css
 const GAP_PX = 12;
 const WIDGET_QUERIES_AT_ONCE = 3; // the server runs 4 questions per user; leave one for the conversation
 const GAP_REFETCH_MS = 400;
 const NARROW = "(max-width: 700px)";
+const TICK_MS = 1000; // "updated N s ago"
+// A widget the server said nothing about this long after opening (no latest result kept, and
+// its refresh started before this page subscribed): ask the server to refresh it.
+const NUDGE_MS = 5000;
+const LIVE_STATUS = {
+  live: ["live", "Live: the server refreshes these widgets for everyone watching"],
+  reconnecting: ["reconnecting…", "The connection dropped: updates resume when it is back"],
+  offline: ["offline", "Not connected: the widgets show what came before the connection ended"],
+  off: ["not live", "Live dashboards are off on this server: each widget ran its query when you opened the page"],
+};
 
 /** Runs at most `limit` widget queries at once; the rest wait their turn. */
 class Slots {
@@ -75,6 +94,9 @@ export class DashboardPage {
     this.inflight = new Map(); // widget id -> edits in flight (local rect shown meanwhile)
     this.early = []; // publications that arrived before the snapshot
     this.slots = new Slots(WIDGET_QUERIES_AT_ONCE);
+    this.live = null; // null until GET …/live answered; then whether the server refreshes widgets
+    this.liveWidgets = new Map(); // widget id -> LiveWidget (live mode; kept across view rebuilds)
+    this.clock = new ServerClock();
     this.myEditing = null;
     this.drag = null;
     this.destroyed = false;
@@ -82,16 +104,19 @@ export class DashboardPage {
     this._onPublication = (pub) => this._publication(pub);
     this._onRecovery = ({ channel, recovered }) => {
       if (channel !== this.channel) return;
-      if (!recovered) this.refetch();
+      if (!recovered) {
+        this.refetch();
+        this.reloadLive(); // refreshes published while we were away are lost: the latest are kept
+      }
       // A new connection joined afresh: who is here (and what I was editing) must be said again.
       this._loadPresence();
     };
     this._onKey = (event) => this._globalKey(event);
+    this._onStatus = (status) => this._renderLiveStatus(status.state);
     // A widget's chart follows its box: resized here, by someone else, or by the window.
     this.resizeObserver = new ResizeObserver((entries) => {
       for (const entry of entries) {
-        const figure = entry.target.querySelector(".figure.js-plotly-plot");
-        if (figure) resizeFigure(figure);
+        for (const figure of entry.target.querySelectorAll(".figure.js-plotly-plot")) resizeFigure(figure);
       }
     });
   }
@@ -101,17 +126,24 @@ export class DashboardPage {
   async mount(container) {
     replaceChildren(container, this.el);
     this.client.on("recovery", this._onRecovery);
+    this.client.on("status", this._onStatus);
     document.addEventListener("keydown", this._onKey);
     this.narrowQuery = window.matchMedia(NARROW); // one column: no dragging
     try {
       // Subscribe first and buffer: an edit made between the snapshot and the subscription
-      // would otherwise be lost (the buffer is applied by version after the snapshot).
+      // would otherwise be lost (the buffer is applied by version after the snapshot). The
+      // same for refreshes: the latest kept ones come with /live, newer ones are buffered.
       await this.client.subscribe(this.channel, this._onPublication);
-      const snapshot = await api.getDashboard(this.id);
+      const [snapshot, answer] = await Promise.all([api.getDashboard(this.id), this._fetchLive()]);
       if (this.destroyed) return;
+      // No answer (e.g. an older server without live dashboards): run the widgets here, as before.
+      const live = answer || { live: false, widgets: {} };
+      this.live = live.live === true;
       this.model = new DashboardModel(snapshot);
       this._renderAll();
+      if (this.live) this._applyLive(live);
       for (const pub of this.early.splice(0)) this._publication(pub);
+      this._renderLiveStatus(this.client.state);
       this._loadPresence();
     } catch (err) {
       if (this.destroyed) return;
@@ -122,10 +154,15 @@ export class DashboardPage {
   destroy() {
     this.destroyed = true;
     clearTimeout(this.gapTimer);
+    clearTimeout(this.nudgeTimer);
+    clearInterval(this.ticker);
     this.client.off("recovery", this._onRecovery);
+    this.client.off("status", this._onStatus);
     document.removeEventListener("keydown", this._onKey);
     for (const view of this.widgetViews.values()) if (view.card) view.card.dispose();
     this.widgetViews.clear();
+    for (const live of this.liveWidgets.values()) live.dispose();
+    this.liveWidgets.clear();
     this.resizeObserver.disconnect();
     this.client.unsubscribe(this.channel);
   }
@@ -152,6 +189,11 @@ export class DashboardPage {
       on: { click: () => this._addWidgetDialog() } }, "Add widget");
     this.membersBtn = h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "members-button",
       on: { click: () => this._members() } }, "Members");
+    this.liveText = h("span", { class: "live-text" });
+    this.liveBadge = h("span", { class: "live-status", testid: "live-status", role: "status", hidden: true },
+      h("span", { class: "live-dot", "aria-hidden": "true" }), this.liveText);
+    this.refreshAllBtn = h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "refresh-all", hidden: true,
+      title: "Refresh every widget now, for everyone watching", on: { click: () => this.refreshNow() } }, "Refresh all");
     this.notice = h("p", { class: "dash-notice", testid: "dashboard-notice", role: "status", hidden: true });
     this.announcer = h("div", { class: "visually-hidden", testid: "grid-announcer", "aria-live": "assertive", "aria-atomic": "true" });
     this.grid = h("div", { class: "dash-grid", testid: "dashboard-grid", role: "list", "aria-label": "Widgets", tabindex: "-1" });
@@ -169,7 +211,8 @@ export class DashboardPage {
           this.titleSlot, this.descriptionSlot),
         h("div", { class: "dash-side" },
           this.presenceEl,
-          h("div", { class: "dash-actions" }, this.roleBadge, this.undoBtn, this.membersBtn, this.addBtn))),
+          h("div", { class: "dash-actions" }, this.liveBadge, this.roleBadge, this.refreshAllBtn, this.undoBtn,
+            this.membersBtn, this.addBtn))),
       this.notice, this.announcer, this.helpEl, this.emptyEl, this.grid);
   }
 
@@ -216,25 +259,42 @@ export class DashboardPage {
     view.badge = h("div", { class: "editing-badge", testid: "editing-badge", hidden: true });
     view.handle = canEdit ? h("span", { class: "drag-handle", "aria-hidden": "true", title: "Drag to move" }, "⠿") : null;
     view.resizer = canEdit ? h("span", { class: "resize-handle", testid: "widget-resize", "aria-hidden": "true", title: "Drag to resize" }) : null;
-    const removeBtn = canEdit ? h("button", { type: "button", class: "btn btn-ghost btn-icon widget-btn", testid: "widget-remove",
-      "aria-label": "Remove widget", title: "Remove widget", on: { click: () => this._remove(view.id) } }, "×") : null;
-    const rerunBtn = h("button", { type: "button", class: "btn btn-ghost btn-icon widget-btn", testid: "widget-rerun",
-      "aria-label": "Run again", title: "Run again", on: { click: () => this._run(view) } }, "↻");
     view.el = h("article", {
       class: "widget", testid: "widget", tabindex: "0", role: "listitem", dataset: { widgetId: widget.id },
       "aria-roledescription": canEdit ? "movable widget" : "widget", "aria-describedby": canEdit ? `dash-help-${this.id}` : null,
     },
       h("header", { class: "widget-head" }, view.handle, view.title.el,
-        h("span", { class: "widget-tools" }, alertAction(this.id, view), rerunBtn, removeBtn)),
+        h("span", { class: "widget-tools", role: "group", "aria-label": "Widget actions" }, this.widgetActions(view))),
       view.body, view.badge, view.resizer);
     if (canEdit) this._wireWidget(view);
     this.widgetViews.set(widget.id, view);
     this._place(view);
     this.grid.append(view.el);
     this.resizeObserver.observe(view.body);
-    this._run(view);
+    if (this.live) this._attachLive(view);
+    else this._run(view);
     this.emptyEl.hidden = this.widgetViews.size > 0;
     return view;
+  }
+
+  /**
+   * The action buttons in a widget's header, in order. Another module adds its own action by
+   * pushing one element at the marked line (e.g. alerts.js: "Notify me…").
+   */
+  widgetActions(view) {
+    const canEdit = this.model.canEdit;
+    const button = (testid, label, glyph, onClick) => h("button", { type: "button", class: "btn btn-ghost btn-icon widget-btn",
+      testid, "aria-label": label, title: label, on: { click: onClick } }, glyph);
+    const actions = [
+      this.live
+        ? button("widget-refresh", "Refresh now (for everyone watching)", "↻", () => this.refreshNow(view.id))
+        : button("widget-rerun", "Run again", "↻", () => this._run(view)),
+    ];
+    if (canEdit) actions.push(button("widget-settings", "Widget settings", "⚙", () => this._widgetSettings(view)));
+    // -- more widget actions: push one element here (alerts.js "Notify me…") --
+    actions.push(alertAction(this.id, view));
+    if (canEdit) actions.push(button("widget-remove", "Remove widget", "×", () => this._remove(view.id)));
+    return actions;
   }
 
   _place(view, rect = null) {
@@ -273,6 +333,13 @@ export class DashboardPage {
   _run(view) {
     const w = this.model.widget(view.id);
     if (!w) return;
+    if (this.live) {
+      // The server runs it again (its question, SQL, warehouse or chart changed): the answer on
+      // screen is for the old one.
+      if (view.live && hasQuery(w)) view.live.expectNew();
+      else if (view.live) view.live.empty();
+      return;
+    }
     if (view.card) view.card.dispose();
     this._dropLast(view);
     const ask = w.sql && !w.question ? { sql: w.sql } : { question: w.question || w.sql };
@@ -326,6 +393,108 @@ export class DashboardPage {
       if (err && err.status === 404) widgetcache.forget(entry); // gone (e.g. expired): wait for the run
       else console.warn("livebi: the widget's last result could not be loaded", err);
     });
+  }
+
+  // -- live dashboards: what the server publishes ---------------------------------------------------
+
+  /** `GET …/live`, or null when it could not be had (the snapshot request reports refusals). */
+  async _fetchLive() {
+    try {
+      return await api.dashboardLive(this.id);
+    } catch (err) {
+      if (!(err && (err.status === 403 || err.status === 404))) console.warn("livebi: live state unavailable", err);
+      return null;
+    }
+  }
+
+  /** Show the widget's live state in its body (the same LiveWidget across view rebuilds). */
+  _attachLive(view) {
+    const w = this.model.widget(view.id) || view.widget;
+    let live = this.liveWidgets.get(view.id);
+    if (!live) {
+      live = new LiveWidget({ clock: this.clock, onAsk: (next) => this.askInConversation(next) });
+      this.liveWidgets.set(view.id, live);
+      if (!hasQuery(w)) live.empty();
+    }
+    view.live = live;
+    live.setSchedule(w.refresh);
+    replaceChildren(view.body, live.el);
+  }
+
+  /** A `/live` answer: each widget's latest result, then the ticking clock. */
+  _applyLive(answer) {
+    for (const [widgetId, refresh] of Object.entries(answer.widgets || {})) {
+      const live = this.liveWidgets.get(widgetId);
+      if (live && refresh) live.apply(refresh);
+    }
+    clearInterval(this.ticker);
+    this.ticker = setInterval(() => {
+      for (const live of this.liveWidgets.values()) live.tick();
+    }, TICK_MS);
+    clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = setTimeout(() => this._nudge(), NUDGE_MS);
+  }
+
+  /** After a reconnect that lost publications: the latest results again (or a changed mode). */
+  async reloadLive() {
+    if (this.destroyed || this.live === null) return;
+    const answer = await this._fetchLive();
+    if (this.destroyed || !this.model || !answer) return; // unreachable now: keep what is shown
+    if ((answer.live === true) !== this.live) {
+      this.live = answer.live === true; // the server was restarted with the other setting
+      if (!this.live) {
+        clearInterval(this.ticker);
+        clearTimeout(this.nudgeTimer);
+        for (const live of this.liveWidgets.values()) live.dispose();
+        this.liveWidgets.clear();
+      }
+      this._renderAll();
+      this._renderLiveStatus(this.client.state);
+      if (!this.live) return;
+    } else {
+      for (const live of this.liveWidgets.values()) live.forgetRunning();
+    }
+    if (this.live) this._applyLive(answer);
+  }
+
+  /** One `dashboard_refresh` publication. */
+  _refreshed(data) {
+    if (!this.live) return;
+    if (data.timestamp) this.clock.observe(data.timestamp);
+    const live = this.liveWidgets.get(data.widget_id);
+    if (live) live.apply(data);
+  }
+
+  /** Ask the server to refresh widgets it has said nothing about since the page opened. */
+  _nudge() {
+    if (this.destroyed || !this.live || !this.model) return;
+    for (const w of this.model.widgets) {
+      const live = this.liveWidgets.get(w.id);
+      if (live && !live.heard && hasQuery(w)) this.refreshNow(w.id, { quiet: true });
+    }
+  }
+
+  /** The `refresh` op: one widget, or all of them (`widgetId` omitted). */
+  async refreshNow(widgetId = null, { quiet = false } = {}) {
+    if (!this.live) return;
+    try {
+      await this.client.request("refresh", widgetId ? { dashboard_id: this.id, widget_id: widgetId } : { dashboard_id: this.id });
+    } catch (err) {
+      if (quiet) console.warn("livebi: refresh", err);
+      else this.say(`Not refreshed: ${err.message}`, { error: true });
+    }
+  }
+
+  _renderLiveStatus(state) {
+    if (this.live === null) return;
+    const key = !this.live ? "off" : state === "connected" ? "live" : state === "offline" ? "offline" : "reconnecting";
+    const [text, title] = LIVE_STATUS[key];
+    this.liveBadge.hidden = false;
+    this.liveBadge.dataset.state = key;
+    this.liveBadge.title = title;
+    this.liveText.textContent = text;
+    this.refreshAllBtn.hidden = !this.live;
+    this.refreshAllBtn.disabled = key !== "live";
   }
 
   /** Remove the last result shown while refreshing (the live card has the answer now). */
@@ -426,26 +595,52 @@ export class DashboardPage {
   }
 
   _addWidgetDialog() {
-    const title = h("input", { class: "text-input", testid: "new-widget-title", maxlength: "200", required: true, "aria-label": "Title" });
-    const question = h("textarea", { class: "text-input", testid: "new-widget-question", maxlength: "500", rows: "2", "aria-label": "Question" });
-    const sql = h("textarea", { class: "text-input mono", testid: "new-widget-sql", maxlength: "20000", rows: "3", "aria-label": "SQL" });
+    const { title, question, sql, fields } = widgetFields("new-widget");
+    const refresh = refreshFields(undefined, { live: this.live !== false });
     openDialog({
       title: "Add a widget", testid: "add-widget-dialog",
-      body: [
-        h("label", { class: "field" }, h("span", {}, "Title"), title),
-        h("label", { class: "field" }, h("span", {}, "Question"), question),
-        h("label", { class: "field" }, h("span", {}, "…or SQL"), sql),
-      ],
+      body: [fields, refresh.el],
       actions: [{ label: "Add", primary: true, submit: true, testid: "new-widget-submit", onClick: async () => {
         const q = question.value.trim();
         const s = sql.value.trim();
         if (!q && !s) throw new Error("Give a question or SQL.");
+        const settings = refresh.read();
         if (!this.model) throw new Error("The dashboard is still loading; try again in a moment.");
         const spot = freeSpot(this.model.widgets);
         await this.edit([{ type: "add_widget", widget: {
           title: title.value.trim() || q || "SQL", question: q || null, sql: s || null,
-          warehouse: null, chart: { type: null, settings: {} }, ...spot,
+          warehouse: null, chart: { type: null, settings: {} }, refresh: settings, ...spot,
         } }], "add widget");
+      } }],
+    });
+    title.focus();
+  }
+
+  /** The widget editor: its title, question or SQL, and refresh settings (one update_widget). */
+  _widgetSettings(view) {
+    const w = this.model && this.model.widget(view.id);
+    if (!w) return;
+    const { title, question, sql, fields } = widgetFields("widget-settings", w);
+    const refresh = refreshFields(w.refresh, { live: this.live !== false });
+    openDialog({
+      title: "Widget settings", testid: "widget-settings-dialog",
+      body: [fields, refresh.el],
+      actions: [{ label: "Save", primary: true, submit: true, testid: "widget-settings-submit", onClick: async () => {
+        const now = this.model.widget(view.id);
+        if (!now) throw new Error("This widget was removed meanwhile.");
+        const changed = {};
+        const t = title.value.trim();
+        if (!t) throw new Error("Give the widget a title.");
+        const q = question.value.trim() || null;
+        const s = sql.value.trim() || null;
+        if (!q && !s) throw new Error("Give a question or SQL.");
+        const settings = refresh.read();
+        if (t !== now.title) changed.title = t;
+        if (q !== (now.question || null)) changed.question = q;
+        if (s !== (now.sql || null)) changed.sql = s;
+        if (!sameRefresh(settings, now.refresh)) changed.refresh = settings;
+        if (!Object.keys(changed).length) return;
+        await this.edit([{ type: "update_widget", widget_id: view.id, fields: changed }], "edit widget");
       } }],
     });
     title.focus();
@@ -464,6 +659,8 @@ export class DashboardPage {
       this._renderPresence();
     } else if (pub.type === "dashboard_update") {
       this._receive(pub.data || {});
+    } else if (pub.type === "dashboard_refresh") {
+      this._refreshed(pub.data || {});
     }
   }
 
@@ -512,6 +709,7 @@ export class DashboardPage {
         view.widget = this.model.widget(id);
         view.title.set(view.widget.title);
         this._place(view);
+        if (view.live) view.live.setSchedule(view.widget.refresh);
         if (queriesBefore.get(id) !== JSON.stringify(queryOf(view.widget))) this._run(view);
       }
     }
@@ -524,6 +722,9 @@ export class DashboardPage {
     if (!view) return;
     if (view.card) view.card.dispose();
     this._dropLast(view);
+    const live = this.liveWidgets.get(id);
+    if (live) live.dispose();
+    this.liveWidgets.delete(id);
     widgetcache.forget({ userId: this.me.id, dashboardId: this.id, widgetId: id });
     this.resizeObserver.unobserve(view.body);
     const hadFocus = view.el.contains(document.activeElement);
@@ -560,6 +761,7 @@ export class DashboardPage {
         this._orderDom();
       }
       if ("title" in data) view.title.set(widget.title);
+      if ("refresh" in data && view.live) view.live.setSchedule(widget.refresh);
       if (["question", "sql", "warehouse", "chart"].some((k) => k in data)) this._run(view);
       if (!mine && (type !== "update_widget" || "title" in data)) flash(view.el);
     } else if (type === "update_dashboard") {
@@ -743,6 +945,23 @@ export class DashboardPage {
     await this.membersDialog.closed;
     this.membersDialog = null;
   }
+}
+
+/** The title, question and SQL inputs of the widget dialogs (test ids `<prefix>-title`, …). */
+function widgetFields(prefix, w = {}) {
+  const title = h("input", { class: "text-input", testid: `${prefix}-title`, maxlength: "200", required: true,
+    "aria-label": "Title", value: w.title || "" });
+  const question = h("textarea", { class: "text-input", testid: `${prefix}-question`, maxlength: "500", rows: "2",
+    "aria-label": "Question", value: w.question || "" });
+  const sql = h("textarea", { class: "text-input mono", testid: `${prefix}-sql`, maxlength: "20000", rows: "3",
+    "aria-label": "SQL", value: w.sql || "" });
+  const fields = [["Title", title], ["Question", question], ["…or SQL", sql]]
+    .map(([label, input]) => h("label", { class: "field" }, h("span", {}, label), input));
+  return { title, question, sql, fields };
+}
+
+function hasQuery(w) {
+  return Boolean(w && (String(w.question || "").trim() || String(w.sql || "").trim()));
 }
 
 function queryOf(w) {
