@@ -91,6 +91,7 @@ def serve_main(cfg: dict[str, Any]) -> None:
         warehouses={"bench": f"duckdb:///{cfg['duckdb']}"}, store_url=f"sqlite:///{cfg['store']}",
         secret_key=SECRET, max_connections=100_000, max_connections_per_user=100_000, op_rate_per_s=0,
         ingest_access={"bench": [USER]}, metrics_access="token", metrics_token=METRICS_TOKEN,
+        presence=cfg["presence"],
     )
     build_server(settings, log_level="warning").run()
 
@@ -109,9 +110,11 @@ async def _worker(cfg: dict[str, Any], n: int, out: Any) -> None:
     base, channel = cfg["base"], f"dashboard:{cfg['dashboard_id']}"
     # arrivals[v] = times of data_change 'done' refreshes received by viewer v
     arrivals: list[list[float]] = [[] for _ in range(n)]
+    ws_ref: list[Any] = [None] * n
 
     async def viewer(i: int, ticket: str, ready: asyncio.Event) -> None:
         async with websockets.connect(f"{cfg['ws']}?ticket={ticket}", max_size=None) as ws:
+            ws_ref[i] = ws
             await ws.send(json.dumps({"id": 1, "op": "subscribe", "channel": channel}))
             async for raw in ws:
                 now = time.time()
@@ -147,7 +150,8 @@ async def _worker(cfg: dict[str, Any], n: int, out: Any) -> None:
         deadline = time.time() + 60
         while any(len(a) < expected for a in arrivals) and time.time() < deadline:
             await asyncio.sleep(0.005)
-        out.put(("done", [a[expected - 1] if len(a) >= expected else None for a in arrivals]))
+        codes = sorted({ws.close_code for ws in ws_ref if ws is not None and ws.close_code is not None})
+        out.put(("done", [a[expected - 1] if len(a) >= expected else None for a in arrivals], codes))
     for t in tasks:
         t.cancel()
 
@@ -170,12 +174,13 @@ def queries_so_far(base: str) -> float:
     return 0.0
 
 
-def run(viewers: int, changes: int, procs: int, duckdb_path: Path, tmp: Path) -> dict[str, Any]:
+def run(viewers: int, changes: int, procs: int, duckdb_path: Path, tmp: Path, presence: bool = True) -> dict[str, Any]:
     import httpx
 
     port = free_port()
     base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws"
-    cfg = {"port": port, "data_dir": str(tmp), "duckdb": str(duckdb_path), "store": str(tmp / f"meta-{port}.db")}
+    cfg = {"port": port, "data_dir": str(tmp), "duckdb": str(duckdb_path), "store": str(tmp / f"meta-{port}.db"),
+           "presence": presence}
     cfg_path = tmp / f"serve-{port}.json"
     cfg_path.write_text(json.dumps(cfg))
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(cfg_path)])
@@ -215,13 +220,17 @@ def run(viewers: int, changes: int, procs: int, duckdb_path: Path, tmp: Path) ->
                 for inbox in inboxes:
                     inbox.put(i * READS_ORDERS)
                 times: list[float | None] = []
+                codes: set[int] = set()
                 for _ in workers:
-                    kind, got = out.get(timeout=120)
+                    kind, got, closed_codes = out.get(timeout=120)
                     times.extend(got)
+                    codes.update(closed_codes)
                 missing = sum(1 for t in times if t is None)
                 if missing:
-                    print(f"  change {i}: {missing} viewers missed the update", flush=True)
+                    print(f"  change {i}: {missing} viewers missed the update (close codes seen: {sorted(codes)})", flush=True)
                 lat = [(t - t0) * 1000 for t in times if t is not None]
+                if not lat:
+                    raise SystemExit("no viewer was updated: see the close codes above")
                 per_viewer.extend(lat)
                 last_viewer.append(max(lat))
                 time.sleep(0.3)
@@ -270,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--procs", type=int, default=2, help="viewer worker processes")
+    parser.add_argument("--no-presence", action="store_true", help="run the server with presence off")
     args = parser.parse_args(argv)
     if args.serve:
         serve_main(json.loads(Path(args.serve).read_text()))
@@ -282,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"data: {args.rows:,} order rows in {time.perf_counter() - t:.1f} s", flush=True)
         results = []
         for viewers in args.viewers:
-            result = run(viewers, args.changes, args.procs, path, tmp)
+            result = run(viewers, args.changes, args.procs, path, tmp, presence=not args.no_presence)
             results.append(result)
             print(f"{viewers:>5} viewers: ingest -> viewer updated p50 {result['viewer_p50_ms']:.0f} ms, "
                   f"p95 {result['viewer_p95_ms']:.0f} ms; last viewer p50 {result['last_viewer_p50_ms']:.0f} ms, "

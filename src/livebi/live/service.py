@@ -57,6 +57,8 @@ DetectorFactory = Callable[[str, Callable[[set[str]], Awaitable[None]]], Any]
 #: The fair-queue identity live refreshes run under: they share slots with users, fairly.
 LIVE_USER = "live"
 REASONS = ("initial", "interval", "data_change", "manual")
+#: An automatic refresh says it runs only once it took this long (manual ones at once).
+RUNNING_AFTER_S = 0.3
 
 
 def _now_iso() -> str:
@@ -471,10 +473,11 @@ class LiveService:
         try:
             if widget.error is not None:
                 raise widget.error
-            await self._send(dashboard_id, {**base, "state": "running", "progress": None})
+            if reason == "manual":  # someone pressed Refresh: show everyone at once
+                await self._send(dashboard_id, {**base, "state": "running", "progress": None})
             wh = self.pipeline.warehouse(widget.warehouse)
             flight_key = (widget.warehouse, widget.sql)
-            watcher = asyncio.create_task(self._report_progress(base, flight_key))
+            watcher = asyncio.create_task(self._report_progress(base, flight_key, announced=reason == "manual"))
             try:
                 sql, result = await self.flight.run(flight_key, lambda: self._query(flight_key, wh, widget.sql),
                                                     not_before=not_before)
@@ -537,9 +540,16 @@ class LiveService:
         finally:
             self._progress.pop(flight_key, None)
 
-    async def _report_progress(self, base: dict[str, Any], flight_key: Hashable) -> None:
-        """While a shared query runs long, tell viewers how far it got (once a second at most)."""
+    async def _report_progress(self, base: dict[str, Any], flight_key: Hashable, *, announced: bool) -> None:
+        """While a shared query runs long, tell viewers it runs and how far it got (once a second
+        at most). An automatic refresh is announced only once it took ``RUNNING_AFTER_S``: a
+        quick one costs every viewer one message (its result), not two."""
         last = None
+        if not announced:
+            await asyncio.sleep(RUNNING_AFTER_S)
+            last = self._progress.get(flight_key)
+            await self._send(base["dashboard_id"], {**base, "state": "running",
+                                                    "progress": None if last is None else round(last, 1)})
         while True:
             await asyncio.sleep(1.0)
             percent = self._progress.get(flight_key)
