@@ -214,8 +214,10 @@ def run(viewers: int, changes: int, procs: int, duckdb_path: Path, tmp: Path, pr
         with httpx.Client(base_url=base, headers=auth, timeout=30) as http:
             for i in range(1, changes + 1):
                 t0 = time.time()
+                # a new largest order id each time (runs share the file), so every widget changes
+                order_id = time.time_ns() // 1000
                 r = http.post("/api/tables/orders/rows", params={"warehouse": "bench"}, json={"rows": [
-                    {"order_id": 10**12 + i, "ordered_at": "2026-06-01T12:00:00", "region": "North", "amount": 12.5}]})
+                    {"order_id": order_id, "ordered_at": "2026-06-01T12:00:00", "region": "North", "amount": 12.5}]})
                 assert r.status_code == 200, r.text
                 for inbox in inboxes:
                     inbox.put(i * READS_ORDERS)
@@ -230,6 +232,8 @@ def run(viewers: int, changes: int, procs: int, duckdb_path: Path, tmp: Path, pr
                     print(f"  change {i}: {missing} viewers missed the update (close codes seen: {sorted(codes)})", flush=True)
                 lat = [(t - t0) * 1000 for t in times if t is not None]
                 if not lat:
+                    for w in workers:
+                        w.terminate()
                     raise SystemExit("no viewer was updated: see the close codes above")
                 per_viewer.extend(lat)
                 last_viewer.append(max(lat))

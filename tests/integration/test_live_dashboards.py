@@ -467,3 +467,48 @@ async def test_editing_a_widget_while_its_old_query_runs_shows_only_the_new_quer
         assert [d["data"]["rows"] for d in done] == [[[3]]], "the old query's result must not be shown after the edit"
     finally:
         await viewer.close()
+
+
+# ================================================================================================
+# PostgreSQL: rows inserted directly (not through livebi) reach the viewers, without and with
+# the triggers of `livebi live install-triggers`.
+
+from .test_change_detection import PgSetup, livebi_cli, pg  # noqa: E402,F401  (pg: a fixture)
+
+
+@pytest.mark.postgres
+async def test_rows_inserted_directly_in_postgresql_are_pushed_with_and_without_triggers(
+    tmp_path: Path, shop: Path, pg: PgSetup
+) -> None:
+    import asyncpg
+
+    settings = live_settings(tmp_path, shop, warehouses={"pg": pg.reader_dsn}, ingest_access={}, live_change_poll_s=0.2)
+    async with run_server(settings) as s:
+        live = s.app.state.services.live
+        dashboard_id, [wid] = await dashboard_with(s, [widget("Orders", "SELECT count(*) AS n FROM orders")])
+        [viewer] = await watch(s, dashboard_id)
+        try:
+            await until(lambda: refreshes(viewer, dashboard_id, state="done"))
+            await until(lambda: live.detection_status().get("pg", {}).get("polls", 0) >= 2)
+
+            def pushed(n: int) -> bool:
+                return any(d["data"]["rows"] == [[n]] for d in refreshes(viewer, dashboard_id, reason="data_change", state="done"))
+
+            # without triggers: the statistics counters (a writer that disconnects flushes them)
+            await pg.write("INSERT INTO orders (amount, status) VALUES (1, 'new')")
+            await until(lambda: pushed(101), timeout=15)
+            assert live.detection_status()["pg"]["last_change"]["detected_by"].endswith("poll:pg_stat")
+
+            # with triggers: at once, even from a long-lived writer whose statistics lag
+            installed = await asyncio.to_thread(livebi_cli, "live", "install-triggers", "--url", pg.admin_dsn, "--table", "orders")
+            assert installed.returncode == 0, installed.stderr
+            await until(lambda: live.detection_status()["pg"]["method"] == "listen", timeout=15)
+            writer = await asyncpg.connect(pg.admin_dsn)
+            try:
+                await writer.execute("INSERT INTO orders (amount, status) VALUES (2, 'new')")
+                await until(lambda: pushed(102), timeout=5)
+                assert live.detection_status()["pg"]["last_change"]["detected_by"] == "listen"
+            finally:
+                await writer.close()
+        finally:
+            await viewer.close()
