@@ -112,8 +112,12 @@ async def _worker(cfg: dict[str, Any], n: int, out: Any) -> None:
     arrivals: list[list[float]] = [[] for _ in range(n)]
     ws_ref: list[Any] = [None] * n
 
+    handshakes = asyncio.Semaphore(32)  # connect in waves: the figure is about refreshes, not a connection storm
+
     async def viewer(i: int, ticket: str, ready: asyncio.Event) -> None:
-        async with websockets.connect(f"{cfg['ws']}?ticket={ticket}", max_size=None) as ws:
+        async with handshakes:
+            ws = await websockets.connect(f"{cfg['ws']}?ticket={ticket}", max_size=None, open_timeout=60)
+        async with ws:
             ws_ref[i] = ws
             await ws.send(json.dumps({"id": 1, "op": "subscribe", "channel": channel}))
             async for raw in ws:

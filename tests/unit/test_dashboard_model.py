@@ -199,7 +199,8 @@ BAD_OPS = [
     ("chart settings NaN", add(chart={"settings": {"k": float("nan")}})),
     ("chart settings not an object", add(chart={"settings": [1]})),
     ("chart extra field", add(chart={"type": "bar", "js": "alert(1)"})),
-    ("refresh too often", add(refresh={"interval_s": 1})),
+    ("refresh interval of zero", add(refresh={"interval_s": 0})),  # the server floors the rest (live_min_interval_s)
+    ("refresh interval too long", add(refresh={"interval_s": 86_401})),
     ("unknown op type", {"type": "drop_table"}),
     ("op not an object", "add_widget"),
     ("op null", None),
