@@ -68,9 +68,19 @@ def make_private_file(path: Path) -> None:
         os.close(fd)
 
 
+#: How long a write waits for another connection's write to finish before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """Per connection: foreign keys on; write-ahead logging, so readers (the live service, the
+    alerts, every REST read) never block a writer's commit nor wait for it; and a writer waits
+    for another writer instead of failing at once. (SQLite creates the -wal and -shm files with
+    the database file's permissions: private too.)"""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
     cursor.close()
 
 
