@@ -176,6 +176,9 @@ def _draft(p: Planner) -> Draft:
                 requests.append(Request("count", r, table))
                 break
 
+    if _project_columns(p, requests, subject):
+        requests = []  # "the salaries of employees": each employee's salary, not their total
+
     operands = p.of_role("operand")
     dims = p.of_role("dimension")
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
@@ -204,6 +207,68 @@ def _draft(p: Planner) -> Draft:
         else:
             requests.append(Request("default"))  # "bottom 3 regions"
     return Draft(requests, subject_roles, subject, dims, operands, unbound, grain, ranking, having_mode, listing)
+
+
+def _project_columns(p: Planner, requests: list[Request], subject: str | None) -> bool:
+    """Whether the measures the question names are columns to list, not to aggregate.
+
+    A numeric column of the listed entity's own table, named with no aggregation word,
+    superlative, breakdown ("by", "per", a time grain), ranking, share, versus or "how
+    much/how many", is projected: "list the salaries of employees" shows each employee's
+    salary. Aggregates stay for everything else: "total salary of employees", "salary by
+    department", "revenue in 2024" (no entity to list), "revenue of customers" (the
+    column lives in another table, so it is summed per customer), derived and layer measures.
+    When it applies, the measure roles become plain (unmarked) dimensions, so the answer is a
+    listing that selects them.
+    """
+    intent = p.intent
+    measured = [r.role for r in requests]
+    if subject is None or not requests or any(r.kind != "measure" for r in requests) \
+            or intent.question_word in {"how much", "how many"} or intent.aggs or intent.share or intent.versus \
+            or intent.correlation or intent.rank_n is not None or intent.rank_superlative is not None \
+            or intent.time.grain or intent.time.ranked_grain or p.pick_grain() \
+            or any(r.marked for r in p.of_role("dimension")):
+        return False
+    for role in measured:
+        if role is None or role.agg is not None or role.superlative or p._is_entity_mention(role.mention):
+            return False
+        options = p.measure_options(role.mention, subject)
+        if not options or options[0][0].derived or options[0][0].column is None \
+                or not any(lk.kind == "column" and lk.table == subject for lk in role.mention.links):
+            return False
+    if not _named_of_entity(p, measured, subject):  # type: ignore[arg-type]
+        return False
+    for role in measured:
+        role.role, role.marked = "dimension", False  # type: ignore[union-attr]
+    return True
+
+
+_PROJECTION_LEADS = {"the", "their", "its", "list", "show", "display", "give", "find", "return", "me"}
+_PROJECTION_JOINS = {"and", ",", "all", "also"}
+_ENTITY_DETERMINERS = {"the", "all", "each", "every", "our", "their", "any", "these", "those"}
+
+
+def _named_of_entity(p: Planner, measured: list[Role], subject: str) -> bool:
+    """The columns are named as a list of the entity's attributes: "(list|the) X(, Y and Z)
+    of|for (all|each|the) <entity>". A measure without that frame ("revenue from online
+    orders", "freight for orders shipped to Germany") is a KPI and stays aggregated."""
+    norm = p.intent.norm
+    listed = {k for r in p.roles if r.role in {"measure", "dimension"} for k in range(r.mention.start, r.mention.end)}
+    for role in measured:
+        k = role.mention.start - 1
+        while k >= 0 and (k in listed or norm(k) in _PROJECTION_JOINS):
+            k -= 1
+        if k < 0 or norm(k) not in _PROJECTION_LEADS:
+            return False
+    k = max(r.mention.end for r in measured)
+    while k in listed or norm(k) in _PROJECTION_JOINS:
+        k += 1
+    if norm(k) not in {"of", "for"}:
+        return False
+    k += 1
+    while norm(k) in _ENTITY_DETERMINERS:
+        k += 1
+    return any(r.mention.start == k and _entity(p, r) == subject for r in p.of_role("subject"))
 
 
 def _add_dimensions(p: Planner, spec: QuerySpec, draft: Draft) -> None:
@@ -273,7 +338,7 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     """Rows rather than an aggregate: a sensible column selection, newest first, capped."""
     model, base = p.model, spec.base
     extra = [(f.table, f.column) for f in spec.filters if f.op != "date_range"]
-    pinned = {(f.table, f.column) for f in spec.filters}
+    pinned = {(f.table, f.column) for f in spec.filters if f.op in {"=", "in"}}  # a range still varies
     wanted = [(o.table, o.column) for r in draft.dims for o in p.dimension_options(r.mention, base)[:1]
               if (o.table, o.column) not in pinned]
     spec.select = row_select(model, base, wanted, limit=1) if wanted else row_select(model, base, extra)
