@@ -100,3 +100,48 @@ def test_an_aggregation_word_anywhere_keeps_the_aggregate(climbs):
 def test_a_column_compared_in_the_question_is_still_listed(climbs):
     _answers(climbs, "list the names and points of climbers with points greater than 20",
              "SELECT name, points FROM climber WHERE points > 20")
+
+
+def _ordered(climbs, question: str, gold: str) -> str:
+    """The gold's first column comes back in the same row order."""
+    con, model = climbs
+    parsed = NLPAgent(today=TODAY).parse(question, model, dialect="sqlite")
+    cursor = con.execute(parsed.sql)
+    rows = cursor.fetchall()
+    want = [r[0] for r in con.execute(gold).fetchall()]
+    columns = [[r[i] for r in rows] for i in range(len(cursor.description))]
+    assert want in columns, (question, parsed.sql)
+    return parsed.sql
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("list the names of climbers sorted by height", "SELECT name FROM climber ORDER BY height"),
+    ("list the names of climbers ordered by height", "SELECT name FROM climber ORDER BY height"),
+    ("show the names of climbers sorted by height in descending order",
+     "SELECT name FROM climber ORDER BY height DESC"),
+    ("list the names of climbers in descending order of height", "SELECT name FROM climber ORDER BY height DESC"),
+    ("list the heights of climbers in descending order", "SELECT height FROM climber ORDER BY height DESC"),
+    ("list the heights of climbers in ascending order", "SELECT height FROM climber ORDER BY height"),
+    ("list the heights of climbers from highest to lowest", "SELECT height FROM climber ORDER BY height DESC"),
+    ("list the hours of ascents in descending order", "SELECT hours FROM ascent ORDER BY hours DESC"),
+    ("list the summits of ascents alphabetically", "SELECT summit FROM ascent ORDER BY summit"),
+])
+def test_listings_follow_the_order_asked(climbs, question, gold):
+    sql = _ordered(climbs, question, gold)
+    assert "SUM(" not in sql.upper() and "LIMIT 1" not in sql.upper().replace("LIMIT 10", ""), sql
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("list the different countries of climbers", "SELECT DISTINCT country FROM climber"),
+    ("what are the distinct countries of the climbers", "SELECT DISTINCT country FROM climber"),
+    ("show the unique countries of climbers", "SELECT DISTINCT country FROM climber"),
+])
+def test_distinct_listings_show_each_value_once(climbs, question, gold):
+    con, model = climbs
+    sql = _answers(climbs, question, gold)
+    assert len(con.execute(sql).fetchall()) == 3, sql
+
+
+def test_how_many_different_is_still_a_distinct_count(climbs):
+    _answers(climbs, "how many different countries do climbers come from",
+             "SELECT COUNT(DISTINCT country) FROM climber")

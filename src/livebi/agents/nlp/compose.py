@@ -236,8 +236,11 @@ def _project_columns(p: Planner, requests: list[Request], subject: str | None) -
         if not options or options[0][0].derived or options[0][0].column is None \
                 or not any(lk.kind == "column" and lk.table == subject for lk in role.mention.links):
             return False
-    if not _named_of_entity(p, measured, subject):  # type: ignore[arg-type]
+    framed = [r for r in measured if r.mention.start != intent.order_at]  # type: ignore[union-attr]
+    if framed and not _named_of_entity(p, framed, subject):  # type: ignore[arg-type]
         return False
+    if not framed and not (intent.wants_list or p.of_role("dimension")):
+        return False  # only "sorted by X": X orders a listing the question asks for elsewhere
     for role in measured:
         role.role, role.marked = "dimension", False  # type: ignore[union-attr]
     return True
@@ -342,7 +345,16 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     wanted = [(o.table, o.column) for r in draft.dims for o in p.dimension_options(r.mention, base)[:1]
               if (o.table, o.column) not in pinned]
     spec.select = row_select(model, base, wanted, limit=1) if wanted else row_select(model, base, extra)
+    shown = [r for r in draft.dims if r.mention.start != p.intent.order_at]
+    if wanted and shown and all(r.distinct for r in shown):  # "the different countries of customers"
+        spec.select = [s for s in spec.select if (s.table, s.column) in wanted]
+        spec.distinct = True
     spec.dimensions = []
+    _listing_order(p, spec, draft)
+    spec.limit = LIST_LIMIT
+    spec.kind = "list"
+    if spec.order:
+        return
     date = model.default_dates.get(base)
     if date and date[0] == base:
         alias = next((s.alias for s in spec.select if s.column == date[1] and s.table == base), None)
@@ -350,8 +362,37 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
             spec.order = [(alias, "desc")]
     if not spec.order and spec.select:
         spec.order = [(spec.select[0].alias, "asc")]
-    spec.limit = LIST_LIMIT
-    spec.kind = "list"
+
+
+def _listing_order(p: Planner, spec: QuerySpec, draft: Draft) -> None:
+    """The order a listing was asked in: the column after "sorted by" / "in order of", else,
+    with only a direction ("the salaries of employees in descending order"), the first
+    numeric or date column the question names ("alphabetically": the first text column),
+    else the label."""
+    intent, model = p.intent, p.model
+    direction = intent.list_dir or "asc"
+    alphabetical = any(t.norm in {"alphabetically", "alphabetical"} for t in intent.tokens)
+
+    def alias_of(table: str, column: str) -> str | None:
+        return next((s.alias for s in spec.select if (s.table, s.column) == (table, column)), None)
+
+    if intent.order_at is not None:
+        role = next((r for r in draft.dims if r.mention.start == intent.order_at), None)
+        opts = p.dimension_options(role.mention, spec.base)[:1] if role is not None else []
+        alias = alias_of(opts[0].table, opts[0].column) if opts else None  # type: ignore[arg-type]
+        if alias:
+            spec.order = [(alias, direction)]
+            return
+    if intent.list_dir is None or not spec.select:
+        return
+    named = [(o.table, o.column) for r in draft.dims for o in p.dimension_options(r.mention, spec.base)[:1]]
+    kinds = {"text"} if alphabetical else {"number", "date"}
+    target = next((tc for tc in named if model.column(*tc).kind in kinds), None)  # type: ignore[arg-type]
+    if target is None and alphabetical:
+        label = model.tables[spec.base].label_column
+        target = (spec.base, label) if label else None
+    alias = alias_of(*target) if target else None
+    spec.order = [(alias or spec.select[0].alias, direction)]
 
 
 def _average_per_entity(p: Planner, spec: QuerySpec, dims: list[Role]) -> None:

@@ -53,6 +53,8 @@ class Intent:
     share: bool = False
     versus: bool = False
     correlation: bool = False
+    list_dir: str | None = None  # "in descending order", "alphabetically": how a listing is ordered
+    order_at: int | None = None  # first token of the column after "sorted by" / "in order of"
     time: TimeFindings = dataclasses.field(default_factory=TimeFindings)
 
     def norm(self, i: int) -> str:
@@ -134,6 +136,8 @@ def extract_intent(
             i += 1 + used
             continue
         i += 1
+
+    _ordering(intent)
 
     for i, tok in enumerate(tokens):
         if i in intent.consumed:
@@ -242,3 +246,30 @@ def extract_intent(
 
 def _looks_like_years(a: Token, b: Token) -> bool:
     return all(t.value is not None and t.value.is_integer() and 1900 <= t.value <= 2100 for t in (a, b))
+
+
+def _ordering(intent: Intent) -> None:
+    """How a listing is ordered: "sorted|ordered|arranged by X", "in descending|ascending
+    order (of X)", "from highest to lowest", "alphabetically". The words are consumed, so
+    "by" is not a breakdown and "highest" not a ranking; ``order_at`` points at the column."""
+    n = len(intent.tokens)
+    for i in range(n):
+        if i in intent.consumed:
+            continue
+        norm = intent.norm(i)
+        if norm in lx.ORDER_VERBS and intent.norm(i + 1) == "by" and intent.free(i + 2):
+            intent.order_at = i + 2
+            intent.consumed.update({i, i + 1})
+        elif norm in lx.ORDER_DIRECTIONS:
+            intent.list_dir = lx.ORDER_DIRECTIONS[norm]
+            intent.consumed.add(i)
+            if intent.norm(i - 1) == "in":
+                intent.consumed.add(i - 1)
+            if intent.norm(i + 1) == "order":
+                intent.consumed.add(i + 1)
+                if intent.norm(i + 2) in {"of", "by"} and intent.free(i + 3) and intent.order_at is None:
+                    intent.order_at = i + 3
+                    intent.consumed.add(i + 2)
+        elif norm == "from" and (intent.norm(i + 1), intent.norm(i + 2)) in lx.ORDER_SPANS:
+            intent.list_dir = lx.ORDER_SPANS[(intent.norm(i + 1), intent.norm(i + 2))]
+            intent.consumed.update(range(i, i + 4))

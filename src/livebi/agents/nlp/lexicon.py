@@ -125,6 +125,15 @@ DISTINCT_WORDS = {"distinct", "unique", "different", "individual"}
 #: Ranking words (``top 5``, ``bottom 3``, ``which region has the most ...``).
 RANK_DESC = {"top", "best", "most", "highest", "largest", "biggest", "greatest", "leading"}
 RANK_ASC = {"bottom", "worst", "least", "lowest", "smallest", "fewest", "weakest"}
+#: how a listing is ordered ("sorted by price", "in descending order", "alphabetically")
+ORDER_VERBS = {"sorted", "sort", "ordered", "order", "arranged", "ranked"}
+ORDER_DIRECTIONS = {"descending": "desc", "ascending": "asc", "decreasing": "desc", "increasing": "asc",
+                    "alphabetically": "asc", "alphabetical": "asc"}
+#: "from highest to lowest": the first word is where the listing starts
+ORDER_SPANS = {(first, "to"): direction for direction, words in (
+    ("desc", ("highest", "largest", "biggest", "most", "greatest", "latest", "newest", "longest")),
+    ("asc", ("lowest", "smallest", "least", "fewest", "earliest", "shortest")))
+    for first in words}
 #: "best-selling", "top sellers", "worst selling": a ranking by sales
 SALES_RANK_WORDS = {"best", "top", "worst", "least", "lowest", "bottom", "fastest", "slowest", "most"}
 SELLING_WORDS = {"selling", "seller", "sellers", "sold", "moving", "popular"}

@@ -98,6 +98,7 @@ class QuerySpec:
     limit: int | None = None
     time_grain: str | None = None
     share: bool = False
+    distinct: bool = False  # listing: each selected combination once ("the different countries")
     allow_fanout: bool = False  # joins may walk one-to-many edges (only safe for COUNT DISTINCT)
 
     def tables(self) -> set[str]:
@@ -122,4 +123,5 @@ class QuerySpec:
             "columns": [{"table": s.table, "column": s.column, "alias": s.alias} for s in self.select],
             "order": [{"by": alias, "direction": direction} for alias, direction in self.order],
             "limit": self.limit,
+            "distinct": self.distinct,
         }

@@ -254,6 +254,8 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
     # The AST is assembled directly (not through the builder methods, which copy and re-parse
     # their arguments) because parsing must stay within a few milliseconds.
     query = exp.Select(expressions=projections)
+    if spec.distinct and spec.select and not spec.measures:
+        query.set("distinct", exp.Distinct())
     query.set("from_", exp.From(this=exp.Table(this=ident(spec.base))))
     joins = []
     for edge, forward in join_plan(model, spec):
