@@ -56,7 +56,6 @@ DetectorFactory = Callable[[str, Callable[[set[str]], Awaitable[None]]], Any]
 
 #: The fair-queue identity live refreshes run under: they share slots with users, fairly.
 LIVE_USER = "live"
-REASONS = ("initial", "interval", "data_change", "manual")
 #: An automatic refresh says it runs only once it took this long (manual ones at once).
 RUNNING_AFTER_S = 0.3
 
@@ -70,6 +69,7 @@ class _Widget:
     query: WidgetQuery
     warehouse: str | None = None  # resolved with the owner's access
     sql: str | None = None  # the SQL the widget runs (translated once per query)
+    request: AskRequest | None = None  # what was translated: the question, else the SQL
     parsed: Any = None
     tables: frozenset[str] = frozenset()
     error: AskFailed | None = None  # why it cannot run (shown as a failed refresh)
@@ -139,7 +139,6 @@ class LiveService:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self.counts: collections.Counter[str] = collections.Counter()  # refreshes by outcome, queries
         self.dashboards: Any = None  # the DashboardService, for role checks (set by the services)
         #: dashboard id -> ids of widgets with alerts: they refresh every ``alert_interval_s``
         #: when they have no interval of their own, so alerts are checked while nobody watches
@@ -305,6 +304,7 @@ class LiveService:
             # as the dashboard page always did: the question when there is one, else the SQL
             req = AskRequest(question=query.question, sql=None if query.question else query.sql,
                              warehouse=widget.warehouse, chart=query.chart)
+            widget.request = req
             sql, parsed, _engine = await self.pipeline.translate(req, wh)
             widget.sql, widget.parsed = sql, parsed
             widget.tables = await asyncio.to_thread(tables_read, sql, wh.dialect)  # unparsable: none
@@ -380,6 +380,7 @@ class LiveService:
         now = self._clock()
         tables = {t.lower() for t in tables}
         self.last_changes.append((warehouse, tables))
+        log.debug("live: %s changed in %s (%s)", ", ".join(sorted(tables)), warehouse, source)
         asked: set[Key] = set()
         for table in sorted(tables):
             for key in sorted(self._by_table.get((warehouse, table), ())):
@@ -387,8 +388,6 @@ class LiveService:
                     continue
                 asked.add(key)
                 self.request(key[0], key[1], "data_change", table=table, not_before=now)
-        if asked:
-            self.counts[f"change:{source}"] += 1
         return len(asked)
 
     async def refresh_now(self, dashboard_id: str, widget_id: str | None = None) -> list[str]:
@@ -483,16 +482,14 @@ class LiveService:
                                                     not_before=not_before)
             finally:
                 watcher.cancel()
-            req = AskRequest(question=widget.query.question or widget.query.title,
-                             sql=None if widget.query.question else widget.query.sql,
-                             warehouse=widget.warehouse, chart=widget.query.chart)
+            # the chart is titled by the question, or by the widget's title for SQL widgets
+            req = dataclasses.replace(widget.request, question=widget.query.question or widget.query.title)
             chart, warnings = await self.pipeline.visualize(f"{dashboard_id}/{widget_id}", req, result, widget.parsed)
             data = result_data(None, req, wh.name, "sql" if widget.parsed is None else widget.parsed.engine,
                                sql, widget.parsed, result, chart, warnings, {"data": result.elapsed_ms})
             data.pop("query_id")
             digest, size = await asyncio.to_thread(_digest, data)
             if self._digests.get(key) == digest:
-                self.counts["unchanged"] += 1
                 stamped = await self._send(dashboard_id, {**base, "state": "unchanged", "digest": digest})
                 entry = self._latest.get(key)
                 if entry is not None:  # same rows, checked just now: a new viewer sees that time
@@ -502,7 +499,6 @@ class LiveService:
             stamped = await self._send(dashboard_id, payload)
             self._digests[key] = digest
             self._keep_latest(key, stamped, size)
-            self.counts["done"] += 1
             if self.on_refreshed is not None:
                 try:
                     await self.on_refreshed(dashboard_id, widget_id, data)
@@ -512,7 +508,6 @@ class LiveService:
         except asyncio.CancelledError:
             raise
         except AskFailed as exc:
-            self.counts["failed"] += 1
             error = {"stage": exc.stage.value, "code": exc.code, "message": exc.message}
             stamped = await self._send(dashboard_id, {**base, "state": "failed", "error": error})
             self._digests.pop(key, None)
@@ -526,7 +521,6 @@ class LiveService:
 
     async def _query(self, flight_key: Hashable, wh: Any, sql: str) -> tuple[str, Any]:
         """The one run of ``sql`` every widget that wants it now shares."""
-        self.counts["queries"] += 1
         if self._on_query is not None:
             self._on_query()
         self._progress[flight_key] = 0.0
