@@ -129,7 +129,7 @@ def _draft(p: Planner) -> Draft:
     model, intent = p.model, p.intent
     subject_roles = p.of_role("subject")
     if intent.rank_superlative is not None and subject_roles and not p.of_role("dimension") \
-            and any(r.role == "measure" and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
+            and any(r.role in {"measure", "count"} and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
         ranked = subject_roles.pop(0)  # "the most expensive product": rank products by price
         ranked.role, ranked.marked = "dimension", True
     ranking = intent.rank_n is not None or (intent.rank_superlative is not None and (

@@ -110,30 +110,35 @@ def extract_intent(
                     intent.consumed.update(range(i, i + used))
                 i += used
                 continue
-            num = tokens[i + used] if i + used < n else None
+            number = _number_at(tokens, i + used, after_comparator=True)
             symbol_after_number = phrase[0] in {"=", ">", "<", ">=", "<="} and i > 0 and tokens[i - 1].kind == "number"
-            if num is not None and num.kind == "number" and not symbol_after_number:  # not "1=1"
-                intent.comparisons.append(Comparison(op, num.value or 0.0, i, i + used + 1))
-                intent.consumed.update(range(i, i + used + 1))
-                i += used + 1
+            if number is not None and not symbol_after_number:  # not "1=1"
+                value, size = number
+                intent.comparisons.append(Comparison(op, value, i, i + used + size))
+                intent.consumed.update(range(i, i + used + size))
+                i += used + size
                 continue
-        if tokens[i].norm == "between" and i + 3 < n and tokens[i + 1].kind == "number" \
-                and tokens[i + 2].norm == "and" and tokens[i + 3].kind == "number" \
-                and not _looks_like_years(tokens[i + 1], tokens[i + 3]):
-            low, high = tokens[i + 1].value or 0.0, tokens[i + 3].value or 0.0
-            intent.comparisons.append(Comparison("between", low, i, i + 4, upper=high))
-            intent.consumed.update(range(i, i + 4))
-            i += 4
-            continue
-        if tokens[i].kind == "number" and _match(tokens, i + 1, {("or", "more"), ("or", "less"),
-                                                                  ("or", "fewer"), ("plus",), ("+",)}):
-            # "3 or more", "10+"
-            phrase, used = _match(tokens, i + 1, {("or", "more"), ("or", "less"), ("or", "fewer"),
-                                                   ("plus",), ("+",)})  # type: ignore[misc]
+        if tokens[i].norm in {"between", "from"} and not shadowed(i):
+            # "between 1 and 2 paragraphs", "between one and two", "from 1 to 2 sections"
+            low = _number_at(tokens, i + 1, after_comparator=True)
+            link = tokens[i + 1 + low[1]].norm if low is not None and i + 1 + low[1] < n else ""
+            high = _number_at(tokens, i + 2 + low[1], after_comparator=True) if low is not None \
+                and link == ("and" if tokens[i].norm == "between" else "to") else None
+            if low is not None and high is not None and not _looks_like_years(tokens[i + 1], tokens[i + 2 + low[1]]):
+                end = i + 2 + low[1] + high[1]
+                intent.comparisons.append(Comparison("between", low[0], i, end, upper=high[0]))
+                intent.consumed.update(range(i, end))
+                i = end
+                continue
+        lead = _number_at(tokens, i, after_comparator=False)
+        if lead is not None and _match(tokens, i + lead[1], _NUMBER_FIRST):
+            # "3 or more", "two or more", "10+"
+            phrase, used = _match(tokens, i + lead[1], _NUMBER_FIRST)  # type: ignore[misc]
             op = "<=" if phrase[-1] in {"less", "fewer"} else ">="
-            intent.comparisons.append(Comparison(op, tokens[i].value or 0.0, i, i + 1 + used))
-            intent.consumed.update(range(i, i + 1 + used))
-            i += 1 + used
+            end = i + lead[1] + used
+            intent.comparisons.append(Comparison(op, lead[0], i, end))
+            intent.consumed.update(range(i, end))
+            i = end
             continue
         i += 1
 
@@ -168,12 +173,19 @@ def extract_intent(
                 used = 2 if count is not None else 1
                 intent.consumed.update(range(i, i + used))
                 intent.rank_at = i + used
-            elif norm in {"most", "least", "fewest", "highest", "lowest", "best", "worst", "biggest",
-                          "largest", "smallest"} and tokens[i - 1].norm in {"the", "our", "my", "their"} if i > 0 else False:
-                # "which country has the most customers": superlative ranking, decided later
-                intent.rank_superlative = i + 1
+            elif norm in _SUPERLATIVES and _superlative_frame(intent, i):
+                # "which country has the most customers", "the template used by most documents",
+                # "the department with the greatest number of degrees": a superlative ranking,
+                # decided later; "number of"/"amount of" after it belongs to the ranking
+                after = i + 1
+                if (intent.norm(after), intent.norm(after + 1)) in _COUNT_NOUNS:
+                    intent.consumed.update({after, after + 1})
+                    after += 2
+                intent.rank_superlative = after
                 intent.rank_dir = direction
-                intent.consumed.update({i - 1, i})
+                intent.consumed.add(i)
+                if intent.norm(i - 1) in _SUPERLATIVE_LEADS:
+                    intent.consumed.add(i - 1)
 
     # 2. time (periods, grains, trend words)
     intent.time = extract_time(tokens, today, skip=set(intent.consumed))
@@ -242,6 +254,47 @@ def extract_intent(
             intent.consumed.add(i)
         i += 1
     return intent
+
+
+_SUPERLATIVES = {"most", "least", "fewest", "highest", "lowest", "best", "worst", "biggest", "largest",
+                 "smallest", "greatest"}
+_SUPERLATIVE_LEADS = {"the", "our", "my", "their"}
+#: words before a bare superlative that make it one ("has most students", "with fewest orders")
+_SUPERLATIVE_VERBS = {"has", "have", "had", "with", "by", "in", "of", "for", "on", "at", "contains", "got",
+                      "offers", "offer", "having"}
+_COUNT_NOUNS = {("number", "of"), ("amount", "of"), ("count", "of"), ("numbers", "of")}
+
+
+def _superlative_frame(intent: Intent, i: int) -> bool:
+    """Whether the ranking word at ``i`` is a superlative over what follows: after "the"
+    ("the most customers"), before "number of" ("most number of degrees"), or right after a
+    verb or preposition that takes it ("used by most documents", "with fewest orders")."""
+    before, after = intent.norm(i - 1), (intent.norm(i + 1), intent.norm(i + 2))
+    if before in _SUPERLATIVE_LEADS or after in _COUNT_NOUNS:
+        return True
+    return before in _SUPERLATIVE_VERBS and intent.free(i + 1) and intent.tokens[i + 1].kind == "word"
+
+
+_NUMBER_FIRST = {("or", "more"), ("or", "less"), ("or", "fewer"), ("plus",), ("+",), ("or", "greater")}
+
+
+def _number_at(tokens: list[Token], i: int, *, after_comparator: bool) -> tuple[float, int] | None:
+    """The number starting at token ``i`` and how many tokens it takes: digits, or a number
+    word ("two", "a single"); after a comparator also "one"/"a"/"an" ("more than one document",
+    "more than a single order"), which elsewhere are pronouns or articles."""
+    if not 0 <= i < len(tokens):
+        return None
+    tok = tokens[i]
+    if tok.kind == "number":
+        return (tok.value or 0.0), 1
+    if tok.norm in {"a", "an"} and i + 1 < len(tokens) and tokens[i + 1].norm == "single":
+        return 1.0, 2
+    if tok.norm == "single" and after_comparator:
+        return 1.0, 1
+    if tok.norm in lx.NUMBER_WORDS and tok.norm not in {"a", "an"} \
+            and (after_comparator or tok.norm not in {"one", "hundred"}):
+        return float(lx.NUMBER_WORDS[tok.norm]), 1
+    return None
 
 
 def _looks_like_years(a: Token, b: Token) -> bool:
