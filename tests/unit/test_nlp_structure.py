@@ -104,3 +104,34 @@ def test_counts_compared_in_words_filter_the_groups(library, question, gold):
 ])
 def test_superlatives_without_the_rank_and_keep_one(library, question, gold):
     _answers(library, question, gold)
+
+
+NO_LOANS = "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan)"
+SOME_LOANS = "SELECT member_name FROM member WHERE member_id IN (SELECT member_id FROM loan)"
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("members who have no loans", NO_LOANS),
+    ("list members without any loans", NO_LOANS),
+    ("which members don't have any loans", NO_LOANS),
+    ("members that have never had a loan", NO_LOANS),
+    ("how many members have no loans", "SELECT COUNT(*) FROM member WHERE member_id NOT IN (SELECT member_id FROM loan)"),
+    ("branches that have no members",
+     "SELECT branch_name FROM branch WHERE branch_id NOT IN (SELECT branch_id FROM member)"),
+    ("members who have some loans", SOME_LOANS),
+    ("names of members that have any loans", SOME_LOANS),
+    ("average age of members who have loans",
+     "SELECT AVG(age) FROM member WHERE member_id IN (SELECT member_id FROM loan)"),
+    ("members who do not have any loan of Dune",
+     "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan WHERE title = 'Dune')"),
+])
+def test_related_rows_that_exist_or_not(library, question, gold):
+    sql = _answers(library, question, gold)
+    assert "EXISTS" in sql.upper(), sql
+
+
+def test_existence_is_said_as_an_assumption(library):
+    _, model = library
+    parsed = NLPAgent(today=TODAY).parse("members who have no loans", model, dialect="sqlite")
+    assert any("without any" in a for a in parsed.assumptions), parsed.assumptions
+    assert parsed.intent["exists"] == [{"table": "loan", "exists": False, "relates_to": "member", "filters": []}]

@@ -16,6 +16,7 @@ import dataclasses
 
 from . import lexicon as lx
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
+from .existence import exists_specs
 from .model import MeasureDef
 from .planner import (
     BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
@@ -310,8 +311,9 @@ def _add_dimensions(p: Planner, spec: QuerySpec, draft: Draft) -> None:
 
 
 def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
-    """Values, flags, quoted text and periods."""
+    """Related rows that must (not) exist, values, flags, quoted text and periods."""
     model = p.model
+    _existence_filters(p, spec)
     value_filters(p, spec)
     _drop_pinned_dimensions(p, spec, draft.dims)
     if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
@@ -335,6 +337,27 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
             spec.filters.append(FilterSpec(target, label, "like", [value], label=f"contains {value}"))
             p.assumptions.append(f'Matched {r.mention.text} anywhere in {target}.{label}')
     spec.filters.extend(p.time_filters(spec.base))
+
+
+def _existence_filters(p: Planner, spec: QuerySpec) -> None:
+    """"students with no friends": [NOT] EXISTS on the related rows, which take the value
+    filters said after them ("cartoons directed by Ben Jones")."""
+    related = p.of_role("exists")
+    if not related:
+        return
+    tables = [spec.base] + sorted(spec.tables() - {spec.base})
+    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables)
+    for role in p.of_role("filter"):
+        if id(role) in taken:
+            role.role = "related_filter"
+    spec.exists.extend(found)
+    for e in found:
+        said = "without any" if e.negated else "with at least one"
+        p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}")
+    if len(found) < len(related):
+        names = [r.mention.text for r in related if not any(e.table == r.mention.links[0].table for e in found)]
+        raise PlanError("I could not relate " + ", ".join(f'"{n}"' for n in names)
+                        + f" to {p.model.tables[spec.base].plural}")
 
 
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:

@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Callable
 
 from . import lexicon as lx
+from .existence import ABSENCE_WORDS, PRESENCE_WORDS
 from .normalize import Token
 from .timeexpr import TimeFindings, extract_time
 
@@ -214,6 +215,15 @@ def extract_intent(
             i += used
             continue
         norm = tokens[i].norm
+        if norm in ABSENCE_WORDS and norm not in lx.NEGATIONS and not (i + 1 < n and tokens[i + 1].kind == "number"):
+            intent.negations.add(i)  # "students with no friends", "customers who never ordered"
+            intent.consumed.add(i)
+            i += 1
+            continue
+        if norm in PRESENCE_WORDS:
+            intent.consumed.add(i)  # "any", "some": they only quantify what follows
+            i += 1
+            continue
         if norm in lx.NEGATIONS or _match(tokens, i, lx.NEGATION_PHRASES):
             used = _match(tokens, i, lx.NEGATION_PHRASES)[1] if _match(tokens, i, lx.NEGATION_PHRASES) else 1
             intent.negations.update(range(i, i + used))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
+from .existence import existence_of
 from .intent import Comparison, Intent
 from .linker import Mention
 from .model import Link, MeasureDef, SemanticModel
@@ -140,6 +141,8 @@ class Planner:
                 role.role, role.comparison = "operand", comparison
             elif role.agg == "count" and kinds != {"value"} and (not measure_like or "table" in kinds):
                 role.role = "count"
+            elif (lacking := self._existence(index, m)) is not None:
+                role.role, role.negated = "exists", lacking  # "students with no friends"
             elif self._is_value(m):
                 role.role = "filter"
             elif role.superlative and intent.rank_by_sales and (self._is_entity_mention(m) or not measure_like):
@@ -169,6 +172,21 @@ class Planner:
                 dim_ends.update(range(m.start, m.end))
             roles.append(role)
         return roles
+
+    def _existence(self, index: int, m: Mention) -> bool | None:
+        """For a table mention after another table's mention: whether it is an existence
+        condition on the earlier one's rows (see :mod:`.existence`), and if so negated."""
+        best = m.links[0]
+        if best.kind != "table" or index == 0:
+            return None
+        reach = self.model.paths_from(best.table)
+        if not any(lk.kind == "table" and lk.table != best.table and lk.table in reach
+                   for other in self.mentions[:index] for lk in other.links[:1]):
+            return None
+        norms = [t.norm for t in self.intent.tokens]
+        starts = {other.start for other in self.mentions if other is not m} | {
+            k for other in self.mentions if other is not m for k in range(other.start, other.end)}
+        return existence_of(norms, m.start, starts, self.intent.negations)
 
     def _negated(self, m: Mention, filter_tokens: set[int]) -> bool:
         """A negation word before the value, across "the", "were", other values and "and"/"or"
