@@ -135,3 +135,33 @@ def test_existence_is_said_as_an_assumption(library):
     parsed = NLPAgent(today=TODAY).parse("members who have no loans", model, dialect="sqlite")
     assert any("without any" in a for a in parsed.assumptions), parsed.assumptions
     assert parsed.intent["exists"] == [{"table": "loan", "exists": False, "relates_to": "member", "filters": []}]
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("what is the name of the youngest member", "SELECT member_name FROM member ORDER BY age LIMIT 1"),
+    ("the branch id of the oldest member", "SELECT branch_id FROM member ORDER BY age DESC LIMIT 1"),
+    ("title of the most recent loan", "SELECT title FROM loan ORDER BY loan_date DESC LIMIT 1"),
+    ("the name of the member with the highest age", "SELECT member_name FROM member ORDER BY age DESC LIMIT 1"),
+    ("title of the loan with the fewest days", "SELECT title FROM loan ORDER BY days LIMIT 1"),
+])
+def test_the_row_holding_an_extreme_value(library, question, gold):
+    sql = _answers(library, question, gold)
+    assert "LIMIT 1" in sql and "GROUP BY" not in sql, sql
+
+
+def test_an_extreme_over_a_child_table_still_totals_it(library):
+    """"the member with the most loans" counts loans per member: not a column of the member."""
+    _answers(library, "the member with the most loans",
+             "SELECT member_name FROM loan JOIN member USING (member_id) GROUP BY member_id ORDER BY COUNT(*) DESC LIMIT 1")
+
+
+@pytest.mark.parametrize("question", [
+    "sort member names by their age",
+    "names of members ordered by ascending age",
+    "list member names sorted by the age",
+])
+def test_listings_are_ordered_by_the_column_named(library, question):
+    con, model = library
+    sql = NLPAgent(today=TODAY).parse(question, model, dialect="sqlite").sql
+    names = [row[0] for row in con.execute(sql)]
+    assert names == ["Joel", "Lars", "Ines", "Mona", "Kari"], sql

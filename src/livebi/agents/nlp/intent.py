@@ -57,6 +57,9 @@ class Intent:
     list_dir: str | None = None  # "in descending order", "alphabetically": how a listing is ordered
     order_at: int | None = None  # first token of the column after "sorted by" / "in order of"
     time: TimeFindings = dataclasses.field(default_factory=TimeFindings)
+    #: "the youngest teacher", "the most recent cartoon": (token index, adjective) of a
+    #: superlative adjective that names its own column (age, a date, weight...)
+    extreme: tuple[int, str] | None = None
 
     def norm(self, i: int) -> str:
         return self.tokens[i].norm if 0 <= i < len(self.tokens) else ""
@@ -158,6 +161,12 @@ def extract_intent(
                 intent.consumed.add(i - 1)
             continue
         if i in intent.consumed:
+            continue
+        adjective = _extreme_adjective(intent, i)
+        if adjective is not None and intent.extreme is None and not shadowed(i):
+            word, used = adjective
+            intent.extreme = (i, word)
+            intent.consumed.update(range(i, i + used))
             continue
         if (norm in lx.RANK_DESC or norm in lx.RANK_ASC) and not shadowed(i) and intent.rank_n is None:
             direction = "desc" if norm in lx.RANK_DESC else "asc"
@@ -266,6 +275,16 @@ def extract_intent(
     return intent
 
 
+def _extreme_adjective(intent: Intent, i: int) -> tuple[str, int] | None:
+    """A superlative adjective that names its own column at token ``i`` ("youngest",
+    "most recent", "most recently"): (its key in ``lx.EXTREME_ADJECTIVES``, tokens used)."""
+    for used in (3, 2, 1):
+        words = " ".join(intent.norm(k) for k in range(i, i + used))
+        if words in lx.EXTREME_ADJECTIVES and all(intent.free(k) for k in range(i, i + used)):
+            return words, used
+    return None
+
+
 _SUPERLATIVES = {"most", "least", "fewest", "highest", "lowest", "best", "worst", "biggest", "largest",
                  "smallest", "greatest"}
 _SUPERLATIVE_LEADS = {"the", "our", "my", "their"}
@@ -316,6 +335,15 @@ def _ordering(intent: Intent) -> None:
     order (of X)", "from highest to lowest", "alphabetically". The words are consumed, so
     "by" is not a breakdown and "highest" not a ranking; ``order_at`` points at the column."""
     n = len(intent.tokens)
+    if intent.norm(0) in {"sort", "order", "arrange", "rank"}:
+        # "sort employee names by their age": the verb leads, its "by" comes later
+        by = next((k for k in range(2, n - 1) if intent.norm(k) == "by" and intent.free(k)), None)
+        if by is not None:
+            intent.consumed.update({0, by})
+            intent.order_at = by + 1
+            if intent.norm(by + 1) in {"their", "its", "the"} and intent.free(by + 2):
+                intent.consumed.add(by + 1)
+                intent.order_at = by + 2
     for i in range(n):
         if i in intent.consumed:
             continue
@@ -323,6 +351,13 @@ def _ordering(intent: Intent) -> None:
         if norm in lx.ORDER_VERBS and intent.norm(i + 1) == "by" and intent.free(i + 2):
             intent.order_at = i + 2
             intent.consumed.update({i, i + 1})
+            if intent.norm(i + 2) in lx.ORDER_DIRECTIONS:  # "ordered by ascending age"
+                intent.list_dir = lx.ORDER_DIRECTIONS[intent.norm(i + 2)]
+                intent.consumed.add(i + 2)
+                intent.order_at = i + 3
+            elif intent.norm(i + 2) in {"their", "its", "the"} and intent.free(i + 3):
+                intent.consumed.add(i + 2)  # "ordered by their names"
+                intent.order_at = i + 3
         elif norm in lx.ORDER_DIRECTIONS:
             intent.list_dir = lx.ORDER_DIRECTIONS[norm]
             intent.consumed.add(i)

@@ -292,3 +292,21 @@ DATE_NAME_WORDS = {"date", "time", "timestamp", "datetime"}
 DATE_NAME_SUFFIXES = ("_at", "_on")
 DATE_PENALTY_WORDS = {"birth", "required", "expiry", "expires", "due", "modified", "updated",
                       "deleted"}
+
+
+#: Superlative adjectives that name the column they rank by: adjective -> (words one of which
+#: the column's name holds, direction); "@date" means the row's own date column. The first
+#: matching column of the row's table wins; "birth" ranks the other way round from "age".
+EXTREME_ADJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "youngest": (("age", "birth"), "asc"), "oldest": (("age", "birth"), "desc"),
+    "heaviest": (("weight",), "desc"), "lightest": (("weight",), "asc"),
+    "tallest": (("height",), "desc"), "shortest": (("height", "length", "duration"), "asc"),
+    "longest": (("length", "duration", "runtime"), "desc"),
+    "newest": (("@date",), "desc"), "most recent": (("@date",), "desc"), "most recently": (("@date",), "desc"),
+    "least recent": (("@date",), "asc"), "least recently": (("@date",), "asc"),
+    "richest": (("earnings", "wealth", "income", "worth", "salary"), "desc"),
+    "poorest": (("earnings", "wealth", "income", "worth", "salary"), "asc"),
+    "highest rated": (("rating", "rated", "score"), "desc"), "most highly rated": (("rating", "rated", "score"), "desc"),
+    "lowest rated": (("rating", "rated", "score"), "asc"), "best rated": (("rating", "rated", "score"), "desc"),
+    "top rated": (("rating", "rated", "score"), "desc"),
+}
