@@ -165,3 +165,18 @@ def test_listings_are_ordered_by_the_column_named(library, question):
     sql = NLPAgent(today=TODAY).parse(question, model, dialect="sqlite").sql
     names = [row[0] for row in con.execute(sql)]
     assert names == ["Joel", "Lars", "Ines", "Mona", "Kari"], sql
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("minimum and maximum age of members", "SELECT MIN(age), MAX(age) FROM member"),
+    ("the average and maximum days of loans", "SELECT AVG(days), MAX(days) FROM loan"),
+    ("average age across all members", "SELECT AVG(age) FROM member"),
+    ("the most common title of loans", "SELECT title FROM loan GROUP BY title ORDER BY COUNT(*) DESC, title LIMIT 1"),
+    ("which city is most common among branches", "SELECT city FROM branch GROUP BY city ORDER BY COUNT(*) DESC LIMIT 1"),
+    ("how many members are older than 30", "SELECT COUNT(*) FROM member WHERE age > 30"),
+    ("number of loans with a greater days than 10", "SELECT COUNT(*) FROM loan WHERE days > 10"),
+    ("average age for each city of branch",
+     "SELECT city, AVG(age) FROM member JOIN branch USING (branch_id) GROUP BY city"),
+])
+def test_aggregates_counts_and_comparatives(library, question, gold):
+    _answers(library, question, gold)

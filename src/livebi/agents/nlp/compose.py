@@ -35,6 +35,7 @@ class Request:
     role: Role | None = None
     entity: str | None = None  # for counts
     prefer_fact: bool = False  # "unique customers": count them in the fact table
+    agg: str | None = None  # overrides the role's aggregation ("minimum and maximum share")
 
     def bases(self, p: Planner) -> set[str]:
         model = p.model
@@ -159,6 +160,7 @@ def _draft(p: Planner) -> Draft:
         ranking = True
     for r in p.roles:
         if r.role == "measure":
+            requests.extend(Request("measure", r, agg=agg) for agg in r.extra_aggs)
             requests.append(Request("measure", r))
         elif r.role == "column_agg":
             requests.append(Request("column_agg", r))
@@ -180,6 +182,12 @@ def _draft(p: Planner) -> Draft:
                 requests.append(Request("count", r, table))
                 break
 
+    if intent.rank_by_count and not requests:
+        # "the most common hometown of teachers": count the rows that have each hometown
+        dims_now = p.of_role("dimension")
+        table = subject or next((lk.table for r in dims_now for lk in r.mention.links[:1]), None)
+        if table is not None:
+            requests.append(Request("count", None, table))
     if _project_columns(p, requests, subject):
         requests = []  # "the salaries of employees": each employee's salary, not their total
 
@@ -660,7 +668,7 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
         p.assumptions.append(f'Ignored "{role.mention.text}": it is not in {base}')
         return None
     measure: MeasureDef = opts[0][0]
-    agg = role.agg
+    agg = req.agg or role.agg
     if role.superlative and not p.of_role("dimension") and not p.intent.time.ranked_grain and agg is None:
         agg = "max" if p.intent.rank_dir == "desc" else "min"
     if agg == "count":

@@ -44,6 +44,7 @@ class Intent:
     rank_explicit: bool = False  # the user gave the number
     rank_superlative: int | None = None  # index after "the most"/"the least" (which X has ...)
     rank_by_sales: bool = False  # "best-selling", "top sellers": ranked by sales, not counted
+    rank_by_count: bool = False  # "the most common hometown": ranked by how many rows have it
     comparisons: list[Comparison] = dataclasses.field(default_factory=list)
     markers: dict[int, str] = dataclasses.field(default_factory=dict)  # index -> marker text
     wants_list: bool = False
@@ -134,6 +135,15 @@ def extract_intent(
                 intent.consumed.update(range(i, end))
                 i = end
                 continue
+        split = _split_comparison(tokens, i)
+        if split is not None:
+            op, than, number = split
+            # "a greater weight than 10": the comparison starts at "than", so "weight" binds
+            # to it as the measure before a comparator does
+            intent.comparisons.append(Comparison(op, number[0], than, than + 1 + number[1]))
+            intent.consumed.update({i, *range(than, than + 1 + number[1])})
+            i += 1
+            continue
         lead = _number_at(tokens, i, after_comparator=False)
         if lead is not None and _match(tokens, i + lead[1], _NUMBER_FIRST):
             # "3 or more", "two or more", "10+"
@@ -161,6 +171,14 @@ def extract_intent(
                 intent.consumed.add(i - 1)
             continue
         if i in intent.consumed:
+            continue
+        if norm in {"most", "least"} and intent.norm(i + 1) in _COMMON_WORDS and intent.rank_n is None:
+            # "the most common hometown", "nationality that is most common": rows counted
+            intent.rank_superlative, intent.rank_by_count = i + 2, True
+            intent.rank_dir = "desc" if norm == "most" else "asc"
+            intent.consumed.update({i, i + 1})
+            if intent.norm(i - 1) in _SUPERLATIVE_LEADS:
+                intent.consumed.add(i - 1)
             continue
         adjective = _extreme_adjective(intent, i)
         if adjective is not None and intent.extreme is None and not shadowed(i):
@@ -252,6 +270,10 @@ def extract_intent(
         if norm in lx.DISTINCT_WORDS:
             intent.distinct_at.add(i)
             intent.consumed.add(i)
+        if norm in {"across", "among", "amongst"} and intent.norm(i + 1) in {"all", "the", "every"}:
+            intent.consumed.update({i, i + 1})  # "average earnings across all players": overall
+            i += 2
+            continue
         marker = _match(tokens, i, lx.BREAKDOWN_MARKERS)
         if marker and not (marker[0] == ("each",) and i > 0 and tokens[i - 1].norm == "for"):
             intent.markers[i] = " ".join(marker[0])
@@ -262,7 +284,9 @@ def extract_intent(
             intent.question_word = "which"
         if norm in {"list", "show", "display", "find", "details", "records", "rows", "who", "names"}:
             intent.wants_list = True
-        if norm in lx.SHARE_WORDS and norm != "breakdown" or (norm == "%" and i > 0):
+        if norm in lx.SHARE_WORDS and i > 0 and tokens[i - 1].norm in _AGG_WORDS and is_schema_phrase(i, 1):
+            pass  # "the maximum share": a column named share, not a share of a total
+        elif norm in lx.SHARE_WORDS and norm != "breakdown" or (norm == "%" and i > 0):
             intent.share = True
             intent.consumed.add(i)
         if norm in lx.VERSUS_WORDS:
@@ -285,6 +309,8 @@ def _extreme_adjective(intent: Intent, i: int) -> tuple[str, int] | None:
     return None
 
 
+_COMMON_WORDS = {"common", "commonly", "frequent", "frequently", "popular", "often", "usual", "typical"}
+_AGG_WORDS = {w for phrase in lx.AGGREGATIONS for w in phrase if len(phrase) == 1}
 _SUPERLATIVES = {"most", "least", "fewest", "highest", "lowest", "best", "worst", "biggest", "largest",
                  "smallest", "greatest"}
 _SUPERLATIVE_LEADS = {"the", "our", "my", "their"}
@@ -304,6 +330,23 @@ def _superlative_frame(intent: Intent, i: int) -> bool:
     return before in _SUPERLATIVE_VERBS and intent.free(i + 1) and intent.tokens[i + 1].kind == "word"
 
 
+def _split_comparison(tokens: list[Token], i: int) -> tuple[str, int, tuple[float, int]] | None:
+    """"greater weight than 10", "more students than 5": a comparative, one or two words, then
+    "than" and a number: (operator, index of "than", the number)."""
+    op = _COMPARATIVES.get(tokens[i].norm)
+    if op is None:
+        return None
+    for gap in (1, 2):
+        than = i + 1 + gap
+        if than < len(tokens) and tokens[than].norm == "than" and all(t.kind == "word" for t in tokens[i + 1:than]):
+            number = _number_at(tokens, than + 1, after_comparator=True)
+            if number is not None:
+                return op, than, number
+    return None
+
+
+_COMPARATIVES = {"more": ">", "greater": ">", "higher": ">", "larger": ">", "bigger": ">", "less": "<",
+                 "fewer": "<", "lower": "<", "smaller": "<"}
 _NUMBER_FIRST = {("or", "more"), ("or", "less"), ("or", "fewer"), ("plus",), ("+",), ("or", "greater")}
 
 

@@ -310,3 +310,25 @@ EXTREME_ADJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {
     "lowest rated": (("rating", "rated", "score"), "asc"), "best rated": (("rating", "rated", "score"), "desc"),
     "top rated": (("rating", "rated", "score"), "desc"),
 }
+
+
+#: Comparative adjectives that compare a column against a number ("heavier than 10",
+#: "older than 30"), added to COMPARATORS; the column itself is named or implied by the
+#: subject ("pets older than 1": their age).
+COMPARATIVE_ADJECTIVES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "heavier": (">", ("weight",)), "lighter": ("<", ("weight",)), "older": (">", ("age",)),
+    "younger": ("<", ("age",)), "taller": (">", ("height",)), "shorter": ("<", ("height", "length")),
+    "longer": (">", ("length", "duration")), "later": (">", ("@date",)), "earlier": ("<", ("@date",)),
+    "cheaper": ("<", ("price", "cost")), "costlier": (">", ("price", "cost")),
+}
+COMPARATORS.update({(word, "than"): op for word, (op, _) in COMPARATIVE_ADJECTIVES.items()})
+
+
+#: Words the structure of a question uses (existence, frequency, ordering), so the spelling
+#: corrector never "fixes" them into schema words.
+STRUCTURE_WORDS = {
+    "no", "never", "none", "not", "without", "dont", "doesnt", "didnt", "havent", "hasnt", "hadnt", "isnt",
+    "arent", "wasnt", "werent", "cannot", "cant", "wont", "any", "some", "ever", "across", "among", "amongst",
+    "common", "commonly", "frequent", "frequently", "popular", "often", "usual", "either", "single",
+    "sort", "order", "arrange", "rank", "reverse", "reversed",
+}

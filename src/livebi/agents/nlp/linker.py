@@ -49,6 +49,7 @@ def lexicon_words() -> frozenset[str]:
                                          "current", "last", "past", "previous", "trailing",
                                          "trend", "trends", "timeline", "evolution", "since",
                                          "before", "after", "until", "through", "plus"}
+    words |= {w for phrase in lx.EXTREME_ADJECTIVES for w in phrase.split()} | lx.STRUCTURE_WORDS
     for concept_words in lx.CONCEPT_WORDS.values():
         for phrase in concept_words:
             words.update(phrase.split())

@@ -51,6 +51,7 @@ class Role:
     distinct: bool = False
     superlative: bool = False
     negated: bool = False  # "excluding cancelled orders": the filter keeps the other values
+    extra_aggs: list[str] = dataclasses.field(default_factory=list)  # "minimum and maximum share": min
 
 
 @dataclasses.dataclass
@@ -109,6 +110,11 @@ class Planner:
                     j -= 1
                     continue
                 break
+            k = role.agg_at - 1 if role.agg_at is not None else -1
+            while k > 0 and self.intent.norm(k) in {"and", ",", "or"} and k in agg_by_end:
+                start, agg = agg_by_end[k]  # "the average and maximum age": both of the age
+                role.extra_aggs.insert(0, agg)
+                k = start - 1
             if role.agg in {"avg", "sum", "min", "max", "median"} and nxt is not None and nxt.start == m.end \
                     and self._is_entity_mention(m) and self._measure_links(nxt) and not self._is_entity_mention(nxt) \
                     and not nxt.of_kind("value") and self._comparison_for(nxt) is None:
@@ -147,6 +153,8 @@ class Planner:
                 role.role = "filter"
             elif role.superlative and intent.rank_by_sales and (self._is_entity_mention(m) or not measure_like):
                 role.role, role.marked = "dimension", True  # "the best-selling product"
+            elif role.superlative and intent.rank_by_count and not self._is_entity_mention(m):
+                role.role, role.marked = "dimension", True  # "the most common hometown": grouped, counted
             elif role.superlative:
                 role.role = "count" if self._is_entity_mention(m) else "measure"
                 role.agg = role.agg or ("count" if role.role == "count" else None)
@@ -165,6 +173,10 @@ class Planner:
                 role.role = "subject"
             else:
                 role.role = "dimension"
+            if role.role == "dimension" and roles and roles[-1].role == "dimension" and self._is_entity_mention(m) \
+                    and self.intent.norm(m.start - 1) == "of" and roles[-1].mention.end == m.start - 1 \
+                    and any(lk.table == m.links[0].table for lk in roles[-1].mention.of_kind("column")):
+                role.role = "qualifier"  # "each type of pet": whose type, not a second breakdown
             if role.role == "filter":
                 role.negated = self._negated(m, dim_ends)
             if role.role in {"dimension", "filter"}:
