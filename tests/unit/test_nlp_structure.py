@@ -20,13 +20,13 @@ from livebi.warehouse.base import Column, ForeignKey, Schema, Table
 TODAY = dt.date(2024, 6, 30)
 
 LIBRARY = """
-CREATE TABLE branch (branch_id INTEGER PRIMARY KEY, branch_name TEXT, city TEXT);
+CREATE TABLE branch (branch_id INTEGER PRIMARY KEY, branch_name TEXT, city TEXT, number_seats INTEGER);
 CREATE TABLE member (member_id INTEGER PRIMARY KEY, member_name TEXT, age INTEGER,
                      branch_id INTEGER REFERENCES branch(branch_id), joined_on TEXT);
 CREATE TABLE loan (loan_id INTEGER PRIMARY KEY, member_id INTEGER REFERENCES member(member_id),
                    title TEXT, loan_date TEXT, days INTEGER);
-INSERT INTO branch VALUES (1, 'Harbour', 'Oslo'), (2, 'Hill', 'Oslo'), (3, 'Market', 'Bergen'),
-                          (4, 'Quay', 'Tromso');
+INSERT INTO branch VALUES (1, 'Harbour', 'Oslo', 40), (2, 'Hill', 'Oslo', 12), (3, 'Market', 'Bergen', 25),
+                          (4, 'Quay', 'Tromso', 8);
 INSERT INTO member VALUES (1, 'Ines', 34, 1, '2019-03-01'), (2, 'Joel', 19, 1, '2021-07-15'),
                           (3, 'Kari', 52, 2, '2018-01-20'), (4, 'Lars', 27, 3, '2022-11-02'),
                           (5, 'Mona', 41, 1, '2020-05-05');
@@ -180,3 +180,15 @@ def test_listings_are_ordered_by_the_column_named(library, question):
 ])
 def test_aggregates_counts_and_comparatives(library, question, gold):
     _answers(library, question, gold)
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("the minimum and maximum number of seats of branches", "SELECT MIN(number_seats), MAX(number_seats) FROM branch"),
+    ("name of the branch whose number of seats is the largest",
+     "SELECT branch_name FROM branch ORDER BY number_seats DESC LIMIT 1"),
+    ("branch names in descending order of number of seats",
+     "SELECT branch_name FROM branch ORDER BY number_seats DESC"),
+])
+def test_a_column_named_number_of_something_is_that_column(library, question, gold):
+    sql = _answers(library, question, gold)
+    assert "COUNT(" not in sql.upper(), sql

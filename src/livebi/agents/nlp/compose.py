@@ -133,11 +133,11 @@ def _draft(p: Planner) -> Draft:
     extreme = _extreme_row(p, subject_roles)
     if extreme is not None:
         return extreme
-    if intent.rank_superlative is not None and subject_roles and not p.of_role("dimension") \
+    if intent.superlative and subject_roles and not p.of_role("dimension") \
             and any(r.role in {"measure", "count"} and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
         ranked = subject_roles.pop(0)  # "the most expensive product": rank products by price
         ranked.role, ranked.marked = "dimension", True
-    ranking = intent.rank_n is not None or (intent.rank_superlative is not None and (
+    ranking = intent.rank_n is not None or (intent.superlative and (
         bool(p.of_role("dimension")) or intent.time.ranked_grain))
     requests: list[Request] = []
     for r in list(subject_roles):
@@ -258,7 +258,7 @@ def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
                 flip = "birth" in model.column(table, column).words
                 target = (table, column, {"asc": "desc", "desc": "asc"}[direction] if flip else direction)
                 break
-    elif intent.rank_superlative is not None and intent.rank_n is None and not intent.rank_by_sales:
+    elif intent.superlative and intent.rank_n is None and not intent.rank_by_sales:
         ranked = [r for r in p.roles if r.superlative and r.role in {"measure", "dimension"}]
         if len(ranked) != 1 or any(r.role == "dimension" and r.marked and not r.superlative for r in p.roles) \
                 or any(agg for k, agg in intent.aggs.items()):
@@ -324,7 +324,7 @@ def _project_columns(p: Planner, requests: list[Request], subject: str | None) -
         subject = next((lk.table for lk in requests[0].role.mention.links if lk.kind == "column"), None)  # type: ignore[union-attr]
     if subject is None or not requests or any(r.kind != "measure" for r in requests) \
             or intent.question_word in {"how much", "how many"} or intent.aggs or intent.share or intent.versus \
-            or intent.correlation or intent.rank_n is not None or intent.rank_superlative is not None \
+            or intent.correlation or intent.rank_n is not None or intent.superlative \
             or intent.time.grain or intent.time.ranked_grain or p.pick_grain() \
             or any(r.marked for r in p.of_role("dimension")):
         return False

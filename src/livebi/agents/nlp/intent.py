@@ -45,6 +45,7 @@ class Intent:
     rank_superlative: int | None = None  # index after "the most"/"the least" (which X has ...)
     rank_by_sales: bool = False  # "best-selling", "top sellers": ranked by sales, not counted
     rank_by_count: bool = False  # "the most common hometown": ranked by how many rows have it
+    rank_superlative_before: int | None = None  # "whose price is the highest": index of "is"
     comparisons: list[Comparison] = dataclasses.field(default_factory=list)
     markers: dict[int, str] = dataclasses.field(default_factory=dict)  # index -> marker text
     wants_list: bool = False
@@ -61,6 +62,11 @@ class Intent:
     #: "the youngest teacher", "the most recent cartoon": (token index, adjective) of a
     #: superlative adjective that names its own column (age, a date, weight...)
     extreme: tuple[int, str] | None = None
+
+    @property
+    def superlative(self) -> bool:
+        """A superlative ranks something: "the most customers", "whose price is the highest"."""
+        return self.rank_superlative is not None or self.rank_superlative_before is not None
 
     def norm(self, i: int) -> str:
         return self.tokens[i].norm if 0 <= i < len(self.tokens) else ""
@@ -214,6 +220,13 @@ def extract_intent(
                 intent.consumed.add(i)
                 if intent.norm(i - 1) in _SUPERLATIVE_LEADS:
                     intent.consumed.add(i - 1)
+                    if intent.norm(i - 2) in {"is", "are", "was", "were"} and not (
+                            after < n and tokens[after].kind == "word" and intent.free(after)):
+                        # "the shop whose number of products is the largest": the superlative
+                        # is about the noun before "is"
+                        intent.rank_superlative = None
+                        intent.rank_superlative_before = i - 2
+                        intent.consumed.add(i - 2)
 
     # 2. time (periods, grains, trend words)
     intent.time = extract_time(tokens, today, skip=set(intent.consumed))

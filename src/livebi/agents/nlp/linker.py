@@ -111,6 +111,8 @@ def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
             if size == 1 and (phrase[0] in lx.STOPWORDS or tokens[i].kind == "number"):
                 continue
             links = model.phrases.get(phrase)
+            if not links and size == 3 and phrase[1] == "of":
+                links = model.phrases.get((phrase[0], phrase[2]))  # "number of products": Number_products
             if not links and size <= 3:
                 # a plural/singular form the index lacks ("countries" for "country")
                 links = model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),))

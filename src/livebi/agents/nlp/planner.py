@@ -132,7 +132,8 @@ class Planner:
                 all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_at, m.start))
             after_which = self.intent.norm(j) in {"which", "what"} and intent.question_word == "which"
             role.superlative = intent.rank_superlative is not None and intent.rank_superlative <= m.start and \
-                all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_superlative, m.start))
+                all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_superlative, m.start)) \
+                or m.end == intent.rank_superlative_before
             comparison = self._comparison_for(m)
             measure_like = bool(self._measure_links(m))
             date_verb = kinds == {"column"} and not after_marker and not set(m.norm.split()) & lx.DATE_NAME_WORDS \
