@@ -192,3 +192,29 @@ def test_aggregates_counts_and_comparatives(library, question, gold):
 def test_a_column_named_number_of_something_is_that_column(library, question, gold):
     sql = _answers(library, question, gold)
     assert "COUNT(" not in sql.upper(), sql
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("members under age 30", "SELECT member_name FROM member WHERE age < 30"),
+    ("how many members below age 40 are there", "SELECT COUNT(*) FROM member WHERE age < 40"),
+    ("names of members aged 34", "SELECT member_name FROM member WHERE age = 34"),
+    ("names of members with age either 19 or 52", "SELECT member_name FROM member WHERE age IN (19, 52)"),
+    ("how many loans have days 14", "SELECT COUNT(*) FROM loan WHERE days = 14"),
+    ("cities with more than one member under age 40",
+     "SELECT city FROM member JOIN branch USING (branch_id) WHERE age < 40 GROUP BY city HAVING COUNT(*) > 1"),
+])
+def test_numbers_said_after_a_column(library, question, gold):
+    _answers(library, question, gold)
+
+
+def test_a_number_that_belongs_to_nothing_is_said_to_be_ignored(library):
+    _, model = library
+    parsed = NLPAgent(today=TODAY).parse("members in wing 7", model, dialect="sqlite")
+    assert "7" not in parsed.sql
+    assert any("Ignored the number 7" in a for a in parsed.assumptions), parsed.assumptions
+
+
+def test_reverse_alphabetical_order(library):
+    con, model = library
+    sql = NLPAgent(today=TODAY).parse("member names in reverse alphabetical order", model, dialect="sqlite").sql
+    assert [r[0] for r in con.execute(sql)] == ["Mona", "Lars", "Kari", "Joel", "Ines"], sql

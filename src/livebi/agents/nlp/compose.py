@@ -196,6 +196,8 @@ def _draft(p: Planner) -> Draft:
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
     having_mode = False
     for op in operands:
+        if op.comparison is not None and op.comparison.op in {"=", "in"} and not p._measure_links(op.mention):
+            continue  # "teachers aged 32 or 33": a value of a column, filtered row by row
         entity = _entity(p, op)
         if entity is not None and op.mention.links[0].kind == "table":
             having_mode = True  # "at least 3 orders"
@@ -503,7 +505,7 @@ def _listing_order(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     else the label."""
     intent, model = p.intent, p.model
     direction = intent.list_dir or "asc"
-    alphabetical = any(t.norm in {"alphabetically", "alphabetical"} for t in intent.tokens)
+    alphabetical = intent.alphabetical
 
     def alias_of(table: str, column: str) -> str | None:
         return next((s.alias for s in spec.select if (s.table, s.column) == (table, column)), None)

@@ -28,6 +28,14 @@ class Comparison:
     start: int
     end: int
     upper: float | None = None  # for "between a and b"
+    others: tuple[float, ...] = ()  # op "in": the values after the first ("grade 9 or 10")
+
+    @property
+    def values(self) -> list[float]:
+        """The operands: one value, both bounds of "between", or every value of "in"."""
+        if self.upper is not None:
+            return [self.value, self.upper]
+        return [self.value, *self.others]
 
 
 @dataclasses.dataclass
@@ -58,6 +66,7 @@ class Intent:
     correlation: bool = False
     list_dir: str | None = None  # "in descending order", "alphabetically": how a listing is ordered
     order_at: int | None = None  # first token of the column after "sorted by" / "in order of"
+    alphabetical: bool = False  # "alphabetically", "in reverse lexicographical order": by a text column
     time: TimeFindings = dataclasses.field(default_factory=TimeFindings)
     #: "the youngest teacher", "the most recent cartoon": (token index, adjective) of a
     #: superlative adjective that names its own column (age, a date, weight...)
@@ -141,6 +150,22 @@ def extract_intent(
                 intent.consumed.update(range(i, end))
                 i = end
                 continue
+        inner = _comparator_before_column(tokens, i, shadowed)
+        if inner is not None:
+            op, at, number = inner
+            intent.comparisons.append(Comparison(op, number[0], at, at + number[1]))
+            intent.consumed.update({i, *range(at, at + number[1])})
+            i = at + number[1]
+            continue
+        equal = _equal_values(tokens, i, is_schema_phrase)
+        if equal is not None and not shadowed(i):
+            # "in grade 10", "aged either 32 or 33": a number right after a noun is its value
+            start, values, end = equal
+            op = "=" if len(values) == 1 else "in"
+            intent.comparisons.append(Comparison(op, values[0], start, end, others=tuple(values[1:])))
+            intent.consumed.update(range(start, end))
+            i = end
+            continue
         split = _split_comparison(tokens, i)
         if split is not None:
             op, than, number = split
@@ -322,6 +347,7 @@ def _extreme_adjective(intent: Intent, i: int) -> tuple[str, int] | None:
     return None
 
 
+_ALPHABETICAL = {"alphabetical", "alphabetically", "lexicographical", "lexicographic", "lexicographically"}
 _COMMON_WORDS = {"common", "commonly", "frequent", "frequently", "popular", "often", "usual", "typical"}
 _AGG_WORDS = {w for phrase in lx.AGGREGATIONS for w in phrase if len(phrase) == 1}
 _SUPERLATIVES = {"most", "least", "fewest", "highest", "lowest", "best", "worst", "biggest", "largest",
@@ -341,6 +367,59 @@ def _superlative_frame(intent: Intent, i: int) -> bool:
     if before in _SUPERLATIVE_LEADS or after in _COUNT_NOUNS:
         return True
     return before in _SUPERLATIVE_VERBS and intent.free(i + 1) and intent.tokens[i + 1].kind == "word"
+
+
+def _comparator_before_column(tokens: list[Token], i: int, shadowed) -> tuple[str, int, tuple[float, int]] | None:
+    """"under age 30", "over weight 10": a one-word comparator, one or two words, then a number:
+    (operator, index of the number, the number). The words between bind to the comparison as
+    a measure before a comparator does."""
+    if tokens[i].norm not in {"under", "over", "above", "below"} or shadowed(i):
+        return None
+    for gap in (1, 2):
+        at = i + 1 + gap
+        if at < len(tokens) and all(t.kind == "word" for t in tokens[i + 1:at]) \
+                and tokens[i + 1].norm not in {"the", "a", "an", "all", "each", "every", "my", "our", "their"}:
+            number = _number_at(tokens, at, after_comparator=True)
+            if number is not None and tokens[at].kind == "number":
+                return lx.COMPARATORS[(tokens[i].norm,)], at, number
+    return None
+
+
+#: words after which a number is not the value of the noun before ("top 10", "in 2013", "with 5")
+_NOT_VALUE_BEFORE = {"top", "bottom", "first", "last", "next", "past", "previous", "the", "a", "an", "which", "what",
+                     "than", "least", "most", "limit", "and", "or", "of", "in", "at", "by", "per", "from", "to",
+                     "between", "after", "before", "since", "until", "for", "with", "over", "under", "above",
+                     "below", "exactly", "is", "are", "was", "were", "all", "only", "just", "about", "around",
+                     "show", "list", "give", "find", "me", "those", "these", "every", "each", "have", "has", "had"}
+
+
+def _equal_values(tokens: list[Token], i: int, is_schema_phrase) -> tuple[int, list[float], int] | None:
+    """A number (or "either N or M", "N, M or K") right after a noun: (first token of the
+    values, the values, end). Years are left to time expressions, counts before a noun ("5
+    orders") and ranks ("top 10") are not values."""
+    if i == 0 or tokens[i - 1].kind != "word" or tokens[i - 1].norm in _NOT_VALUE_BEFORE \
+            or (tokens[i - 1].norm in lx.GRAIN_NOUNS and not is_schema_phrase(i - 1, 1)) \
+            or tokens[i - 1].norm in lx.NUMBER_WORDS:
+        return None
+    k = i + 1 if tokens[i].norm == "either" else i
+    values: list[float] = []
+    while k < len(tokens) and tokens[k].kind == "number" and tokens[k].value is not None:
+        value = tokens[k].value
+        if value.is_integer() and 1900 <= value <= 2100:
+            return None
+        values.append(value)
+        if k + 2 < len(tokens) and tokens[k + 1].norm in {"or", ",", "and"} and tokens[k + 2].kind == "number":
+            k += 2
+            continue
+        k += 1
+        break
+    if not values or (k < len(tokens) and tokens[k].kind == "word" and tokens[k].norm not in _VALUE_FOLLOWERS):
+        return None  # "grade 10 students" may still be fine, but "2 orders" is a count
+    return i, values, k
+
+
+_VALUE_FOLLOWERS = {"and", "or", "but", "who", "which", "that", "with", "in", "from", "by", "of", "for", "are",
+                    "is", "was", "were", "have", "has", "sorted", "ordered", "order", "come", "?"}
 
 
 def _split_comparison(tokens: list[Token], i: int) -> tuple[str, int, tuple[float, int]] | None:
@@ -414,7 +493,21 @@ def _ordering(intent: Intent) -> None:
             elif intent.norm(i + 2) in {"their", "its", "the"} and intent.free(i + 3):
                 intent.consumed.add(i + 2)  # "ordered by their names"
                 intent.order_at = i + 3
+        elif norm in {"reverse", "reversed", "inverse"} and intent.norm(i + 1) in _ALPHABETICAL:
+            intent.list_dir, intent.alphabetical = "desc", True  # "in reverse alphabetical order"
+            intent.consumed.update({i, i + 1})
+            if intent.norm(i - 1) == "in":
+                intent.consumed.add(i - 1)
+            if intent.norm(i + 2) == "order":
+                intent.consumed.add(i + 2)
+        elif norm in _ALPHABETICAL and norm not in lx.ORDER_DIRECTIONS:
+            intent.list_dir, intent.alphabetical = intent.list_dir or "asc", True  # "lexicographical order"
+            intent.consumed.add(i)
+            if intent.norm(i + 1) == "order":
+                intent.consumed.add(i + 1)
         elif norm in lx.ORDER_DIRECTIONS:
+            if norm in _ALPHABETICAL:
+                intent.alphabetical = True
             intent.list_dir = lx.ORDER_DIRECTIONS[norm]
             intent.consumed.add(i)
             if intent.norm(i - 1) == "in":

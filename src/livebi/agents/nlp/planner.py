@@ -144,7 +144,8 @@ class Planner:
                 # "orders shipped in 2013" filters on the ship date; in "orders shipped to Germany
                 # in 2013" the verb does not hold the period, and the default date does
                 role.role = "date" if m.end in intent.time.consumed else "qualifier"
-            elif comparison is not None and (measure_like or "table" in kinds):
+            elif comparison is not None and (measure_like or "table" in kinds
+                                             or (comparison.op in {"=", "in"} and self._column_links(m))):
                 role.role, role.comparison = "operand", comparison
             elif role.agg == "count" and kinds != {"value"} and (not measure_like or "table" in kinds):
                 role.role = "count"
@@ -227,7 +228,8 @@ class Planner:
             gap = [self.intent.norm(k) for k in range(m.end, c.start)]
             if m.end <= c.start and len(gap) <= 2 and all(
                     w in {"of", "is", "was", "with", "that", "are", "has", "have", "where"} for w in gap) \
-                    and self._measure_links(m) and not self._is_entity_mention(m):
+                    and (self._measure_links(m) or (c.op in {"=", "in"} and self._column_links(m))) \
+                    and not self._is_entity_mention(m):
                 return c
         return None
 

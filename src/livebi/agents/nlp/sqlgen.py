@@ -279,6 +279,8 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
             agg = measure_sql(h.measure, dialect)
             if h.op == "between":
                 havings.append(exp.Between(this=agg, low=_num(h.values[0]), high=_num(h.values[1])))
+            elif h.op == "in":
+                havings.append(exp.In(this=agg, expressions=[_num(v) for v in h.values]))
             else:
                 havings.append(_compare(h.op, agg, _num(h.values[0])))
         query.set("having", exp.Having(this=exp.and_(*havings, copy=False)))
