@@ -218,3 +218,47 @@ def test_reverse_alphabetical_order(library):
     con, model = library
     sql = NLPAgent(today=TODAY).parse("member names in reverse alphabetical order", model, dialect="sqlite").sql
     assert [r[0] for r in con.execute(sql)] == ["Mona", "Lars", "Kari", "Joel", "Ines"], sql
+
+
+def test_a_value_of_a_related_table_keeps_the_rows_that_have_it(library):
+    """"members who borrowed Beloved": a loan title, members the base: EXISTS, not a refusal."""
+    sql = _answers(library, "names of members that have a loan Beloved",
+                   "SELECT member_name FROM member WHERE member_id IN (SELECT member_id FROM loan WHERE title = 'Beloved')")
+    assert "EXISTS" in sql.upper(), sql
+
+
+def test_a_quoted_text_after_a_column_is_its_value(library):
+    _answers(library, 'the age of the member with member name "Kari"', "SELECT age FROM member WHERE member_name = 'Kari'")
+
+
+FRIENDS = """
+CREATE TABLE pupil (pupil_id INTEGER PRIMARY KEY, pupil_name TEXT, grade INTEGER);
+CREATE TABLE friend (pupil_id INTEGER REFERENCES pupil(pupil_id), friend_id INTEGER REFERENCES pupil(pupil_id),
+                     PRIMARY KEY (pupil_id, friend_id));
+INSERT INTO pupil VALUES (1, 'Ann', 9), (2, 'Bo', 9), (3, 'Cy', 10), (4, 'Di', 11);
+INSERT INTO friend VALUES (1, 2), (1, 3), (1, 4), (2, 1), (3, 1), (3, 2);
+"""
+
+
+@pytest.fixture(scope="module")
+def friends():
+    con = sqlite3.connect(":memory:")
+    con.executescript(FRIENDS)
+    schema = Schema(tuple(_table(con, t) for t in ("pupil", "friend")))
+    values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
+              for pair in SemanticModel.value_columns(schema)}
+    yield con, SemanticModel.from_schema(schema, values, dialect="sqlite")
+    con.close()
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("names of pupils who have at least 2 friends",
+     "SELECT pupil_name FROM friend JOIN pupil USING (pupil_id) GROUP BY pupil_id HAVING COUNT(*) >= 2"),
+    ("the name of the pupil with the greatest number of friends",
+     "SELECT pupil_name FROM friend JOIN pupil USING (pupil_id) GROUP BY pupil_id ORDER BY COUNT(*) DESC LIMIT 1"),
+    ("pupils who do not have any friends",
+     "SELECT pupil_name FROM pupil WHERE pupil_id NOT IN (SELECT pupil_id FROM friend)"),
+])
+def test_a_link_table_belongs_to_the_key_that_does_not_repeat_its_name(friends, question, gold):
+    """friend(pupil_id, friend_id): a pupil's friends are the rows of its pupil_id."""
+    _answers(friends, question, gold)

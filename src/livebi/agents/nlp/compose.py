@@ -22,7 +22,7 @@ from .planner import (
     BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
     dimension_spec, measure_spec, row_select, with_unique_aliases,
 )
-from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
+from .query import DimensionSpec, ExistsSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
 
 CORRELATION_POINTS = 1000
 
@@ -165,7 +165,7 @@ def _draft(p: Planner) -> Draft:
         elif r.role == "column_agg":
             requests.append(Request("column_agg", r))
         elif r.role == "count":
-            entity = _entity(p, r)
+            entity = _counted(p, r)
             if entity is not None:
                 fact_words = r.distinct or bool(p.of_role("measure"))
                 requests.append(Request("count", r, entity, prefer_fact=fact_words))
@@ -198,7 +198,7 @@ def _draft(p: Planner) -> Draft:
     for op in operands:
         if op.comparison is not None and op.comparison.op in {"=", "in"} and not p._measure_links(op.mention):
             continue  # "teachers aged 32 or 33": a value of a column, filtered row by row
-        entity = _entity(p, op)
+        entity = _counted(p, op)
         if entity is not None and op.mention.links[0].kind == "table":
             having_mode = True  # "at least 3 orders"
             requests.append(Request("count", op, entity))
@@ -429,23 +429,61 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
         if link is not None and p.reach(spec.base, link.table) is not None:
             spec.filters.append(FilterSpec(link.table, link.column, "is_true", [True],  # type: ignore[arg-type]
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
-    for r in p.of_role("literal"):  # "customers named 'Acme'": a LIKE on the label, as a literal
-        target = draft.subject or spec.base
-        label = model.tables[target].label_column
-        value = r.mention.links[0].value
-        if label and value and p.reach(spec.base, target) is not None:
-            spec.filters.append(FilterSpec(target, label, "like", [value], label=f"contains {value}"))
-            p.assumptions.append(f'Matched {r.mention.text} anywhere in {target}.{label}')
+    for r in p.of_role("literal"):
+        _literal_filter(p, spec, draft, r)
     spec.filters.extend(p.time_filters(spec.base))
+
+
+_LITERAL_LEADS = {"named", "called", "titled", "is", "=", "of", "with", "as", "name", "title"}
+
+
+def _literal_filter(p: Planner, spec: QuerySpec, draft: Draft, r: Role) -> None:
+    """A quoted text. Right after a text column or a table ('the episode "A Love of a
+    Lifetime"', 'the cartoon "The Rise of the Blue Beetle"') it is that column's (or that
+    table's label's) exact value; otherwise "customers named 'Acme'" matches it anywhere in the
+    subject's label. A table the base cannot join to many-to-one is reached by EXISTS instead
+    ("the channel that shows the cartoon ..." keeps channels with such a cartoon)."""
+    model = p.model
+    value = r.mention.links[0].value
+    if not value:
+        return
+    before = [m for m in p.mentions if m.end == r.mention.start
+              or (m.end == r.mention.start - 1 and p.intent.norm(m.end) in _LITERAL_LEADS)]
+    table = column = None
+    op = "="
+    if before:
+        link = before[-1].links[0]
+        if link.kind == "column" and model.column(link.table, link.column).kind == "text":  # type: ignore[arg-type]
+            table, column = link.table, link.column
+        elif link.kind == "table" and model.tables[link.table].label_column:
+            table, column = link.table, model.tables[link.table].label_column
+    if table is None:
+        table = draft.subject or spec.base
+        column = model.tables[table].label_column
+        op = "like"
+    if column is None:
+        return
+    flt = FilterSpec(table, column, op, [value], label=model.column(table, column).human)
+    if p.reach(spec.base, table) is not None:
+        spec.filters.append(flt)
+    else:
+        paths = model.paths_from(table)
+        outer = next((t for t in [spec.base, *sorted(spec.tables() - {spec.base})] if t in paths and t != table), None)
+        if outer is None:
+            raise PlanError(f'I could not relate {r.mention.text} to {model.tables[spec.base].plural}')
+        spec.exists.append(ExistsSpec(table, False, outer, list(paths[outer]), [flt], model.tables[table].plural))
+    if op == "like":
+        p.assumptions.append(f'Matched {r.mention.text} anywhere in {table}.{column}')
 
 
 def _existence_filters(p: Planner, spec: QuerySpec) -> None:
     """"students with no friends": [NOT] EXISTS on the related rows, which take the value
     filters said after them ("cartoons directed by Ben Jones")."""
+    tables = [spec.base] + sorted(spec.tables() - {spec.base})
     related = p.of_role("exists")
     if not related:
+        _unreachable_values(p, spec, tables)
         return
-    tables = [spec.base] + sorted(spec.tables() - {spec.base})
     found, taken = exists_specs(p.model, related, p.of_role("filter"), tables)
     for role in p.of_role("filter"):
         if id(role) in taken:
@@ -454,10 +492,34 @@ def _existence_filters(p: Planner, spec: QuerySpec) -> None:
     for e in found:
         said = "without any" if e.negated else "with at least one"
         p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}")
+    _unreachable_values(p, spec, tables)
     if len(found) < len(related):
         names = [r.mention.text for r in related if not any(e.table == r.mention.links[0].table for e in found)]
         raise PlanError("I could not relate " + ", ".join(f'"{n}"' for n in names)
                         + f" to {p.model.tables[spec.base].plural}")
+
+
+def _unreachable_values(p: Planner, spec: QuerySpec, tables: list[str]) -> None:
+    """A value of a table the base cannot join to many-to-one ("the channel that shows the
+    cartoon 'The Rise of the Blue Beetle'": a cartoon title, channels are the base) keeps the
+    base rows that have such a related row: EXISTS, instead of "I could not relate"."""
+    model = p.model
+    for r in p.of_role("filter"):
+        if p.value_options(r.mention, spec.base):
+            continue
+        for link in r.mention.of_kind("value"):
+            paths = model.paths_from(link.table)
+            outer = next((t for t in tables if t in paths and t != link.table), None)
+            if outer is None:
+                continue
+            op = "!=" if r.negated else "="
+            flt = FilterSpec(link.table, link.column, op, [link.value], label=model.column(link.table, link.column).human)  # type: ignore[arg-type]
+            spec.exists.append(ExistsSpec(link.table, False, outer, list(paths[outer]), [flt],
+                                          model.tables[link.table].plural))
+            p.assumptions.append(f"Kept {model.tables[outer].plural} with a related "
+                                 f"{model.tables[link.table].singular} whose {flt.label} is {link.value}")
+            r.role = "related_filter"
+            break
 
 
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
@@ -572,6 +634,15 @@ def _entity(p: Planner, role: Role) -> str | None:
         if link.kind == "table":
             return None
     return None
+
+
+def _counted(p: Planner, role: Role) -> str | None:
+    """The table whose rows a count counts: an entity, or any table the mention names first
+    ("the most friends" counts rows of a ``friend`` link table, which is no entity)."""
+    entity = _entity(p, role)
+    if entity is None and role.mention.links and role.mention.links[0].kind == "table":
+        return role.mention.links[0].table
+    return entity
 
 
 def _entity_resolved(p: Planner, table: str, role: Role) -> Resolved:

@@ -254,7 +254,11 @@ def extract_intent(
                         intent.consumed.add(i - 2)
 
     # 2. time (periods, grains, trend words)
-    intent.time = extract_time(tokens, today, skip=set(intent.consumed))
+    # a grain word inside a column's name ("weekly rank", "monthly fee") is that column
+    in_names = {k for i in range(n) for size in (2, 3) if is_schema_phrase(i, size)
+                and any(tokens[j].norm in lx.GRAIN_ADJECTIVES for j in range(i, min(i + size, n)))
+                for k in range(i, i + size)}
+    intent.time = extract_time(tokens, today, skip=set(intent.consumed) | in_names)
     intent.consumed |= intent.time.consumed
 
     # 3. aggregations, distinct, markers, shape words

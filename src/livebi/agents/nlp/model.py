@@ -269,7 +269,7 @@ class SemanticModel:
             steps = [(e, True, e.parent) for e in self.parents(current)]
             if not directed:
                 steps += [(e, False, e.child) for e in self.children(current)]
-            for edge, forward, nxt in sorted(steps, key=lambda s: s[2]):
+            for edge, forward, nxt in sorted(steps, key=lambda s: (s[2], _names_the_other(s[0]))):
                 if nxt not in paths:
                     paths[nxt] = paths[current] + [(edge, forward)]
                     queue.append(nxt)
@@ -369,3 +369,11 @@ class SemanticModel:
                 if link.kind == "value" and link.table in reachable and link.value and len(link.value) > 3:
                     return link.value
         return None
+
+
+def _names_the_other(edge: Edge) -> bool:
+    """Whether a foreign key's column repeats its own table's name: in ``friend(student_id,
+    friend_id)`` both point at ``student``, and a friend row belongs to its ``student_id``;
+    ``friend_id`` names the other one. Among keys to the same table, the owner's comes first."""
+    own = edge.child.lower().rstrip("s")
+    return any(own and own in col.lower() for col in edge.child_cols)

@@ -158,7 +158,8 @@ class Planner:
             elif role.superlative and intent.rank_by_count and not self._is_entity_mention(m):
                 role.role, role.marked = "dimension", True  # "the most common hometown": grouped, counted
             elif role.superlative:
-                role.role = "count" if self._is_entity_mention(m) else "measure"
+                counted = self._is_entity_mention(m) or (m.links[0].kind == "table" and not measure_like)
+                role.role = "count" if counted else "measure"
                 role.agg = role.agg or ("count" if role.role == "count" else None)
             elif role.agg in {"min", "max"} and self._is_entity_mention(m):
                 role.role = "ranked_entity"  # "the 3 biggest orders", "smallest customer"
