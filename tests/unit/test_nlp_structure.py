@@ -46,14 +46,20 @@ def _table(con: sqlite3.Connection, name: str) -> Table:
     return Table(name, columns, tuple(c[1] for c in info if c[5]), fks)
 
 
-@pytest.fixture(scope="module")
-def library():
+def _database(script: str, tables: tuple[str, ...]):
+    """An in-memory SQLite database from ``script`` and the semantic model of its ``tables``."""
     con = sqlite3.connect(":memory:")
-    con.executescript(LIBRARY)
-    schema = Schema(tuple(_table(con, t) for t in ("branch", "member", "loan")))
+    con.executescript(script)
+    schema = Schema(tuple(_table(con, t) for t in tables))
     values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
               for pair in SemanticModel.value_columns(schema)}
-    yield con, SemanticModel.from_schema(schema, values, dialect="sqlite")
+    return con, SemanticModel.from_schema(schema, values, dialect="sqlite")
+
+
+@pytest.fixture(scope="module")
+def library():
+    con, model = _database(LIBRARY, ("branch", "member", "loan"))
+    yield con, model
     con.close()
 
 
@@ -242,12 +248,8 @@ INSERT INTO friend VALUES (1, 2), (1, 3), (1, 4), (2, 1), (3, 1), (3, 2);
 
 @pytest.fixture(scope="module")
 def friends():
-    con = sqlite3.connect(":memory:")
-    con.executescript(FRIENDS)
-    schema = Schema(tuple(_table(con, t) for t in ("pupil", "friend")))
-    values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
-              for pair in SemanticModel.value_columns(schema)}
-    yield con, SemanticModel.from_schema(schema, values, dialect="sqlite")
+    con, model = _database(FRIENDS, ("pupil", "friend"))
+    yield con, model
     con.close()
 
 
