@@ -264,3 +264,19 @@ def friends():
 def test_a_link_table_belongs_to_the_key_that_does_not_repeat_its_name(friends, question, gold):
     """friend(pupil_id, friend_id): a pupil's friends are the rows of its pupil_id."""
     _answers(friends, question, gold)
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("the age and branch id of every member", "SELECT age, branch_id FROM member"),
+    ("the name of the first member to join", "SELECT member_name FROM member ORDER BY joined_on LIMIT 1"),
+    ("title of the last loan", "SELECT title FROM loan ORDER BY loan_date DESC LIMIT 1"),
+    ("how many members have an age not higher than 34", "SELECT COUNT(*) FROM member WHERE age <= 34"),
+])
+def test_every_entity_first_and_last_rows_and_negated_comparisons(library, question, gold):
+    _answers(library, question, gold)
+
+
+def test_sorted_from_old_to_young(library):
+    con, model = library
+    sql = NLPAgent(today=TODAY).parse("member names sorted by their age from old to young", model, dialect="sqlite").sql
+    assert [r[0] for r in con.execute(sql)] == ["Kari", "Mona", "Ines", "Lars", "Joel"], sql

@@ -129,6 +129,7 @@ def compose(p: Planner) -> QuerySpec:
 def _draft(p: Planner) -> Draft:
     """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
     model, intent = p.model, p.intent
+    _each_entity_listed(p)
     subject_roles = p.of_role("subject")
     extreme = _extreme_row(p, subject_roles)
     if extreme is not None:
@@ -223,6 +224,22 @@ def _draft(p: Planner) -> Draft:
     return Draft(requests, subject_roles, subject, dims, operands, unbound, grain, ranking, having_mode, listing)
 
 
+def _each_entity_listed(p: Planner) -> None:
+    """"the age and hometown of every teacher": "every"/"each" after "of" before an entity
+    whose own columns are what the question names lists those columns per entity; it is no
+    breakdown ("revenue for each region" is one: region is a column, not the entity owning it)."""
+    named = [r for r in p.roles if r.role in {"dimension", "measure"} and not r.marked]
+    for r in p.of_role("dimension"):
+        entity = _entity(p, r)
+        start = next((k for k, text in p.intent.markers.items() if text in {"each", "every"}
+                      and k + 1 == r.mention.start), None)
+        if not r.marked or entity is None or start is None or p.intent.norm(start - 1) != "of" or not named:
+            continue
+        if all(any(lk.table == entity for lk in n.mention.links if lk.kind in {"column", "measure"}) for n in named):
+            r.role, r.marked, r.marker = "subject", False, ""
+            del p.intent.markers[start]
+
+
 @dataclasses.dataclass
 class Extreme:
     """The row holding an extreme value: ORDER BY ``column`` ``direction`` LIMIT ``n``."""
@@ -242,15 +259,31 @@ def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
     (otherwise "the customer with the highest revenue" totals a child table, which the
     superlative ranking does)."""
     intent, model = p.intent, p.model
+    ranked_entities = p.of_role("ranked_entity")
     if intent.markers or intent.time.grain or intent.question_word in {"how many", "how much"} \
-            or any(r.role in {"count", "operand", "column_agg", "ranked_entity"} for r in p.roles) or intent.share:
+            or any(r.role in {"count", "operand", "column_agg"} for r in p.roles) or intent.share \
+            or len(ranked_entities) > 1:
         return None
     tables = [t for r in subject_roles if (t := _entity(p, r))]
     tables += [lk.table for r in p.roles if r.role in {"filter", "dimension", "measure"} for lk in r.mention.links[:1]
                if lk.kind in {"value", "column", "measure"}]
     target: tuple[str, str, str] | None = None
     ranked_role: Role | None = None
-    if intent.extreme is not None:
+    if ranked_entities:
+        # "the first student to register", "the last transcript": an entity ranked by its own
+        # date when it has no amount to rank by ("the 3 biggest orders" has one)
+        ranked_role = ranked_entities[0]
+        entity = _entity(p, ranked_role)
+        temporal = ranked_role.agg_at is not None and intent.norm(ranked_role.agg_at) in _TEMPORAL_RANKS
+        if entity is None or (amount_of(p, entity) is not None and not temporal):
+            return None
+        column = _date_by_verb(p, entity, ranked_role.mention.end)
+        if column is None:
+            return None
+        target = (entity, column, "asc" if ranked_role.agg == "min" else "desc")
+        ranked_role.role, ranked_role.marked = "subject", False
+        subject_roles = [ranked_role, *subject_roles]
+    elif intent.extreme is not None:
         if intent.aggs:
             return None
         words, direction = lx.EXTREME_ADJECTIVES[intent.extreme[1]]
@@ -288,6 +321,24 @@ def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
                          f"{'highest' if direction == 'desc' else 'lowest'} {said}")
     subject = table
     return Draft([], subject_roles, subject, p.of_role("dimension"), [], [], None, False, False, True)
+
+
+_TEMPORAL_RANKS = {"first", "last", "earliest", "latest", "newest"}
+
+
+def _date_by_verb(p: Planner, table: str, after: int) -> str | None:
+    """The date column of ``table`` that the words after the entity name ("the first student
+    to *register*": ``date_first_registered``), else the table's own default date."""
+    model = p.model
+    dates = [c for c in model.tables[table].columns.values() if c.role == "date"]
+    said = [p.intent.norm(k) for k in range(after, after + 3) if len(p.intent.norm(k)) >= 5]
+    for col in dates:
+        if any(w[:6] == word[:6] for w in said for word in col.words if len(word) >= 5):
+            return col.name
+    default = model.default_dates.get(table)
+    if default and default[0] == table:
+        return default[1]
+    return dates[0].name if len(dates) == 1 else None
 
 
 def _column_for(model, table: str, words: tuple[str, ...]) -> str | None:

@@ -134,6 +134,10 @@ ORDER_SPANS = {(first, "to"): direction for direction, words in (
     ("desc", ("highest", "largest", "biggest", "most", "greatest", "latest", "newest", "longest")),
     ("asc", ("lowest", "smallest", "least", "fewest", "earliest", "shortest")))
     for first in words}
+ORDER_SPANS.update({(first, "to"): direction for direction, words in (
+    ("desc", ("old", "oldest", "high", "large", "big", "new", "late", "long", "most", "more", "heavy", "tall")),
+    ("asc", ("young", "youngest", "low", "small", "little", "early", "short", "least", "less", "light", "few")))
+    for first in words})
 #: "best-selling", "top sellers", "worst selling": a ranking by sales
 SALES_RANK_WORDS = {"best", "top", "worst", "least", "lowest", "bottom", "fastest", "slowest", "most"}
 SELLING_WORDS = {"selling", "seller", "sellers", "sold", "moving", "popular"}
@@ -332,3 +336,8 @@ STRUCTURE_WORDS = {
     "common", "commonly", "frequent", "frequently", "popular", "often", "usual", "either", "single",
     "sort", "order", "arrange", "rank", "reverse", "reversed",
 }
+
+#: negated comparators ("membership level not higher than 4")
+COMPARATORS.update({("not",) + phrase: {">": "<=", ">=": "<", "<": ">=", "<=": ">"}[op]
+                    for phrase, op in list(COMPARATORS.items())
+                    if op in {">", ">=", "<", "<="} and phrase[0] not in {"not", "no", "or", "at"} and phrase[0].isalpha()})
