@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
+from . import strings
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
 from .model import MeasureDef
 from .planner import (
@@ -334,6 +335,7 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
         if label and value and p.reach(spec.base, target) is not None:
             spec.filters.append(FilterSpec(target, label, "like", [value], label=f"contains {value}"))
             p.assumptions.append(f'Matched {r.mention.text} anywhere in {target}.{label}')
+    strings.apply(p, spec, getattr(p, "text_conditions", []), draft.subject)  # "starts with X"
     spec.filters.extend(p.time_filters(spec.base))
 
 

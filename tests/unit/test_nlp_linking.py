@@ -1,0 +1,89 @@
+"""Schema and value linking on a schema the parser was never tuned on (issue 10).
+
+String conditions ("starts with", "has X in their name"), abbreviated and compound names,
+role-named keys, measures named by their meaning or unit, and values of the question (codes,
+genders, camel-case values). The schema is made up here: a small publishing house whose naming
+habits (``FName``, ``Edited_by``, ``weight_kg``, ``PrintedVia``, ``Bookshop``) are common in
+real databases. Every answer is run on SQLite and compared with a gold query.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from livebi.agents.nlp import NLPAgent, SemanticModel
+from livebi.warehouse.base import Schema
+
+from .test_nlp_projection import TODAY, _answers, _table
+
+BOOKS = """
+CREATE TABLE Printer (PrinterId INTEGER PRIMARY KEY, CompanyName TEXT, City TEXT);
+CREATE TABLE Writer (WriterId INTEGER PRIMARY KEY, FName TEXT, LName TEXT, Sex TEXT, HomeState TEXT);
+CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by TEXT, weight_kg REAL,
+                   WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
+CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT);
+INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds'), (2, 'Night Owl Print', 'York'), (3, 'Zenith Press', 'Bath');
+INSERT INTO Writer VALUES (1, 'Ann', 'Larsson', 'F', 'NewYork'), (2, 'Bob', 'Stone', 'M', 'Ohio'),
+                          (3, 'Cleo', 'Jansson', 'F', 'Ohio'), (4, 'Dan', 'Wu', 'M', 'NorthCarolina');
+INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1, 'HB'),
+                        (2, 'Quiet Rivers', 'poetry', 'Mia Ross', 0.2, 2, 2, 'PB'),
+                        (3, 'The Zebra Code', 'fiction', 'Leo Park', 0.6, 3, 1, 'PB'),
+                        (4, 'Night Shift', 'crime', 'Leo Park', 0.5, 4, 3, 'EB'),
+                        (5, 'Rivers of Ice', 'fiction', 'Ida Holm', 0.3, 1, 2, 'HB');
+INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds'), (2, 'Ink and Paper', 'York');
+"""
+
+@pytest.fixture(scope="module")
+def books():
+    con = sqlite3.connect(":memory:")
+    con.executescript(BOOKS)
+    schema = Schema(tuple(_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop")))
+    values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
+              for pair in SemanticModel.value_columns(schema)}
+    yield con, SemanticModel.from_schema(schema, values)
+    con.close()
+
+
+# -- 1. string conditions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("books whose title starts with The", "SELECT Title FROM Book WHERE Title LIKE 'The%'"),
+    ("list the books whose title begins with night", "SELECT Title FROM Book WHERE Title LIKE 'night%'"),
+    ("how many books have Rivers in their title", "SELECT COUNT(*) FROM Book WHERE Title LIKE '%Rivers%'"),
+    ("printers with Press in their company name",
+     "SELECT CompanyName FROM Printer WHERE CompanyName LIKE '%Press%'"),
+    ("books with the letter z in their title", "SELECT Title FROM Book WHERE Title LIKE '%z%'"),
+    ("books whose title contains 'ice'", "SELECT Title FROM Book WHERE Title LIKE '%ice%'"),
+    ("books whose title does not contain the letter e", "SELECT Title FROM Book WHERE Title NOT LIKE '%e%'"),
+    ("books whose title ends with Shift", "SELECT Title FROM Book WHERE Title LIKE '%Shift'"),
+    ("how many printers are in a city whose name starts with Y",
+     "SELECT COUNT(*) FROM Printer WHERE City LIKE 'Y%'"),
+])
+def test_string_conditions_filter_the_named_text_column(books, question, gold):
+    sql = _answers(books, question, gold)
+    assert "LIKE" in sql, sql
+
+
+def test_the_text_of_a_string_condition_is_neither_linked_nor_ignored(books):
+    con, model = books
+    parsed = NLPAgent(today=TODAY).parse("how many books have Rivers in their title", model, dialect="sqlite")
+    assert parsed.ignored == [] and con.execute(parsed.sql).fetchall() == [(2,)], parsed.sql
+
+
+def test_a_weak_verb_without_a_text_clue_is_not_a_string_condition(books):
+    con, model = books
+    # "with" + a column is not "contains": the books of each genre, no LIKE on anything
+    parsed = NLPAgent(today=TODAY).parse("how many books with genre fiction", model, dialect="sqlite")
+    assert "LIKE" not in parsed.sql and con.execute(parsed.sql).fetchall() == [(3,)], parsed.sql
+
+
+@pytest.mark.parametrize("question", ["the printer named Zenith Press", "the printer called 'zenith press'"])
+def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(books, question):
+    con, model = books
+    bare = SemanticModel.from_schema(model.schema)  # no value index: names of thousands of rows
+    parsed = NLPAgent(today=TODAY).parse(question, bare, dialect="sqlite")
+    rows = con.execute(parsed.sql).fetchall()
+    assert len(rows) == 1 and "Zenith Press" in rows[0], parsed.sql
