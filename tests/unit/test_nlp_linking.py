@@ -20,10 +20,11 @@ from .test_nlp_projection import TODAY, _answers, _table
 
 BOOKS = """
 CREATE TABLE Printer (PrinterId INTEGER PRIMARY KEY, CompanyName TEXT, City TEXT);
-CREATE TABLE Writer (WriterId INTEGER PRIMARY KEY, FName TEXT, LName TEXT, Sex TEXT, HomeState TEXT);
+CREATE TABLE Writer (WriterId INTEGER PRIMARY KEY, FName TEXT, LName TEXT, Sex TEXT, BirthState TEXT);
 CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by TEXT, weight_kg REAL,
                    WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
 CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT);
+CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
 INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds'), (2, 'Night Owl Print', 'York'), (3, 'Zenith Press', 'Bath');
 INSERT INTO Writer VALUES (1, 'Ann', 'Larsson', 'F', 'NewYork'), (2, 'Bob', 'Stone', 'M', 'Ohio'),
                           (3, 'Cleo', 'Jansson', 'F', 'Ohio'), (4, 'Dan', 'Wu', 'M', 'NorthCarolina');
@@ -33,13 +34,14 @@ INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1
                         (4, 'Night Shift', 'crime', 'Leo Park', 0.5, 4, 3, 'EB'),
                         (5, 'Rivers of Ice', 'fiction', 'Ida Holm', 0.3, 1, 2, 'HB');
 INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds'), (2, 'Ink and Paper', 'York');
+INSERT INTO Format VALUES ('HB', 'hardback'), ('PB', 'paperback'), ('EB', 'e-book');
 """
 
 @pytest.fixture(scope="module")
 def books():
     con = sqlite3.connect(":memory:")
     con.executescript(BOOKS)
-    schema = Schema(tuple(_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop")))
+    schema = Schema(tuple(_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop", "Format")))
     values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
               for pair in SemanticModel.value_columns(schema)}
     yield con, SemanticModel.from_schema(schema, values)
@@ -87,3 +89,51 @@ def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(book
     parsed = NLPAgent(today=TODAY).parse(question, bare, dialect="sqlite")
     rows = con.execute(parsed.sql).fetchall()
     assert len(rows) == 1 and "Zenith Press" in rows[0], parsed.sql
+
+
+# -- 2. names: abbreviations, compounds, participles, units, role-named keys --------------------
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("list the first names of writers", "SELECT FName FROM Writer"),
+    ("show the first name and last name of every writer", "SELECT FName, LName FROM Writer"),
+    ("how many book shops are there", "SELECT COUNT(*) FROM Bookshop"),
+    ("how many books did each editor edit", "SELECT Edited_by, COUNT(*) FROM Book GROUP BY Edited_by"),
+    ("average weight of books", "SELECT AVG(weight_kg) FROM Book"),
+    ("number of books per printer",
+     "SELECT p.CompanyName, COUNT(*) FROM Book b JOIN Printer p ON b.PrintedVia = p.PrinterId GROUP BY p.PrinterId"),
+])
+def test_names_beyond_the_column_words(books, question, gold):
+    _answers(books, question, gold)
+
+
+def test_role_named_and_same_named_keys_are_inferred_as_joins(books):
+    _, model = books
+    edges = {(e.child, e.child_cols, e.parent) for e in model.edges}
+    assert ("Book", ("PrintedVia",), "Printer") in edges  # "printed via" -> a printer
+    assert ("Book", ("WriterId",), "Writer") in edges
+    assert not any(e.child_cols == ("weight_kg",) for e in model.edges)
+
+
+# -- 3. values: codes, genders, camel-case values ------------------------------------------------
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("how many books have format code PB", "SELECT COUNT(*) FROM Book WHERE format_code = 'PB'"),
+    ("how many female writers are there", "SELECT COUNT(*) FROM Writer WHERE Sex = 'F'"),
+    ("list the male writers", "SELECT FName FROM Writer WHERE Sex = 'M'"),
+    ("writers from North Carolina", "SELECT FName FROM Writer WHERE BirthState = 'NorthCarolina'"),
+])
+def test_values_of_the_question(books, question, gold):
+    sql = _answers(books, question, gold)
+    assert "WHERE" in sql, sql
+
+
+def test_a_short_code_in_lower_case_is_a_word_not_a_code(books):
+    _, model = books
+    assert any(lk.kind == "value" for lk in model.phrases[("pb",)])
+    parsed = NLPAgent(today=TODAY).parse("books with format code PB", model, dialect="sqlite")
+    assert "'PB'" in parsed.sql
+    from livebi.agents.nlp.linker import link
+    from livebi.agents.nlp.normalize import tokenize
+    assert not any(m.of_kind("value") for m in link(tokenize("eb"), set(), model))

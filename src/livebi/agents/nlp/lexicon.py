@@ -336,7 +336,6 @@ UNIT_MEANINGS: dict[str, tuple[str, ...]] = {
 MEASURE_MEANINGS: dict[str, tuple[str, ...]] = {
     "age": ("old",), "height": ("tall",), "weight": ("heavy",), "length": ("long",),
     "duration": ("long",), "milliseconds": ("duration",), "seconds": ("duration",),
-    "population": ("populous", "people"), "price": ("cost",), "salary": ("pay", "wage", "earn"),
 }
 
 #: genders stored as codes: what a question says -> the stored value's first letter

@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import re
 from typing import Iterable
 
 from livebi.warehouse.base import Schema
@@ -50,6 +51,7 @@ class SemanticModel:
         self.max_phrase_len = 1
         self.layer: SemanticLayer | None = None
         self.values: dict[tuple[str, str], list[str]] = {}  # the value index, by column
+        self.code_columns: set[tuple[str, str]] = set()  # indexed key columns holding codes ('CV')
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:
@@ -119,7 +121,7 @@ class SemanticModel:
         for table in schema.tables:
             info = table_info(table, fk_columns, **(bound.column_options(table.name) if bound else {}))
             for col in info.columns.values():
-                if col.role == "dimension" and col.kind == "text":
+                if col.role == "dimension" and col.kind == "text" or is_code_column(col):
                     found.append((table.name, col.name))
         return found
 
@@ -182,6 +184,7 @@ class SemanticModel:
                     for word in lx.CONCEPT_WORDS.get(measure.concept, ()):
                         self._add(word.split(), Link("measure", table.name, measure=measure.label, score=0.9))
 
+        self._index_aliases()
         # "shipped in 2013", "hired before 2010": the verb of a date column names it
         for table in self.tables.values():
             for col in table.columns.values():
@@ -199,6 +202,25 @@ class SemanticModel:
                 if len(variant) > len(child):
                     self._add(variant, Link("table", edge.parent, score=0.9))
 
+    def _index_aliases(self) -> None:
+        """Names a column has beyond its own words, scored below them: the agent of a
+        participle column ("director" for ``Directed_by``), the column without its unit
+        ("weight" for ``weight_kg``), what a unit or a common measure means ("length" of a track
+        for ``milliseconds``, "old" for ``age``)."""
+        for table in self.tables.values():
+            own = [lx.singular(w) for w in table.words]
+            for col in table.columns.values():
+                if col.role == "hidden":
+                    continue
+                for words, score in _column_aliases(col.words, col.role):
+                    link = Link("column", table.name, col.name, score=score)
+                    for variant in lx.phrase_variants(list(words)):
+                        if not any(lk.kind == "table" for lk in self.phrases.get(variant, ())):
+                            self._add(variant, link)
+                    if tuple(own) != tuple(words[: len(own)]):  # "track length", "cartoon director"
+                        for variant in lx.phrase_variants(own + list(words)):
+                            self._add(variant, dataclasses.replace(link, score=min(score + 0.1, 0.9)))
+
     def _index_values(self, values: dict[tuple[str, str], list[str]]) -> None:
         for (table_name, column), items in values.items():
             table = self.tables.get(table_name)
@@ -208,6 +230,8 @@ class SemanticModel:
             self.values[(table_name, column)] = list(items)
             col.indexed = True
             col.distinct_count = len(items)
+            if is_code_column(col):
+                self.code_columns.add((table_name, column))
             for value in items:
                 if not isinstance(value, str) or len(value.strip()) < 2:
                     continue
@@ -217,6 +241,24 @@ class SemanticModel:
                 self._add(words, Link("value", table_name, column, value=value, score=0.95))
                 if len(words) > 1 and words[0] == "the":
                     self._add(words[1:], Link("value", table_name, column, value=value, score=0.9))
+                camel = _CAMEL_VALUE.findall(value) if " " not in value.strip() else []
+                if len(camel) > 1:  # "NorthCarolina" is "north carolina"
+                    self._add(tuple(w.lower() for w in camel), Link("value", table_name, column, value=value, score=0.9))
+            if set(col.words) & lx.GENDER_COLUMNS:
+                self._index_genders(table_name, column, items)
+
+    def _index_genders(self, table: str, column: str, items: list[str]) -> None:
+        """"female students" with a sex column holding 'F' (or 'Female'): the words of a gender
+        link to the stored value that starts with the same letter."""
+        by_letter: dict[str, str] = {}
+        for value in items:
+            if isinstance(value, str) and value.strip():
+                letter = value.strip()[0].lower()
+                if letter in {"f", "m"} and (len(value.strip()) == 1 or letter not in by_letter):
+                    by_letter[letter] = value
+        for word, letter in lx.GENDER_WORDS.items():
+            if letter in by_letter and not any(lk.kind == "table" for lk in self.phrases.get((word,), ())):
+                self._add((word,), Link("value", table, column, value=by_letter[letter], score=0.9))
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -369,3 +411,42 @@ class SemanticModel:
                 if link.kind == "value" and link.table in reachable and link.value and len(link.value) > 3:
                     return link.value
         return None
+
+
+_CAMEL_VALUE = re.compile(r"[A-Z][a-z]+|[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def is_code_column(col: ColumnInfo) -> bool:
+    """A text key that holds codes people type ('CV', 'PPT', 'USD'): worth a value index
+    entry, unlike ids. Codes of three letters or fewer only link when typed in capitals."""
+    return col.role == "key" and col.kind == "text" and col.words[-1] in {"code", "type", "status", "abbreviation"}
+
+
+def _agent_nouns(participle: str) -> list[str]:
+    """"directed" -> director, "edited" -> editor, "produced" -> producer, "written" -> writer."""
+    if participle in lx.AGENT_NOUNS:
+        return [lx.AGENT_NOUNS[participle]]
+    if not participle.endswith("ed") or len(participle) < 5:
+        return []
+    stem = participle[:-2]
+    nouns = [stem + "or", stem + "er"]
+    if participle[-3] == "e" or stem[-1] in "cgsvz":  # "produced" -> produce -> producer
+        nouns.append(participle[:-1] + "r")
+    return nouns
+
+
+def _column_aliases(words: tuple[str, ...], role: str) -> list[tuple[tuple[str, ...], float]]:
+    """Other names of a column with these words (see :meth:`SemanticModel._index_aliases`)."""
+    out: list[tuple[tuple[str, ...], float]] = []
+    if len(words) >= 2 and words[-1] == "by":  # "directed by" -> "director"
+        out += [((noun,), 0.8) for noun in _agent_nouns(words[-2])]
+    if role in {"measure", "dimension", "other"}:
+        units = [w for w in words if w in lx.UNIT_MEANINGS]
+        rest = tuple(w for w in words if w not in lx.UNIT_MEANINGS)
+        if units and rest:
+            out.append((rest, 0.85))  # "weight kg" -> "weight"
+        for unit in units:
+            out += [((meaning,), 0.7) for meaning in lx.UNIT_MEANINGS[unit]]
+        for word in words[-1:]:
+            out += [((meaning,), 0.6) for meaning in lx.MEASURE_MEANINGS.get(word, ())]
+    return out
