@@ -9,12 +9,13 @@ real databases. Every answer is run on SQLite and compared with a gold query.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 import pytest
 
 from livebi.agents.nlp import NLPAgent, SemanticModel
-from livebi.warehouse.base import Schema
+from livebi.warehouse.base import ForeignKey, Schema
 
 from .test_nlp_projection import TODAY, _answers, _table
 
@@ -25,6 +26,8 @@ CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by
                    WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
 CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT);
 CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
+CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, critic_id INTEGER, BookId INTEGER, Level_of_praise INTEGER,
+                     Original_post_date TEXT, Nationality TEXT);
 INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds'), (2, 'Night Owl Print', 'York'), (3, 'Zenith Press', 'Bath');
 INSERT INTO Writer VALUES (1, 'Ann', 'Larsson', 'F', 'NewYork'), (2, 'Bob', 'Stone', 'M', 'Ohio'),
                           (3, 'Cleo', 'Jansson', 'F', 'Ohio'), (4, 'Dan', 'Wu', 'M', 'NorthCarolina');
@@ -35,13 +38,18 @@ INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1
                         (5, 'Rivers of Ice', 'fiction', 'Ida Holm', 0.3, 1, 2, 'HB');
 INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds'), (2, 'Ink and Paper', 'York');
 INSERT INTO Format VALUES ('HB', 'hardback'), ('PB', 'paperback'), ('EB', 'e-book');
+INSERT INTO Review VALUES (1, 2, 1, 5, '2024-01-03', 'Irish'), (2, 2, 3, 2, '2024-02-11', 'Irish'),
+                          (3, 4, 1, 4, '2024-03-05', 'Welsh');
 """
 
 @pytest.fixture(scope="module")
 def books():
     con = sqlite3.connect(":memory:")
     con.executescript(BOOKS)
-    schema = Schema(tuple(_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop", "Format")))
+    tables = [_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop", "Format", "Review")]
+    # a declared key whose name says the role of the row it points to, not its table
+    tables[-1] = dataclasses.replace(tables[-1], foreign_keys=(ForeignKey(("critic_id",), "Writer", ("WriterId",)),))
+    schema = Schema(tuple(tables))
     values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
               for pair in SemanticModel.value_columns(schema)}
     yield con, SemanticModel.from_schema(schema, values)
@@ -102,6 +110,12 @@ def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(book
     ("average weight of books", "SELECT AVG(weight_kg) FROM Book"),
     ("number of books per printer",
      "SELECT p.CompanyName, COUNT(*) FROM Book b JOIN Printer p ON b.PrintedVia = p.PrinterId GROUP BY p.PrinterId"),
+    ("how many book stores are there", "SELECT COUNT(*) FROM Bookshop"),
+    ("average praise level of reviews", "SELECT AVG(Level_of_praise) FROM Review"),
+    ("list the reviews ordered by post date", "SELECT Original_post_date FROM Review ORDER BY Original_post_date"),
+    ("number of reviews per nation", "SELECT Nationality, COUNT(*) FROM Review GROUP BY Nationality"),
+    ("how many reviews does each critic have",
+     "SELECT w.LName, COUNT(*) FROM Review r JOIN Writer w ON r.critic_id = w.WriterId GROUP BY w.WriterId"),
 ])
 def test_names_beyond_the_column_words(books, question, gold):
     _answers(books, question, gold)

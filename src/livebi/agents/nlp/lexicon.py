@@ -367,3 +367,11 @@ STRING_KIND_WORDS = {"letter", "letters", "word", "words", "string", "substring"
 #: "named X", "called X", "titled X": X is the row's name
 NAMING_VERBS = {"named", "called", "titled", "entitled"}
 POSSESSIVES = {"its", "their", "his", "her", "the", "a"}
+
+#: other words for the last word of a table name ("stores" of a ``shop`` table); both ways
+TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "shop": ("store",), "store": ("shop",), "film": ("movie",), "movie": ("film",),
+    "vendor": ("supplier",), "supplier": ("vendor",),
+    "instructor": ("teacher",), "teacher": ("instructor",), "automobile": ("car",), "car": ("automobile",),
+    "song": ("track",), "track": ("song",), "staff": ("employee",), "worker": ("employee",),
+}

@@ -113,6 +113,10 @@ def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
             if not links and size <= 3:
                 # a plural/singular form the index lacks ("countries" for "country")
                 links = model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),))
+            if not links and 2 < size <= 3 and lx.singular(phrase[0]) == phrase[0]:
+                # "final tables made": a column's own words with a plural inside (not "orders cost")
+                links = [lk for lk in model.phrases.get(tuple(lx.singular(w) for w in phrase), ())
+                         if lk.kind == "column" and lk.score >= 1.0]
             if links and model.code_columns:  # "cv" is a word, "CV" a template type code
                 typed_upper = all(tokens[k].text.isupper() for k in span)
                 links = [lk for lk in links if typed_upper or not _short_code(lk, model)]

@@ -220,6 +220,30 @@ class SemanticModel:
                     if tuple(own) != tuple(words[: len(own)]):  # "track length", "cartoon director"
                         for variant in lx.phrase_variants(own + list(words)):
                             self._add(variant, dataclasses.replace(link, score=min(score + 0.1, 0.9)))
+            last = own[-1]
+            synonyms = [head + other for word, others in lx.TABLE_SYNONYMS.items() if last.endswith(word)
+                        for head in [last[: len(last) - len(word)]] if not head or len(head) >= 3
+                        for other in others]
+            for synonym in synonyms:  # "stores" of a shop table, "bookstores" of a Bookshop table
+                for variant in lx.phrase_variants(own[:-1] + [synonym]):
+                    if not self._names_table(variant):
+                        self._add(variant, Link("table", table.name, score=0.85))
+        # "student" for Friend.student_id -> Highschooler, "current address" for
+        # current_address_id -> Addresses: a key's role names the table it points to
+        for edge in self.edges:
+            if len(edge.child_cols) != 1:
+                continue
+            col = self.tables[edge.child].columns[edge.child_cols[0]]
+            role = list(col.words[:-1]) if col.words[-1] in {"id", "key", "no", "code", "number"} else list(col.words)
+            role = [w for w in role if w not in lx.ROLE_KEY_WORDS] or role
+            if not role or tuple(lx.singular(w) for w in role) == tuple(lx.singular(w) for w in self.tables[edge.parent].words):
+                continue
+            for variant in lx.phrase_variants(role):
+                if not self._names_table(variant) and variant not in self.phrases:
+                    self._add(variant, Link("table", edge.parent, score=0.85))
+
+    def _names_table(self, phrase: tuple[str, ...]) -> bool:
+        return any(lk.kind == "table" for lk in self.phrases.get(phrase, ()))
 
     def _index_values(self, values: dict[tuple[str, str], list[str]]) -> None:
         for (table_name, column), items in values.items():
@@ -440,6 +464,14 @@ def _column_aliases(words: tuple[str, ...], role: str) -> list[tuple[tuple[str, 
     out: list[tuple[tuple[str, ...], float]] = []
     if len(words) >= 2 and words[-1] == "by":  # "directed by" -> "director"
         out += [((noun,), 0.8) for noun in _agent_nouns(words[-2])]
+    if len(words) == 3 and words[1] == "of" and role != "key":  # "level of membership" -> "membership level"
+        out.append(((words[2], words[0]), 0.85))
+    if len(words) >= 3 and role != "key" and words[-1] not in lx.UNIT_MEANINGS \
+            and not set(words) & lx.STOPWORDS:  # "original air date" -> "air date"
+        out.append((words[-2:], 0.7))
+    for i, word in enumerate(words):  # "nationality" -> "nation"
+        if word.endswith("ality") and len(word) > 8:
+            out.append((words[:i] + (word[:-5],) + words[i + 1:], 0.7))
     if role in {"measure", "dimension", "other"}:
         units = [w for w in words if w in lx.UNIT_MEANINGS]
         rest = tuple(w for w in words if w not in lx.UNIT_MEANINGS)
