@@ -24,7 +24,7 @@ CREATE TABLE Printer (PrinterId INTEGER PRIMARY KEY, CompanyName TEXT, City TEXT
 CREATE TABLE Writer (WriterId INTEGER PRIMARY KEY, FName TEXT, LName TEXT, Sex TEXT, BirthState TEXT);
 CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by TEXT, weight_kg REAL,
                    WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
-CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT);
+CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT, Cafe_available TEXT);
 CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
 CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, critic_id INTEGER, BookId INTEGER, Level_of_praise INTEGER,
                      Original_post_date TEXT, Nationality TEXT);
@@ -36,7 +36,8 @@ INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1
                         (3, 'The Zebra Code', 'fiction', 'Leo Park', 0.6, 3, 1, 'PB'),
                         (4, 'Night Shift', 'crime', 'Leo Park', 0.5, 4, 3, 'EB'),
                         (5, 'Rivers of Ice', 'fiction', 'Ida Holm', 0.3, 1, 2, 'HB');
-INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds'), (2, 'Ink and Paper', 'York');
+INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds', 'no'), (2, 'Ink and Paper', 'York', 'yes'),
+                            (3, 'Folio', 'Bath', 'yes');
 INSERT INTO Format VALUES ('HB', 'hardback'), ('PB', 'paperback'), ('EB', 'e-book');
 INSERT INTO Review VALUES (1, 2, 1, 5, '2024-01-03', 'Irish'), (2, 2, 3, 2, '2024-02-11', 'Irish'),
                           (3, 4, 1, 4, '2024-03-05', 'Welsh');
@@ -137,6 +138,7 @@ def test_role_named_and_same_named_keys_are_inferred_as_joins(books):
     ("how many female writers are there", "SELECT COUNT(*) FROM Writer WHERE Sex = 'F'"),
     ("list the male writers", "SELECT FName FROM Writer WHERE Sex = 'M'"),
     ("writers from North Carolina", "SELECT FName FROM Writer WHERE BirthState = 'NorthCarolina'"),
+    ("how many bookshops have a cafe available", "SELECT COUNT(*) FROM Bookshop WHERE Cafe_available = 'yes'"),
 ])
 def test_values_of_the_question(books, question, gold):
     sql = _answers(books, question, gold)

@@ -326,7 +326,9 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     for r in p.of_role("flag"):  # "discontinued products"
         link = p._flag_link(r.mention)
         if link is not None and p.reach(spec.base, link.table) is not None:
-            spec.filters.append(FilterSpec(link.table, link.column, "is_true", [True],  # type: ignore[arg-type]
+            yes = model.yes_values.get((link.table, link.column))  # type: ignore[arg-type]
+            spec.filters.append(FilterSpec(link.table, link.column, "is_true" if yes is None else "=",  # type: ignore[arg-type]
+                                           [True if yes is None else yes],
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
     for r in p.of_role("literal"):  # "customers named 'Acme'": a LIKE on the label, as a literal
         target = draft.subject or spec.base

@@ -375,3 +375,7 @@ TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "instructor": ("teacher",), "teacher": ("instructor",), "automobile": ("car",), "car": ("automobile",),
     "song": ("track",), "track": ("song",), "staff": ("employee",), "worker": ("employee",),
 }
+
+#: the values of a text column that is really a yes/no flag ("hight_definition_TV": 'yes'/'no')
+YES_VALUES = {"yes", "y", "true", "t"}
+NO_VALUES = {"no", "n", "false", "f"}

@@ -52,6 +52,7 @@ class SemanticModel:
         self.layer: SemanticLayer | None = None
         self.values: dict[tuple[str, str], list[str]] = {}  # the value index, by column
         self.code_columns: set[tuple[str, str]] = set()  # indexed key columns holding codes ('CV')
+        self.yes_values: dict[tuple[str, str], str] = {}  # text yes/no flags -> their "yes" value
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:
@@ -270,6 +271,16 @@ class SemanticModel:
                     self._add(tuple(w.lower() for w in camel), Link("value", table_name, column, value=value, score=0.9))
             if set(col.words) & lx.GENDER_COLUMNS:
                 self._index_genders(table_name, column, items)
+            yes = [v for v in items if isinstance(v, str) and v.strip().lower() in lx.YES_VALUES]
+            if col.kind == "text" and col.role == "dimension" and yes and all(
+                    isinstance(v, str) and v.strip().lower() in lx.YES_VALUES | lx.NO_VALUES for v in items):
+                col.role = "flag"  # "channels that have high definition TV": = 'yes'
+                self.yes_values[(table_name, column)] = yes[0]
+                for phrase, links in list(self.phrases.items()):  # "TV" alone does not say "has high definition TV"
+                    links[:] = [lk for lk in links if not (lk.kind == "column" and lk.table == table_name
+                                                          and lk.column == column and lk.score <= 0.6)]
+                    if not links:
+                        del self.phrases[phrase]
 
     def _index_genders(self, table: str, column: str, items: list[str]) -> None:
         """"female students" with a sex column holding 'F' (or 'Female'): the words of a gender
