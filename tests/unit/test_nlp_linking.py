@@ -9,12 +9,16 @@ real databases. Every answer is run on SQLite and compared with a gold query.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 
 import pytest
 
 from livebi.agents.nlp import NLPAgent, SemanticModel
+from livebi.agents.nlp.linker import link
+from livebi.agents.nlp.normalize import tokenize
+from livebi.warehouse import sqlite as sqlite_module
 from livebi.warehouse.base import ForeignKey, Schema
 
 from .test_nlp_projection import TODAY, _answers, _table
@@ -150,6 +154,39 @@ def test_a_short_code_in_lower_case_is_a_word_not_a_code(books):
     assert any(lk.kind == "value" for lk in model.phrases[("pb",)])
     parsed = NLPAgent(today=TODAY).parse("books with format code PB", model, dialect="sqlite")
     assert "'PB'" in parsed.sql
-    from livebi.agents.nlp.linker import link
-    from livebi.agents.nlp.normalize import tokenize
     assert not any(m.of_kind("value") for m in link(tokenize("eb"), set(), model))
+
+
+# -- 4. names of many rows -----------------------------------------------------------------------
+
+
+def test_name_columns_index_more_values_than_other_text_columns():
+    assert SemanticModel.value_limit("CompanyName") > SemanticModel.value_limit("City") >= 200
+    assert SemanticModel.value_limit("title") == SemanticModel.value_limit("customer_name")
+
+
+def test_the_agent_indexes_the_names_of_a_large_table(tmp_path):
+    path = tmp_path / "people.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, customer_name TEXT, city TEXT)")
+    con.executemany("INSERT INTO customer VALUES (?, ?, ?)",
+                    [(i, f"Client {i:04d}", f"Town {i:04d}") for i in range(600)] + [(600, "Rose", "Town 0001")])
+    con.commit()
+    con.close()
+    warehouse = sqlite_module.SQLiteWarehouse("people", f"sqlite:///{path}")
+    agent = NLPAgent(today=TODAY)
+
+    async def build():
+        try:
+            return await agent.model_for(warehouse)
+        finally:
+            await warehouse.close()
+
+    model = asyncio.run(build())
+    assert ("customer", "customer_name") in model.values  # 601 names: indexed
+    assert ("customer", "city") not in model.values  # 600 towns: too many for a plain column
+    sql = agent.parse("how many customers are named Client 0042", model, dialect="sqlite").sql
+    assert "'Client 0042'" in sql, sql
+    # one word of a name among hundreds links only when typed as a name
+    assert any(m.of_kind("value") for m in link(tokenize("orders of Rose"), set(), model))
+    assert not any(m.of_kind("value") for m in link(tokenize("orders of rose"), set(), model))

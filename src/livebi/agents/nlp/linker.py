@@ -120,6 +120,9 @@ def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
             if links and model.code_columns:  # "cv" is a word, "CV" a template type code
                 typed_upper = all(tokens[k].text.isupper() for k in span)
                 links = [lk for lk in links if typed_upper or not _short_code(lk, model)]
+            if links and size == 1 and model.name_columns and not tokens[i].text[:1].isupper():
+                # one word of a name among thousands ("rose") is a name only when capitalized
+                links = [lk for lk in links if lk.kind != "value" or (lk.table, lk.column) not in model.name_columns]
             if links:
                 found = (size, links, " ".join(phrase))
                 break

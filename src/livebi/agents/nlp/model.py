@@ -37,6 +37,12 @@ __all__ = ["ColumnInfo", "Edge", "Link", "MeasureDef", "Phrase", "SemanticModel"
 
 Phrase = tuple[str, ...]
 
+#: distinct values indexed per text column (a column with more is left out: ids, notes)
+VALUES_PER_COLUMN = 200
+#: ... and per name column ("orders of Maria Anders" on a table of thousands of customers); a
+#: single word of such a value links only when typed capitalized ("Rose", not "rose")
+NAME_VALUES_PER_COLUMN = 2000
+
 
 class SemanticModel:
     """Schema-derived knowledge used by the parser; immutable once built."""
@@ -53,6 +59,7 @@ class SemanticModel:
         self.values: dict[tuple[str, str], list[str]] = {}  # the value index, by column
         self.code_columns: set[tuple[str, str]] = set()  # indexed key columns holding codes ('CV')
         self.yes_values: dict[tuple[str, str], str] = {}  # text yes/no flags -> their "yes" value
+        self.name_columns: set[tuple[str, str]] = set()  # indexed with more than VALUES_PER_COLUMN values
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:
@@ -126,13 +133,20 @@ class SemanticModel:
                     found.append((table.name, col.name))
         return found
 
+    @staticmethod
+    def value_limit(column: str) -> int:
+        """How many distinct values of ``column`` the value index takes (see :meth:`value_columns`)."""
+        words = lx.identifier_words(column)
+        return NAME_VALUES_PER_COLUMN if {"name", "title"} & set(words) else VALUES_PER_COLUMN
+
     def _add(self, words: Iterable[str], link: Link) -> None:
         phrase = tuple(w for w in words if w)
         if not phrase:
             return
         existing = self.phrases[phrase]
-        for i, old in enumerate(existing):
-            if dataclasses.replace(old, score=link.score) == link:
+        same = (link.kind, link.table, link.column, link.measure, link.value)
+        for i, old in enumerate(existing):  # the same meaning: keep the best score
+            if (old.kind, old.table, old.column, old.measure, old.value) == same:
                 if link.score > old.score:
                     existing[i] = link
                 return
@@ -257,6 +271,8 @@ class SemanticModel:
             col.distinct_count = len(items)
             if is_code_column(col):
                 self.code_columns.add((table_name, column))
+            if len(items) > VALUES_PER_COLUMN:
+                self.name_columns.add((table_name, column))
             for value in items:
                 if not isinstance(value, str) or len(value.strip()) < 2:
                     continue
