@@ -175,14 +175,7 @@ def test_the_agent_indexes_the_names_of_a_large_table(tmp_path):
     con.close()
     warehouse = sqlite_module.SQLiteWarehouse("people", f"sqlite:///{path}")
     agent = NLPAgent(today=TODAY)
-
-    async def build():
-        try:
-            return await agent.model_for(warehouse)
-        finally:
-            await warehouse.close()
-
-    model = asyncio.run(build())
+    model = asyncio.run(_built_then_closed(agent.model_for(warehouse), warehouse))
     assert ("customer", "customer_name") in model.values  # 601 names: indexed
     assert ("customer", "city") not in model.values  # 600 towns: too many for a plain column
     sql = agent.parse("how many customers are named Client 0042", model, dialect="sqlite").sql
@@ -190,3 +183,10 @@ def test_the_agent_indexes_the_names_of_a_large_table(tmp_path):
     # one word of a name among hundreds links only when typed as a name
     assert any(m.of_kind("value") for m in link(tokenize("orders of Rose"), set(), model))
     assert not any(m.of_kind("value") for m in link(tokenize("orders of rose"), set(), model))
+
+
+async def _built_then_closed(building, warehouse):
+    try:
+        return await building
+    finally:
+        await warehouse.close()
