@@ -30,6 +30,8 @@ CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by
                    WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
 CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT, Cafe_available TEXT);
 CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
+CREATE TABLE Staff (StaffId INTEGER PRIMARY KEY, FullName TEXT, ReportsTo INTEGER);
+CREATE TABLE Branch (BranchId INTEGER PRIMARY KEY, City TEXT, manager_id INTEGER);
 CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, critic_id INTEGER, BookId INTEGER, Level_of_praise INTEGER,
                      Original_post_date TEXT, Nationality TEXT);
 INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds'), (2, 'Night Owl Print', 'York'), (3, 'Zenith Press', 'Bath');
@@ -51,7 +53,8 @@ INSERT INTO Review VALUES (1, 2, 1, 5, '2024-01-03', 'Irish'), (2, 2, 3, 2, '202
 def books():
     con = sqlite3.connect(":memory:")
     con.executescript(BOOKS)
-    tables = [_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop", "Format", "Review")]
+    tables = [_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop", "Format", "Staff",
+                                            "Branch", "Review")]
     # a declared key whose name says the role of the row it points to, not its table
     tables[-1] = dataclasses.replace(tables[-1], foreign_keys=(ForeignKey(("critic_id",), "Writer", ("WriterId",)),))
     schema = Schema(tuple(tables))
@@ -132,6 +135,9 @@ def test_role_named_and_same_named_keys_are_inferred_as_joins(books):
     assert ("Book", ("PrintedVia",), "Printer") in edges  # "printed via" -> a printer
     assert ("Book", ("WriterId",), "Writer") in edges
     assert not any(e.child_cols == ("weight_kg",) for e in model.edges)
+    # hierarchy keys: a row reports to another row of its table; a manager is one of the staff
+    assert ("Staff", ("ReportsTo",), "Staff") in edges and ("Branch", ("manager_id",), "Staff") in edges
+    assert model.column("Staff", "ReportsTo").role == "key"  # not a measure to total
 
 
 # -- 3. values: codes, genders, camel-case values ------------------------------------------------

@@ -207,6 +207,8 @@ def _keys_by_role_or_name(schema: Schema, seen: set[tuple[str, tuple[str, ...]]]
                     parents = [t for t in keyed if t.name != table.name and any(
                         len(stem) >= 4 and "".join(lx.singular(w) for w in lx.identifier_words(t.name)).startswith(stem)
                         for stem in stems)]
+            if not parents and col.kind == "number":
+                parents = _role_parent(table, col.name, keyed)
             if len(parents) != 1:
                 continue
             parent = parents[0]
@@ -216,6 +218,23 @@ def _keys_by_role_or_name(schema: Schema, seen: set[tuple[str, tuple[str, ...]]]
             edges.append(Edge(table.name, (col.name,), parent.name, (key.name,), declared=False))
             seen.add((table.name, (col.name,)))
     return edges
+
+
+def _role_parent(table: Table, column: str, keyed: list[Table]) -> list[Table]:
+    """The people table a hierarchy key points at: ``ReportsTo`` / ``parent_id`` in its own table,
+    ``manager_id`` in its own table when it holds people, else in the one people table."""
+    words = lx.identifier_words(column)
+    role = tuple(words[:-1]) if words[-1] in {"id", "key", "no", "number"} and len(words) > 1 else tuple(words)
+    if role not in lx.SELF_KEY_ROLES:
+        return []
+
+    def people(t: Table) -> bool:
+        names = lx.identifier_words(t.name)
+        return bool(names) and lx.singular(names[-1].lower()) in lx.PEOPLE_TABLE_WORDS
+
+    if role[0] in {"reports", "report", "parent", "superior"} or people(table):
+        return [table] if len(table.primary_key) == 1 else []
+    return [t for t in keyed if people(t)]
 
 
 def _parent_key(parent: Table, child_column: str) -> str | None:

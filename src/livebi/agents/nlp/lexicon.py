@@ -379,3 +379,9 @@ TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
 #: the values of a text column that is really a yes/no flag ("hight_definition_TV": 'yes'/'no')
 YES_VALUES = {"yes", "y", "true", "t"}
 NO_VALUES = {"no", "n", "false", "f"}
+
+#: key columns that point at another row of a people table ("ReportsTo", "manager_id", "parent_id")
+SELF_KEY_ROLES = {("reports", "to"), ("reports",), ("report", "to"), ("parent",), ("superior",),
+                  ("manager",), ("supervisor",), ("boss",), ("mentor",)}
+#: singular last words of tables whose rows are people (a "manager_id" elsewhere points at them)
+PEOPLE_TABLE_WORDS = {"employee", "staff", "person", "people", "user", "member", "worker", "agent"}

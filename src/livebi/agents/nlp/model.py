@@ -246,7 +246,7 @@ class SemanticModel:
         # "student" for Friend.student_id -> Highschooler, "current address" for
         # current_address_id -> Addresses: a key's role names the table it points to
         for edge in self.edges:
-            if len(edge.child_cols) != 1:
+            if len(edge.child_cols) != 1 or edge.child == edge.parent:
                 continue
             col = self.tables[edge.child].columns[edge.child_cols[0]]
             role = list(col.words[:-1]) if col.words[-1] in {"id", "key", "no", "code", "number"} else list(col.words)
