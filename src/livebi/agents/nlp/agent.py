@@ -38,7 +38,6 @@ from .semantic_layer import SemanticLayer, SemanticLayerError
 
 log = logging.getLogger(__name__)
 
-VALUES_PER_COLUMN = 200  # a column with more distinct values is not indexed (names, ids)
 LLM_MODES = ("fallback", "first")
 
 
@@ -93,7 +92,7 @@ class NLPAgent:
         """The warehouse's semantic model: built on first use, rebuilt when its schema changed.
 
         Building reads the schema and, for each low-cardinality text column, its distinct
-        values (columns with more than ``VALUES_PER_COLUMN`` values are left out).
+        values (columns with more than :meth:`SemanticModel.value_limit` values are left out).
 
         Raises:
             SemanticLayerError: the warehouse's semantic layer does not fit its schema.
@@ -147,8 +146,9 @@ class NLPAgent:
         layer = self.semantic_layers.get(warehouse.name)
         values: dict[tuple[str, str], list[str]] = {}
         for table, column in SemanticModel.value_columns(schema, layer):
-            found = await warehouse.distinct_values(table, column, VALUES_PER_COLUMN + 1)
-            if 0 < len(found) <= VALUES_PER_COLUMN:
+            limit = SemanticModel.value_limit(column)  # more for name columns
+            found = await warehouse.distinct_values(table, column, limit + 1)
+            if 0 < len(found) <= limit:
                 values[(table, column)] = [str(v) for v in found]
         dialect = warehouse.dialect or "duckdb"
         model = await asyncio.to_thread(SemanticModel.from_schema, schema, values, layer=layer, dialect=dialect)

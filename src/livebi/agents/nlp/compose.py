@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
+from . import strings
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
 from .existence import exists_specs
 from .model import MeasureDef
@@ -478,10 +479,13 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     for r in p.of_role("flag"):  # "discontinued products"
         link = p._flag_link(r.mention)
         if link is not None and p.reach(spec.base, link.table) is not None:
-            spec.filters.append(FilterSpec(link.table, link.column, "is_true", [True],  # type: ignore[arg-type]
+            yes = model.yes_values.get((link.table, link.column))  # type: ignore[arg-type]
+            spec.filters.append(FilterSpec(link.table, link.column, "is_true" if yes is None else "=",  # type: ignore[arg-type]
+                                           [True if yes is None else yes],
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
     for r in p.of_role("literal"):
         _literal_filter(p, spec, draft, r)
+    strings.apply(p, spec, getattr(p, "text_conditions", []), draft.subject)  # "starts with X"
     spec.filters.extend(p.time_filters(spec.base))
 
 
@@ -501,7 +505,7 @@ def _literal_filter(p: Planner, spec: QuerySpec, draft: Draft, r: Role) -> None:
     before = [m for m in p.mentions if m.end == r.mention.start
               or (m.end == r.mention.start - 1 and p.intent.norm(m.end) in _LITERAL_LEADS)]
     table = column = None
-    op = "="
+    op = "ieq"
     if before:
         link = before[-1].links[0]
         if link.kind == "column" and model.column(link.table, link.column).kind == "text":  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ def _filter_words(model: SemanticModel, f: FilterSpec, base: str) -> str:
         return f"{name} is true"
     if f.op == "not_null":
         return f"{name} is known"
-    if f.op == "like":
+    if f.op in {"like", "matches", "not_matches"}:
         return f"{name} {f.label}"
     if f.op in {"in", "not_in"}:
         return f"{name} {_OPS[f.op]} " + ", ".join(str(v) for v in f.values)

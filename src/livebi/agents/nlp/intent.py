@@ -401,6 +401,8 @@ def _equal_values(tokens: list[Token], i: int, is_schema_phrase) -> tuple[int, l
     """A number (or "either N or M", "N, M or K") right after a noun: (first token of the
     values, the values, end). Years are left to time expressions, counts before a noun ("5
     orders") and ranks ("top 10") are not values."""
+    if any(is_schema_phrase(start, size) for size in (2, 3) for start in range(i - size + 1, i + 1) if start >= 0):
+        return None  # "Client 0042": the number is part of a name the schema knows
     if i == 0 or tokens[i - 1].kind != "word" or tokens[i - 1].norm in _NOT_VALUE_BEFORE \
             or (tokens[i - 1].norm in lx.GRAIN_NOUNS and not is_schema_phrase(i - 1, 1)) \
             or tokens[i - 1].norm in lx.NUMBER_WORDS:

@@ -58,7 +58,8 @@ class DimensionSpec:
 class FilterSpec:
     table: str
     column: str
-    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | not_null
+    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | ieq | not_null
+    #   | matches | not_matches (values[0] is a LIKE pattern, compared lowercased)
     values: list[Any]
     label: str = ""
     text_date: bool = False

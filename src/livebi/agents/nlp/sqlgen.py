@@ -192,8 +192,13 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
     if flt.op == "is_true":
         return exp.EQ(this=ref, expression=_num(1)) if dialect == "sqlite" else exp.EQ(
             this=exp.cast(ref, "INTEGER"), expression=_num(1))
+    if flt.op == "ieq":  # a quoted name: equal whatever its case
+        return exp.EQ(this=exp.Lower(this=ref), expression=exp.Literal.string(str(flt.values[0]).lower()))
     if flt.op == "like":
         return exp.Like(this=exp.Lower(this=ref), expression=exp.Literal.string(f"%{str(flt.values[0]).lower()}%"))
+    if flt.op in {"matches", "not_matches"}:  # a LIKE pattern built by .strings, compared lowercased
+        like = exp.Like(this=exp.Lower(this=ref), expression=exp.Literal.string(str(flt.values[0]).lower()))
+        return like if flt.op == "matches" else exp.Not(this=like)
     return _compare(flt.op, ref, _literal(flt.values[0]))
 
 
