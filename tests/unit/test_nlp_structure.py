@@ -280,3 +280,48 @@ def test_sorted_from_old_to_young(library):
     con, model = library
     sql = NLPAgent(today=TODAY).parse("member names sorted by their age from old to young", model, dialect="sqlite").sql
     assert [r[0] for r in con.execute(sql)] == ["Kari", "Mona", "Ines", "Lars", "Joel"], sql
+
+
+PETS = """
+CREATE TABLE owner (owner_id INTEGER PRIMARY KEY, owner_name TEXT, age INTEGER);
+CREATE TABLE animal (animal_id INTEGER PRIMARY KEY, kind TEXT, weight REAL);
+CREATE TABLE owns (owner_id INTEGER REFERENCES owner(owner_id), animal_id INTEGER REFERENCES animal(animal_id));
+INSERT INTO owner VALUES (1, 'Ada', 20), (2, 'Ben', 31), (3, 'Cleo', 44), (4, 'Dag', 27);
+INSERT INTO animal VALUES (1, 'cat', 4.0), (2, 'dog', 12.5), (3, 'dog', 30.1), (4, 'fish', 0.2);
+INSERT INTO owns VALUES (1, 1), (1, 2), (2, 3), (3, 4);
+"""
+
+
+@pytest.fixture(scope="module")
+def pets():
+    con, model = _database(PETS, ("owner", "animal", "owns"))
+    yield con, model
+    con.close()
+
+
+KINDS_OF = "SELECT owner_id FROM owns JOIN animal USING (animal_id) WHERE kind"
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("owners who have a cat", f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} = 'cat')"),
+    ("names of owners who do not have a cat", f"SELECT owner_name FROM owner WHERE owner_id NOT IN ({KINDS_OF} = 'cat')"),
+    ("owners who have a cat or dog", f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} IN ('cat', 'dog'))"),
+    ("owners who have both a cat and a dog",
+     f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} = 'cat') AND owner_id IN ({KINDS_OF} = 'dog')"),
+    ("owners who have a dog but do not have a cat",
+     f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} = 'dog') AND owner_id NOT IN ({KINDS_OF} = 'cat')"),
+    ("average age of owners who do not have any animal",
+     "SELECT AVG(age) FROM owner WHERE owner_id NOT IN (SELECT owner_id FROM owns)"),
+])
+def test_existence_through_a_bridge_table(pets, question, gold):
+    """owner <- owns -> animal: the owner's animals are reached through the bridge."""
+    sql = _answers(pets, question, gold)
+    assert "EXISTS" in sql.upper() and "owns" in sql, sql
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("how many owners are in each age", "SELECT age, COUNT(*) FROM owner GROUP BY age"),
+    ("which kind has the most animals", "SELECT kind FROM animal GROUP BY kind ORDER BY COUNT(*) DESC LIMIT 1"),
+])
+def test_a_numeric_or_text_column_after_each_or_which_groups_the_count(pets, question, gold):
+    _answers(pets, question, gold)

@@ -17,7 +17,7 @@ import dataclasses
 from . import lexicon as lx
 from . import strings
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
-from .existence import exists_specs
+from .existence import existence_of, exists_specs, route
 from .model import MeasureDef
 from .planner import (
     BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
@@ -211,6 +211,16 @@ def _draft(p: Planner) -> Draft:
             having_mode = True  # "regions with revenue over 1M"
             requests.append(Request("measure", op))
 
+    if having_mode and not dims and not subject:
+        # "grades that have at least 4 students": the column listed is what the rows are
+        # grouped by, and the count is compared per value of it
+        counted = {req.entity for req in requests if req.kind == "count"}
+        for req in [q for q in requests if q.kind == "measure" and q.role is not None and q.role.agg is None
+                    and q.role.role == "measure"]:
+            if any(lk.kind == "column" and lk.table in counted for lk in req.role.mention.links):  # type: ignore[union-attr]
+                req.role.role, req.role.marked = "dimension", True  # type: ignore[union-attr]
+                requests.remove(req)
+        dims = p.of_role("dimension")
     grain = p.pick_grain()
     marked_dims = [r for r in dims if r.marked]
     plain_dims = [r for r in dims if not r.marked]  # "list customer names", "customer country Germany"
@@ -522,11 +532,10 @@ def _literal_filter(p: Planner, spec: QuerySpec, draft: Draft, r: Role) -> None:
     if p.reach(spec.base, table) is not None:
         spec.filters.append(flt)
     else:
-        paths = model.paths_from(table)
-        outer = next((t for t in [spec.base, *sorted(spec.tables() - {spec.base})] if t in paths and t != table), None)
-        if outer is None:
+        found = route(model, table, [spec.base, *sorted(spec.tables() - {spec.base})])
+        if found is None:
             raise PlanError(f'I could not relate {r.mention.text} to {model.tables[spec.base].plural}')
-        spec.exists.append(ExistsSpec(table, False, outer, list(paths[outer]), [flt], model.tables[table].plural))
+        spec.exists.append(ExistsSpec(found[0], False, found[1], found[2], [flt], model.tables[table].plural))
     if op == "like":
         p.assumptions.append(f'Matched {r.mention.text} anywhere in {table}.{column}')
 
@@ -559,22 +568,32 @@ def _unreachable_values(p: Planner, spec: QuerySpec, tables: list[str]) -> None:
     cartoon 'The Rise of the Blue Beetle'": a cartoon title, channels are the base) keeps the
     base rows that have such a related row: EXISTS, instead of "I could not relate"."""
     model = p.model
+    norms = [t.norm for t in p.intent.tokens]
+    starts = {k for m in p.mentions for k in range(m.start, m.end)}
+    both = "both" in norms
+    groups: dict[tuple, list] = {}
     for r in p.of_role("filter"):
         if p.value_options(r.mention, spec.base):
             continue
         for link in r.mention.of_kind("value"):
-            paths = model.paths_from(link.table)
-            outer = next((t for t in tables if t in paths and t != link.table), None)
-            if outer is None:
+            found = route(model, link.table, tables)
+            if found is None:
                 continue
-            op = "!=" if r.negated else "="
-            flt = FilterSpec(link.table, link.column, op, [link.value], label=model.column(link.table, link.column).human)  # type: ignore[arg-type]
-            spec.exists.append(ExistsSpec(link.table, False, outer, list(paths[outer]), [flt],
-                                          model.tables[link.table].plural))
-            p.assumptions.append(f"Kept {model.tables[outer].plural} with a related "
-                                 f"{model.tables[link.table].singular} whose {flt.label} is {link.value}")
+            # "students who do not have a cat": the negation is of the related row's existence
+            lacking = r.negated or existence_of(norms, r.mention.start, starts - set(range(r.mention.start, r.mention.end)),
+                                                p.intent.negations) is True
+            key = (found[0], found[1], link.table, link.column, lacking, r.mention.start if both else 0)
+            groups.setdefault(key, [found, []])[1].append(link.value)
             r.role = "related_filter"
             break
+    for (table, outer, value_table, column, lacking, _), (found, values) in groups.items():
+        values = list(dict.fromkeys(values))
+        label = model.column(value_table, column).human
+        flt = FilterSpec(value_table, column, "=" if len(values) == 1 else "in", values, label=label)
+        spec.exists.append(ExistsSpec(table, lacking, outer, found[2], [flt], model.tables[value_table].plural))
+        shown = " or ".join(str(v) for v in values)
+        p.assumptions.append(f"Kept {model.tables[outer].plural} {'without' if lacking else 'with'} a related "
+                             f"{model.tables[value_table].singular} whose {label} is {shown}")
 
 
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
-from .existence import existence_of
+from .existence import existence_of, route
 from .intent import Comparison, Intent
 from .linker import Mention
 from .model import Link, MeasureDef, SemanticModel
@@ -194,9 +194,9 @@ class Planner:
         best = m.links[0]
         if best.kind != "table" or index == 0:
             return None
-        reach = self.model.paths_from(best.table)
-        if not any(lk.kind == "table" and lk.table != best.table and lk.table in reach
-                   for other in self.mentions[:index] for lk in other.links[:1]):
+        earlier = [lk.table for other in self.mentions[:index] for lk in other.links[:1]
+                   if lk.kind == "table" and lk.table != best.table]
+        if not earlier or route(self.model, best.table, earlier) is None:
             return None
         norms = [t.norm for t in self.intent.tokens]
         starts = {other.start for other in self.mentions if other is not m} | {
@@ -256,8 +256,24 @@ class Planner:
     def _prefers_measure(self, m: Mention) -> bool:
         """After "by": "top 5 products by revenue" ranks by a measure, it does not group by it."""
         best = m.links[0]
+        if self.intent.rank_n is None and best.kind == "column" and self._counts_something(m):
+            return False  # "how many pupils in each grade", "which grade has the most pupils": grouped
         return bool(self._measure_links(m)) and (self.intent.rank_n is not None or best.kind == "measure"
                                                  or self._measure_links(m)[0].score >= best.score)
+
+    def _counts_something(self, m: Mention) -> bool:
+        """Whether the question counts rows of the table that holds ``m`` (a table named after
+        "how many"/"number of", a superlative or a comparison): then a numeric column after
+        "each"/"by"/"which" is what the rows are grouped by, not a total."""
+        table = m.links[0].table
+        counted = {k for k, agg in self.intent.aggs.items() if agg == "count"}
+        for other in self.mentions:
+            if other is m or not other.links or other.links[0].kind != "table" or other.links[0].table != table:
+                continue
+            if any(other.start - 3 <= k < other.start for k in counted) or self.intent.superlative \
+                    or any(c.end == other.start for c in self.intent.comparisons):
+                return True
+        return False
 
     def _is_entity_mention(self, m: Mention) -> bool:
         best = m.links[0]
