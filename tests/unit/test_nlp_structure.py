@@ -325,3 +325,35 @@ def test_existence_through_a_bridge_table(pets, question, gold):
 ])
 def test_a_numeric_or_text_column_after_each_or_which_groups_the_count(pets, question, gold):
     _answers(pets, question, gold)
+
+
+PHONES = """
+CREATE TABLE supplier (supplier_id INTEGER PRIMARY KEY, supplier_name TEXT, home_page TEXT, country TEXT);
+INSERT INTO supplier VALUES (1, 'Acme', 'acme.example', 'USA'), (2, 'Borg', NULL, 'USA'), (3, 'Cato', NULL, 'Peru');
+"""
+
+
+@pytest.fixture(scope="module")
+def suppliers():
+    con, model = _database(PHONES, ("supplier",))
+    yield con, model
+    con.close()
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("how many suppliers don't have a home page", "SELECT COUNT(*) FROM supplier WHERE home_page IS NULL"),
+    ("suppliers that have a home page", "SELECT supplier_name FROM supplier WHERE home_page IS NOT NULL"),
+    ("how many suppliers in the USA have a home page",
+     "SELECT COUNT(*) FROM supplier WHERE home_page IS NOT NULL AND country = 'USA'"),
+])
+def test_having_or_lacking_a_value(suppliers, question, gold):
+    _answers(suppliers, question, gold)
+
+
+def test_explanations_say_existence_and_missing_values(library, suppliers):
+    _, model = library
+    text = NLPAgent(today=TODAY).parse("members who have no loans", model, dialect="sqlite").explanation
+    assert "no related loans" in text, text
+    _, model = suppliers
+    text = NLPAgent(today=TODAY).parse("suppliers without a home page", model, dialect="sqlite").explanation
+    assert "home page is missing" in text, text

@@ -493,6 +493,13 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
             spec.filters.append(FilterSpec(link.table, link.column, "is_true" if yes is None else "=",  # type: ignore[arg-type]
                                            [True if yes is None else yes],
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
+    for r in p.of_role("presence"):  # "suppliers that don't have a home page": IS NULL
+        link = r.mention.links[0]
+        if p.reach(spec.base, link.table) is not None:
+            label = model.column(link.table, link.column).human  # type: ignore[arg-type]
+            spec.filters.append(FilterSpec(link.table, link.column, "is_null" if r.negated else "not_null",  # type: ignore[arg-type]
+                                           [], label=label))
+            p.assumptions.append(f"Kept rows {'without' if r.negated else 'with'} a {label}")
     for r in p.of_role("literal"):
         _literal_filter(p, spec, draft, r)
     strings.apply(p, spec, getattr(p, "text_conditions", []), draft.subject)  # "starts with X"

@@ -48,6 +48,10 @@ def _filter_words(model: SemanticModel, f: FilterSpec, base: str) -> str:
         return f"{name} is true"
     if f.op == "not_null":
         return f"{name} is known"
+    if f.op == "is_null":
+        return f"{name} is missing"
+    if f.op == "ieq":
+        return f"{name} is {f.values[0]} (any case)"
     if f.op in {"like", "matches", "not_matches"}:
         return f"{name} {f.label}"
     if f.op in {"in", "not_in"}:
@@ -66,8 +70,13 @@ def explain(model: SemanticModel, spec: QuerySpec) -> str:
         text = f"Rows of {base.plural}"
     else:
         text = " and ".join(_measure_words(model, m) for m in spec.measures) + f" from {base.plural}"
-    if spec.filters:
-        text += " where " + " and ".join(_filter_words(model, f, spec.base) for f in spec.filters)
+    conditions = [_filter_words(model, f, spec.base) for f in spec.filters]
+    for e in spec.exists:  # "that have no loans", "that have a loan where title is Dune"
+        related = " and ".join(_filter_words(model, f, e.table) for f in e.filters)
+        said = f"{'no' if e.negated else 'at least one'} related {e.label}"
+        conditions.append(f"{model.tables[e.outer].plural} have {said}" + (f" with {related}" if related else ""))
+    if conditions:
+        text += " where " + " and ".join(conditions)
     if spec.dimensions:
         joined = " and ".join(_dimension_words(model, d, spec.base) for d in spec.dimensions)
         text += f", for each {joined}" if spec.kind == "list" else f", grouped by {joined}"

@@ -153,6 +153,8 @@ class Planner:
                 role.role, role.negated = "exists", lacking  # "students with no friends"
             elif self._is_value(m):
                 role.role = "filter"
+            elif (lacking := self._has_column(m)) is not None:
+                role.role, role.negated = "presence", lacking  # "customers who have a fax number"
             elif role.superlative and intent.rank_by_sales and (self._is_entity_mention(m) or not measure_like):
                 role.role, role.marked = "dimension", True  # "the best-selling product"
             elif role.superlative and intent.rank_by_count and not self._is_entity_mention(m):
@@ -202,6 +204,28 @@ class Planner:
         starts = {other.start for other in self.mentions if other is not m} | {
             k for other in self.mentions if other is not m for k in range(other.start, other.end)}
         return existence_of(norms, m.start, starts, self.intent.negations)
+
+    def _has_column(self, m: Mention) -> bool | None:
+        """For a column mention said as something a row has or lacks ("have a fax number",
+        "don't have a home page", "don't report to anyone"): whether it is lacking (NULL), or
+        None when the column is not said that way."""
+        best = m.links[0]
+        if best.kind != "column" or self.model.column(best.table, best.column).role in {"measure", "flag"}:  # type: ignore[arg-type]
+            return None
+        norms = [t.norm for t in self.intent.tokens]
+        k = m.start - 1
+        while k >= 0 and norms[k] in {"a", "an", "any", "some", "their", "its", "his", "her"}:
+            k -= 1
+        pronoun = self.intent.norm(m.end) in {"anyone", "anybody", "anything", "someone", "somebody"}
+        if not pronoun and (k < 0 or norms[k] not in {"have", "has", "had", "having", "with", "without"}):
+            return None
+        if not pronoun and k == m.start - 1 and norms[k] == "with":
+            return None  # "customers with fax": a breakdown column, not a presence
+        starts = {j for other in self.mentions if other is not m for j in range(other.start, other.end)}
+        said = existence_of(norms, m.start, starts, self.intent.negations)
+        if said is None and norms[k] in {"without"}:
+            return True
+        return said if said is not None else (None if pronoun else False)
 
     def _negated(self, m: Mention, filter_tokens: set[int]) -> bool:
         """A negation word before the value, across "the", "were", other values and "and"/"or"

@@ -58,7 +58,7 @@ class DimensionSpec:
 class FilterSpec:
     table: str
     column: str
-    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | ieq | not_null
+    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | ieq | not_null | is_null
     #   | matches | not_matches (values[0] is a LIKE pattern, compared lowercased)
     values: list[Any]
     label: str = ""

@@ -179,6 +179,8 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
     ref = col(flt.table, flt.column)
     if flt.op == "in":
         return exp.In(this=ref, expressions=[_literal(v) for v in flt.values])
+    if flt.op == "is_null":
+        return exp.Is(this=ref, expression=exp.Null())
     if flt.op == "not_null":
         return exp.Not(this=exp.Is(this=ref, expression=exp.Null()))
     if flt.op == "not_in":  # NULLs are "not" the excluded values either
