@@ -357,3 +357,13 @@ def test_explanations_say_existence_and_missing_values(library, suppliers):
     _, model = suppliers
     text = NLPAgent(today=TODAY).parse("suppliers without a home page", model, dialect="sqlite").explanation
     assert "home page is missing" in text, text
+
+
+def test_how_many_times_counts_the_related_rows(library):
+    _answers(library, "members who borrowed more than 1 times", f"{MEMBERS} HAVING COUNT(*) > 1")
+
+
+def test_a_value_said_before_the_related_noun_filters_it(library):
+    """"members who never had a Dune loan": loans titled Dune, through a determiner."""
+    _answers(library, "members who have never had a Dune loan",
+             "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan WHERE title = 'Dune')")

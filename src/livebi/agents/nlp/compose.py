@@ -197,6 +197,14 @@ def _draft(p: Planner) -> Draft:
     dims = p.of_role("dimension")
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
     having_mode = False
+    for c in [c for c in unbound if c.times and subject is not None]:
+        # "products ordered more than 1200 times": the rows of the fact table that point at
+        # each product are counted and compared
+        child = _counted_child(p, subject)  # type: ignore[arg-type]
+        if child is not None:
+            unbound.remove(c)
+            having_mode = True
+            requests.append(Request("count", Role(subject_roles[0].mention, "operand", comparison=c), child))
     for op in operands:
         if op.comparison is not None and op.comparison.op in {"=", "in"} and not p._measure_links(op.mention):
             continue  # "teachers aged 32 or 33": a value of a column, filtered row by row
@@ -555,7 +563,7 @@ def _existence_filters(p: Planner, spec: QuerySpec) -> None:
     if not related:
         _unreachable_values(p, spec, tables)
         return
-    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables)
+    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables, [t.norm for t in p.intent.tokens])
     for role in p.of_role("filter"):
         if id(role) in taken:
             role.role = "related_filter"
@@ -715,6 +723,19 @@ def _entity(p: Planner, role: Role) -> str | None:
         if link.kind == "table":
             return None
     return None
+
+
+def _counted_child(p: Planner, entity: str) -> str | None:
+    """The table whose rows say how many times something happened to ``entity``: the fact
+    table when it points at it, else the biggest table that points at it directly."""
+    model = p.model
+    children = [e.child for e in model.children(entity)]
+    if model.fact_table in children or (model.fact_table and model.fact_table != entity
+                                         and entity in model.paths_from(model.fact_table)):
+        return model.fact_table
+    if not children:
+        return None
+    return max(children, key=lambda t: model.tables[t].row_count or 0)
 
 
 def _counted(p: Planner, role: Role) -> str | None:

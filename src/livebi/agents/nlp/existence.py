@@ -85,7 +85,8 @@ def _skipped_determiners(norms: list[str], start: int) -> int:
     return n
 
 
-def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str]) -> tuple[list[ExistsSpec], set[int]]:
+def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str],
+                 tokens: list[str] | None = None) -> tuple[list[ExistsSpec], set[int]]:
     """The EXISTS conditions for the ``related_roles`` ("exists" roles of the planner), and the
     ids of the filter roles they took (their values filter the related rows).
 
@@ -95,6 +96,12 @@ def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str])
     """
     out: list[ExistsSpec] = []
     taken: set[int] = set()
+    words = {k: w for r in [*related_roles, *filter_roles] for k, w in zip(range(r.mention.start, r.mention.end),
+                                                                           r.mention.norm.split())}
+
+    def norms_between(start: int, end: int) -> list[str]:
+        return [tokens[k] for k in range(start, end)] if tokens else [words.get(k, "?") for k in range(start, end)]
+
     for role in related_roles:
         related = next(lk.table for lk in role.mention.links if lk.kind == "table")
         found = route(model, related, tables_in_query)
@@ -106,7 +113,8 @@ def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str])
         for f in filter_roles:
             # the values said with the related noun: "cartoons directed by Ben Jones" (after it),
             # "a cat pet" (right before it)
-            adjacent = f.mention.end == role.mention.start
+            adjacent = f.mention.end <= role.mention.start and all(
+                w in {"a", "an", "the", "any", "some"} for w in norms_between(f.mention.end, role.mention.start))
             if id(f) in taken or (f.mention.start < role.mention.end and not adjacent):
                 continue
             link = next((lk for lk in f.mention.links if lk.kind == "value" and lk.table in paths

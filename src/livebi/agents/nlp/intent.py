@@ -28,6 +28,7 @@ class Comparison:
     start: int
     end: int
     upper: float | None = None  # for "between a and b"
+    times: bool = False  # "ordered more than 1200 times": compares how many related rows there are
     others: tuple[float, ...] = ()  # op "in": the values after the first ("grade 9 or 10")
 
     @property
@@ -187,6 +188,11 @@ def extract_intent(
             continue
         i += 1
 
+    for c in intent.comparisons:  # "more than 1200 times", "at least 3 times"
+        if intent.norm(c.end) in {"times", "time"}:
+            c.times = True
+            intent.consumed.add(c.end)
+            c.end += 1
     _ordering(intent)
 
     for i, tok in enumerate(tokens):
