@@ -115,7 +115,7 @@ def limit_address_space(
     """
     if headroom_mb <= 0:
         log.warning("memory_headroom_mb is 0: the process's address space is not limited, so one query "
-                       "building a huge value can take the machine's memory (SECURITY.md)")
+                    "building a huge value can take the machine's memory (SECURITY.md)")
         return current_limit()
     size = vm_size()
     if size is None:
@@ -127,16 +127,16 @@ def limit_address_space(
     wanted = address_space_limit(size, headroom_mb, None if soft == resource.RLIM_INFINITY else soft)
     if wanted is None:
         log.info("address space already limited to %d MB (lower than %d MB of size + memory_headroom_mb)",
-                    soft // MB, size // MB + headroom_mb)
+                 soft // MB, size // MB + headroom_mb)
         return soft
     if hard != resource.RLIM_INFINITY:
         wanted = min(wanted, hard)
     resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
     log.info("address space limited to %d MB (%d MB after startup + memory_headroom_mb %d): a query that "
-                "needs more fails with resources_exceeded", wanted // MB, size // MB, headroom_mb)
+             "needs more fails with resources_exceeded", wanted // MB, size // MB, headroom_mb)
     for name, engine_mb in (engine_limits_mb or {}).items():
         if engine_mb >= headroom_mb:
             log.warning("warehouse %s: DuckDB may use %d MB (duckdb_memory_limit), not less than "
-                           "memory_headroom_mb (%d MB): large sorts and joins fail before they spill; "
-                           "lower duckdb_memory_limit or raise memory_headroom_mb", name, engine_mb, headroom_mb)
+                        "memory_headroom_mb (%d MB): large sorts and joins fail before they spill; "
+                        "lower duckdb_memory_limit or raise memory_headroom_mb", name, engine_mb, headroom_mb)
     return wanted
