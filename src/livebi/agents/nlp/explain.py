@@ -10,7 +10,7 @@ from typing import Any
 
 from . import lexicon as lx
 from .linker import Mention
-from .model import SemanticModel
+from .model import MeasureDef, SemanticModel
 from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
 
 _OPS = {"=": "is", "!=": "is not", ">": "over", ">=": "at least", "<": "under", "<=": "at most",
@@ -84,9 +84,36 @@ def explain(model: SemanticModel, spec: QuerySpec) -> str:
     return text
 
 
+def _definition(model: SemanticModel, m: MeasureSpec) -> MeasureDef | None:
+    """The model's measure a query measure was made from (the planner passes its formula on)."""
+    info = model.tables.get(m.table)
+    return next((d for d in info.measures if d.formula is m.formula), None) if info and m.formula else None
+
+
+def measure_format(model: SemanticModel, m: MeasureSpec) -> str | None:
+    """money | percent | number when known: the semantic layer's word, a ratio of sums (a
+    margin), the measure's money flag; None leaves it to the viz agent (names and values)."""
+    if m.agg in {"count", "count_distinct"}:
+        return None
+    found = _definition(model, m)
+    if found is not None and found.format:
+        return found.format
+    if m.formula is not None and m.formula[0] == "ratio":
+        return "percent"
+    return "money" if m.money else None
+
+
+def measure_notes(model: SemanticModel, spec: QuerySpec) -> list[str]:
+    """Assumptions the measures bring: their semantic layer's default filters, in words."""
+    notes = [found.filter_note for m in spec.measures + [h.measure for h in spec.having]
+             if (found := _definition(model, m)) is not None and found.filter_note]
+    return list(dict.fromkeys(notes))
+
+
 def chart_hint(model: SemanticModel, spec: QuerySpec) -> dict[str, Any]:
     """What the viz agent needs: the kind of answer and the roles of result columns."""
-    money = [m.alias for m in spec.measures if m.money]
+    formats = {m.alias: measure_format(model, m) for m in spec.measures}
+    money = [alias for alias, fmt in formats.items() if fmt == "money"]
     money += [s.alias for s in spec.select
               if set(model.column(s.table, s.column).words) & lx.MONEY_WORDS
               and model.column(s.table, s.column).role == "measure"]
@@ -100,6 +127,8 @@ def chart_hint(model: SemanticModel, spec: QuerySpec) -> dict[str, Any]:
         "measures": measures,
         "dimensions": dims,
         "money_columns": money,
+        "percent_columns": [alias for alias, fmt in formats.items() if fmt == "percent"],
+        "number_columns": [alias for alias, fmt in formats.items() if fmt == "number"],
     }
 
 

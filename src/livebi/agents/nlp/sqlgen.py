@@ -114,6 +114,9 @@ def formula_sql(table: str, formula: tuple) -> exp.Expression:
         return col(table, formula[1])
     if op in {"expr", "agg_expr"}:  # a semantic-layer metric: qualify its columns
         return formula[1].transform(lambda node: col(table, node.name) if isinstance(node, exp.Column) else node)
+    if op == "where":  # a default filter: the value where the row meets it, else NULL
+        condition = formula[1].transform(lambda node: col(table, node.name) if isinstance(node, exp.Column) else node)
+        return exp.Case(ifs=[exp.If(this=condition, true=formula_sql(table, formula[2]))])
     if op == "one_minus":
         return exp.Paren(this=exp.Sub(this=_num(1), expression=formula_sql(table, formula[1])))
     left, right = formula_sql(table, formula[1]), formula_sql(table, formula[2])

@@ -1,0 +1,148 @@
+"""Answers a BI user can trust, on the generated demo warehouse: a ratio is hinted as a
+percentage, a semantic layer's default filter applies wherever its measure is used and is said,
+and relative dates on data that ends in the past count from the data's latest date."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from livebi.agents.nlp import NLPAgent, SemanticLayerError, SemanticModel, load_semantic_layer
+from livebi.agents.nlp.semantic_layer import parse_semantic_layer
+from livebi.warehouse.registry import open_warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "demo-semantic.yaml"
+TODAY = dt.date(2025, 12, 31)
+KEPT = "status NOT IN ('cancelled', 'returned')"
+
+
+def build(path: Path, layer=None, today: dt.date | None = TODAY) -> tuple[NLPAgent, SemanticModel]:
+    agent = NLPAgent(today=today, semantic_layers={"demo": layer} if layer is not None else None)
+
+    async def go():
+        wh = open_warehouse("demo", f"duckdb:///{path}")
+        try:
+            return await agent.model_for(wh)
+        finally:
+            await wh.close()
+
+    return agent, asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def layered(demo_duckdb: Path):
+    return build(demo_duckdb, load_semantic_layer(EXAMPLE))
+
+
+@pytest.fixture(scope="module")
+def plain(demo_duckdb: Path):
+    return build(demo_duckdb)
+
+
+@pytest.fixture(scope="module")
+def con(demo_duckdb: Path):
+    connection = duckdb.connect(str(demo_duckdb), read_only=True)
+    yield connection
+    connection.close()
+
+
+def one(con, sql: str) -> list[tuple]:
+    return sorted((tuple(round(float(v), 4) if not isinstance(v, str) and v is not None else v for v in row)
+                   for row in con.execute(sql).fetchall()), key=repr)
+
+
+# --- 1. formats in the chart hint ------------------------------------------------------------------
+
+
+def test_ratios_are_hinted_as_percentages_and_money_as_money(layered, plain) -> None:
+    agent, model = layered
+    hint = agent.parse("gross margin by category", model, dialect="duckdb").chart_hint
+    assert hint["percent_columns"] == ["gross_margin"] and "gross_margin" not in hint["money_columns"]
+    agent, model = plain
+    hint = agent.parse("profit margin by category", model, dialect="duckdb").chart_hint
+    assert hint["percent_columns"] == ["profit_margin"] and hint["money_columns"] == []
+    hint = agent.parse("revenue by category", model, dialect="duckdb").chart_hint
+    assert hint["money_columns"] == ["total_revenue"] and hint["percent_columns"] == []
+
+
+def test_a_money_over_money_metric_is_a_percentage_and_money_per_order_is_money(demo_duckdb: Path) -> None:
+    layer = parse_semantic_layer({"metrics": {
+        "take rate": {"table": "orders", "expression": "SUM(cost) / SUM(revenue)"},
+        "ticket size": {"table": "orders", "expression": "SUM(revenue) / COUNT(*)"},
+    }, "tables": {"orders": {"columns": {"discount": {"format": "percent"}}}}})
+    agent, model = build(demo_duckdb, layer)
+    assert agent.parse("take rate by channel", model, dialect="duckdb").chart_hint["percent_columns"] == ["take_rate"]
+    hint = agent.parse("ticket size by channel", model, dialect="duckdb").chart_hint
+    assert hint["percent_columns"] == [] and "ticket_size" in hint["measures"]
+    hint = agent.parse("average discount by channel", model, dialect="duckdb").chart_hint
+    assert hint["percent_columns"] == ["avg_discount"]
+
+
+# --- 5. a measure's default filter ----------------------------------------------------------------
+
+
+def test_the_default_filter_applies_wherever_revenue_is_used(layered, con) -> None:
+    agent, model = layered
+    cases = {
+        "revenue by channel": f"SELECT channel, SUM(revenue) FROM orders WHERE {KEPT} GROUP BY 1",
+        "bookings by tier": ("SELECT c.segment, SUM(o.revenue) FROM orders o JOIN customers c USING (customer_id) "
+                             f"WHERE o.{KEPT} GROUP BY 1"),
+        "average revenue in 2024": (f"SELECT AVG(revenue) FROM orders WHERE {KEPT} "
+                                    "AND order_date >= DATE '2024-01-01' AND order_date < DATE '2025-01-01'"),
+        # other measures of the same question count every order
+        "revenue and number of orders by channel": (
+            f"SELECT channel, SUM(revenue) FILTER (WHERE {KEPT}), COUNT(*) FROM orders GROUP BY 1"),
+        "gross margin by line of business": (
+            "SELECT p.category, (SUM(o.revenue) - SUM(o.cost)) / SUM(o.revenue) FROM orders o "
+            f"JOIN products p USING (product_id) WHERE o.{KEPT} GROUP BY 1"),
+    }
+    for question, gold in cases.items():
+        parsed = agent.parse(question, model, dialect="duckdb")
+        assert one(con, parsed.sql) == one(con, gold), (question, parsed.sql)
+        assert "Revenue excludes cancelled and returned orders" in parsed.assumptions \
+            or "Gross margin excludes cancelled and returned orders" in parsed.assumptions, parsed.assumptions
+    counted = agent.parse("number of orders by channel", model, dialect="duckdb")
+    assert not any("excludes" in a for a in counted.assumptions)
+
+
+def test_without_the_layer_revenue_counts_every_order(plain, con) -> None:
+    agent, model = plain
+    parsed = agent.parse("revenue by channel", model, dialect="duckdb")
+    assert one(con, parsed.sql) == one(con, "SELECT channel, SUM(revenue) FROM orders GROUP BY 1")
+
+
+def test_a_filter_in_words(demo_duckdb: Path) -> None:
+    layer = parse_semantic_layer({"tables": {"orders": {"columns": {
+        "quantity": {"filter": "channel = 'Online'"},
+        "cost": {"filter": "quantity > 1"}}}}})
+    agent, model = build(demo_duckdb, layer)
+    assert "Quantity counts only Online orders" in agent.parse("quantity by region", model, dialect="duckdb").assumptions
+    assert "Cost counts only orders where quantity > 1" in agent.parse("total cost", model, dialect="duckdb").assumptions
+
+
+@pytest.mark.parametrize("filter_, problem", [
+    ("statuz = 'x'", 'no column "statuz" in orders; did you mean status?'),
+    ("customers.region = 'Europe'", "columns of the measure's table (orders)"),
+    ("status = read_csv('/etc/passwd')", "not allowed"),
+])
+def test_bad_filters_against_the_schema(demo_duckdb: Path, filter_: str, problem: str) -> None:
+    layer = parse_semantic_layer({"tables": {"orders": {"columns": {"revenue": {"filter": filter_}}}}}, "l.yaml")
+    with pytest.raises(SemanticLayerError) as info:
+        build(demo_duckdb, layer)
+    assert "tables → orders → columns → revenue → filter" in str(info.value) and problem in str(info.value)
+
+
+@pytest.mark.parametrize("filter_, problem", [
+    ("SUM(revenue) > 0", "no aggregates"),
+    ("status IN (SELECT 1)", "not a query"),
+    ("status = ", "does not parse"),
+    ("1 = 1", "must name a column"),
+])
+def test_bad_filters_by_shape(filter_: str, problem: str) -> None:
+    with pytest.raises(SemanticLayerError, match=problem):
+        parse_semantic_layer({"metrics": {"m": {"expression": "SUM(revenue)", "filter": filter_}}})
