@@ -146,3 +146,48 @@ def test_bad_filters_against_the_schema(demo_duckdb: Path, filter_: str, problem
 def test_bad_filters_by_shape(filter_: str, problem: str) -> None:
     with pytest.raises(SemanticLayerError, match=problem):
         parse_semantic_layer({"metrics": {"m": {"expression": "SUM(revenue)", "filter": filter_}}})
+
+
+# --- 4. relative dates on data that ends in the past -----------------------------------------------
+
+
+def _shop(path: Path, last: dt.date) -> Path:
+    """A tiny warehouse: one order a day for 400 days up to ``last``."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE orders (order_id INTEGER PRIMARY KEY, order_date DATE, amount DOUBLE)")
+    con.execute(f"INSERT INTO orders SELECT i, DATE '{last.isoformat()}' - INTERVAL (i) DAY, 10 + i "
+                "FROM range(400) t(i)")
+    con.close()
+    return path
+
+
+def test_last_month_counts_from_the_latest_data_when_the_present_has_none(tmp_path: Path) -> None:
+    path = _shop(tmp_path / "old.duckdb", dt.date(2014, 5, 6))
+    agent, model = build(path, today=None)  # the real date, as a server runs
+    con = duckdb.connect(str(path), read_only=True)
+    cases = {
+        "how many orders last month": ("last month", "order_date >= DATE '2014-04-01' AND order_date < DATE '2014-05-01'"),
+        "amount in the last 3 months": ("last 3 months", "order_date >= DATE '2014-02-07' AND order_date <= DATE '2014-05-06'"),
+        "amount this year": ("this year", "order_date >= DATE '2014-01-01' AND order_date <= DATE '2014-05-06'"),
+    }
+    for question, (words, where) in cases.items():
+        parsed = agent.parse(question, model, dialect="duckdb")
+        measure = "COUNT(*)" if "how many" in question else "SUM(amount)"
+        assert one(con, parsed.sql) == one(con, f"SELECT {measure} FROM orders WHERE {where}"), parsed.sql
+        assert f"Counted '{words}' from the latest data, 2014-05-06" in parsed.assumptions, parsed.assumptions
+    # an absolute period is what the user asked for, data or not
+    parsed = agent.parse("how many orders in 2030", model, dialect="duckdb")
+    assert one(con, parsed.sql) == [(0,)] and not any("latest data" in a for a in parsed.assumptions)
+    con.close()
+
+
+def test_a_pinned_today_or_current_data_is_never_moved(tmp_path: Path) -> None:
+    old = _shop(tmp_path / "old.duckdb", dt.date(2014, 5, 6))
+    agent, model = build(old, today=dt.date(2026, 1, 15))  # LIVEBI_TODAY / today= pins the date
+    parsed = agent.parse("how many orders last month", model, dialect="duckdb")
+    assert "2025-12-01" in parsed.sql and not any("latest data" in a for a in parsed.assumptions)
+    current = _shop(tmp_path / "current.duckdb", dt.date.today())
+    agent, model = build(current, today=None)
+    parsed = agent.parse("how many orders yesterday", model, dialect="duckdb")
+    assert (dt.date.today() - dt.timedelta(days=1)).isoformat() in parsed.sql
+    assert not any("latest data" in a for a in parsed.assumptions)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
 import math
 from typing import Iterable
 
@@ -50,6 +51,9 @@ class SemanticModel:
         self.max_phrase_len = 1
         self.layer: SemanticLayer | None = None
         self.values: dict[tuple[str, str], list[str]] = {}  # the value index, by column
+        #: the last date of each date column whose data had ended (before yesterday) when the
+        #: model was built: relative periods count from there when the present has no data
+        self.data_ends: dict[tuple[str, str], dt.date] = {}
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:
