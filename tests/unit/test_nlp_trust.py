@@ -52,7 +52,8 @@ def con(demo_duckdb: Path):
 
 
 def one(con, sql: str) -> list[tuple]:
-    return sorted((tuple(round(float(v), 4) if not isinstance(v, str) and v is not None else v for v in row)
+    return sorted((tuple(round(float(v), 4) if isinstance(v, (int, float)) or type(v).__name__ == "Decimal" else v
+                         for v in row)
                    for row in con.execute(sql).fetchall()), key=repr)
 
 
@@ -191,3 +192,17 @@ def test_a_pinned_today_or_current_data_is_never_moved(tmp_path: Path) -> None:
     parsed = agent.parse("how many orders yesterday", model, dialect="duckdb")
     assert (dt.date.today() - dt.timedelta(days=1)).isoformat() in parsed.sql
     assert not any("latest data" in a for a in parsed.assumptions)
+
+
+# --- 3. comparing years: the rows of the years named, by month --------------------------------------
+
+
+def test_years_compared_by_month_have_the_rows_of_those_years_only(plain, con) -> None:
+    agent, model = plain
+    for question, years in {"compare revenue 2024 vs 2023 by month": (2023, 2024),
+                            "compare revenue 2024 vs 2022 by month": (2022, 2024)}.items():
+        parsed = agent.parse(question, model, dialect="duckdb")
+        gold = ("SELECT DATE_TRUNC('month', order_date)::DATE, SUM(revenue) FROM orders "
+                f"WHERE YEAR(order_date) IN {years} GROUP BY 1")
+        assert one(con, parsed.sql) == one(con, gold), parsed.sql
+        assert parsed.chart_hint["time_grain"] == "month"

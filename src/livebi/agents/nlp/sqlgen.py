@@ -170,6 +170,11 @@ def dimension_sql(dim: DimensionSpec, dialect: str) -> exp.Expression:
 
 
 def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
+    if flt.op == "date_range" and len(flt.values) > 2:  # periods apart: "2024 vs 2022"
+        pairs = [flt.values[i:i + 2] for i in range(0, len(flt.values), 2)]
+        return exp.Paren(this=exp.or_(*(filter_sql(FilterSpec(flt.table, flt.column, "date_range", pair,
+                                                                text_date=flt.text_date), dialect)
+                                         for pair in pairs)))
     if flt.op == "date_range":
         value = _date_value(flt.table, flt.column, flt.text_date, dialect)
         start, end = flt.values
