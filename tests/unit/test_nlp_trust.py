@@ -206,3 +206,18 @@ def test_years_compared_by_month_have_the_rows_of_those_years_only(plain, con) -
                 f"WHERE YEAR(order_date) IN {years} GROUP BY 1")
         assert one(con, parsed.sql) == one(con, gold), parsed.sql
         assert parsed.chart_hint["time_grain"] == "month"
+
+
+# --- 6. growth, best sellers, rates within groups -----------------------------------------------------
+
+
+def test_growth_year_over_year_is_the_change_against_the_previous_year(plain, con) -> None:
+    agent, model = plain
+    gold = ("SELECT y, r, 100.0 * (r - LAG(r) OVER (ORDER BY y)) / LAG(r) OVER (ORDER BY y) FROM "
+            "(SELECT DATE_TRUNC('year', order_date)::DATE y, SUM(revenue) r FROM orders GROUP BY 1)")
+    for question in ("revenue growth year over year", "by how much did revenue grow each year"):
+        parsed = agent.parse(question, model, dialect="duckdb")
+        assert one(con, parsed.sql) == one(con, gold), parsed.sql
+        assert "growth_pct" in parsed.chart_hint["percent_columns"] and not parsed.ignored
+    by_month = agent.parse("monthly revenue growth in 2025", model, dialect="duckdb")
+    assert "LAG(" in by_month.sql and "growth" in by_month.explanation

@@ -567,6 +567,8 @@ def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> No
     other_dims = [d for d in spec.dimensions if not d.grain]
     if intent.share and other_dims and spec.measures:
         spec.share = True
+    if intent.growth and time_dims and spec.measures:
+        spec.growth = True
     if ranking and first:
         n = intent.rank_n or intent.which_n
         if n is None:  # "which country has the most customers"

@@ -76,6 +76,9 @@ def explain(model: SemanticModel, spec: QuerySpec) -> str:
             f"{h.measure.label} {_OPS.get(h.op, h.op)} {h.values[0]:g}" for h in spec.having)
     if spec.share:
         text += ", with each group's share of the total"
+    if spec.growth:
+        grain = next((d.grain for d in spec.dimensions if d.grain), "period")
+        text += f", with the growth against the previous {grain} in percent"
     if spec.kind == "top_n" and spec.limit:
         which = "top" if spec.order and spec.order[0][1] == "desc" else "bottom"
         text += f", {which} {spec.limit}"
@@ -118,6 +121,7 @@ def chart_hint(model: SemanticModel, spec: QuerySpec) -> dict[str, Any]:
               if set(model.column(s.table, s.column).words) & lx.MONEY_WORDS
               and model.column(s.table, s.column).role == "measure"]
     measures = [m.alias for m in spec.measures] + (["share_pct"] if spec.share else [])
+    measures += ["growth_pct"] if spec.growth else []
     dims = [d.alias for d in spec.dimensions]
     if spec.kind == "list" and not spec.measures:
         dims = [s.alias for s in spec.select]
@@ -127,7 +131,8 @@ def chart_hint(model: SemanticModel, spec: QuerySpec) -> dict[str, Any]:
         "measures": measures,
         "dimensions": dims,
         "money_columns": money,
-        "percent_columns": [alias for alias, fmt in formats.items() if fmt == "percent"],
+        "percent_columns": [alias for alias, fmt in formats.items() if fmt == "percent"]
+        + (["growth_pct"] if spec.growth else []),
         "number_columns": [alias for alias, fmt in formats.items() if fmt == "number"],
     }
 

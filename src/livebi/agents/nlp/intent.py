@@ -51,6 +51,7 @@ class Intent:
     which_n_at: int | None = None  # the token holding that number
     negations: set[int] = dataclasses.field(default_factory=set)  # "excluding", "not", "other than"
     share: bool = False
+    growth: bool = False  # "revenue growth by year": the change against the previous period
     versus: bool = False
     correlation: bool = False
     list_dir: str | None = None  # "in descending order", "alphabetically": how a listing is ordered
@@ -236,6 +237,9 @@ def extract_intent(
             intent.consumed.add(i)
         if norm in lx.VERSUS_WORDS:
             intent.versus = True
+            intent.consumed.add(i)
+        if norm in lx.GROWTH_WORDS:
+            intent.growth = True
             intent.consumed.add(i)
         if norm in lx.CORRELATION_WORDS:
             intent.correlation = True

@@ -292,3 +292,6 @@ DATE_NAME_WORDS = {"date", "time", "timestamp", "datetime"}
 DATE_NAME_SUFFIXES = ("_at", "_on")
 DATE_PENALTY_WORDS = {"birth", "required", "expiry", "expires", "due", "modified", "updated",
                       "deleted"}
+
+#: words asking for the change against the previous period ("revenue growth by year")
+GROWTH_WORDS = {"growth", "grow", "grew", "grown", "growing"}

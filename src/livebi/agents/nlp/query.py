@@ -98,6 +98,7 @@ class QuerySpec:
     limit: int | None = None
     time_grain: str | None = None
     share: bool = False
+    growth: bool = False  # a growth_pct column: each period's change against the previous one
     distinct: bool = False  # listing: each selected combination once ("the different countries")
     allow_fanout: bool = False  # joins may walk one-to-many edges (only safe for COUNT DISTINCT)
 

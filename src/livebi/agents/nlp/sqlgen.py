@@ -239,6 +239,22 @@ def join_plan(model: SemanticModel, spec: QuerySpec) -> list[tuple[Edge, bool]]:
     return steps
 
 
+def growth_sql(spec: QuerySpec, time: DimensionSpec, dialect: str) -> exp.Expression:
+    """100.0 * (x - LAG(x)) / LAG(x) over ``time``, within each value of the other dimensions:
+    the first measure's change against the previous period, in percent (NULL for the first)."""
+    first = measure_sql(spec.measures[0], dialect)
+    others = [dimension_sql(d, dialect) for d in spec.dimensions if d is not time]
+    order = exp.Order(expressions=[exp.Ordered(this=dimension_sql(time, dialect))])
+
+    def previous() -> exp.Expression:
+        return exp.Window(this=exp.Anonymous(this="LAG", expressions=[first.copy()]),
+                          partition_by=[o.copy() for o in others] or None, order=order.copy())
+
+    change = exp.Paren(this=exp.Sub(this=first.copy(), expression=previous()))
+    return exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=change),
+                   expression=exp.Nullif(this=previous(), expression=_num(0)))
+
+
 def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Select:
     """The sqlglot AST of the query."""
     projections: list[exp.Expression] = []
@@ -259,6 +275,9 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
         share = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=first),
                         expression=exp.Nullif(this=total, expression=_num(0)))
         projections.append(exp.alias_(share, ident("share_pct")))
+    time_dims = [d for d in spec.dimensions if d.grain]
+    if spec.growth and spec.measures and time_dims:
+        projections.append(exp.alias_(growth_sql(spec, time_dims[-1], dialect), ident("growth_pct")))
     # The AST is assembled directly (not through the builder methods, which copy and re-parse
     # their arguments) because parsing must stay within a few milliseconds.
     query = exp.Select(expressions=projections)
