@@ -221,3 +221,15 @@ def test_growth_year_over_year_is_the_change_against_the_previous_year(plain, co
         assert "growth_pct" in parsed.chart_hint["percent_columns"] and not parsed.ignored
     by_month = agent.parse("monthly revenue growth in 2025", model, dialect="duckdb")
     assert "LAG(" in by_month.sql and "growth" in by_month.explanation
+
+
+def test_which_products_sell_best_is_a_short_ranking(plain, con) -> None:
+    agent, model = plain
+    parsed = agent.parse("which products sell best in Europe", model, dialect="duckdb")
+    gold = ("SELECT p.product_name, SUM(o.revenue) r FROM orders o JOIN products p USING (product_id) "
+            "JOIN customers c USING (customer_id) WHERE c.region = 'Europe' "
+            "GROUP BY p.product_id, 1 ORDER BY r DESC LIMIT 5")
+    assert one(con, parsed.sql) == one(con, gold), parsed.sql
+    assert parsed.chart_hint["kind"] == "top_n" and not parsed.ignored
+    worst = agent.parse("which product performed worst in 2024", model, dialect="duckdb")
+    assert "LIMIT 1" in worst.sql and "ASC" in worst.sql

@@ -152,6 +152,12 @@ def extract_intent(
             if i > 0 and tokens[i - 1].norm in {"the", "our", "my", "their"}:
                 intent.consumed.add(i - 1)
             continue
+        if norm in lx.RANKING_VERBS and intent.norm(i + 1) in {"best", "worst"} and intent.rank_n is None:
+            # "which products sell best", "which region performed worst": ranked by the measure
+            intent.rank_superlative = i + 2
+            intent.rank_dir = "asc" if intent.norm(i + 1) == "worst" else "desc"
+            intent.consumed.update({i, i + 1})
+            continue
         if i in intent.consumed:
             continue
         if (norm in lx.RANK_DESC or norm in lx.RANK_ASC) and not shadowed(i) and intent.rank_n is None:

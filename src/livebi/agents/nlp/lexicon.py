@@ -295,3 +295,6 @@ DATE_PENALTY_WORDS = {"birth", "required", "expiry", "expires", "due", "modified
 
 #: words asking for the change against the previous period ("revenue growth by year")
 GROWTH_WORDS = {"growth", "grow", "grew", "grown", "growing"}
+
+#: verbs ranked by "best"/"worst" after them ("which products sell best", "performed worst")
+RANKING_VERBS = {"sell", "sells", "sold", "selling", "perform", "performs", "performed", "performing"}
