@@ -57,6 +57,13 @@ def one(con, sql: str) -> list[tuple]:
                    for row in con.execute(sql).fetchall()), key=repr)
 
 
+def answers(agent: NLPAgent, model: SemanticModel, con, question: str, gold: str):
+    """The parsed question, after checking that its SQL returns what ``gold`` returns."""
+    parsed = agent.parse(question, model, dialect="duckdb")
+    assert one(con, parsed.sql) == one(con, gold), (question, parsed.sql)
+    return parsed
+
+
 # --- 1. formats in the chart hint ------------------------------------------------------------------
 
 
@@ -216,8 +223,7 @@ def test_growth_year_over_year_is_the_change_against_the_previous_year(plain, co
     gold = ("SELECT y, r, 100.0 * (r - LAG(r) OVER (ORDER BY y)) / LAG(r) OVER (ORDER BY y) FROM "
             "(SELECT DATE_TRUNC('year', order_date)::DATE y, SUM(revenue) r FROM orders GROUP BY 1)")
     for question in ("revenue growth year over year", "by how much did revenue grow each year"):
-        parsed = agent.parse(question, model, dialect="duckdb")
-        assert one(con, parsed.sql) == one(con, gold), parsed.sql
+        parsed = answers(agent, model, con, question, gold)
         assert "growth_pct" in parsed.chart_hint["percent_columns"] and not parsed.ignored
     by_month = agent.parse("monthly revenue growth in 2025", model, dialect="duckdb")
     assert "LAG(" in by_month.sql and "growth" in by_month.explanation
@@ -225,11 +231,21 @@ def test_growth_year_over_year_is_the_change_against_the_previous_year(plain, co
 
 def test_which_products_sell_best_is_a_short_ranking(plain, con) -> None:
     agent, model = plain
-    parsed = agent.parse("which products sell best in Europe", model, dialect="duckdb")
     gold = ("SELECT p.product_name, SUM(o.revenue) r FROM orders o JOIN products p USING (product_id) "
             "JOIN customers c USING (customer_id) WHERE c.region = 'Europe' "
             "GROUP BY p.product_id, 1 ORDER BY r DESC LIMIT 5")
-    assert one(con, parsed.sql) == one(con, gold), parsed.sql
+    parsed = answers(agent, model, con, "which products sell best in Europe", gold)
     assert parsed.chart_hint["kind"] == "top_n" and not parsed.ignored
     worst = agent.parse("which product performed worst in 2024", model, dialect="duckdb")
     assert "LIMIT 1" in worst.sql and "ASC" in worst.sql
+
+
+def test_share_of_returned_orders_by_channel_is_the_return_rate_of_each_channel(plain, con) -> None:
+    agent, model = plain
+    gold = ("SELECT channel, COUNT(*) FILTER (WHERE status = 'returned'), "
+            "100.0 * COUNT(*) FILTER (WHERE status = 'returned') / COUNT(*) FROM orders GROUP BY 1")
+    for question in ("share of returned orders by channel", "percentage of returned orders by channel"):
+        assert "share_pct" in answers(agent, model, con, question, gold).chart_hint["measures"]
+    # a share of a total split by a joined table's value keeps its reading
+    split = agent.parse("share of revenue by region in 2024", model, dialect="duckdb")
+    assert "SUM(SUM(orders.revenue)) OVER ()" in split.sql

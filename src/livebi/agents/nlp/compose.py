@@ -557,6 +557,19 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
     return spec
 
 
+def _rate_within_groups(p: Planner, spec: QuerySpec) -> None:
+    """"share of returned orders by channel": the rate of a kind of row (a value of the counted
+    table's own column) within each group, not how those rows split across the groups."""
+    if spec.measures[0].formula is not None:
+        return
+    grouped = {(d.table, d.column) for d in spec.dimensions}
+    own = [f for f in spec.filters if f.op in {"=", "in"} and f.table == spec.base
+           and (f.table, f.column) not in grouped]
+    if own:
+        spec.rate_of = own
+        spec.filters = [f for f in spec.filters if not any(f is o for o in own)]
+
+
 def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> None:
     intent = p.intent
     if ranking or having_mode:
@@ -567,6 +580,7 @@ def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> No
     other_dims = [d for d in spec.dimensions if not d.grain]
     if intent.share and other_dims and spec.measures:
         spec.share = True
+        _rate_within_groups(p, spec)
     if intent.growth and time_dims and spec.measures:
         spec.growth = True
     if ranking and first:

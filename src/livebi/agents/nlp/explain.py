@@ -74,7 +74,10 @@ def explain(model: SemanticModel, spec: QuerySpec) -> str:
     if spec.having:
         text += ", keeping groups where " + " and ".join(
             f"{h.measure.label} {_OPS.get(h.op, h.op)} {h.values[0]:g}" for h in spec.having)
-    if spec.share:
+    if spec.rate_of:
+        kinds = " and ".join(_filter_words(model, f, spec.base) for f in spec.rate_of)
+        text += f", with the share of {base.plural} where {kinds} in each group"
+    elif spec.share:
         text += ", with each group's share of the total"
     if spec.growth:
         grain = next((d.grain for d in spec.dimensions if d.grain), "period")

@@ -266,9 +266,19 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
         group.extend(col(dim.table, key) for key in dim.group_keys)
     for sel in spec.select:
         projections.append(exp.alias_(col(sel.table, sel.column), ident(sel.alias)))
+    rate_of = exp.and_(*[filter_sql(f, dialect) for f in spec.rate_of]) if spec.rate_of else None
+    counted = None  # with rate_of: COUNT(CASE WHEN <kind> THEN 1 END), the rows the rate counts
     for measure in spec.measures:
-        projections.append(exp.alias_(measure_sql(measure, dialect), ident(measure.alias)))
-    if spec.share and spec.measures and spec.dimensions:
+        value = measure_sql(measure, dialect)
+        if rate_of is not None and counted is None:
+            value = counted = exp.Count(this=exp.Case(ifs=[exp.If(this=rate_of, true=exp.Literal.number(1))]))
+        projections.append(exp.alias_(value, ident(measure.alias)))
+    if counted is not None:
+        # 100.0 * counted / COUNT(*): the kind's rate within each group
+        rate = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=counted.copy()),
+                       expression=exp.Nullif(this=measure_sql(spec.measures[0], dialect), expression=_num(0)))
+        projections.append(exp.alias_(rate, ident("share_pct")))
+    elif spec.share and spec.measures and spec.dimensions:
         # 100.0 * x / SUM(x) OVER (): the 100.0 keeps integer counts out of integer division
         first = measure_sql(spec.measures[0], dialect)
         total = exp.Window(this=exp.Sum(this=first.copy()))
