@@ -152,3 +152,11 @@ def test_year_and_month_columns_compared_are_pivoted_too() -> None:
     chart = choose("monthly number of orders in 2025 compared with 2024", res)
     assert [t["name"] for t in chart.figure["data"]] == ["2024", "2025"]
     assert chart.figure["data"][1]["x"][:3] == ["Jan", "Feb", "Mar"]
+
+
+def test_revenue_vs_orders_over_time_is_two_lines_on_two_axes_not_a_scatter() -> None:
+    res = result(["month", "total_revenue", "order_count"],
+                 [[m, 2_000_000 + 10_000 * i, 900 + i] for i, m in enumerate(MONTHS)], ["date", "number", "number"])
+    chart = choose("revenue vs number of orders by month", res)
+    assert chart.type == "line" and "yaxis2" in chart.figure["layout"]
+    assert choose("correlation of revenue and number of orders by month", res).type == "scatter"

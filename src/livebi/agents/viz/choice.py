@@ -7,12 +7,15 @@ The rules, in order (the first that applies wins):
    last year", 2023/2024) -> kpi with the previous value and the change; one row holding
    ``revenue_this_year`` and ``revenue_last_year`` -> the same.
 3. heatmap wording ("heatmap", "by day of week and hour") with two categories -> heatmap.
-4. a time column: one measure -> line (area when cumulative/running/ytd), several measures ->
-   multi-line (budget vs actual), plus a dimension -> one line per value (12 series at most,
-   the rest summed into "Other").
+4. a time column (unless correlation wording): one measure -> line (area when
+   cumulative/running/ytd), several measures -> multi-line (budget vs actual; a measure of
+   another unit or >20x the scale gets a secondary axis), plus a dimension -> one line per
+   value (12 series at most, the rest summed into "Other"). A monthly or quarterly series over
+   several years, when the question compares ("2024 vs 2023 by month", "year over year"), is
+   one line per year over the months of the year.
 5. two or more measures with correlation wording (or "vs" between measures of different units),
    or with no category at all -> scatter.
-6. one category: several measures -> grouped column; one measure -> pie (share wording, <= 8
+6. one category: several measures -> grouped column (secondary axis as for lines); one measure -> pie (share wording, <= 8
    slices, parts of a whole: no negatives, rates only when they add up to 100%), column in
    natural order for ordinals (weekdays, months, "18-24" buckets), horizontal bar for
    many (> 8) or long labels or ranking wording, table beyond 50 categories, else column.
@@ -197,7 +200,9 @@ def _auto(shape: Shape, intent: _Intent, question: str) -> tuple[str, str]:
         return "heatmap", "A heatmap shows the measure across every combination of the two categories."
 
     relate = len(measures) >= 2 and (intent.scatter or (intent.versus and not _same_unit(measures)))
-    if shape.time is not None and len(shape.dimensions) <= 1 and not relate:
+    if shape.time is not None and len(shape.dimensions) <= 1 and not intent.scatter:
+        # over time, "revenue vs orders" compares two series (each on its own axis when their
+        # units differ); only correlation wording asks for a scatter of one against the other
         kind = "area" if intent.area else "line"
         if shape.pivoted:
             return kind, (f"One {_word(kind)} per year over the {shape.time.title.lower()}s of the year "
