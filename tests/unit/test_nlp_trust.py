@@ -249,3 +249,31 @@ def test_share_of_returned_orders_by_channel_is_the_return_rate_of_each_channel(
     # a share of a total split by a joined table's value keeps its reading
     split = agent.parse("share of revenue by region in 2024", model, dialect="duckdb")
     assert "SUM(SUM(orders.revenue)) OVER ()" in split.sql
+
+
+def test_what_percentage_of_orders_were_cancelled_is_one_rate(plain, con) -> None:
+    agent, model = plain
+    gold = ("SELECT 100.0 * COUNT(*) FILTER (WHERE status = 'cancelled') / COUNT(*) FROM orders "
+            "WHERE order_date >= DATE '2025-01-01' AND order_date < DATE '2026-01-01'")
+    parsed = answers(agent, model, con, "what percentage of orders were cancelled in 2025", gold)
+    assert parsed.chart_hint["percent_columns"] == ["share_pct"]
+    # a share of a sum by a joined table's value still shows every value's share
+    europe = agent.parse("what share of revenue comes from Europe", model, dialect="duckdb")
+    assert "OVER ()" in europe.sql and "GROUP BY customers.region" in europe.sql
+
+
+def test_what_percent_of_products_are_discontinued_is_one_rate(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.duckdb"
+    with duckdb.connect(str(path)) as setup:
+        setup.execute("CREATE TABLE products (product_id INTEGER PRIMARY KEY, product_name VARCHAR, "
+                      "category VARCHAR, discontinued BOOLEAN)")
+        setup.execute("INSERT INTO products SELECT i, 'P' || i, ['Tea', 'Cheese'][1 + i % 2], i % 5 = 0 "
+                      "FROM range(40) t(i)")
+    agent, model = build(path)
+    con = duckdb.connect(str(path), read_only=True)
+    answers(agent, model, con, "what percent of our products are discontinued",
+            "SELECT 100.0 * COUNT(*) FILTER (WHERE discontinued) / COUNT(*) FROM products")
+    answers(agent, model, con, "share of discontinued products by category",
+            "SELECT category, COUNT(*) FILTER (WHERE discontinued), "
+            "100.0 * COUNT(*) FILTER (WHERE discontinued) / COUNT(*) FROM products GROUP BY 1")
+    con.close()

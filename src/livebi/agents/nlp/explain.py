@@ -120,10 +120,12 @@ def chart_hint(model: SemanticModel, spec: QuerySpec) -> dict[str, Any]:
     """What the viz agent needs: the kind of answer and the roles of result columns."""
     formats = {m.alias: measure_format(model, m) for m in spec.measures}
     money = [alias for alias, fmt in formats.items() if fmt == "money"]
+    rate_only = bool(spec.rate_of) and not spec.dimensions  # the query returns share_pct alone
     money += [s.alias for s in spec.select
               if set(model.column(s.table, s.column).words) & lx.MONEY_WORDS
               and model.column(s.table, s.column).role == "measure"]
-    measures = [m.alias for m in spec.measures] + (["share_pct"] if spec.share else [])
+    measures = [] if rate_only else [m.alias for m in spec.measures]
+    measures += ["share_pct"] if spec.share else []
     measures += ["growth_pct"] if spec.growth else []
     dims = [d.alias for d in spec.dimensions]
     if spec.kind == "list" and not spec.measures:
@@ -135,7 +137,7 @@ def chart_hint(model: SemanticModel, spec: QuerySpec) -> dict[str, Any]:
         "dimensions": dims,
         "money_columns": money,
         "percent_columns": [alias for alias, fmt in formats.items() if fmt == "percent"]
-        + (["growth_pct"] if spec.growth else []),
+        + (["growth_pct"] if spec.growth else []) + (["share_pct"] if rate_only else []),
         "number_columns": [alias for alias, fmt in formats.items() if fmt == "number"],
     }
 

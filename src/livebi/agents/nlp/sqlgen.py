@@ -277,6 +277,8 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
         # 100.0 * counted / COUNT(*): the kind's rate within each group
         rate = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=counted.copy()),
                        expression=exp.Nullif(this=measure_sql(spec.measures[0], dialect), expression=_num(0)))
+        if not spec.dimensions:  # one rate: the count beside it would only repeat the question
+            projections = []
         projections.append(exp.alias_(rate, ident("share_pct")))
     elif spec.share and spec.measures and spec.dimensions:
         # 100.0 * x / SUM(x) OVER (): the 100.0 keeps integer counts out of integer division
