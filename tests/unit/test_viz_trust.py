@@ -160,3 +160,8 @@ def test_revenue_vs_orders_over_time_is_two_lines_on_two_axes_not_a_scatter() ->
     chart = choose("revenue vs number of orders by month", res)
     assert chart.type == "line" and "yaxis2" in chart.figure["layout"]
     assert choose("correlation of revenue and number of orders by month", res).type == "scatter"
+
+
+def test_the_hint_of_a_comparison_pivots_years_too() -> None:
+    chart = choose("revenue for 2023 and 2024 monthly", _two_years(), ChartHint(kind="comparison", time_grain="month"))
+    assert [t["name"] for t in chart.figure["data"]] == ["2023", "2024"]

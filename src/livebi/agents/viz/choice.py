@@ -78,7 +78,7 @@ class _Intent:
         self.stacked = bool(_PATTERNS["stacked"].search(question))
         self.heatmap = bool(_PATTERNS["heatmap"].search(question))
         self.listing = bool(_PATTERNS["list"].search(question.strip())) or kind == "list"
-        self.compare_years = bool(_PATTERNS["years"].search(question))
+        self.compare_years = bool(_PATTERNS["years"].search(question)) or kind == "comparison"
         self.kind = kind
 
 
