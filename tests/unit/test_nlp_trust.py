@@ -257,6 +257,7 @@ def test_what_percentage_of_orders_were_cancelled_is_one_rate(plain, con) -> Non
             "WHERE order_date >= DATE '2025-01-01' AND order_date < DATE '2026-01-01'")
     parsed = answers(agent, model, con, "what percentage of orders were cancelled in 2025", gold)
     assert parsed.chart_hint["percent_columns"] == ["share_pct"]
+    assert parsed.explanation.startswith("Share of orders where status is cancelled, in percent, among orders")
     # a share of a sum by a joined table's value still shows every value's share
     europe = agent.parse("what share of revenue comes from Europe", model, dialect="duckdb")
     assert "OVER ()" in europe.sql and "GROUP BY customers.region" in europe.sql

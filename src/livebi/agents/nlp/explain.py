@@ -62,6 +62,13 @@ def _filter_words(model: SemanticModel, f: FilterSpec, base: str) -> str:
 def explain(model: SemanticModel, spec: QuerySpec) -> str:
     """One plain sentence, e.g. "Total revenue from orders, grouped by customer region"."""
     base = model.tables[spec.base]
+    kinds = " and ".join(_filter_words(model, f, spec.base) for f in spec.rate_of)
+    if spec.rate_of and not spec.dimensions:  # one rate: "Share of orders where status is cancelled"
+        text = f"Share of {base.plural} where {kinds}, in percent"
+        if spec.filters:
+            text += f", among {base.plural} where " + " and ".join(_filter_words(model, f, spec.base)
+                                                                    for f in spec.filters)
+        return text
     if spec.kind == "list" and not spec.measures:
         text = f"Rows of {base.plural}"
     else:
@@ -75,7 +82,6 @@ def explain(model: SemanticModel, spec: QuerySpec) -> str:
         text += ", keeping groups where " + " and ".join(
             f"{h.measure.label} {_OPS.get(h.op, h.op)} {h.values[0]:g}" for h in spec.having)
     if spec.rate_of:
-        kinds = " and ".join(_filter_words(model, f, spec.base) for f in spec.rate_of)
         text += f", with the share of {base.plural} where {kinds} in each group"
     elif spec.share:
         text += ", with each group's share of the total"
