@@ -232,8 +232,10 @@ def _draft(p: Planner) -> Draft:
     grain = p.pick_grain()
     marked_dims = [r for r in dims if r.marked]
     plain_dims = [r for r in dims if not r.marked]  # "list customer names", "customer country Germany"
-    listing = not requests and not marked_dims and not grain and not ranking and not having_mode and (
-        not plain_dims or intent.wants_list or subject is not None or bool(p.of_role("filter")))
+    # "what percentage of orders were cancelled" counts orders; it never lists them
+    listing = not requests and not marked_dims and not grain and not ranking and not having_mode \
+        and not intent.share \
+        and (not plain_dims or intent.wants_list or subject is not None or bool(p.of_role("filter")))
     if not requests and not listing:
         if subject and model.tables[subject].is_entity and not ranking and not (having_mode or unbound):
             requests.append(Request("count", subject_roles[0], subject))  # "orders by month"
@@ -489,7 +491,9 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
         # "what share of revenue comes from Europe": every region's share, Europe among them
         pinned = next((f for f in spec.filters if f.op in {"=", "in"}), None)
-        if pinned is not None:
+        if pinned is not None and spec.measures[0].formula is None and pinned.table == spec.base:
+            pass  # "what percentage of orders were cancelled": one rate (see _rate_within_groups)
+        elif pinned is not None:
             spec.filters.remove(pinned)
             label = model.column(pinned.table, pinned.column).human
             spec.dimensions.append(DimensionSpec(pinned.table, pinned.column, lx.snake(label), label))
@@ -864,6 +868,20 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
     return spec
 
 
+def _rate_within_groups(p: Planner, spec: QuerySpec) -> None:
+    """"share of returned orders by channel": the rate of a kind of row (a value or flag of the
+    counted table's own column) within each group, not how those rows split across the groups;
+    without groups, one rate ("what percent of products are discontinued")."""
+    if spec.measures[0].formula is not None:
+        return
+    grouped = {(d.table, d.column) for d in spec.dimensions}
+    own = [f for f in spec.filters if f.op in {"=", "in", "is_true"} and f.table == spec.base
+           and (f.table, f.column) not in grouped]
+    if own:
+        spec.share, spec.rate_of = True, own
+        spec.filters = [f for f in spec.filters if not any(f is o for o in own)]
+
+
 def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> None:
     intent = p.intent
     if ranking or having_mode:
@@ -874,6 +892,10 @@ def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> No
     other_dims = [d for d in spec.dimensions if not d.grain]
     if intent.share and other_dims and spec.measures:
         spec.share = True
+    if intent.share and spec.measures and (other_dims or not spec.dimensions):
+        _rate_within_groups(p, spec)
+    if intent.growth and time_dims and spec.measures:
+        spec.growth = True
     if ranking and first:
         n = intent.rank_n or intent.which_n
         if n is None:  # "which country has the most customers"

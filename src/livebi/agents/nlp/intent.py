@@ -63,6 +63,7 @@ class Intent:
     which_n_at: int | None = None  # the token holding that number
     negations: set[int] = dataclasses.field(default_factory=set)  # "excluding", "not", "other than"
     share: bool = False
+    growth: bool = False  # "revenue growth by year": the change against the previous period
     versus: bool = False
     correlation: bool = False
     list_dir: str | None = None  # "in descending order", "alphabetically": how a listing is ordered
@@ -207,6 +208,12 @@ def extract_intent(
             if i > 0 and tokens[i - 1].norm in {"the", "our", "my", "their"}:
                 intent.consumed.add(i - 1)
             continue
+        if norm in lx.RANKING_VERBS and intent.norm(i + 1) in {"best", "worst"} and intent.rank_n is None:
+            # "which products sell best", "which region performed worst": ranked by the measure
+            intent.rank_superlative = i + 2
+            intent.rank_dir = "asc" if intent.norm(i + 1) == "worst" else "desc"
+            intent.consumed.update({i, i + 1})
+            continue
         if i in intent.consumed:
             continue
         if norm in {"most", "least"} and intent.norm(i + 1) in _COMMON_WORDS and intent.rank_n is None:
@@ -339,6 +346,9 @@ def extract_intent(
             intent.consumed.add(i)
         if norm in lx.VERSUS_WORDS:
             intent.versus = True
+            intent.consumed.add(i)
+        if norm in lx.GROWTH_WORDS:
+            intent.growth = True
             intent.consumed.add(i)
         if norm in lx.CORRELATION_WORDS:
             intent.correlation = True

@@ -433,3 +433,9 @@ SELF_KEY_ROLES = {("reports", "to"), ("reports",), ("report", "to"), ("parent",)
                   ("manager",), ("supervisor",), ("boss",), ("mentor",)}
 #: singular last words of tables whose rows are people (a "manager_id" elsewhere points at them)
 PEOPLE_TABLE_WORDS = {"employee", "staff", "person", "people", "user", "member", "worker", "agent"}
+
+#: words asking for the change against the previous period ("revenue growth by year")
+GROWTH_WORDS = {"growth", "grow", "grew", "grown", "growing"}
+
+#: verbs ranked by "best"/"worst" after them ("which products sell best", "performed worst")
+RANKING_VERBS = {"sell", "sells", "sold", "selling", "perform", "performs", "performed", "performing"}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
 import math
 import re
 from typing import Iterable
@@ -60,6 +61,9 @@ class SemanticModel:
         self.code_columns: set[tuple[str, str]] = set()  # indexed key columns holding codes ('CV')
         self.yes_values: dict[tuple[str, str], str] = {}  # text yes/no flags -> their "yes" value
         self.name_columns: set[tuple[str, str]] = set()  # indexed with more than VALUES_PER_COLUMN values
+        #: the last date of each date column whose data had ended (before yesterday) when the
+        #: model was built: relative periods count from there when the present has no data
+        self.data_ends: dict[tuple[str, str], dt.date] = {}
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:

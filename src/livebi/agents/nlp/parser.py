@@ -171,6 +171,7 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
         raise PlanError(f"I could not relate {tables[exc.table].plural} to {tables[exc.base].plural} in this data") from None
     assumptions = [f'Read "{typed}" as "{meant}"' for typed, meant in fixes]
     assumptions += list(dict.fromkeys(planner.assumptions))
+    assumptions += ex.measure_notes(model, spec)  # a semantic layer's default filters
     assumptions += dialect_notes(spec, dialect)
     alternatives = ex.alternative_questions(text, planner.swaps, tokens, planner.alternatives)
     if unknown:

@@ -443,10 +443,12 @@ class Planner:
         table, column = where
         info = self.model.column(table, column)
         period = _merge(periods)
+        apart = _apart(periods)  # "2024 vs 2022": those two years, not 2023 between them
+        values = [v for p in apart for v in (p.start, p.end)] if apart else [period.start, period.end]
+        described = " and ".join(p.describe() for p in apart) if apart else period.describe()
         self.assumptions.append(
-            f'Took "{period.text}" to mean {period.describe()} (by {self._qualified(table, column)})')
-        return [FilterSpec(table, column, "date_range", [period.start, period.end],
-                           label=period.describe(), text_date=info.text_date)]
+            f'Took "{period.text}" to mean {described} (by {self._qualified(table, column)})')
+        return [FilterSpec(table, column, "date_range", values, label=described, text_date=info.text_date)]
 
     def time_dimension(self, base: str, grain: str) -> DimensionSpec | None:
         where = self.date_column(base)
@@ -506,6 +508,17 @@ def _merge(periods: list[Period]) -> Period:
     start = None if any(s is None for s in starts) else min(s for s in starts if s)
     end = None if any(e is None for e in ends) else max(e for e in ends if e)
     return Period(start, end, " and ".join(p.text for p in periods), periods[0].grain)
+
+
+def _apart(periods: list[Period]) -> list[Period]:
+    """Closed periods in date order when a gap separates some of them, else []: their date
+    filter is then one range per period (``date_range`` values ``[s1, e1, s2, e2, ...]``)."""
+    if len(periods) < 2 or any(p.start is None or p.end is None for p in periods):
+        return []
+    ordered = sorted(periods, key=lambda p: p.start)  # type: ignore[arg-type, return-value]
+    if all(b.start <= a.end for a, b in zip(ordered, ordered[1:])):  # type: ignore[operator]
+        return []
+    return ordered
 
 
 def measure_spec(measure: MeasureDef, agg: str, model: SemanticModel) -> MeasureSpec:
