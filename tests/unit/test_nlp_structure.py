@@ -367,3 +367,17 @@ def test_a_value_said_before_the_related_noun_filters_it(library):
     """"members who never had a Dune loan": loans titled Dune, through a determiner."""
     _answers(library, "members who have never had a Dune loan",
              "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan WHERE title = 'Dune')")
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("the title of the loan of the youngest member",
+     "SELECT title FROM loan JOIN member USING (member_id) WHERE age = (SELECT MIN(age) FROM member)"),
+    ("average days of loans of members older than 40",
+     "SELECT AVG(days) FROM loan JOIN member USING (member_id) WHERE age > 40"),
+    ("average days of loans with an age higher than 40",
+     "SELECT AVG(days) FROM loan JOIN member USING (member_id) WHERE age > 40"),
+])
+def test_columns_of_the_table_a_row_points_at(library, question, gold):
+    """A loan's member's age is an attribute of the loan's row (many-to-one), not a total."""
+    sql = _answers(library, question, gold)
+    assert "HAVING" not in sql.upper() and "GROUP BY" not in sql.upper(), sql

@@ -196,6 +196,19 @@ def _draft(p: Planner) -> Draft:
     operands = p.of_role("operand")
     dims = p.of_role("dimension")
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
+    p.implied_filters = []  # type: ignore[attr-defined]
+    for c in [c for c in unbound if c.concept]:
+        # "poker players taller than 200": the comparative names the column (height), which
+        # is the subject's own or of a table it points at
+        # the noun said just before the comparative owns it ("pets of students older than 20")
+        before = [r for r in p.roles if r.mention.end <= c.start and r.mention.links[0].kind == "table"]
+        owners = [before[-1].mention.links[0].table] if before else []
+        owners += [subject] if subject else [lk.table for r in p.roles for lk in r.mention.links[:1]]
+        candidates = [t for o in owners if o for t in [o, *model.paths_from(o)]]
+        found = next(((t, col) for t in candidates if (col := _column_for(model, t, c.concept))), None)
+        if found is not None:
+            unbound.remove(c)
+            p.implied_filters.append((found[0], found[1], c))  # type: ignore[attr-defined]
     having_mode = False
     for c in [c for c in unbound if c.times and subject is not None]:
         # "products ordered more than 1200 times": the rows of the fact table that point at
@@ -212,8 +225,9 @@ def _draft(p: Planner) -> Draft:
         if entity is not None and op.mention.links[0].kind == "table":
             having_mode = True  # "at least 3 orders"
             requests.append(Request("count", op, entity))
-        elif subject and not any(md.table == subject for md, _ in p.measure_options(op.mention)):
-            having_mode = True  # "customers with revenue over 1000"
+        elif subject and not any(md.table == subject or p.reach(subject, md.table) is not None
+                                 for md, _ in p.measure_options(op.mention)):
+            having_mode = True  # "customers with revenue over 1000" (a child table's amounts)
             requests.append(Request("measure", op))
         elif not subject and (dims or ranking) and not requests:
             having_mode = True  # "regions with revenue over 1M"
@@ -308,7 +322,11 @@ def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
         if intent.aggs:
             return None
         words, direction = lx.EXTREME_ADJECTIVES[intent.extreme[1]]
-        for table in dict.fromkeys(tables):
+        # the row's own table first, then the tables it points at ("the tallest poker player":
+        # the height of the person the player is)
+        candidates = list(dict.fromkeys(tables))
+        candidates += [t for base in list(candidates) for t in model.paths_from(base) if t not in candidates]
+        for table in candidates:
             column = _column_for(model, table, words)
             if column is not None:
                 flip = "birth" in model.column(table, column).words
@@ -338,9 +356,10 @@ def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
     n = intent.which_n or 1
     p.extreme = Extreme(table, column, direction, n)  # type: ignore[attr-defined]
     said = model.column(table, column).human
-    p.assumptions.append(f"Showed the {model.tables[table].singular} with the "
+    # the rows listed are the entity's, which reach the ranked column's table many-to-one
+    subject = next((t for t in tables if t == table or p.reach(t, table) is not None), table)
+    p.assumptions.append(f"Showed the {model.tables[subject].singular} with the "
                          f"{'highest' if direction == 'desc' else 'lowest'} {said}")
-    subject = table
     return Draft([], subject_roles, subject, p.of_role("dimension"), [], [], None, False, False, True)
 
 
@@ -505,6 +524,10 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
             spec.filters.append(FilterSpec(link.table, link.column, "is_true" if yes is None else "=",  # type: ignore[arg-type]
                                            [True if yes is None else yes],
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
+    for table, column, c in getattr(p, "implied_filters", []):
+        if p.reach(spec.base, table) is not None:
+            spec.filters.append(FilterSpec(table, column, c.op, c.values, label=model.column(table, column).human))
+            p.assumptions.append(f"Compared {table}.{column} {c.op} {', '.join(f'{v:g}' for v in c.values)}")
     for r in p.of_role("presence"):  # "suppliers that don't have a home page": IS NULL
         link = r.mention.links[0]
         if p.reach(spec.base, link.table) is not None:

@@ -29,6 +29,7 @@ class Comparison:
     end: int
     upper: float | None = None  # for "between a and b"
     times: bool = False  # "ordered more than 1200 times": compares how many related rows there are
+    concept: tuple[str, ...] = ()  # "taller than 200": words of the column the comparative implies
     others: tuple[float, ...] = ()  # op "in": the values after the first ("grade 9 or 10")
 
     @property
@@ -136,7 +137,8 @@ def extract_intent(
             symbol_after_number = phrase[0] in {"=", ">", "<", ">=", "<="} and i > 0 and tokens[i - 1].kind == "number"
             if number is not None and not symbol_after_number:  # not "1=1"
                 value, size = number
-                intent.comparisons.append(Comparison(op, value, i, i + used + size))
+                implied = lx.COMPARATIVE_ADJECTIVES.get(phrase[0], ("", ()))[1] if phrase[-1] == "than" else ()
+                intent.comparisons.append(Comparison(op, value, i, i + used + size, concept=implied))
                 intent.consumed.update(range(i, i + used + size))
                 i += used + size
                 continue

@@ -412,6 +412,11 @@ class Planner:
                 opts = self.dimension_options(r.mention, base, fanout)
             elif r.role == "filter":
                 opts = self.value_options(r.mention, base, fanout)
+            elif r.role == "subject" and r.mention.links[0].kind == "table":
+                # "the name of the course with the most students": the course must be reachable
+                if self.reach(base, r.mention.links[0].table, fanout=fanout) is None:
+                    total -= 1.5
+                continue
             else:
                 continue
             total += opts[0].score if opts else -3.0
