@@ -422,6 +422,18 @@ class Settings(BaseSettings):
             "parser is the fallback when it fails or writes invalid SQL."
         ),
     )
+    llm_confidence_threshold: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Parser confidence (0-1) below which an answer is low-confidence: with llm_mode=fallback "
+            "the LLM answers instead, and the answer card asks the user to check the assumptions "
+            "(whether or not an LLM is configured). Every ignored word, spelling fix or assumption "
+            "lowers the confidence; an unused word that changes the meaning (not, never, without, "
+            "growth...) lowers it sharply."
+        ),
+    )
 
     # Demo
     demo_rows: int = Field(1_000_000, description="Order rows generated for the demo warehouse.")
