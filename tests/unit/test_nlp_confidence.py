@@ -24,6 +24,7 @@ DOUBTS = {
     "spelling fix": Evidence(fixes=[("regoin", "region")]),
     "reading chosen": Evidence(assumptions=['Took "Europe" to mean customers.region = \'Europe\'']),
     "default measure": Evidence(assumptions=["Used revenue (orders.revenue) as the measure"]),
+    "default aggregation": Evidence(assumptions=["Averaged discount (it does not add up across rows)"]),
     "default grain": Evidence(default_grain=True),
     "other readings": Evidence(alternatives=2),
     "other assumption": Evidence(assumptions=["Showed the top 10"]),
@@ -45,8 +46,8 @@ def test_losing_part_of_the_question_is_low_confidence(kind: str) -> None:
     assert assess(DOUBTS[kind]).is_low(THRESHOLD)
 
 
-@pytest.mark.parametrize("kind", ["spelling fix", "reading chosen", "default measure", "default grain",
-                                  "other readings", "other assumption"])
+@pytest.mark.parametrize("kind", ["spelling fix", "reading chosen", "default measure", "default aggregation",
+                                  "default grain", "other readings", "other assumption"])
 def test_one_small_doubt_alone_is_not_low_confidence(kind: str) -> None:
     assert not assess(DOUBTS[kind]).is_low(THRESHOLD)
 

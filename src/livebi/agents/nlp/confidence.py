@@ -60,7 +60,7 @@ IGNORED_WORD = 0.55  # a content word nobody understood (alone: below the defaul
 DROPPED_BY_PLANNER = 0.5  # "Ignored the condition on ...": understood, then left out
 SPELLING_FIX = 0.85
 READING_CHOSEN = 0.85  # one reading among several ("Took "x" to mean ...")
-DEFAULT_MEASURE = 0.85  # the measure was not named
+DEFAULT_MEASURE = 0.85  # the measure (or how to aggregate it) was not named
 DEFAULT_GRAIN = 0.92  # the time grain was not named
 OTHER_READINGS = 0.9  # alternatives were offered
 ENGINE_SUBSTITUTE = 0.8  # the dialect lacks a function ("SQLite has no median")
@@ -75,6 +75,7 @@ _ASSUMPTION_KINDS: tuple[tuple[re.Pattern[str], float, str], ...] = (
     (re.compile(r'^Took ".*" to mean .* \(by [^()]+\)$'), PERIOD_RESOLVED, "resolved a period to dates"),
     (re.compile(r"^Took \""), READING_CHOSEN, "chose one reading of a word among several"),
     (re.compile(r"^(Used .* as the measure|Measured )"), DEFAULT_MEASURE, "picked the measure"),
+    (re.compile(r"^Averaged \w.* \(it does not add up"), DEFAULT_MEASURE, "picked the aggregation"),
     (re.compile(r"\bhas no \w+: used\b"), ENGINE_SUBSTITUTE, "the database lacks a function"),
     (re.compile(r"^Matched .* anywhere\b"), FUZZY_MATCH, "matched text loosely"),
 )
