@@ -16,12 +16,13 @@ import dataclasses
 
 from . import lexicon as lx
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
+from .existence import exists_specs
 from .model import MeasureDef
 from .planner import (
     BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
     dimension_spec, measure_spec, row_select, with_unique_aliases,
 )
-from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
+from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
 
 CORRELATION_POINTS = 1000
 
@@ -34,6 +35,7 @@ class Request:
     role: Role | None = None
     entity: str | None = None  # for counts
     prefer_fact: bool = False  # "unique customers": count them in the fact table
+    agg: str | None = None  # overrides the role's aggregation ("minimum and maximum share")
 
     def bases(self, p: Planner) -> set[str]:
         model = p.model
@@ -128,11 +130,14 @@ def _draft(p: Planner) -> Draft:
     """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
     model, intent = p.model, p.intent
     subject_roles = p.of_role("subject")
-    if intent.rank_superlative is not None and subject_roles and not p.of_role("dimension") \
-            and any(r.role == "measure" and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
+    extreme = _extreme_row(p, subject_roles)
+    if extreme is not None:
+        return extreme
+    if intent.superlative and subject_roles and not p.of_role("dimension") \
+            and any(r.role in {"measure", "count"} and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
         ranked = subject_roles.pop(0)  # "the most expensive product": rank products by price
         ranked.role, ranked.marked = "dimension", True
-    ranking = intent.rank_n is not None or (intent.rank_superlative is not None and (
+    ranking = intent.rank_n is not None or (intent.superlative and (
         bool(p.of_role("dimension")) or intent.time.ranked_grain))
     requests: list[Request] = []
     for r in list(subject_roles):
@@ -155,6 +160,7 @@ def _draft(p: Planner) -> Draft:
         ranking = True
     for r in p.roles:
         if r.role == "measure":
+            requests.extend(Request("measure", r, agg=agg) for agg in r.extra_aggs)
             requests.append(Request("measure", r))
         elif r.role == "column_agg":
             requests.append(Request("column_agg", r))
@@ -176,6 +182,12 @@ def _draft(p: Planner) -> Draft:
                 requests.append(Request("count", r, table))
                 break
 
+    if intent.rank_by_count and not requests:
+        # "the most common hometown of teachers": count the rows that have each hometown
+        dims_now = p.of_role("dimension")
+        table = subject or next((lk.table for r in dims_now for lk in r.mention.links[:1]), None)
+        if table is not None:
+            requests.append(Request("count", None, table))
     if _project_columns(p, requests, subject):
         requests = []  # "the salaries of employees": each employee's salary, not their total
 
@@ -184,6 +196,8 @@ def _draft(p: Planner) -> Draft:
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
     having_mode = False
     for op in operands:
+        if op.comparison is not None and op.comparison.op in {"=", "in"} and not p._measure_links(op.mention):
+            continue  # "teachers aged 32 or 33": a value of a column, filtered row by row
         entity = _entity(p, op)
         if entity is not None and op.mention.links[0].kind == "table":
             having_mode = True  # "at least 3 orders"
@@ -209,6 +223,89 @@ def _draft(p: Planner) -> Draft:
     return Draft(requests, subject_roles, subject, dims, operands, unbound, grain, ranking, having_mode, listing)
 
 
+@dataclasses.dataclass
+class Extreme:
+    """The row holding an extreme value: ORDER BY ``column`` ``direction`` LIMIT ``n``."""
+
+    table: str
+    column: str
+    direction: str
+    n: int
+
+
+def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
+    """"the hometown of the youngest teacher", "the money rank of the player with the highest
+    earnings", "the production code of the most recent cartoon": the answer is the row (or
+    the n rows) holding the extreme value of a column of the entity's own table, with the
+    columns the question names, not an aggregate. Only when nothing is broken down ("by",
+    "per", "each"), counted or aggregated, and the ranked column lives in the row's table
+    (otherwise "the customer with the highest revenue" totals a child table, which the
+    superlative ranking does)."""
+    intent, model = p.intent, p.model
+    if intent.markers or intent.time.grain or intent.question_word in {"how many", "how much"} \
+            or any(r.role in {"count", "operand", "column_agg", "ranked_entity"} for r in p.roles) or intent.share:
+        return None
+    tables = [t for r in subject_roles if (t := _entity(p, r))]
+    tables += [lk.table for r in p.roles if r.role in {"filter", "dimension", "measure"} for lk in r.mention.links[:1]
+               if lk.kind in {"value", "column", "measure"}]
+    target: tuple[str, str, str] | None = None
+    ranked_role: Role | None = None
+    if intent.extreme is not None:
+        if intent.aggs:
+            return None
+        words, direction = lx.EXTREME_ADJECTIVES[intent.extreme[1]]
+        for table in dict.fromkeys(tables):
+            column = _column_for(model, table, words)
+            if column is not None:
+                flip = "birth" in model.column(table, column).words
+                target = (table, column, {"asc": "desc", "desc": "asc"}[direction] if flip else direction)
+                break
+    elif intent.superlative and intent.rank_n is None and not intent.rank_by_sales:
+        ranked = [r for r in p.roles if r.superlative and r.role in {"measure", "dimension"}]
+        if len(ranked) != 1 or any(r.role == "dimension" and r.marked and not r.superlative for r in p.roles) \
+                or any(agg for k, agg in intent.aggs.items()):
+            return None
+        ranked_role = ranked[0]
+        link = next((lk for lk in ranked_role.mention.links if lk.kind == "column"), None)
+        if link is None or model.column(link.table, link.column).role not in {"measure", "date"}:  # type: ignore[arg-type]
+            return None
+        own = [t for t in dict.fromkeys(tables) if t == link.table]
+        if not own:
+            return None
+        target = (link.table, link.column, intent.rank_dir or "desc")  # type: ignore[assignment]
+    if target is None:
+        return None
+    table, column, direction = target
+    for r in p.roles:
+        if r is ranked_role:
+            r.role, r.marked = "dimension", False
+        elif r.role == "measure":
+            r.role, r.marked = "dimension", False  # "the money rank of ...": a column to show
+    n = intent.which_n or 1
+    p.extreme = Extreme(table, column, direction, n)  # type: ignore[attr-defined]
+    said = model.column(table, column).human
+    p.assumptions.append(f"Showed the {model.tables[table].singular} with the "
+                         f"{'highest' if direction == 'desc' else 'lowest'} {said}")
+    subject = table
+    return Draft([], subject_roles, subject, p.of_role("dimension"), [], [], None, False, False, True)
+
+
+def _column_for(model, table: str, words: tuple[str, ...]) -> str | None:
+    """The column of ``table`` an extreme adjective ranks by: one whose name holds one of
+    ``words`` (in their order of preference), or its own date for "@date"."""
+    info = model.tables[table]
+    for word in words:
+        if word == "@date":
+            date = model.default_dates.get(table)
+            if date and date[0] == table:
+                return date[1]
+            continue
+        for col in info.columns.values():
+            if word in col.words:
+                return col.name
+    return None
+
+
 def _project_columns(p: Planner, requests: list[Request], subject: str | None) -> bool:
     """Whether the measures the question names are columns to list, not to aggregate.
 
@@ -223,9 +320,13 @@ def _project_columns(p: Planner, requests: list[Request], subject: str | None) -
     """
     intent = p.intent
     measured = [r.role for r in requests]
+    if subject is None and requests and intent.order_at is not None and p.of_role("dimension") \
+            and all(r.role is not None and r.role.mention.start == intent.order_at for r in requests):
+        # "sort employee names by their age": only the sort key is a measure; list its table
+        subject = next((lk.table for lk in requests[0].role.mention.links if lk.kind == "column"), None)  # type: ignore[union-attr]
     if subject is None or not requests or any(r.kind != "measure" for r in requests) \
             or intent.question_word in {"how much", "how many"} or intent.aggs or intent.share or intent.versus \
-            or intent.correlation or intent.rank_n is not None or intent.rank_superlative is not None \
+            or intent.correlation or intent.rank_n is not None or intent.superlative \
             or intent.time.grain or intent.time.ranked_grain or p.pick_grain() \
             or any(r.marked for r in p.of_role("dimension")):
         return False
@@ -310,8 +411,9 @@ def _add_dimensions(p: Planner, spec: QuerySpec, draft: Draft) -> None:
 
 
 def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
-    """Values, flags, quoted text and periods."""
+    """Related rows that must (not) exist, values, flags, quoted text and periods."""
     model = p.model
+    _existence_filters(p, spec)
     value_filters(p, spec)
     _drop_pinned_dimensions(p, spec, draft.dims)
     if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
@@ -337,6 +439,27 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     spec.filters.extend(p.time_filters(spec.base))
 
 
+def _existence_filters(p: Planner, spec: QuerySpec) -> None:
+    """"students with no friends": [NOT] EXISTS on the related rows, which take the value
+    filters said after them ("cartoons directed by Ben Jones")."""
+    related = p.of_role("exists")
+    if not related:
+        return
+    tables = [spec.base] + sorted(spec.tables() - {spec.base})
+    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables)
+    for role in p.of_role("filter"):
+        if id(role) in taken:
+            role.role = "related_filter"
+    spec.exists.extend(found)
+    for e in found:
+        said = "without any" if e.negated else "with at least one"
+        p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}")
+    if len(found) < len(related):
+        names = [r.mention.text for r in related if not any(e.table == r.mention.links[0].table for e in found)]
+        raise PlanError("I could not relate " + ", ".join(f'"{n}"' for n in names)
+                        + f" to {p.model.tables[spec.base].plural}")
+
+
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     """Rows rather than an aggregate: a sensible column selection, newest first, capped."""
     model, base = p.model, spec.base
@@ -350,6 +473,17 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
         spec.select = [s for s in spec.select if (s.table, s.column) in wanted]
         spec.distinct = True
     spec.dimensions = []
+    extreme = getattr(p, "extreme", None)
+    if extreme is not None:
+        alias = next((s.alias for s in spec.select if (s.table, s.column) == (extreme.table, extreme.column)), None)
+        if alias is None:
+            alias = lx.snake(model.column(extreme.table, extreme.column).human)
+            spec.select.append(SelectColumn(extreme.table, extreme.column, alias))
+        spec.distinct = False
+        spec.order = [(alias, extreme.direction)]
+        spec.limit = extreme.n
+        spec.kind = "list"
+        return
     _listing_order(p, spec, draft)
     spec.limit = LIST_LIMIT
     spec.kind = "list"
@@ -371,7 +505,7 @@ def _listing_order(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     else the label."""
     intent, model = p.intent, p.model
     direction = intent.list_dir or "asc"
-    alphabetical = any(t.norm in {"alphabetically", "alphabetical"} for t in intent.tokens)
+    alphabetical = intent.alphabetical
 
     def alias_of(table: str, column: str) -> str | None:
         return next((s.alias for s in spec.select if (s.table, s.column) == (table, column)), None)
@@ -536,7 +670,7 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
         p.assumptions.append(f'Ignored "{role.mention.text}": it is not in {base}')
         return None
     measure: MeasureDef = opts[0][0]
-    agg = role.agg
+    agg = req.agg or role.agg
     if role.superlative and not p.of_role("dimension") and not p.intent.time.ranked_grain and agg is None:
         agg = "max" if p.intent.rank_dir == "desc" else "min"
     if agg == "count":

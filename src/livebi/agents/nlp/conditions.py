@@ -42,7 +42,7 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
     model = p.model
     for measure, role in having_measures:
         c = role.comparison
-        values = [c.value] if c.upper is None else [c.value, c.upper]
+        values = c.values
         spec.having.append(HavingSpec(measure, c.op, values))
     for role in operands:
         if any(r is role for _, r in having_measures):
@@ -52,6 +52,14 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
         if price is not None and role.mention.end == c.start:
             _row_filter(spec, price, c)  # "products that cost more than 20": their price
             continue
+        if c.op in {"=", "in"} and not p._measure_links(role.mention):
+            link = next((lk for lk in p._column_links(role.mention) if p.reach(spec.base, lk.table) is not None), None)
+            if link is not None:  # "teachers aged 32 or 33" on a text Age column: compare as text
+                column = model.column(link.table, link.column)  # type: ignore[arg-type]
+                values = [f"{v:g}" for v in c.values] if column.kind == "text" else c.values
+                spec.filters.append(FilterSpec(link.table, link.column, c.op if len(values) > 1 else "=",  # type: ignore[arg-type]
+                                               values, label=column.human))
+                continue
         opts = [md for md, _ in p.measure_options(role.mention) if p.reach(spec.base, md.table) is not None
                 and md.column]
         if subject:
@@ -61,6 +69,10 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
             continue
         _row_filter(spec, opts[0], c)
     for c in unbound:
+        if c.op in {"=", "in"}:
+            shown = " or ".join(f"{v:g}" for v in c.values)
+            p.assumptions.append(f"Ignored the number {shown}: I could not tell what it is the value of")
+            continue
         target = subject or spec.base
         measure = _price_verb(p, c.start, target) or amount_of(p, target)
         if measure is None or p.reach(spec.base, measure.table, fanout=True) is None:
@@ -76,7 +88,7 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
             continue
         else:
             agg = measure_spec(measure, "sum", model)
-            values = [c.value] if c.upper is None else [c.value, c.upper]
+            values = c.values
             spec.having.append(HavingSpec(agg, c.op, values))
             if all(m.alias != agg.alias for m in spec.measures):
                 spec.measures.append(agg)
@@ -105,7 +117,7 @@ def known_entities_only(p: Planner, spec: QuerySpec) -> None:
 
 
 def _row_filter(spec: QuerySpec, measure: MeasureDef, c) -> None:
-    values = [c.value] if c.upper is None else [c.value, c.upper]
+    values = c.values
     spec.filters.append(FilterSpec(measure.table, measure.column, c.op, values, label=measure.label))  # type: ignore[arg-type]
 
 

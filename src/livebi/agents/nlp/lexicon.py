@@ -292,3 +292,43 @@ DATE_NAME_WORDS = {"date", "time", "timestamp", "datetime"}
 DATE_NAME_SUFFIXES = ("_at", "_on")
 DATE_PENALTY_WORDS = {"birth", "required", "expiry", "expires", "due", "modified", "updated",
                       "deleted"}
+
+
+#: Superlative adjectives that name the column they rank by: adjective -> (words one of which
+#: the column's name holds, direction); "@date" means the row's own date column. The first
+#: matching column of the row's table wins; "birth" ranks the other way round from "age".
+EXTREME_ADJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "youngest": (("age", "birth"), "asc"), "oldest": (("age", "birth"), "desc"),
+    "heaviest": (("weight",), "desc"), "lightest": (("weight",), "asc"),
+    "tallest": (("height",), "desc"), "shortest": (("height", "length", "duration"), "asc"),
+    "longest": (("length", "duration", "runtime"), "desc"),
+    "newest": (("@date",), "desc"), "most recent": (("@date",), "desc"), "most recently": (("@date",), "desc"),
+    "least recent": (("@date",), "asc"), "least recently": (("@date",), "asc"),
+    "richest": (("earnings", "wealth", "income", "worth", "salary"), "desc"),
+    "poorest": (("earnings", "wealth", "income", "worth", "salary"), "asc"),
+    "highest rated": (("rating", "rated", "score"), "desc"), "most highly rated": (("rating", "rated", "score"), "desc"),
+    "lowest rated": (("rating", "rated", "score"), "asc"), "best rated": (("rating", "rated", "score"), "desc"),
+    "top rated": (("rating", "rated", "score"), "desc"),
+}
+
+
+#: Comparative adjectives that compare a column against a number ("heavier than 10",
+#: "older than 30"), added to COMPARATORS; the column itself is named or implied by the
+#: subject ("pets older than 1": their age).
+COMPARATIVE_ADJECTIVES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "heavier": (">", ("weight",)), "lighter": ("<", ("weight",)), "older": (">", ("age",)),
+    "younger": ("<", ("age",)), "taller": (">", ("height",)), "shorter": ("<", ("height", "length")),
+    "longer": (">", ("length", "duration")), "later": (">", ("@date",)), "earlier": ("<", ("@date",)),
+    "cheaper": ("<", ("price", "cost")), "costlier": (">", ("price", "cost")),
+}
+COMPARATORS.update({(word, "than"): op for word, (op, _) in COMPARATIVE_ADJECTIVES.items()})
+
+
+#: Words the structure of a question uses (existence, frequency, ordering), so the spelling
+#: corrector never "fixes" them into schema words.
+STRUCTURE_WORDS = {
+    "no", "never", "none", "not", "without", "dont", "doesnt", "didnt", "havent", "hasnt", "hadnt", "isnt",
+    "arent", "wasnt", "werent", "cannot", "cant", "wont", "any", "some", "ever", "across", "among", "amongst",
+    "common", "commonly", "frequent", "frequently", "popular", "often", "usual", "either", "single",
+    "sort", "order", "arrange", "rank", "reverse", "reversed",
+}

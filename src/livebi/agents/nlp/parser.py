@@ -136,7 +136,10 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
 
     def is_schema_phrase(start: int, length: int) -> bool:
         phrase = tuple(t.norm for t in tokens[start:start + length])
-        return len(phrase) == length and phrase in model.phrases
+        if len(phrase) != length:
+            return False
+        # "number of products" names a column Number_products, not a count of products
+        return phrase in model.phrases or (length == 3 and phrase[1] == "of" and (phrase[0], phrase[2]) in model.phrases)
 
     intent = extract_intent(tokens, today, is_schema_phrase=is_schema_phrase)
     report("intent_extraction", 100, _intent_summary(intent))

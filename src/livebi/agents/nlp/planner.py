@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
+from .existence import existence_of
 from .intent import Comparison, Intent
 from .linker import Mention
 from .model import Link, MeasureDef, SemanticModel
@@ -50,6 +51,7 @@ class Role:
     distinct: bool = False
     superlative: bool = False
     negated: bool = False  # "excluding cancelled orders": the filter keeps the other values
+    extra_aggs: list[str] = dataclasses.field(default_factory=list)  # "minimum and maximum share": min
 
 
 @dataclasses.dataclass
@@ -108,6 +110,11 @@ class Planner:
                     j -= 1
                     continue
                 break
+            k = role.agg_at - 1 if role.agg_at is not None else -1
+            while k > 0 and self.intent.norm(k) in {"and", ",", "or"} and k in agg_by_end:
+                start, agg = agg_by_end[k]  # "the average and maximum age": both of the age
+                role.extra_aggs.insert(0, agg)
+                k = start - 1
             if role.agg in {"avg", "sum", "min", "max", "median"} and nxt is not None and nxt.start == m.end \
                     and self._is_entity_mention(m) and self._measure_links(nxt) and not self._is_entity_mention(nxt) \
                     and not nxt.of_kind("value") and self._comparison_for(nxt) is None:
@@ -125,7 +132,8 @@ class Planner:
                 all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_at, m.start))
             after_which = self.intent.norm(j) in {"which", "what"} and intent.question_word == "which"
             role.superlative = intent.rank_superlative is not None and intent.rank_superlative <= m.start and \
-                all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_superlative, m.start))
+                all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_superlative, m.start)) \
+                or m.end == intent.rank_superlative_before
             comparison = self._comparison_for(m)
             measure_like = bool(self._measure_links(m))
             date_verb = kinds == {"column"} and not after_marker and not set(m.norm.split()) & lx.DATE_NAME_WORDS \
@@ -136,14 +144,19 @@ class Planner:
                 # "orders shipped in 2013" filters on the ship date; in "orders shipped to Germany
                 # in 2013" the verb does not hold the period, and the default date does
                 role.role = "date" if m.end in intent.time.consumed else "qualifier"
-            elif comparison is not None and (measure_like or "table" in kinds):
+            elif comparison is not None and (measure_like or "table" in kinds
+                                             or (comparison.op in {"=", "in"} and self._column_links(m))):
                 role.role, role.comparison = "operand", comparison
             elif role.agg == "count" and kinds != {"value"} and (not measure_like or "table" in kinds):
                 role.role = "count"
+            elif (lacking := self._existence(index, m)) is not None:
+                role.role, role.negated = "exists", lacking  # "students with no friends"
             elif self._is_value(m):
                 role.role = "filter"
             elif role.superlative and intent.rank_by_sales and (self._is_entity_mention(m) or not measure_like):
                 role.role, role.marked = "dimension", True  # "the best-selling product"
+            elif role.superlative and intent.rank_by_count and not self._is_entity_mention(m):
+                role.role, role.marked = "dimension", True  # "the most common hometown": grouped, counted
             elif role.superlative:
                 role.role = "count" if self._is_entity_mention(m) else "measure"
                 role.agg = role.agg or ("count" if role.role == "count" else None)
@@ -162,6 +175,10 @@ class Planner:
                 role.role = "subject"
             else:
                 role.role = "dimension"
+            if role.role == "dimension" and roles and roles[-1].role == "dimension" and self._is_entity_mention(m) \
+                    and self.intent.norm(m.start - 1) == "of" and roles[-1].mention.end == m.start - 1 \
+                    and any(lk.table == m.links[0].table for lk in roles[-1].mention.of_kind("column")):
+                role.role = "qualifier"  # "each type of pet": whose type, not a second breakdown
             if role.role == "filter":
                 role.negated = self._negated(m, dim_ends)
             if role.role in {"dimension", "filter"}:
@@ -169,6 +186,21 @@ class Planner:
                 dim_ends.update(range(m.start, m.end))
             roles.append(role)
         return roles
+
+    def _existence(self, index: int, m: Mention) -> bool | None:
+        """For a table mention after another table's mention: whether it is an existence
+        condition on the earlier one's rows (see :mod:`.existence`), and if so negated."""
+        best = m.links[0]
+        if best.kind != "table" or index == 0:
+            return None
+        reach = self.model.paths_from(best.table)
+        if not any(lk.kind == "table" and lk.table != best.table and lk.table in reach
+                   for other in self.mentions[:index] for lk in other.links[:1]):
+            return None
+        norms = [t.norm for t in self.intent.tokens]
+        starts = {other.start for other in self.mentions if other is not m} | {
+            k for other in self.mentions if other is not m for k in range(other.start, other.end)}
+        return existence_of(norms, m.start, starts, self.intent.negations)
 
     def _negated(self, m: Mention, filter_tokens: set[int]) -> bool:
         """A negation word before the value, across "the", "were", other values and "and"/"or"
@@ -196,7 +228,8 @@ class Planner:
             gap = [self.intent.norm(k) for k in range(m.end, c.start)]
             if m.end <= c.start and len(gap) <= 2 and all(
                     w in {"of", "is", "was", "with", "that", "are", "has", "have", "where"} for w in gap) \
-                    and self._measure_links(m) and not self._is_entity_mention(m):
+                    and (self._measure_links(m) or (c.op in {"=", "in"} and self._column_links(m))) \
+                    and not self._is_entity_mention(m):
                 return c
         return None
 

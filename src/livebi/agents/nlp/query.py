@@ -79,6 +79,26 @@ class HavingSpec:
 
 
 @dataclasses.dataclass
+class ExistsSpec:
+    """Rows of the outer table that have (``negated``: lack) related rows in ``table``.
+
+    ``path`` is the many-to-one key chain from ``table`` to ``outer`` (its last edge points at
+    ``outer``); ``filters`` restrict the related rows (on ``table`` or tables it points at).
+    """
+
+    table: str
+    negated: bool
+    outer: str
+    path: list  # list[tuple[Edge, bool]]
+    filters: list[FilterSpec] = dataclasses.field(default_factory=list)
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "exists": not self.negated, "relates_to": self.outer,
+                "filters": [f.to_dict() for f in self.filters]}
+
+
+@dataclasses.dataclass
 class SelectColumn:
     table: str
     column: str
@@ -100,6 +120,7 @@ class QuerySpec:
     share: bool = False
     distinct: bool = False  # listing: each selected combination once ("the different countries")
     allow_fanout: bool = False  # joins may walk one-to-many edges (only safe for COUNT DISTINCT)
+    exists: list[ExistsSpec] = dataclasses.field(default_factory=list)  # [NOT] EXISTS conditions
 
     def tables(self) -> set[str]:
         used = {self.base}
@@ -124,4 +145,5 @@ class QuerySpec:
             "order": [{"by": alias, "direction": direction} for alias, direction in self.order],
             "limit": self.limit,
             "distinct": self.distinct,
+            "exists": [e.to_dict() for e in self.exists],
         }

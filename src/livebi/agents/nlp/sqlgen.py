@@ -25,7 +25,7 @@ from sqlglot import exp
 from sqlglot.tokens import Tokenizer
 
 from .model import Edge, SemanticModel
-from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
+from .query import DimensionSpec, ExistsSpec, FilterSpec, MeasureSpec, QuerySpec
 
 _SIMPLE = re.compile(r"[a-z_][a-z0-9_]*")
 _EXTRA_RESERVED = {"ORDER", "GROUP", "USER", "TABLE", "SELECT", "FROM", "WHERE", "LIMIT", "OFFSET",
@@ -268,6 +268,7 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
     if joins:
         query.set("joins", joins)
     conditions = [filter_sql(f, dialect) for f in spec.filters]
+    conditions += [exists_sql(model, e, dialect) for e in spec.exists]
     if conditions:
         query.set("where", exp.Where(this=exp.and_(*conditions, copy=False)))
     if group and spec.measures:
@@ -278,6 +279,8 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
             agg = measure_sql(h.measure, dialect)
             if h.op == "between":
                 havings.append(exp.Between(this=agg, low=_num(h.values[0]), high=_num(h.values[1])))
+            elif h.op == "in":
+                havings.append(exp.In(this=agg, expressions=[_num(v) for v in h.values]))
             else:
                 havings.append(_compare(h.op, agg, _num(h.values[0])))
         query.set("having", exp.Having(this=exp.and_(*havings, copy=False)))
@@ -289,6 +292,42 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
     if spec.limit is not None:
         query.set("limit", exp.Limit(expression=_num(spec.limit)))
     return query
+
+
+def exists_sql(model: SemanticModel, spec: ExistsSpec, dialect: str) -> exp.Expression:
+    """``[NOT] EXISTS (SELECT 1 FROM related ... WHERE <key> = outer.<key> AND <filters>)``.
+
+    The related table and the tables between it and the outer one are joined inside the
+    subquery along the key path; the last edge of the path correlates it with the outer row.
+    Tables its filters need (parents of the related table) are joined inside too."""
+    *inner_path, (last, _) = spec.path
+    joined = {spec.table}
+    joins: list[exp.Join] = []
+
+    def join(edge: Edge) -> None:
+        if edge.parent in joined or edge.parent == spec.outer:
+            return
+        joined.add(edge.parent)
+        on = exp.and_(*[exp.EQ(this=col(edge.child, c), expression=col(edge.parent, p))
+                        for c, p in zip(edge.child_cols, edge.parent_cols)], copy=False)
+        joins.append(exp.Join(this=exp.Table(this=ident(edge.parent)), on=on))
+
+    for edge, _forward in inner_path:
+        join(edge)
+    paths = model.paths_from(spec.table)
+    for f in spec.filters:
+        for edge, _forward in paths.get(f.table, []):
+            join(edge)
+    where = [exp.EQ(this=col(last.child, c), expression=col(last.parent, p))
+             for c, p in zip(last.child_cols, last.parent_cols)]
+    where += [filter_sql(f, dialect) for f in spec.filters]
+    sub = exp.Select(expressions=[exp.Literal.number(1)])
+    sub.set("from_", exp.From(this=exp.Table(this=ident(spec.table))))
+    if joins:
+        sub.set("joins", joins)
+    sub.set("where", exp.Where(this=exp.and_(*where, copy=False)))
+    found = exp.Exists(this=sub)
+    return exp.Not(this=found) if spec.negated else found
 
 
 def generate(model: SemanticModel, spec: QuerySpec, dialect: str) -> str:
