@@ -114,3 +114,9 @@ def test_an_applied_negation_keeps_a_parse_confident(agent, model) -> None:  # n
     parsed = agent.parse("revenue not in Europe", model, dialect="duckdb")
     assert "<> 'Europe'" in parsed.sql
     assert parsed.confidence >= THRESHOLD
+
+
+def test_rows_that_lack_related_rows_apply_the_negation(agent, model) -> None:  # noqa: F811
+    parsed = agent.parse("customers without orders", model, dialect="duckdb")
+    assert "NOT EXISTS" in parsed.sql.upper()
+    assert not any("excludes nothing" in r for r in parsed.confidence_reasons)

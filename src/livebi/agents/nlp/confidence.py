@@ -102,7 +102,8 @@ class Evidence:
         assumptions: the planner's and the dialect's assumption sentences.
         alternatives: how many other readings were offered.
         negations: negation words the question holds (used by the intent or not).
-        negation_applied: the query has a negative filter (``!=``, ``NOT IN``) or left values out.
+        negation_applied: the query has a negative filter (``!=``, ``NOT IN``, ``NOT EXISTS``) or
+            left values out.
         filtered: the query restricts rows (a filter, a HAVING, a limit).
         default_grain: the query buckets time by a grain the question did not name.
     """
@@ -172,8 +173,9 @@ def of_parse(tokens: Sequence, intent, mentions: Sequence, unknown_at: Sequence[
     for m in mentions:
         covered.update(range(m.start, m.end))
     words = [(i, t) for i, t in enumerate(tokens) if t.kind == "word"]
-    negative = any(f.op in {"!=", "not_in", "not_like", "is_null"} for f in spec.filters) \
-        or any(a.startswith("Left out") for a in assumptions)
+    filters = list(spec.filters) + [f for e in spec.exists for f in e.filters]
+    negative = any(f.op in {"!=", "not_in", "not_like", "is_null"} for f in filters) \
+        or any(e.negated for e in spec.exists) or any(a.startswith("Left out") for a in assumptions)
     return assess(Evidence(
         unused=[t.norm for i, t in words if i not in covered],
         ignored=[tokens[i].text for i in unknown_at],
@@ -182,6 +184,6 @@ def of_parse(tokens: Sequence, intent, mentions: Sequence, unknown_at: Sequence[
         alternatives=len(alternatives),
         negations=[tokens[i].norm for i in sorted(intent.negations) if tokens[i].norm in NEGATION_WORDS],
         negation_applied=negative,
-        filtered=bool(spec.filters or spec.having or spec.limit),
+        filtered=bool(spec.filters or spec.exists or spec.having or spec.limit),
         default_grain=bool(spec.time_grain) and not intent.time.grain,
     ))
