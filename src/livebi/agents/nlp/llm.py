@@ -317,7 +317,7 @@ def build_prompt(question: str, model: SemanticModel, *, dialect: str, today: dt
     if joins:
         schema += "\n\nForeign keys (join on these):\n" + "\n".join(joins)
     if rest:
-        schema += "\n\nOther tables (not needed for this question, columns not shown): " + ", ".join(f'"{t}"' for t in rest)
+        schema += "\n\nOther tables of this database (columns not shown): " + ", ".join(f'"{t}"' for t in rest)
     extra = _layer_notes(model)
     if extra:
         schema += "\n\n" + extra
