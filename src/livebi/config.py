@@ -418,7 +418,8 @@ class Settings(BaseSettings):
         "fallback",
         description=(
             "fallback: the offline parser answers and the LLM is asked only when the parser cannot "
-            "understand the question or ignores some of its words; first: the LLM answers and the "
+            "understand the question or is not confident of its answer (llm_confidence_threshold); "
+            "first: the LLM answers and the "
             "parser is the fallback when it fails or writes invalid SQL."
         ),
     )

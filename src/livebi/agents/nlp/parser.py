@@ -19,9 +19,9 @@ import re
 from typing import Any, Callable
 
 from . import explain as ex
-from .confidence import of_parse
 from . import lexicon as lx
 from .compose import compose
+from .confidence import of_parse
 from .intent import extract_intent
 from .linker import correct_spelling, link, suggestions_for, unknown_words
 from .model import SemanticModel
