@@ -33,6 +33,7 @@ import weakref
 from typing import Mapping
 
 from livebi.warehouse.base import Schema, Warehouse, WarehouseError
+from livebi.warehouse.types import quote_identifier
 
 from .confidence import combine
 from .llm import Examples, LLMEngine, LLMFailure, Samples, link_schema
@@ -51,6 +52,7 @@ LLM_CONFIDENCE = 0.8
 LLM_REPAIRED = 0.85
 SAMPLED_COLUMNS = 6  # linked columns without indexed values sampled for the LLM's prompt
 SAMPLES_PER_COLUMN = 5
+SAMPLE_ROWS, SAMPLE_TIMEOUT_S = 50, 5.0  # rows read to find them, and how long that may take
 EXAMPLES_TRIED, EXAMPLES_SHOWN = 5, 3  # example questions the parser writes SQL for, for the LLM
 
 
@@ -100,6 +102,9 @@ class NLPAgent:
         self._locks: dict[str, asyncio.Lock] = {}
         # per model: ((dialect, today), examples for the LLM's prompt)
         self._examples: weakref.WeakKeyDictionary[SemanticModel, tuple[tuple[str, dt.date], Examples]] = \
+            weakref.WeakKeyDictionary()
+        # per model: (table, column) -> sample values shown to the LLM (read once per model)
+        self._samples: weakref.WeakKeyDictionary[SemanticModel, dict[tuple[str, str], list[str]]] = \
             weakref.WeakKeyDictionary()
 
     @property
@@ -332,22 +337,31 @@ class NLPAgent:
         """Sample values of the linked columns the value index lacks (a few distinct values
         each, read from the warehouse), and example questions the parser answers confidently."""
         linked = await asyncio.to_thread(link_schema, text, model, today=self.today)
-        samples: Samples = {}
+        known = self._samples.setdefault(model, {})
         wanted = sorted(c for c in linked.columns if c not in model.values)[:SAMPLED_COLUMNS]
         for table, column in wanted:
-            try:
-                found = await warehouse.distinct_values(table, column, SAMPLES_PER_COLUMN)
-            except WarehouseError:
-                # the prompt is still complete without samples; the question goes on
-                log.warning("could not sample %s.%s for the LLM", table, column, exc_info=True)
-                continue
-            samples[(table, column)] = [str(v) for v in found if v is not None]
+            if (table, column) not in known:
+                known[(table, column)] = await self._sample(warehouse, table, column)
+        samples: Samples = {c: known[c] for c in wanted if known[c]}
         key = (dialect, self.today)
         cached = self._examples.get(model)
         if cached is None or cached[0] != key:
             cached = (key, await asyncio.to_thread(self._examples_for, model, dialect))
             self._examples[model] = cached
         return samples, cached[1]
+
+    async def _sample(self, warehouse: Warehouse, table: str, column: str) -> list[str]:
+        """A few values of a column as stored (how dates, codes, amounts are written): the first
+        rows found, not a GROUP BY, so that it stays cheap on a large table."""
+        t, c = quote_identifier(table), quote_identifier(column)
+        sql = f"SELECT {c} FROM {t} WHERE {c} IS NOT NULL LIMIT {SAMPLE_ROWS}"
+        try:
+            result = await warehouse.execute(sql, timeout=SAMPLE_TIMEOUT_S, row_cap=SAMPLE_ROWS)
+        except WarehouseError:
+            # the prompt is complete without samples; the question goes on
+            log.warning("could not sample %s.%s for the LLM", table, column, exc_info=True)
+            return []
+        return list(dict.fromkeys(str(row[0]) for row in result.rows))[:SAMPLES_PER_COLUMN]
 
     def _examples_for(self, model: SemanticModel, dialect: str) -> Examples:
         out: Examples = []
