@@ -401,8 +401,10 @@ def describe_table(model: SemanticModel, table: str, matched: dict[tuple[str, st
     """One table for the prompt: name, human name, rows, then one line per visible column
     with its key, meaning and sample values (the values the question matched first)."""
     info = model.tables[table]
+    spec = model.layer.tables.get(table) if model.layer else None  # the semantic layer's words
     rows = f"; {info.row_count:,} rows" if info.row_count is not None else ""
-    lines = [f'table "{table}" ({info.human}{rows})']
+    also = f"; also called {_quoted(spec.synonyms)}" if spec and spec.synonyms else ""
+    lines = [f'table "{table}" ({info.human}{also}{rows})']
     keys = {c: e for e in model.parents(table) for c in e.child_cols}
     for col in info.columns.values():
         if col.role == "hidden":
@@ -417,6 +419,9 @@ def describe_table(model: SemanticModel, table: str, matched: dict[tuple[str, st
             notes.append(f"means {col.human}")
         if col.text_date:
             notes.append("date stored as text")
+        col_spec = spec.columns.get(col.name) if spec else None
+        if col_spec and col_spec.synonyms:
+            notes.append(f"also called {_quoted(col_spec.synonyms)}")
         first = (matched or {}).get((table, col.name), [])
         values = list(dict.fromkeys(first + (model.values.get((table, col.name)) or [])))
         if values:
@@ -427,10 +432,19 @@ def describe_table(model: SemanticModel, table: str, matched: dict[tuple[str, st
             shown = ", ".join("'" + str(v)[:40].replace("'", "''") + "'" for v in samples[(table, col.name)])
             notes.append(f"e.g. {shown}")
         lines.append(f'  "{col.name}" {col.type or col.kind}' + (f" -- {'; '.join(notes)}" if notes else ""))
+    metrics = model.layer.metrics if model.layer else {}
     for measure in info.measures:
-        if measure.derived:
+        metric = metrics.get(measure.label)
+        if metric is not None:  # the layer's own SQL: the definition the business agreed on
+            about = f" -- {metric.description}" if metric.description else ""
+            lines.append(f'  metric "{measure.label}" = {metric.expression}{about}')
+        elif measure.derived:
             lines.append(f"  measure {measure.label} = {measure.description}")
     return "\n".join(lines)
+
+
+def _quoted(words) -> str:
+    return ", ".join(f'"{w}"' for w in words)
 
 
 def _layer_notes(model: SemanticModel) -> str:
