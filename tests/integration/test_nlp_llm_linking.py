@@ -14,6 +14,7 @@ import pytest
 from livebi.agents.data import DataAgent
 from livebi.agents.nlp import LLMEngine, NLPAgent
 from livebi.pipeline import AskFailed, AskRequest, Pipeline
+from livebi.protocol import ResultData
 from livebi.warehouse.registry import open_warehouse
 
 from .fake_llm import ChatServer
@@ -158,6 +159,7 @@ async def test_a_confident_parse_never_asks_the_llm(db: Path) -> None:
         result = await ask(db, server, "revenue by region", mode="fallback")
     assert server.requests == []
     assert result["engine"] == "parser" and result["confidence"] >= 0.9 and result["low_confidence"] is False
+    ResultData.model_validate(result)  # the documented shape of a result publication
 
 
 async def test_a_low_confidence_parse_goes_to_the_llm_and_says_why(db: Path) -> None:
@@ -169,6 +171,7 @@ async def test_a_low_confidence_parse_goes_to_the_llm_and_says_why(db: Path) -> 
     assert result["assumptions"][0].startswith("The offline parser was unsure (")
     assert result["low_confidence"] is True and result["confidence"] < 0.6
     assert result["confidence_reasons"][0] == "written by the LLM: the parser was unsure"
+    assert ResultData.model_validate(result).low_confidence is True
 
 
 async def test_when_the_llm_fails_the_low_confidence_parse_stands(db: Path) -> None:
