@@ -250,11 +250,17 @@ def test_text_dates_are_cast_in_other_dialects(agent, model):
 
 
 def test_unreachable_table_is_not_understood(agent, model):
-    """Order.ShipVia does not follow a naming convention, so shippers cannot be joined."""
+    """Territories hang off employees through a junction table: no many-to-one join from orders."""
     with pytest.raises(NotUnderstood) as info:
-        agent.parse("freight by shipper", model, dialect="sqlite")
+        agent.parse("freight by territory", model, dialect="sqlite")
     assert info.value.code == "not_understood"
-    assert "shipper" in info.value.message
+    assert "territory" in info.value.message
+
+
+def test_a_role_named_key_joins_its_table(agent, model):
+    """Order.ShipVia names no table, but "ship" starts the name of Shipper: the key is inferred."""
+    sql = agent.parse("freight by shipper", model, dialect="sqlite").sql
+    assert '"Order"."ShipVia" = "Shipper"."Id"' in sql, sql
 
 
 def test_with_the_sqlite_connector(northwind_path, con):

@@ -46,14 +46,20 @@ def _table(con: sqlite3.Connection, name: str) -> Table:
     return Table(name, columns, tuple(c[1] for c in info if c[5]), fks)
 
 
-@pytest.fixture(scope="module")
-def library():
+def _database(script: str, tables: tuple[str, ...]):
+    """An in-memory SQLite database from ``script`` and the semantic model of its ``tables``."""
     con = sqlite3.connect(":memory:")
-    con.executescript(LIBRARY)
-    schema = Schema(tuple(_table(con, t) for t in ("branch", "member", "loan")))
+    con.executescript(script)
+    schema = Schema(tuple(_table(con, t) for t in tables))
     values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
               for pair in SemanticModel.value_columns(schema)}
-    yield con, SemanticModel.from_schema(schema, values, dialect="sqlite")
+    return con, SemanticModel.from_schema(schema, values, dialect="sqlite")
+
+
+@pytest.fixture(scope="module")
+def library():
+    con, model = _database(LIBRARY, ("branch", "member", "loan"))
+    yield con, model
     con.close()
 
 
@@ -218,3 +224,146 @@ def test_reverse_alphabetical_order(library):
     con, model = library
     sql = NLPAgent(today=TODAY).parse("member names in reverse alphabetical order", model, dialect="sqlite").sql
     assert [r[0] for r in con.execute(sql)] == ["Mona", "Lars", "Kari", "Joel", "Ines"], sql
+
+
+def test_a_value_of_a_related_table_keeps_the_rows_that_have_it(library):
+    """"members who borrowed Beloved": a loan title, members the base: EXISTS, not a refusal."""
+    sql = _answers(library, "names of members that have a loan Beloved",
+                   "SELECT member_name FROM member WHERE member_id IN (SELECT member_id FROM loan WHERE title = 'Beloved')")
+    assert "EXISTS" in sql.upper(), sql
+
+
+def test_a_quoted_text_after_a_column_is_its_value(library):
+    _answers(library, 'the age of the member with member name "Kari"', "SELECT age FROM member WHERE member_name = 'Kari'")
+
+
+FRIENDS = """
+CREATE TABLE pupil (pupil_id INTEGER PRIMARY KEY, pupil_name TEXT, grade INTEGER);
+CREATE TABLE friend (pupil_id INTEGER REFERENCES pupil(pupil_id), friend_id INTEGER REFERENCES pupil(pupil_id),
+                     PRIMARY KEY (pupil_id, friend_id));
+INSERT INTO pupil VALUES (1, 'Ann', 9), (2, 'Bo', 9), (3, 'Cy', 10), (4, 'Di', 11);
+INSERT INTO friend VALUES (1, 2), (1, 3), (1, 4), (2, 1), (3, 1), (3, 2);
+"""
+
+
+@pytest.fixture(scope="module")
+def friends():
+    con, model = _database(FRIENDS, ("pupil", "friend"))
+    yield con, model
+    con.close()
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("names of pupils who have at least 2 friends",
+     "SELECT pupil_name FROM friend JOIN pupil USING (pupil_id) GROUP BY pupil_id HAVING COUNT(*) >= 2"),
+    ("the name of the pupil with the greatest number of friends",
+     "SELECT pupil_name FROM friend JOIN pupil USING (pupil_id) GROUP BY pupil_id ORDER BY COUNT(*) DESC LIMIT 1"),
+    ("pupils who do not have any friends",
+     "SELECT pupil_name FROM pupil WHERE pupil_id NOT IN (SELECT pupil_id FROM friend)"),
+])
+def test_a_link_table_belongs_to_the_key_that_does_not_repeat_its_name(friends, question, gold):
+    """friend(pupil_id, friend_id): a pupil's friends are the rows of its pupil_id."""
+    _answers(friends, question, gold)
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("the age and branch id of every member", "SELECT age, branch_id FROM member"),
+    ("the name of the first member to join", "SELECT member_name FROM member ORDER BY joined_on LIMIT 1"),
+    ("title of the last loan", "SELECT title FROM loan ORDER BY loan_date DESC LIMIT 1"),
+    ("how many members have an age not higher than 34", "SELECT COUNT(*) FROM member WHERE age <= 34"),
+])
+def test_every_entity_first_and_last_rows_and_negated_comparisons(library, question, gold):
+    _answers(library, question, gold)
+
+
+def test_sorted_from_old_to_young(library):
+    con, model = library
+    sql = NLPAgent(today=TODAY).parse("member names sorted by their age from old to young", model, dialect="sqlite").sql
+    assert [r[0] for r in con.execute(sql)] == ["Kari", "Mona", "Ines", "Lars", "Joel"], sql
+
+
+PETS = """
+CREATE TABLE owner (owner_id INTEGER PRIMARY KEY, owner_name TEXT, age INTEGER);
+CREATE TABLE animal (animal_id INTEGER PRIMARY KEY, kind TEXT, weight REAL);
+CREATE TABLE owns (owner_id INTEGER REFERENCES owner(owner_id), animal_id INTEGER REFERENCES animal(animal_id));
+INSERT INTO owner VALUES (1, 'Ada', 20), (2, 'Ben', 31), (3, 'Cleo', 44), (4, 'Dag', 27);
+INSERT INTO animal VALUES (1, 'cat', 4.0), (2, 'dog', 12.5), (3, 'dog', 30.1), (4, 'fish', 0.2);
+INSERT INTO owns VALUES (1, 1), (1, 2), (2, 3), (3, 4);
+"""
+
+
+@pytest.fixture(scope="module")
+def pets():
+    con, model = _database(PETS, ("owner", "animal", "owns"))
+    yield con, model
+    con.close()
+
+
+KINDS_OF = "SELECT owner_id FROM owns JOIN animal USING (animal_id) WHERE kind"
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("owners who have a cat", f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} = 'cat')"),
+    ("names of owners who do not have a cat", f"SELECT owner_name FROM owner WHERE owner_id NOT IN ({KINDS_OF} = 'cat')"),
+    ("owners who have a cat or dog", f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} IN ('cat', 'dog'))"),
+    ("owners who have both a cat and a dog",
+     f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} = 'cat') AND owner_id IN ({KINDS_OF} = 'dog')"),
+    ("owners who have a dog but do not have a cat",
+     f"SELECT owner_name FROM owner WHERE owner_id IN ({KINDS_OF} = 'dog') AND owner_id NOT IN ({KINDS_OF} = 'cat')"),
+    ("average age of owners who do not have any animal",
+     "SELECT AVG(age) FROM owner WHERE owner_id NOT IN (SELECT owner_id FROM owns)"),
+])
+def test_existence_through_a_bridge_table(pets, question, gold):
+    """owner <- owns -> animal: the owner's animals are reached through the bridge."""
+    sql = _answers(pets, question, gold)
+    assert "EXISTS" in sql.upper() and "owns" in sql, sql
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("how many owners are in each age", "SELECT age, COUNT(*) FROM owner GROUP BY age"),
+    ("which kind has the most animals", "SELECT kind FROM animal GROUP BY kind ORDER BY COUNT(*) DESC LIMIT 1"),
+])
+def test_a_numeric_or_text_column_after_each_or_which_groups_the_count(pets, question, gold):
+    _answers(pets, question, gold)
+
+
+PHONES = """
+CREATE TABLE supplier (supplier_id INTEGER PRIMARY KEY, supplier_name TEXT, home_page TEXT, country TEXT);
+INSERT INTO supplier VALUES (1, 'Acme', 'acme.example', 'USA'), (2, 'Borg', NULL, 'USA'), (3, 'Cato', NULL, 'Peru');
+"""
+
+
+@pytest.fixture(scope="module")
+def suppliers():
+    con, model = _database(PHONES, ("supplier",))
+    yield con, model
+    con.close()
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("how many suppliers don't have a home page", "SELECT COUNT(*) FROM supplier WHERE home_page IS NULL"),
+    ("suppliers that have a home page", "SELECT supplier_name FROM supplier WHERE home_page IS NOT NULL"),
+    ("how many suppliers in the USA have a home page",
+     "SELECT COUNT(*) FROM supplier WHERE home_page IS NOT NULL AND country = 'USA'"),
+])
+def test_having_or_lacking_a_value(suppliers, question, gold):
+    _answers(suppliers, question, gold)
+
+
+def test_explanations_say_existence_and_missing_values(library, suppliers):
+    _, model = library
+    text = NLPAgent(today=TODAY).parse("members who have no loans", model, dialect="sqlite").explanation
+    assert "no related loans" in text, text
+    _, model = suppliers
+    text = NLPAgent(today=TODAY).parse("suppliers without a home page", model, dialect="sqlite").explanation
+    assert "home page is missing" in text, text
+
+
+def test_how_many_times_counts_the_related_rows(library):
+    _answers(library, "members who borrowed more than 1 times", f"{MEMBERS} HAVING COUNT(*) > 1")
+
+
+def test_a_value_said_before_the_related_noun_filters_it(library):
+    """"members who never had a Dune loan": loans titled Dune, through a determiner."""
+    _answers(library, "members who have never had a Dune loan",
+             "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan WHERE title = 'Dune')")

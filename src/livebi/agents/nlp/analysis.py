@@ -179,7 +179,62 @@ def foreign_keys(schema: Schema) -> list[Edge]:
                 continue
             edges.append(Edge(table.name, (col.name,), parent.name, (key,), declared=False))
             seen.add((table.name, (col.name,)))
+    edges += _keys_by_role_or_name(schema, seen)
     return edges
+
+
+def _keys_by_role_or_name(schema: Schema, seen: set[tuple[str, tuple[str, ...]]]) -> list[Edge]:
+    """Undeclared keys that ``<table>_id`` naming misses: a column named exactly like another
+    table's one-column key (``PetID`` -> ``Pets.PetID``), and role-named keys whose first word
+    starts a table's name (``ShipVia`` -> ``Shipper``, ``handled_by`` -> ``Handler``)."""
+    keyed = [t for t in schema.tables if len(t.primary_key) == 1]
+    by_key: dict[str, list[Table]] = {}
+    for t in keyed:
+        by_key.setdefault(t.primary_key[0].lower(), []).append(t)
+    edges = []
+    for table in schema.tables:
+        for col in table.columns:
+            if (table.name, (col.name,)) in seen or tuple(table.primary_key) == (col.name,):
+                continue
+            parents = [t for t in by_key.get(col.name.lower(), ()) if t.name != table.name]
+            if col.name.lower() in {"id", "key", "code"}:
+                parents = []
+            if not parents and col.kind == "number":
+                words = lx.identifier_words(col.name)
+                if len(words) >= 2 and words[-1] in lx.ROLE_KEY_WORDS:
+                    first = words[0]
+                    stems = {first, first[:-2] if first.endswith("ed") else first, first[:-1] if first.endswith("d") else first}
+                    parents = [t for t in keyed if t.name != table.name and any(
+                        len(stem) >= 4 and "".join(lx.singular(w) for w in lx.identifier_words(t.name)).startswith(stem)
+                        for stem in stems)]
+            if not parents and col.kind == "number":
+                parents = _role_parent(table, col.name, keyed)
+            if len(parents) != 1:
+                continue
+            parent = parents[0]
+            key = next((c for c in parent.columns if c.name == parent.primary_key[0]), None)
+            if key is None or key.kind != col.kind:
+                continue
+            edges.append(Edge(table.name, (col.name,), parent.name, (key.name,), declared=False))
+            seen.add((table.name, (col.name,)))
+    return edges
+
+
+def _role_parent(table: Table, column: str, keyed: list[Table]) -> list[Table]:
+    """The people table a hierarchy key points at: ``ReportsTo`` / ``parent_id`` in its own table,
+    ``manager_id`` in its own table when it holds people, else in the one people table."""
+    words = lx.identifier_words(column)
+    role = tuple(words[:-1]) if words[-1] in {"id", "key", "no", "number"} and len(words) > 1 else tuple(words)
+    if role not in lx.SELF_KEY_ROLES:
+        return []
+
+    def people(t: Table) -> bool:
+        names = lx.identifier_words(t.name)
+        return bool(names) and lx.singular(names[-1].lower()) in lx.PEOPLE_TABLE_WORDS
+
+    if role[0] in {"reports", "report", "parent", "superior"} or people(table):
+        return [table] if len(table.primary_key) == 1 else []
+    return [t for t in keyed if people(t)]
 
 
 def _parent_key(parent: Table, child_column: str) -> str | None:

@@ -15,14 +15,15 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
+from . import strings
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
-from .existence import exists_specs
+from .existence import existence_of, exists_specs, route
 from .model import MeasureDef
 from .planner import (
     BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
     dimension_spec, measure_spec, row_select, with_unique_aliases,
 )
-from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
+from .query import DimensionSpec, ExistsSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
 
 CORRELATION_POINTS = 1000
 
@@ -129,6 +130,7 @@ def compose(p: Planner) -> QuerySpec:
 def _draft(p: Planner) -> Draft:
     """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
     model, intent = p.model, p.intent
+    _each_entity_listed(p)
     subject_roles = p.of_role("subject")
     extreme = _extreme_row(p, subject_roles)
     if extreme is not None:
@@ -165,7 +167,7 @@ def _draft(p: Planner) -> Draft:
         elif r.role == "column_agg":
             requests.append(Request("column_agg", r))
         elif r.role == "count":
-            entity = _entity(p, r)
+            entity = _counted(p, r)
             if entity is not None:
                 fact_words = r.distinct or bool(p.of_role("measure"))
                 requests.append(Request("count", r, entity, prefer_fact=fact_words))
@@ -195,10 +197,18 @@ def _draft(p: Planner) -> Draft:
     dims = p.of_role("dimension")
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
     having_mode = False
+    for c in [c for c in unbound if c.times and subject is not None]:
+        # "products ordered more than 1200 times": the rows of the fact table that point at
+        # each product are counted and compared
+        child = _counted_child(p, subject)  # type: ignore[arg-type]
+        if child is not None:
+            unbound.remove(c)
+            having_mode = True
+            requests.append(Request("count", Role(subject_roles[0].mention, "operand", comparison=c), child))
     for op in operands:
         if op.comparison is not None and op.comparison.op in {"=", "in"} and not p._measure_links(op.mention):
             continue  # "teachers aged 32 or 33": a value of a column, filtered row by row
-        entity = _entity(p, op)
+        entity = _counted(p, op)
         if entity is not None and op.mention.links[0].kind == "table":
             having_mode = True  # "at least 3 orders"
             requests.append(Request("count", op, entity))
@@ -209,11 +219,23 @@ def _draft(p: Planner) -> Draft:
             having_mode = True  # "regions with revenue over 1M"
             requests.append(Request("measure", op))
 
+    if having_mode and not dims and not subject:
+        # "grades that have at least 4 students": the column listed is what the rows are
+        # grouped by, and the count is compared per value of it
+        counted = {req.entity for req in requests if req.kind == "count"}
+        for req in [q for q in requests if q.kind == "measure" and q.role is not None and q.role.agg is None
+                    and q.role.role == "measure"]:
+            if any(lk.kind == "column" and lk.table in counted for lk in req.role.mention.links):  # type: ignore[union-attr]
+                req.role.role, req.role.marked = "dimension", True  # type: ignore[union-attr]
+                requests.remove(req)
+        dims = p.of_role("dimension")
     grain = p.pick_grain()
     marked_dims = [r for r in dims if r.marked]
     plain_dims = [r for r in dims if not r.marked]  # "list customer names", "customer country Germany"
-    listing = not requests and not marked_dims and not grain and not ranking and not having_mode and (
-        not plain_dims or intent.wants_list or subject is not None or bool(p.of_role("filter")))
+    # "what percentage of orders were cancelled" counts orders; it never lists them
+    listing = not requests and not marked_dims and not grain and not ranking and not having_mode \
+        and not intent.share \
+        and (not plain_dims or intent.wants_list or subject is not None or bool(p.of_role("filter")))
     if not requests and not listing:
         if subject and model.tables[subject].is_entity and not ranking and not (having_mode or unbound):
             requests.append(Request("count", subject_roles[0], subject))  # "orders by month"
@@ -221,6 +243,22 @@ def _draft(p: Planner) -> Draft:
         else:
             requests.append(Request("default"))  # "bottom 3 regions"
     return Draft(requests, subject_roles, subject, dims, operands, unbound, grain, ranking, having_mode, listing)
+
+
+def _each_entity_listed(p: Planner) -> None:
+    """"the age and hometown of every teacher": "every"/"each" after "of" before an entity
+    whose own columns are what the question names lists those columns per entity; it is no
+    breakdown ("revenue for each region" is one: region is a column, not the entity owning it)."""
+    named = [r for r in p.roles if r.role in {"dimension", "measure"} and not r.marked]
+    for r in p.of_role("dimension"):
+        entity = _entity(p, r)
+        start = next((k for k, text in p.intent.markers.items() if text in {"each", "every"}
+                      and k + 1 == r.mention.start), None)
+        if not r.marked or entity is None or start is None or p.intent.norm(start - 1) != "of" or not named:
+            continue
+        if all(any(lk.table == entity for lk in n.mention.links if lk.kind in {"column", "measure"}) for n in named):
+            r.role, r.marked, r.marker = "subject", False, ""
+            del p.intent.markers[start]
 
 
 @dataclasses.dataclass
@@ -242,15 +280,31 @@ def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
     (otherwise "the customer with the highest revenue" totals a child table, which the
     superlative ranking does)."""
     intent, model = p.intent, p.model
+    ranked_entities = p.of_role("ranked_entity")
     if intent.markers or intent.time.grain or intent.question_word in {"how many", "how much"} \
-            or any(r.role in {"count", "operand", "column_agg", "ranked_entity"} for r in p.roles) or intent.share:
+            or any(r.role in {"count", "operand", "column_agg"} for r in p.roles) or intent.share \
+            or len(ranked_entities) > 1:
         return None
     tables = [t for r in subject_roles if (t := _entity(p, r))]
     tables += [lk.table for r in p.roles if r.role in {"filter", "dimension", "measure"} for lk in r.mention.links[:1]
                if lk.kind in {"value", "column", "measure"}]
     target: tuple[str, str, str] | None = None
     ranked_role: Role | None = None
-    if intent.extreme is not None:
+    if ranked_entities:
+        # "the first student to register", "the last transcript": an entity ranked by its own
+        # date when it has no amount to rank by ("the 3 biggest orders" has one)
+        ranked_role = ranked_entities[0]
+        entity = _entity(p, ranked_role)
+        temporal = ranked_role.agg_at is not None and intent.norm(ranked_role.agg_at) in _TEMPORAL_RANKS
+        if entity is None or (amount_of(p, entity) is not None and not temporal):
+            return None
+        column = _date_by_verb(p, entity, ranked_role.mention.end)
+        if column is None:
+            return None
+        target = (entity, column, "asc" if ranked_role.agg == "min" else "desc")
+        ranked_role.role, ranked_role.marked = "subject", False
+        subject_roles = [ranked_role, *subject_roles]
+    elif intent.extreme is not None:
         if intent.aggs:
             return None
         words, direction = lx.EXTREME_ADJECTIVES[intent.extreme[1]]
@@ -288,6 +342,24 @@ def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
                          f"{'highest' if direction == 'desc' else 'lowest'} {said}")
     subject = table
     return Draft([], subject_roles, subject, p.of_role("dimension"), [], [], None, False, False, True)
+
+
+_TEMPORAL_RANKS = {"first", "last", "earliest", "latest", "newest"}
+
+
+def _date_by_verb(p: Planner, table: str, after: int) -> str | None:
+    """The date column of ``table`` that the words after the entity name ("the first student
+    to *register*": ``date_first_registered``), else the table's own default date."""
+    model = p.model
+    dates = [c for c in model.tables[table].columns.values() if c.role == "date"]
+    said = [p.intent.norm(k) for k in range(after, after + 3) if len(p.intent.norm(k)) >= 5]
+    for col in dates:
+        if any(w[:6] == word[:6] for w in said for word in col.words if len(word) >= 5):
+            return col.name
+    default = model.default_dates.get(table)
+    if default and default[0] == table:
+        return default[1]
+    return dates[0].name if len(dates) == 1 else None
 
 
 def _column_for(model, table: str, words: tuple[str, ...]) -> str | None:
@@ -419,7 +491,9 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
         # "what share of revenue comes from Europe": every region's share, Europe among them
         pinned = next((f for f in spec.filters if f.op in {"=", "in"}), None)
-        if pinned is not None:
+        if pinned is not None and spec.measures[0].formula is None and pinned.table == spec.base:
+            pass  # "what percentage of orders were cancelled": one rate (see _rate_within_groups)
+        elif pinned is not None:
             spec.filters.remove(pinned)
             label = model.column(pinned.table, pinned.column).human
             spec.dimensions.append(DimensionSpec(pinned.table, pinned.column, lx.snake(label), label))
@@ -427,26 +501,73 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     for r in p.of_role("flag"):  # "discontinued products"
         link = p._flag_link(r.mention)
         if link is not None and p.reach(spec.base, link.table) is not None:
-            spec.filters.append(FilterSpec(link.table, link.column, "is_true", [True],  # type: ignore[arg-type]
+            yes = model.yes_values.get((link.table, link.column))  # type: ignore[arg-type]
+            spec.filters.append(FilterSpec(link.table, link.column, "is_true" if yes is None else "=",  # type: ignore[arg-type]
+                                           [True if yes is None else yes],
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
-    for r in p.of_role("literal"):  # "customers named 'Acme'": a LIKE on the label, as a literal
-        target = draft.subject or spec.base
-        label = model.tables[target].label_column
-        value = r.mention.links[0].value
-        if label and value and p.reach(spec.base, target) is not None:
-            spec.filters.append(FilterSpec(target, label, "like", [value], label=f"contains {value}"))
-            p.assumptions.append(f'Matched {r.mention.text} anywhere in {target}.{label}')
+    for r in p.of_role("presence"):  # "suppliers that don't have a home page": IS NULL
+        link = r.mention.links[0]
+        if p.reach(spec.base, link.table) is not None:
+            label = model.column(link.table, link.column).human  # type: ignore[arg-type]
+            spec.filters.append(FilterSpec(link.table, link.column, "is_null" if r.negated else "not_null",  # type: ignore[arg-type]
+                                           [], label=label))
+            p.assumptions.append(f"Kept rows {'without' if r.negated else 'with'} a {label}")
+    for r in p.of_role("literal"):
+        _literal_filter(p, spec, draft, r)
+    strings.apply(p, spec, getattr(p, "text_conditions", []), draft.subject)  # "starts with X"
     spec.filters.extend(p.time_filters(spec.base))
+
+
+_LITERAL_LEADS = {"named", "called", "titled", "is", "=", "of", "with", "as", "name", "title"}
+
+
+def _literal_filter(p: Planner, spec: QuerySpec, draft: Draft, r: Role) -> None:
+    """A quoted text. Right after a text column or a table ('the episode "A Love of a
+    Lifetime"', 'the cartoon "The Rise of the Blue Beetle"') it is that column's (or that
+    table's label's) exact value; otherwise "customers named 'Acme'" matches it anywhere in the
+    subject's label. A table the base cannot join to many-to-one is reached by EXISTS instead
+    ("the channel that shows the cartoon ..." keeps channels with such a cartoon)."""
+    model = p.model
+    value = r.mention.links[0].value
+    if not value:
+        return
+    before = [m for m in p.mentions if m.end == r.mention.start
+              or (m.end == r.mention.start - 1 and p.intent.norm(m.end) in _LITERAL_LEADS)]
+    table = column = None
+    op = "ieq"
+    if before:
+        link = before[-1].links[0]
+        if link.kind == "column" and model.column(link.table, link.column).kind == "text":  # type: ignore[arg-type]
+            table, column = link.table, link.column
+        elif link.kind == "table" and model.tables[link.table].label_column:
+            table, column = link.table, model.tables[link.table].label_column
+    if table is None:
+        table = draft.subject or spec.base
+        column = model.tables[table].label_column
+        op = "like"
+    if column is None:
+        return
+    flt = FilterSpec(table, column, op, [value], label=model.column(table, column).human)
+    if p.reach(spec.base, table) is not None:
+        spec.filters.append(flt)
+    else:
+        found = route(model, table, [spec.base, *sorted(spec.tables() - {spec.base})])
+        if found is None:
+            raise PlanError(f'I could not relate {r.mention.text} to {model.tables[spec.base].plural}')
+        spec.exists.append(ExistsSpec(found[0], False, found[1], found[2], [flt], model.tables[table].plural))
+    if op == "like":
+        p.assumptions.append(f'Matched {r.mention.text} anywhere in {table}.{column}')
 
 
 def _existence_filters(p: Planner, spec: QuerySpec) -> None:
     """"students with no friends": [NOT] EXISTS on the related rows, which take the value
     filters said after them ("cartoons directed by Ben Jones")."""
+    tables = [spec.base] + sorted(spec.tables() - {spec.base})
     related = p.of_role("exists")
     if not related:
+        _unreachable_values(p, spec, tables)
         return
-    tables = [spec.base] + sorted(spec.tables() - {spec.base})
-    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables)
+    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables, [t.norm for t in p.intent.tokens])
     for role in p.of_role("filter"):
         if id(role) in taken:
             role.role = "related_filter"
@@ -454,10 +575,44 @@ def _existence_filters(p: Planner, spec: QuerySpec) -> None:
     for e in found:
         said = "without any" if e.negated else "with at least one"
         p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}")
+    _unreachable_values(p, spec, tables)
     if len(found) < len(related):
         names = [r.mention.text for r in related if not any(e.table == r.mention.links[0].table for e in found)]
         raise PlanError("I could not relate " + ", ".join(f'"{n}"' for n in names)
                         + f" to {p.model.tables[spec.base].plural}")
+
+
+def _unreachable_values(p: Planner, spec: QuerySpec, tables: list[str]) -> None:
+    """A value of a table the base cannot join to many-to-one ("the channel that shows the
+    cartoon 'The Rise of the Blue Beetle'": a cartoon title, channels are the base) keeps the
+    base rows that have such a related row: EXISTS, instead of "I could not relate"."""
+    model = p.model
+    norms = [t.norm for t in p.intent.tokens]
+    starts = {k for m in p.mentions for k in range(m.start, m.end)}
+    both = "both" in norms
+    groups: dict[tuple, list] = {}
+    for r in p.of_role("filter"):
+        if p.value_options(r.mention, spec.base):
+            continue
+        for link in r.mention.of_kind("value"):
+            found = route(model, link.table, tables)
+            if found is None:
+                continue
+            # "students who do not have a cat": the negation is of the related row's existence
+            lacking = r.negated or existence_of(norms, r.mention.start, starts - set(range(r.mention.start, r.mention.end)),
+                                                p.intent.negations) is True
+            key = (found[0], found[1], link.table, link.column, lacking, r.mention.start if both else 0)
+            groups.setdefault(key, [found, []])[1].append(link.value)
+            r.role = "related_filter"
+            break
+    for (table, outer, value_table, column, lacking, _), (found, values) in groups.items():
+        values = list(dict.fromkeys(values))
+        label = model.column(value_table, column).human
+        flt = FilterSpec(value_table, column, "=" if len(values) == 1 else "in", values, label=label)
+        spec.exists.append(ExistsSpec(table, lacking, outer, found[2], [flt], model.tables[value_table].plural))
+        shown = " or ".join(str(v) for v in values)
+        p.assumptions.append(f"Kept {model.tables[outer].plural} {'without' if lacking else 'with'} a related "
+                             f"{model.tables[value_table].singular} whose {label} is {shown}")
 
 
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
@@ -572,6 +727,28 @@ def _entity(p: Planner, role: Role) -> str | None:
         if link.kind == "table":
             return None
     return None
+
+
+def _counted_child(p: Planner, entity: str) -> str | None:
+    """The table whose rows say how many times something happened to ``entity``: the fact
+    table when it points at it, else the biggest table that points at it directly."""
+    model = p.model
+    children = [e.child for e in model.children(entity)]
+    if model.fact_table in children or (model.fact_table and model.fact_table != entity
+                                         and entity in model.paths_from(model.fact_table)):
+        return model.fact_table
+    if not children:
+        return None
+    return max(children, key=lambda t: model.tables[t].row_count or 0)
+
+
+def _counted(p: Planner, role: Role) -> str | None:
+    """The table whose rows a count counts: an entity, or any table the mention names first
+    ("the most friends" counts rows of a ``friend`` link table, which is no entity)."""
+    entity = _entity(p, role)
+    if entity is None and role.mention.links and role.mention.links[0].kind == "table":
+        return role.mention.links[0].table
+    return entity
 
 
 def _entity_resolved(p: Planner, table: str, role: Role) -> Resolved:
@@ -691,6 +868,20 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
     return spec
 
 
+def _rate_within_groups(p: Planner, spec: QuerySpec) -> None:
+    """"share of returned orders by channel": the rate of a kind of row (a value or flag of the
+    counted table's own column) within each group, not how those rows split across the groups;
+    without groups, one rate ("what percent of products are discontinued")."""
+    if spec.measures[0].formula is not None:
+        return
+    grouped = {(d.table, d.column) for d in spec.dimensions}
+    own = [f for f in spec.filters if f.op in {"=", "in", "is_true"} and f.table == spec.base
+           and (f.table, f.column) not in grouped]
+    if own:
+        spec.share, spec.rate_of = True, own
+        spec.filters = [f for f in spec.filters if not any(f is o for o in own)]
+
+
 def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> None:
     intent = p.intent
     if ranking or having_mode:
@@ -701,6 +892,10 @@ def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> No
     other_dims = [d for d in spec.dimensions if not d.grain]
     if intent.share and other_dims and spec.measures:
         spec.share = True
+    if intent.share and spec.measures and (other_dims or not spec.dimensions):
+        _rate_within_groups(p, spec)
+    if intent.growth and time_dims and spec.measures:
+        spec.growth = True
     if ranking and first:
         n = intent.rank_n or intent.which_n
         if n is None:  # "which country has the most customers"

@@ -85,7 +85,8 @@ def _skipped_determiners(norms: list[str], start: int) -> int:
     return n
 
 
-def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str]) -> tuple[list[ExistsSpec], set[int]]:
+def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str],
+                 tokens: list[str] | None = None) -> tuple[list[ExistsSpec], set[int]]:
     """The EXISTS conditions for the ``related_roles`` ("exists" roles of the planner), and the
     ids of the filter roles they took (their values filter the related rows).
 
@@ -95,15 +96,26 @@ def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str])
     """
     out: list[ExistsSpec] = []
     taken: set[int] = set()
+    words = {k: w for r in [*related_roles, *filter_roles] for k, w in zip(range(r.mention.start, r.mention.end),
+                                                                           r.mention.norm.split())}
+
+    def norms_between(start: int, end: int) -> list[str]:
+        return [tokens[k] for k in range(start, end)] if tokens else [words.get(k, "?") for k in range(start, end)]
+
     for role in related_roles:
-        table = next(lk.table for lk in role.mention.links if lk.kind == "table")
-        paths = model.paths_from(table)
-        outer = next((t for t in tables_in_query if t != table and t in paths), None)
-        if outer is None:
+        related = next(lk.table for lk in role.mention.links if lk.kind == "table")
+        found = route(model, related, tables_in_query)
+        if found is None:
             continue
+        table, outer, path = found
+        paths = model.paths_from(table)
         inner_filters: list[FilterSpec] = []
         for f in filter_roles:
-            if id(f) in taken or f.mention.start < role.mention.end:
+            # the values said with the related noun: "cartoons directed by Ben Jones" (after it),
+            # "a cat pet" (right before it)
+            adjacent = f.mention.end <= role.mention.start and all(
+                w in {"a", "an", "the", "any", "some"} for w in norms_between(f.mention.end, role.mention.start))
+            if id(f) in taken or (f.mention.start < role.mention.end and not adjacent):
                 continue
             link = next((lk for lk in f.mention.links if lk.kind == "value" and lk.table in paths
                          and lk.table != outer and (lk.table == table or lk.table not in tables_in_query)), None)
@@ -113,10 +125,41 @@ def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str])
             inner_filters.append(FilterSpec(link.table, link.column, op, [link.value],  # type: ignore[arg-type]
                                             label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
             taken.add(id(f))
-        info = model.tables[table]
-        out.append(ExistsSpec(table=table, negated=role.negated, outer=outer, path=_path(model, table, outer, paths, role),
+        info = model.tables[related]
+        if table == related:
+            path = _path(model, table, outer, paths, role)
+        out.append(ExistsSpec(table=table, negated=role.negated, outer=outer, path=path,
                               filters=inner_filters, label=info.plural))
     return out, taken
+
+
+def route(model, related: str, tables: list[str]) -> tuple[str, str, list] | None:
+    """How rows of ``related`` reach a row of the query: ``(table the subquery reads, outer
+    table it correlates with, key path between them)``. Directly when ``related`` points at
+    one of ``tables`` (its children: a pupil's friends); else through a bridge table that
+    points at both ("students who have a cat": ``has_pet`` points at ``student`` and at
+    ``pets``; "shops that hire no employee": ``hiring``), the shortest such bridge."""
+    paths = model.paths_from(related)
+    outer = next((t for t in tables if t != related and t in paths), None)
+    if outer is not None:
+        return related, outer, list(paths[outer])
+    best = None
+    for bridge in model.tables:
+        if bridge == related or bridge in tables:
+            continue
+        reach = model.paths_from(bridge)
+        if related not in reach:
+            continue
+        for t in tables:
+            if t in reach and t != related:
+                cost = len(reach[t]) + len(reach[related])
+                if best is None or cost < best[0]:
+                    best = (cost, bridge, t, list(reach[t]))
+                break
+    if best is None:
+        return None
+    _, bridge, outer, path = best
+    return bridge, outer, path
 
 
 def _path(model, table: str, outer: str, paths, role) -> list:

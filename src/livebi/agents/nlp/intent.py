@@ -28,6 +28,7 @@ class Comparison:
     start: int
     end: int
     upper: float | None = None  # for "between a and b"
+    times: bool = False  # "ordered more than 1200 times": compares how many related rows there are
     others: tuple[float, ...] = ()  # op "in": the values after the first ("grade 9 or 10")
 
     @property
@@ -62,6 +63,7 @@ class Intent:
     which_n_at: int | None = None  # the token holding that number
     negations: set[int] = dataclasses.field(default_factory=set)  # "excluding", "not", "other than"
     share: bool = False
+    growth: bool = False  # "revenue growth by year": the change against the previous period
     versus: bool = False
     correlation: bool = False
     list_dir: str | None = None  # "in descending order", "alphabetically": how a listing is ordered
@@ -187,6 +189,11 @@ def extract_intent(
             continue
         i += 1
 
+    for c in intent.comparisons:  # "more than 1200 times", "at least 3 times"
+        if intent.norm(c.end) in {"times", "time"}:
+            c.times = True
+            intent.consumed.add(c.end)
+            c.end += 1
     _ordering(intent)
 
     for i, tok in enumerate(tokens):
@@ -200,6 +207,12 @@ def extract_intent(
             intent.consumed.update({i, i + 1})
             if i > 0 and tokens[i - 1].norm in {"the", "our", "my", "their"}:
                 intent.consumed.add(i - 1)
+            continue
+        if norm in lx.RANKING_VERBS and intent.norm(i + 1) in {"best", "worst"} and intent.rank_n is None:
+            # "which products sell best", "which region performed worst": ranked by the measure
+            intent.rank_superlative = i + 2
+            intent.rank_dir = "asc" if intent.norm(i + 1) == "worst" else "desc"
+            intent.consumed.update({i, i + 1})
             continue
         if i in intent.consumed:
             continue
@@ -254,7 +267,11 @@ def extract_intent(
                         intent.consumed.add(i - 2)
 
     # 2. time (periods, grains, trend words)
-    intent.time = extract_time(tokens, today, skip=set(intent.consumed))
+    # a grain word inside a column's name ("weekly rank", "monthly fee") is that column
+    in_names = {k for i in range(n) for size in (2, 3) if is_schema_phrase(i, size)
+                and any(tokens[j].norm in lx.GRAIN_ADJECTIVES for j in range(i, min(i + size, n)))
+                for k in range(i, i + size)}
+    intent.time = extract_time(tokens, today, skip=set(intent.consumed) | in_names)
     intent.consumed |= intent.time.consumed
 
     # 3. aggregations, distinct, markers, shape words
@@ -330,6 +347,9 @@ def extract_intent(
         if norm in lx.VERSUS_WORDS:
             intent.versus = True
             intent.consumed.add(i)
+        if norm in lx.GROWTH_WORDS:
+            intent.growth = True
+            intent.consumed.add(i)
         if norm in lx.CORRELATION_WORDS:
             intent.correlation = True
             intent.consumed.add(i)
@@ -397,6 +417,8 @@ def _equal_values(tokens: list[Token], i: int, is_schema_phrase) -> tuple[int, l
     """A number (or "either N or M", "N, M or K") right after a noun: (first token of the
     values, the values, end). Years are left to time expressions, counts before a noun ("5
     orders") and ranks ("top 10") are not values."""
+    if any(is_schema_phrase(start, size) for size in (2, 3) for start in range(i - size + 1, i + 1) if start >= 0):
+        return None  # "Client 0042": the number is part of a name the schema knows
     if i == 0 or tokens[i - 1].kind != "word" or tokens[i - 1].norm in _NOT_VALUE_BEFORE \
             or (tokens[i - 1].norm in lx.GRAIN_NOUNS and not is_schema_phrase(i - 1, 1)) \
             or tokens[i - 1].norm in lx.NUMBER_WORDS:

@@ -34,8 +34,13 @@ def identifier_words(identifier: str) -> list[str]:
     for part in re.split(r"[^A-Za-z0-9]+", identifier):
         for word in _CAMEL.findall(part):
             lowered = word.lower()
-            words.append(ABBREVIATIONS.get(lowered, lowered))
-    return words
+            if lowered in ABBREVIATION_PHRASES:  # "fname" -> "first name"
+                words.extend(ABBREVIATION_PHRASES[lowered])
+            else:
+                words.append(ABBREVIATIONS.get(lowered, lowered))
+    # "LName" splits to "l name": a name's initial stands for first / last / middle
+    return [NAME_INITIALS[w] if w in NAME_INITIALS and nxt == "name" else w
+            for w, nxt in zip(words, words[1:] + [""])]
 
 
 def humanize(identifier: str) -> str:
@@ -134,6 +139,10 @@ ORDER_SPANS = {(first, "to"): direction for direction, words in (
     ("desc", ("highest", "largest", "biggest", "most", "greatest", "latest", "newest", "longest")),
     ("asc", ("lowest", "smallest", "least", "fewest", "earliest", "shortest")))
     for first in words}
+ORDER_SPANS.update({(first, "to"): direction for direction, words in (
+    ("desc", ("old", "oldest", "high", "large", "big", "new", "late", "long", "most", "more", "heavy", "tall")),
+    ("asc", ("young", "youngest", "low", "small", "little", "early", "short", "least", "less", "light", "few")))
+    for first in words})
 #: "best-selling", "top sellers", "worst selling": a ranking by sales
 SALES_RANK_WORDS = {"best", "top", "worst", "least", "lowest", "bottom", "fastest", "slowest", "most"}
 SELLING_WORDS = {"selling", "seller", "sellers", "sold", "moving", "popular"}
@@ -332,3 +341,101 @@ STRUCTURE_WORDS = {
     "common", "commonly", "frequent", "frequently", "popular", "often", "usual", "either", "single",
     "sort", "order", "arrange", "rank", "reverse", "reversed",
 }
+
+#: negated comparators ("membership level not higher than 4")
+COMPARATORS.update({("not",) + phrase: {">": "<=", ">=": "<", "<": ">=", "<=": ">"}[op]
+                    for phrase, op in list(COMPARATORS.items())
+                    if op in {">", ">=", "<", "<="} and phrase[0] not in {"not", "no", "or", "at"} and phrase[0].isalpha()})
+
+# -- schema and value linking (issue 10) ------------------------------------------------------
+# Names found in schemas nobody wrote for this parser: abbreviations that expand to several
+# words, participle columns named after their agent, unit suffixes, role-named keys, and the
+# phrases of string conditions ("starts with", "has X in their name").
+
+#: abbreviations that expand to several words (``fname`` -> "first name"), and one-letter
+#: initials before "name" (``LName`` splits to "l name": the last name)
+ABBREVIATION_PHRASES: dict[str, tuple[str, ...]] = {
+    "fname": ("first", "name"), "lname": ("last", "name"), "mname": ("middle", "name"),
+    "firstname": ("first", "name"), "lastname": ("last", "name"), "surname": ("last", "name"),
+    "dob": ("date", "of", "birth"), "stu": ("student",), "descr": ("description",),
+    "qnty": ("quantity",), "prc": ("price",), "tel": ("phone",), "yob": ("year", "of", "birth"),
+}
+NAME_INITIALS = {"f": "first", "l": "last", "m": "middle"}
+
+#: irregular agent nouns of participle columns (``written_by`` is the "writer")
+AGENT_NOUNS = {"written": "writer", "sold": "seller", "made": "maker", "built": "builder",
+               "taught": "teacher", "drawn": "drawer", "sung": "singer", "bought": "buyer",
+               "held": "holder", "run": "runner", "led": "leader", "won": "winner",
+               "given": "giver", "driven": "driver", "shot": "shooter", "hosted": "host"}
+
+#: unit words in column names (``weight_kg``, ``length_ms``) -> what the column measures, so
+#: "weight", "length" or "duration" name it; the unit itself is dropped from the alias
+UNIT_MEANINGS: dict[str, tuple[str, ...]] = {
+    "kg": ("weight",), "kgs": ("weight",), "lb": ("weight",), "lbs": ("weight",),
+    "grams": ("weight",), "gram": ("weight",), "g": (), "km": ("distance",), "mi": ("distance",),
+    "miles": ("distance",), "cm": ("length",), "mm": ("length",), "m": (), "ft": ("length",),
+    "milliseconds": ("length", "duration", "time"), "ms": ("length", "duration", "time"),
+    "seconds": ("length", "duration", "time"), "secs": ("duration",), "sec": ("duration",),
+    "minutes": ("length", "duration", "time"), "mins": ("duration",), "min": (),
+    "hours": ("duration", "time"), "hrs": ("duration",), "bytes": ("size",), "kb": ("size",),
+    "mb": ("size",), "gb": ("size",), "usd": (), "eur": (), "gbp": (), "pct": (), "percent": (),
+}
+#: what people call a numeric column by its meaning ("how old" -> age; "tall" -> height)
+MEASURE_MEANINGS: dict[str, tuple[str, ...]] = {
+    "age": ("old",), "height": ("tall",), "weight": ("heavy",), "length": ("long",),
+    "duration": ("long",), "milliseconds": ("duration",), "seconds": ("duration",),
+}
+
+#: genders stored as codes: what a question says -> the stored value's first letter
+GENDER_WORDS = {"female": "f", "females": "f", "woman": "f", "women": "f", "girl": "f", "girls": "f",
+                "male": "m", "males": "m", "man": "m", "men": "m", "boy": "m", "boys": "m"}
+GENDER_COLUMNS = {"sex", "gender"}
+
+#: last words of role-named keys (``ShipVia``, ``handled_by``) that point at another table
+ROLE_KEY_WORDS = {"via", "by"}
+
+#: string conditions: verb -> where the text must be in the value
+STRING_VERBS: dict[tuple[str, ...], str] = {
+    ("starts", "with"): "prefix", ("start", "with"): "prefix", ("starting", "with"): "prefix",
+    ("begins", "with"): "prefix", ("begin", "with"): "prefix", ("beginning", "with"): "prefix",
+    ("started", "with"): "prefix", ("ends", "with"): "suffix", ("end", "with"): "suffix",
+    ("ending", "with"): "suffix", ("ended", "with"): "suffix",
+    ("contains",): "contains", ("contain",): "contains", ("containing",): "contains",
+    ("includes",): "contains", ("include",): "contains", ("including",): "contains",
+    ("has",): "contains", ("have",): "contains", ("having",): "contains", ("with",): "contains",
+    ("like",): "contains", ("matching",): "contains", ("matches",): "contains",
+}
+#: verbs that only mean "contains" when the kind of text follows ("the letter w") or the
+#: column is named ("whose name has ...", "with X in their name")
+WEAK_STRING_VERBS = {"has", "have", "having", "with", "include", "includes", "including",
+                     "contain", "contains", "containing"}
+#: "the letter w", "the word computer", "the substring 'ab'"
+STRING_KIND_WORDS = {"letter", "letters", "word", "words", "string", "substring", "text",
+                     "character", "characters", "phrase", "term", "prefix", "suffix"}
+#: "named X", "called X", "titled X": X is the row's name
+NAMING_VERBS = {"named", "called", "titled", "entitled"}
+POSSESSIVES = {"its", "their", "his", "her", "the", "a"}
+
+#: other words for the last word of a table name ("stores" of a ``shop`` table); both ways
+TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "shop": ("store",), "store": ("shop",), "film": ("movie",), "movie": ("film",),
+    "vendor": ("supplier",), "supplier": ("vendor",),
+    "instructor": ("teacher",), "teacher": ("instructor",), "automobile": ("car",), "car": ("automobile",),
+    "song": ("track",), "track": ("song",), "staff": ("employee",), "worker": ("employee",),
+}
+
+#: the values of a text column that is really a yes/no flag ("hight_definition_TV": 'yes'/'no')
+YES_VALUES = {"yes", "y", "true", "t"}
+NO_VALUES = {"no", "n", "false", "f"}
+
+#: key columns that point at another row of a people table ("ReportsTo", "manager_id", "parent_id")
+SELF_KEY_ROLES = {("reports", "to"), ("reports",), ("report", "to"), ("parent",), ("superior",),
+                  ("manager",), ("supervisor",), ("boss",), ("mentor",)}
+#: singular last words of tables whose rows are people (a "manager_id" elsewhere points at them)
+PEOPLE_TABLE_WORDS = {"employee", "staff", "person", "people", "user", "member", "worker", "agent"}
+
+#: words asking for the change against the previous period ("revenue growth by year")
+GROWTH_WORDS = {"growth", "grow", "grew", "grown", "growing"}
+
+#: verbs ranked by "best"/"worst" after them ("which products sell best", "performed worst")
+RANKING_VERBS = {"sell", "sells", "sold", "selling", "perform", "performs", "performed", "performing"}

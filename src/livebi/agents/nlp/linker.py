@@ -116,18 +116,47 @@ def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
             if not links and size <= 3:
                 # a plural/singular form the index lacks ("countries" for "country")
                 links = model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),))
+            if not links and 2 < size <= 3 and lx.singular(phrase[0]) == phrase[0]:
+                # "final tables made": a column's own words with a plural inside (not "orders cost")
+                links = [lk for lk in model.phrases.get(tuple(lx.singular(w) for w in phrase), ())
+                         if lk.kind == "column" and lk.score >= 1.0]
+            if links and model.code_columns:  # "cv" is a word, "CV" a template type code
+                typed_upper = all(tokens[k].text.isupper() for k in span)
+                links = [lk for lk in links if typed_upper or not _short_code(lk, model)]
+            if links and size == 1 and model.name_columns and not tokens[i].text[:1].isupper():
+                # one word of a name among thousands ("rose") is a name only when capitalized
+                links = [lk for lk in links if lk.kind != "value" or (lk.table, lk.column) not in model.name_columns]
             if links:
-                found = (size, links)
+                found = (size, links, " ".join(phrase))
                 break
+        if (found is None or found[0] == 1) and (joined := _compound(tokens, i, consumed, model)):
+            # "high schoolers" names a Highschooler table, "home town" a Hometown column
+            found = (2, joined, tokens[i].norm + tokens[i + 1].norm)
         if found:
-            size, links = found
+            size, links, norm = found
             ordered = sorted(links, key=lambda lk: -lk.score)
             text = " ".join(tokens[k].text for k in range(i, i + size))
-            mentions.append(Mention(i, i + size, text, ordered, " ".join(phrase)))
+            mentions.append(Mention(i, i + size, text, ordered, norm))
             i += size
         else:
             i += 1
     return mentions
+
+
+def _short_code(lk: Link, model: SemanticModel) -> bool:
+    return lk.kind == "value" and (lk.table, lk.column) in model.code_columns and len(lk.value or "") <= 3
+
+
+def _compound(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel) -> list[Link]:
+    """Links of two words written as one in the schema ("high schooler" -> ``Highschooler``)."""
+    if i + 1 >= len(tokens) or i in consumed or i + 1 in consumed:
+        return []
+    first, second = tokens[i], tokens[i + 1]
+    if first.kind != "word" or second.kind != "word" or first.norm in lx.STOPWORDS or second.norm in lx.STOPWORDS:
+        return []
+    joined = first.norm + second.norm
+    links = model.phrases.get((joined,)) or model.phrases.get((lx.singular(joined),)) or []
+    return [lk for lk in links if lk.kind in {"table", "column"}]
 
 
 def _quoted_links(tok: Token, model: SemanticModel) -> list[Link]:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
 import math
+import re
 from typing import Iterable
 
 from livebi.warehouse.base import Schema
@@ -35,6 +37,12 @@ from .semantic_layer import SemanticLayer, bind
 __all__ = ["ColumnInfo", "Edge", "Link", "MeasureDef", "Phrase", "SemanticModel", "TableInfo"]
 
 Phrase = tuple[str, ...]
+
+#: distinct values indexed per text column (a column with more is left out: ids, notes)
+VALUES_PER_COLUMN = 200
+#: ... and per name column ("orders of Maria Anders" on a table of thousands of customers); a
+#: single word of such a value links only when typed capitalized ("Rose", not "rose")
+NAME_VALUES_PER_COLUMN = 2000
 
 
 class SemanticModel:
@@ -50,6 +58,12 @@ class SemanticModel:
         self.max_phrase_len = 1
         self.layer: SemanticLayer | None = None
         self.values: dict[tuple[str, str], list[str]] = {}  # the value index, by column
+        self.code_columns: set[tuple[str, str]] = set()  # indexed key columns holding codes ('CV')
+        self.yes_values: dict[tuple[str, str], str] = {}  # text yes/no flags -> their "yes" value
+        self.name_columns: set[tuple[str, str]] = set()  # indexed with more than VALUES_PER_COLUMN values
+        #: the last date of each date column whose data had ended (before yesterday) when the
+        #: model was built: relative periods count from there when the present has no data
+        self.data_ends: dict[tuple[str, str], dt.date] = {}
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:
@@ -119,17 +133,24 @@ class SemanticModel:
         for table in schema.tables:
             info = table_info(table, fk_columns, **(bound.column_options(table.name) if bound else {}))
             for col in info.columns.values():
-                if col.role == "dimension" and col.kind == "text":
+                if col.role == "dimension" and col.kind == "text" or is_code_column(col):
                     found.append((table.name, col.name))
         return found
+
+    @staticmethod
+    def value_limit(column: str) -> int:
+        """How many distinct values of ``column`` the value index takes (see :meth:`value_columns`)."""
+        words = lx.identifier_words(column)
+        return NAME_VALUES_PER_COLUMN if {"name", "title"} & set(words) else VALUES_PER_COLUMN
 
     def _add(self, words: Iterable[str], link: Link) -> None:
         phrase = tuple(w for w in words if w)
         if not phrase:
             return
         existing = self.phrases[phrase]
-        for i, old in enumerate(existing):
-            if dataclasses.replace(old, score=link.score) == link:
+        same = (link.kind, link.table, link.column, link.measure, link.value)
+        for i, old in enumerate(existing):  # the same meaning: keep the best score
+            if (old.kind, old.table, old.column, old.measure, old.value) == same:
                 if link.score > old.score:
                     existing[i] = link
                 return
@@ -182,6 +203,7 @@ class SemanticModel:
                     for word in lx.CONCEPT_WORDS.get(measure.concept, ()):
                         self._add(word.split(), Link("measure", table.name, measure=measure.label, score=0.9))
 
+        self._index_aliases()
         # "shipped in 2013", "hired before 2010": the verb of a date column names it
         for table in self.tables.values():
             for col in table.columns.values():
@@ -199,6 +221,49 @@ class SemanticModel:
                 if len(variant) > len(child):
                     self._add(variant, Link("table", edge.parent, score=0.9))
 
+    def _index_aliases(self) -> None:
+        """Names a column has beyond its own words, scored below them: the agent of a
+        participle column ("director" for ``Directed_by``), the column without its unit
+        ("weight" for ``weight_kg``), what a unit or a common measure means ("length" of a track
+        for ``milliseconds``, "old" for ``age``)."""
+        for table in self.tables.values():
+            own = [lx.singular(w) for w in table.words]
+            for col in table.columns.values():
+                if col.role == "hidden":
+                    continue
+                for words, score in _column_aliases(col.words, col.role):
+                    link = Link("column", table.name, col.name, score=score)
+                    for variant in lx.phrase_variants(list(words)):
+                        if not any(lk.kind == "table" for lk in self.phrases.get(variant, ())):
+                            self._add(variant, link)
+                    if tuple(own) != tuple(words[: len(own)]):  # "track length", "cartoon director"
+                        for variant in lx.phrase_variants(own + list(words)):
+                            self._add(variant, dataclasses.replace(link, score=min(score + 0.1, 0.9)))
+            last = own[-1]
+            synonyms = [head + other for word, others in lx.TABLE_SYNONYMS.items() if last.endswith(word)
+                        for head in [last[: len(last) - len(word)]] if not head or len(head) >= 3
+                        for other in others]
+            for synonym in synonyms:  # "stores" of a shop table, "bookstores" of a Bookshop table
+                for variant in lx.phrase_variants(own[:-1] + [synonym]):
+                    if not self._names_table(variant):
+                        self._add(variant, Link("table", table.name, score=0.85))
+        # "student" for Friend.student_id -> Highschooler, "current address" for
+        # current_address_id -> Addresses: a key's role names the table it points to
+        for edge in self.edges:
+            if len(edge.child_cols) != 1 or edge.child == edge.parent:
+                continue
+            col = self.tables[edge.child].columns[edge.child_cols[0]]
+            role = list(col.words[:-1]) if col.words[-1] in {"id", "key", "no", "code", "number"} else list(col.words)
+            role = [w for w in role if w not in lx.ROLE_KEY_WORDS] or role
+            if not role or tuple(lx.singular(w) for w in role) == tuple(lx.singular(w) for w in self.tables[edge.parent].words):
+                continue
+            for variant in lx.phrase_variants(role):
+                if not self._names_table(variant) and variant not in self.phrases:
+                    self._add(variant, Link("table", edge.parent, score=0.85))
+
+    def _names_table(self, phrase: tuple[str, ...]) -> bool:
+        return any(lk.kind == "table" for lk in self.phrases.get(phrase, ()))
+
     def _index_values(self, values: dict[tuple[str, str], list[str]]) -> None:
         for (table_name, column), items in values.items():
             table = self.tables.get(table_name)
@@ -208,6 +273,10 @@ class SemanticModel:
             self.values[(table_name, column)] = list(items)
             col.indexed = True
             col.distinct_count = len(items)
+            if is_code_column(col):
+                self.code_columns.add((table_name, column))
+            if len(items) > VALUES_PER_COLUMN:
+                self.name_columns.add((table_name, column))
             for value in items:
                 if not isinstance(value, str) or len(value.strip()) < 2:
                     continue
@@ -217,6 +286,34 @@ class SemanticModel:
                 self._add(words, Link("value", table_name, column, value=value, score=0.95))
                 if len(words) > 1 and words[0] == "the":
                     self._add(words[1:], Link("value", table_name, column, value=value, score=0.9))
+                camel = _CAMEL_VALUE.findall(value) if " " not in value.strip() else []
+                if len(camel) > 1:  # "NorthCarolina" is "north carolina"
+                    self._add(tuple(w.lower() for w in camel), Link("value", table_name, column, value=value, score=0.9))
+            if set(col.words) & lx.GENDER_COLUMNS:
+                self._index_genders(table_name, column, items)
+            yes = [v for v in items if isinstance(v, str) and v.strip().lower() in lx.YES_VALUES]
+            if col.kind == "text" and col.role == "dimension" and yes and all(
+                    isinstance(v, str) and v.strip().lower() in lx.YES_VALUES | lx.NO_VALUES for v in items):
+                col.role = "flag"  # "channels that have high definition TV": = 'yes'
+                self.yes_values[(table_name, column)] = yes[0]
+                for phrase, links in list(self.phrases.items()):  # "TV" alone does not say "has high definition TV"
+                    links[:] = [lk for lk in links if not (lk.kind == "column" and lk.table == table_name
+                                                          and lk.column == column and lk.score <= 0.6)]
+                    if not links:
+                        del self.phrases[phrase]
+
+    def _index_genders(self, table: str, column: str, items: list[str]) -> None:
+        """"female students" with a sex column holding 'F' (or 'Female'): the words of a gender
+        link to the stored value that starts with the same letter."""
+        by_letter: dict[str, str] = {}
+        for value in items:
+            if isinstance(value, str) and value.strip():
+                letter = value.strip()[0].lower()
+                if letter in {"f", "m"} and (len(value.strip()) == 1 or letter not in by_letter):
+                    by_letter[letter] = value
+        for word, letter in lx.GENDER_WORDS.items():
+            if letter in by_letter and not any(lk.kind == "table" for lk in self.phrases.get((word,), ())):
+                self._add((word,), Link("value", table, column, value=by_letter[letter], score=0.9))
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -269,7 +366,7 @@ class SemanticModel:
             steps = [(e, True, e.parent) for e in self.parents(current)]
             if not directed:
                 steps += [(e, False, e.child) for e in self.children(current)]
-            for edge, forward, nxt in sorted(steps, key=lambda s: s[2]):
+            for edge, forward, nxt in sorted(steps, key=lambda s: (s[2], _names_the_other(s[0]))):
                 if nxt not in paths:
                     paths[nxt] = paths[current] + [(edge, forward)]
                     queue.append(nxt)
@@ -369,3 +466,58 @@ class SemanticModel:
                 if link.kind == "value" and link.table in reachable and link.value and len(link.value) > 3:
                     return link.value
         return None
+
+
+def _names_the_other(edge: Edge) -> bool:
+    """Whether a foreign key's column repeats its own table's name: in ``friend(student_id,
+    friend_id)`` both point at ``student``, and a friend row belongs to its ``student_id``;
+    ``friend_id`` names the other one. Among keys to the same table, the owner's comes first."""
+    own = edge.child.lower().rstrip("s")
+    return any(own and own in col.lower() for col in edge.child_cols)
+
+
+_CAMEL_VALUE = re.compile(r"[A-Z][a-z]+|[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def is_code_column(col: ColumnInfo) -> bool:
+    """A text key that holds codes people type ('CV', 'PPT', 'USD'): worth a value index
+    entry, unlike ids. Codes of three letters or fewer only link when typed in capitals."""
+    return col.role == "key" and col.kind == "text" and col.words[-1] in {"code", "type", "status", "abbreviation"}
+
+
+def _agent_nouns(participle: str) -> list[str]:
+    """"directed" -> director, "edited" -> editor, "produced" -> producer, "written" -> writer."""
+    if participle in lx.AGENT_NOUNS:
+        return [lx.AGENT_NOUNS[participle]]
+    if not participle.endswith("ed") or len(participle) < 5:
+        return []
+    stem = participle[:-2]
+    nouns = [stem + "or", stem + "er"]
+    if participle[-3] == "e" or stem[-1] in "cgsvz":  # "produced" -> produce -> producer
+        nouns.append(participle[:-1] + "r")
+    return nouns
+
+
+def _column_aliases(words: tuple[str, ...], role: str) -> list[tuple[tuple[str, ...], float]]:
+    """Other names of a column with these words (see :meth:`SemanticModel._index_aliases`)."""
+    out: list[tuple[tuple[str, ...], float]] = []
+    if len(words) >= 2 and words[-1] == "by":  # "directed by" -> "director"
+        out += [((noun,), 0.8) for noun in _agent_nouns(words[-2])]
+    if len(words) == 3 and words[1] == "of" and role != "key":  # "level of membership" -> "membership level"
+        out.append(((words[2], words[0]), 0.85))
+    if len(words) >= 3 and role != "key" and words[-1] not in lx.UNIT_MEANINGS \
+            and not set(words) & lx.STOPWORDS:  # "original air date" -> "air date"
+        out.append((words[-2:], 0.7))
+    for i, word in enumerate(words):  # "nationality" -> "nation"
+        if word.endswith("ality") and len(word) > 8:
+            out.append((words[:i] + (word[:-5],) + words[i + 1:], 0.7))
+    if role in {"measure", "dimension", "other"}:
+        units = [w for w in words if w in lx.UNIT_MEANINGS]
+        rest = tuple(w for w in words if w not in lx.UNIT_MEANINGS)
+        if units and rest:
+            out.append((rest, 0.85))  # "weight kg" -> "weight"
+        for unit in units:
+            out += [((meaning,), 0.7) for meaning in lx.UNIT_MEANINGS[unit]]
+        for word in words[-1:]:
+            out += [((meaning,), 0.6) for meaning in lx.MEASURE_MEANINGS.get(word, ())]
+    return out

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from . import explain as ex
 from . import lexicon as lx
+from . import strings
 from .compose import compose
 from .confidence import of_parse
 from .intent import extract_intent
@@ -142,6 +143,9 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
         return phrase in model.phrases or (length == 3 and phrase[1] == "of" and (phrase[0], phrase[2]) in model.phrases)
 
     intent = extract_intent(tokens, today, is_schema_phrase=is_schema_phrase)
+    texts = strings.find(tokens, intent.consumed, model)  # "starts with", "named X": before linking
+    fixes = [(typed, meant) for typed, meant in fixes
+             if any(t.text == typed and t.corrected_from is not None for t in tokens)]
     report("intent_extraction", 100, _intent_summary(intent))
 
     report("schema_linking", 0, "matching words to tables, columns and values")
@@ -157,6 +161,7 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
                if start + len(marker.split()) == i):
             raise PlanError(f'I do not know "{tokens[i].text}" in this data.', [tokens[i].text])
     planner = Planner(model, intent, mentions)
+    planner.text_conditions = texts  # read by compose._add_filters
     report("schema_linking", 100, "matched " + ", ".join(f'"{m.text}"' for m in mentions))
 
     report("sql_generation", 0, "building the query")
@@ -169,6 +174,7 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
         raise PlanError(f"I could not relate {tables[exc.table].plural} to {tables[exc.base].plural} in this data") from None
     assumptions = [f'Read "{typed}" as "{meant}"' for typed, meant in fixes]
     assumptions += list(dict.fromkeys(planner.assumptions))
+    assumptions += ex.measure_notes(model, spec)  # a semantic layer's default filters
     assumptions += dialect_notes(spec, dialect)
     alternatives = ex.alternative_questions(text, planner.swaps, tokens, planner.alternatives)
     sure = of_parse(tokens, intent, mentions, unknown_at, fixes, assumptions[len(fixes):], alternatives, spec)

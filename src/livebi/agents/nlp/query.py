@@ -58,7 +58,8 @@ class DimensionSpec:
 class FilterSpec:
     table: str
     column: str
-    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | not_null
+    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | ieq | not_null | is_null
+    #   | matches | not_matches (values[0] is a LIKE pattern, compared lowercased)
     values: list[Any]
     label: str = ""
     text_date: bool = False
@@ -118,6 +119,10 @@ class QuerySpec:
     limit: int | None = None
     time_grain: str | None = None
     share: bool = False
+    growth: bool = False  # a growth_pct column: each period's change against the previous one
+    #: with ``share``: the rows the share counts within each group ("returned orders by channel":
+    #: returned / all orders of the channel) instead of each group's share of the total
+    rate_of: list[FilterSpec] = dataclasses.field(default_factory=list)
     distinct: bool = False  # listing: each selected combination once ("the different countries")
     allow_fanout: bool = False  # joins may walk one-to-many edges (only safe for COUNT DISTINCT)
     exists: list[ExistsSpec] = dataclasses.field(default_factory=list)  # [NOT] EXISTS conditions

@@ -114,6 +114,9 @@ def formula_sql(table: str, formula: tuple) -> exp.Expression:
         return col(table, formula[1])
     if op in {"expr", "agg_expr"}:  # a semantic-layer metric: qualify its columns
         return formula[1].transform(lambda node: col(table, node.name) if isinstance(node, exp.Column) else node)
+    if op == "where":  # a default filter: the value where the row meets it, else NULL
+        condition = formula[1].transform(lambda node: col(table, node.name) if isinstance(node, exp.Column) else node)
+        return exp.Case(ifs=[exp.If(this=condition, true=formula_sql(table, formula[2]))])
     if op == "one_minus":
         return exp.Paren(this=exp.Sub(this=_num(1), expression=formula_sql(table, formula[1])))
     left, right = formula_sql(table, formula[1]), formula_sql(table, formula[2])
@@ -167,6 +170,11 @@ def dimension_sql(dim: DimensionSpec, dialect: str) -> exp.Expression:
 
 
 def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
+    if flt.op == "date_range" and len(flt.values) > 2:  # periods apart: "2024 vs 2022"
+        pairs = [flt.values[i:i + 2] for i in range(0, len(flt.values), 2)]
+        return exp.Paren(this=exp.or_(*(filter_sql(FilterSpec(flt.table, flt.column, "date_range", pair,
+                                                                text_date=flt.text_date), dialect)
+                                         for pair in pairs)))
     if flt.op == "date_range":
         value = _date_value(flt.table, flt.column, flt.text_date, dialect)
         start, end = flt.values
@@ -179,6 +187,8 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
     ref = col(flt.table, flt.column)
     if flt.op == "in":
         return exp.In(this=ref, expressions=[_literal(v) for v in flt.values])
+    if flt.op == "is_null":
+        return exp.Is(this=ref, expression=exp.Null())
     if flt.op == "not_null":
         return exp.Not(this=exp.Is(this=ref, expression=exp.Null()))
     if flt.op == "not_in":  # NULLs are "not" the excluded values either
@@ -192,8 +202,13 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
     if flt.op == "is_true":
         return exp.EQ(this=ref, expression=_num(1)) if dialect == "sqlite" else exp.EQ(
             this=exp.cast(ref, "INTEGER"), expression=_num(1))
+    if flt.op == "ieq":  # a quoted name: equal whatever its case
+        return exp.EQ(this=exp.Lower(this=ref), expression=exp.Literal.string(str(flt.values[0]).lower()))
     if flt.op == "like":
         return exp.Like(this=exp.Lower(this=ref), expression=exp.Literal.string(f"%{str(flt.values[0]).lower()}%"))
+    if flt.op in {"matches", "not_matches"}:  # a LIKE pattern built by .strings, compared lowercased
+        like = exp.Like(this=exp.Lower(this=ref), expression=exp.Literal.string(str(flt.values[0]).lower()))
+        return like if flt.op == "matches" else exp.Not(this=like)
     return _compare(flt.op, ref, _literal(flt.values[0]))
 
 
@@ -231,6 +246,22 @@ def join_plan(model: SemanticModel, spec: QuerySpec) -> list[tuple[Edge, bool]]:
     return steps
 
 
+def growth_sql(spec: QuerySpec, time: DimensionSpec, dialect: str) -> exp.Expression:
+    """100.0 * (x - LAG(x)) / LAG(x) over ``time``, within each value of the other dimensions:
+    the first measure's change against the previous period, in percent (NULL for the first)."""
+    first = measure_sql(spec.measures[0], dialect)
+    others = [dimension_sql(d, dialect) for d in spec.dimensions if d is not time]
+    order = exp.Order(expressions=[exp.Ordered(this=dimension_sql(time, dialect))])
+
+    def previous() -> exp.Expression:
+        return exp.Window(this=exp.Anonymous(this="LAG", expressions=[first.copy()]),
+                          partition_by=[o.copy() for o in others] or None, order=order.copy())
+
+    change = exp.Paren(this=exp.Sub(this=first.copy(), expression=previous()))
+    return exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=change),
+                   expression=exp.Nullif(this=previous(), expression=_num(0)))
+
+
 def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Select:
     """The sqlglot AST of the query."""
     projections: list[exp.Expression] = []
@@ -242,15 +273,30 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
         group.extend(col(dim.table, key) for key in dim.group_keys)
     for sel in spec.select:
         projections.append(exp.alias_(col(sel.table, sel.column), ident(sel.alias)))
+    rate_of = exp.and_(*[filter_sql(f, dialect) for f in spec.rate_of]) if spec.rate_of else None
+    counted = None  # with rate_of: COUNT(CASE WHEN <kind> THEN 1 END), the rows the rate counts
     for measure in spec.measures:
-        projections.append(exp.alias_(measure_sql(measure, dialect), ident(measure.alias)))
-    if spec.share and spec.measures and spec.dimensions:
+        value = measure_sql(measure, dialect)
+        if rate_of is not None and counted is None:
+            value = counted = exp.Count(this=exp.Case(ifs=[exp.If(this=rate_of, true=exp.Literal.number(1))]))
+        projections.append(exp.alias_(value, ident(measure.alias)))
+    if counted is not None:
+        # 100.0 * counted / COUNT(*): the kind's rate within each group
+        rate = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=counted.copy()),
+                       expression=exp.Nullif(this=measure_sql(spec.measures[0], dialect), expression=_num(0)))
+        if not spec.dimensions:  # one rate: the count beside it would only repeat the question
+            projections = []
+        projections.append(exp.alias_(rate, ident("share_pct")))
+    elif spec.share and spec.measures and spec.dimensions:
         # 100.0 * x / SUM(x) OVER (): the 100.0 keeps integer counts out of integer division
         first = measure_sql(spec.measures[0], dialect)
         total = exp.Window(this=exp.Sum(this=first.copy()))
         share = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=first),
                         expression=exp.Nullif(this=total, expression=_num(0)))
         projections.append(exp.alias_(share, ident("share_pct")))
+    time_dims = [d for d in spec.dimensions if d.grain]
+    if spec.growth and spec.measures and time_dims:
+        projections.append(exp.alias_(growth_sql(spec, time_dims[-1], dialect), ident("growth_pct")))
     # The AST is assembled directly (not through the builder methods, which copy and re-parse
     # their arguments) because parsing must stay within a few milliseconds.
     query = exp.Select(expressions=projections)
