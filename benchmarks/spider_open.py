@@ -119,6 +119,7 @@ class Outcome:
     why: str = ""
     sql: str = ""
     ms: float = 0.0
+    confidence: float | None = None  # the parser's, when it answered
 
 
 def run_sql(con: sqlite3.Connection, sql: str, timeout_s: float) -> list[tuple]:
@@ -170,6 +171,7 @@ async def _judge(agent, model, wh, con, db: str, item: dict, timeout_s: float) -
         return out
     out.ms = (time.perf_counter() - started) * 1000
     out.sql = parsed.sql
+    out.confidence = parsed.confidence
     try:  # the product validates every statement before it runs: so does the benchmark
         sql = validate_select(parsed.sql, dialect="sqlite", schema=model.schema)
     except UnsafeSQL as exc:
@@ -220,7 +222,18 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
         "outcomes": dict(collections.Counter(o.kind for o in outcomes)),
         "latency_ms": {"p50": statistics.median(times) if times else float("nan"),
                        "p95": _p95(times), "max": max(times, default=float("nan"))},
+        "by_confidence": _by_confidence(outcomes),
     }
+
+
+#: Confidence bands of answered questions; the middle edge is the default llm_confidence_threshold.
+CONFIDENCE_BANDS = ((0.9, 1.01, ">= 0.9"), (0.6, 0.9, "0.6 - 0.9"), (0.0, 0.6, "< 0.6 (low)"))
+
+
+def _by_confidence(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Accuracy per band of the parser's confidence: calibrated when it falls band by band."""
+    answered = [o for o in outcomes if o.confidence is not None]
+    return {name: _score([o for o in answered if lo <= o.confidence < hi]) for lo, hi, name in CONFIDENCE_BANDS}
 
 
 def _line(name: str, score: dict[str, Any]) -> str:
@@ -240,6 +253,9 @@ def report(outcomes: list[Outcome], summary: dict[str, Any], show_failures: bool
     print("\n   outcomes: " + ", ".join(f"{k} {kinds[k]}" for k in
                                          ("right", "wrong", "not_understood", "refused", "sql_error", "crash")
                                          if k in kinds))
+    bands = summary["by_confidence"]
+    print("   accuracy by the parser's confidence (answered questions): " + ", ".join(
+        f"{name} {b['right']}/{b['n']} = {b['accuracy']:.1f}%" for name, b in bands.items()))
     lat = summary["latency_ms"]
     print(f"   NLPAgent.answer latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, max {lat['max']:.1f} ms")
     crashes = [o for o in outcomes if o.kind == "crash"]

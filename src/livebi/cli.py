@@ -274,11 +274,14 @@ def _emit_result(question: str, result: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         out = {key: result[key] for key in ("sql", "columns", "rows", "row_count", "chart", "timings_ms")}
         out = {"question": question, **out, "engine": result["engine"], "explanation": result["explanation"], "assumptions": result["assumptions"]}
+        out.update({key: result.get(key) for key in ("confidence", "confidence_reasons", "low_confidence")})
         sys.stdout.write(json.dumps(out, default=str) + "\n")
         return
     typer.echo(f"\n? {question}")
     if result["explanation"]:
         typer.echo(f"  {result['explanation']}")
+    if result.get("low_confidence"):
+        typer.echo(f"  Please check (confidence {result['confidence']:.0%}): {'; '.join(result['confidence_reasons'])}")
     for note in result["assumptions"]:
         typer.echo(f"  (assumed: {note})")
     typer.echo(f"  SQL: {result['sql']}")

@@ -428,8 +428,21 @@ class Settings(BaseSettings):
         "fallback",
         description=(
             "fallback: the offline parser answers and the LLM is asked only when the parser cannot "
-            "understand the question or ignores some of its words; first: the LLM answers and the "
+            "understand the question or is not confident of its answer (llm_confidence_threshold); "
+            "first: the LLM answers and the "
             "parser is the fallback when it fails or writes invalid SQL."
+        ),
+    )
+    llm_confidence_threshold: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Parser confidence (0-1) below which an answer is low-confidence: with llm_mode=fallback "
+            "the LLM answers instead, and the answer card asks the user to check the assumptions "
+            "(whether or not an LLM is configured). Every ignored word, spelling fix or assumption "
+            "lowers the confidence; an unused word that changes the meaning (not, never, without, "
+            "growth...) lowers it sharply."
         ),
     )
 

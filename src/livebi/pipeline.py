@@ -21,6 +21,8 @@ from typing import Any, Awaitable, Callable, Iterator
 
 from .agents.data import DataAgent
 from .agents.nlp import NLPAgent, NotUnderstood
+from .agents.nlp.agent import CONFIDENCE_THRESHOLD
+from .agents.nlp.llm import LLMFailure
 from .agents.viz import Chart, ChartHint, choose_chart
 from .protocol import SUBSTAGES, ErrorCode, Stage, dumps
 from .warehouse.admission import FairQueue
@@ -140,14 +142,24 @@ class Pipeline:
         timings["nlp"] = _ms(started)
         t_data = time.perf_counter()
         with self._stage(Stage.data_processing, query_id):
-            sql, result = await self.execute(sql, wh, user_id=user_id, progress=progress)
+            try:
+                sql, result = await self.execute(sql, wh, user_id=user_id, progress=progress)
+            except AskFailed as failure:
+                if engine != "llm" or failure.code != ErrorCode.query_failed.value:
+                    raise
+                # the LLM's SQL passed validation but the engine refused it: one repair round
+                # with the database's own message (the new SQL is validated again by execute)
+                parsed = await self._repair(req, wh, parsed, failure, progress)
+                sql, engine = parsed.sql, parsed.engine
+                sql, result = await self.execute(sql, wh, user_id=user_id, progress=progress)
         timings["data"] = _ms(t_data)
         t_viz = time.perf_counter()
         with self._stage(Stage.visualization, query_id):
             chart, warnings = await self.visualize(query_id, req, result, parsed, progress)
         timings["viz"] = _ms(t_viz)
         timings["total"] = _ms(started)
-        return result_data(query_id, req, wh.name, engine, sql, parsed, result, chart, warnings, timings)
+        return result_data(query_id, req, wh.name, engine, sql, parsed, result, chart, warnings, timings,
+                           low_below=self.nlp.confidence_threshold)
 
     @contextlib.contextmanager
     def _stage(self, stage: Stage, query_id: str) -> Iterator[None]:
@@ -190,6 +202,18 @@ class Pipeline:
         except NotUnderstood as exc:
             raise AskFailed(stage, exc.code, exc.message, exc.suggestions) from None
         return parsed.sql, parsed, parsed.engine
+
+    async def _repair(self, req: AskRequest, wh: Warehouse, parsed: Any, failure: AskFailed,
+                      progress: Callable[..., None]) -> Any:
+        """The NLP agent's new answer after the LLM's SQL failed on ``wh`` (``failure``);
+        raises ``failure`` when there is none."""
+        progress(Stage.data_processing, "sql_validation", "The database refused the LLM's query; asking it to repair…", 0)
+        model = await self.nlp.model_for(wh)
+        try:
+            return await self.nlp.repair(req.question or "", parsed, failure.message, model, wh)
+        except LLMFailure as again:
+            failure.message = f"{failure.message} (the LLM could not repair it: {again.reason})"
+            raise failure from None
 
     async def execute(
         self, sql: str, wh: Warehouse, *, user_id: str, progress: Callable[..., None] = lambda *a, **k: None
@@ -254,8 +278,10 @@ class Pipeline:
 def result_data(
     query_id: str, req: AskRequest, warehouse: str, engine: str, sql: str, parsed: Any,
     result: QueryResult, chart: Chart, warnings: list[str], timings: dict[str, float],
+    low_below: float = CONFIDENCE_THRESHOLD,
 ) -> dict[str, Any]:
-    """The ``result`` publication's data."""
+    """The ``result`` publication's data (``low_below``: the confidence under which the answer
+    is flagged ``low_confidence``)."""
     return {
         "query_id": query_id,
         "question": req.question,
@@ -265,6 +291,9 @@ def result_data(
         "explanation": parsed.explanation if parsed else "",
         "assumptions": list(parsed.assumptions) if parsed else [],
         "alternatives": list(parsed.alternatives) if parsed else [],
+        "confidence": parsed.confidence if parsed else None,
+        "confidence_reasons": list(parsed.confidence_reasons) if parsed else [],
+        "low_confidence": bool(parsed and parsed.confidence < low_below),
         "columns": result.columns,
         "column_kinds": list(result.column_kinds),
         "rows": result.rows,

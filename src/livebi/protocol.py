@@ -501,6 +501,16 @@ class ResultData(BaseModel):
     explanation: str = ""
     assumptions: list[str] = Field(default_factory=list)
     alternatives: list[str] = Field(default_factory=list)
+    confidence: float | None = Field(
+        None, ge=0, le=1,
+        description="How sure the engine is of its reading of the question (0-1); null for SQL the user wrote.",
+    )
+    confidence_reasons: list[str] = Field(
+        default_factory=list, description="Why the confidence is below 1, the biggest doubt first (at most 5).",
+    )
+    low_confidence: bool = Field(
+        False, description="The confidence is below llm_confidence_threshold: clients ask the user to check the assumptions.",
+    )
     columns: list[str]
     column_kinds: list[str]
     rows: list[list[Any]]

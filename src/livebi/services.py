@@ -48,7 +48,8 @@ def build_nlp_agent(settings: Settings) -> NLPAgent:
                         max_sql_chars=settings.max_sql_chars, max_sql_depth=settings.max_sql_depth)
     return NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars,
                     semantic_layers=layers, schema_check_interval_s=settings.schema_check_interval_s,
-                    llm=llm, llm_mode=settings.llm_mode)
+                    llm=llm, llm_mode=settings.llm_mode,
+                    confidence_threshold=settings.llm_confidence_threshold)
 
 
 def warehouse_options(settings: Settings, name: str) -> dict[str, Any]:

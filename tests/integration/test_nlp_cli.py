@@ -86,3 +86,16 @@ def test_a_bad_semantic_layer_stops_before_any_question(northwind_path: Path, tm
     assert f"{layer}: metrics → margin" in proc.stderr and "did you mean UnitPrice" in proc.stderr
     assert "Traceback" not in proc.stderr
     json.dumps(proc.stderr)
+
+
+def test_the_confidence_is_printed_and_a_low_one_asks_to_check(northwind_path: Path) -> None:
+    sure, unsure = "revenue by category", "revenue by category for loyal customers"
+    proc = livebi("ask", "--warehouse", f"sqlite:///{northwind_path}", "--format", "json", sure, unsure)
+    assert proc.returncode == 0, proc.stderr
+    out = {o["question"]: o for o in answers(proc)}
+    assert out[sure]["low_confidence"] is False and out[sure]["confidence"] >= 0.9
+    assert out[unsure]["low_confidence"] is True and out[unsure]["confidence"] < 0.6
+    assert any('"loyal"' in r for r in out[unsure]["confidence_reasons"])
+    text = livebi("ask", "--warehouse", f"sqlite:///{northwind_path}", sure, unsure)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("Please check (confidence ") == 1 and 'did not understand "loyal"' in text.stdout

@@ -567,7 +567,7 @@ def test_to_dict_is_json(agent, model):
     for question in ("revenue by region in 2024", "customers from Brazil", "top 5 products by revenue"):
         data = agent.parse(question, model, dialect="duckdb").to_dict()
         assert set(data) == {"sql", "engine", "intent", "explanation", "assumptions", "alternatives", "chart_hint",
-                             "ignored"}
+                             "ignored", "confidence", "confidence_reasons"}
         json.dumps(data)
 
 

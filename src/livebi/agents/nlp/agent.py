@@ -10,8 +10,10 @@ Which engine answers (:meth:`NLPAgent.answer`):
 * no LLM configured: the offline parser, always;
 * ``llm_mode="fallback"`` (the default): the parser first, because it is fast (milliseconds),
   deterministic, explains its assumptions and is measured by ``benchmarks/nlp_accuracy.py``;
-  the LLM is asked only when the parser cannot understand the question or had to ignore some
-  of its words. If the LLM fails too, the parser's answer (or its error) stands;
+  the LLM is asked only when the parser cannot understand the question or is not confident
+  of its answer (its :mod:`confidence <.confidence>` is below ``confidence_threshold``: an
+  ignored word, a dropped negation, several readings...). If the LLM fails too, the parser's
+  answer (or its error) stands;
 * ``llm_mode="first"``: the LLM first, for deployments that trust their model more than the
   parser's coverage; the parser answers when the LLM fails, times out or writes SQL that is
   invalid or not read-only.
@@ -27,12 +29,14 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+import weakref
 from typing import Mapping
 
 from livebi.warehouse.base import Schema, Warehouse, WarehouseError
 from livebi.warehouse.types import quote_identifier
 
-from .llm import LLMEngine, LLMFailure
+from .confidence import combine
+from .llm import Examples, LLMEngine, LLMFailure, Samples, link_schema
 from .model import SemanticModel
 from .normalize import tokenize
 from .parser import NotUnderstood, ParsedQuestion, SubstageCallback, check_question, parse_question
@@ -42,6 +46,15 @@ from .timeexpr import data_anchor, extract_time
 log = logging.getLogger(__name__)
 
 LLM_MODES = ("fallback", "first")
+CONFIDENCE_THRESHOLD = 0.6
+#: How sure an LLM answer is when no parse judged the question (llm_mode="first"): its SQL is
+#: valid and read-only, nothing more is known; a repair round lowers it further.
+LLM_CONFIDENCE = 0.8
+LLM_REPAIRED = 0.85
+SAMPLED_COLUMNS = 6  # linked columns without indexed values sampled for the LLM's prompt
+SAMPLES_PER_COLUMN = 5
+SAMPLE_ROWS, SAMPLE_TIMEOUT_S = 50, 5.0  # rows read to find them, and how long that may take
+EXAMPLES_TRIED, EXAMPLES_SHOWN = 5, 3  # example questions the parser writes SQL for, for the LLM
 
 
 @dataclasses.dataclass
@@ -63,6 +76,7 @@ class NLPAgent:
         schema_check_interval_s: float = 10.0,
         llm: LLMEngine | None = None,
         llm_mode: str = "fallback",
+        confidence_threshold: float = CONFIDENCE_THRESHOLD,
     ) -> None:
         """
         Args:
@@ -73,6 +87,8 @@ class NLPAgent:
                 every question).
             llm: the LLM engine, or None for the offline parser only.
             llm_mode: ``fallback`` (parser first) or ``first`` (LLM first); see the module.
+            confidence_threshold: a parse less confident than this (0..1) is low-confidence:
+                in ``fallback`` mode the LLM answers instead, and the answer asks to be checked.
         """
         if llm_mode not in LLM_MODES:
             raise ValueError(f"llm_mode must be one of {', '.join(LLM_MODES)}, not {llm_mode!r}")
@@ -82,8 +98,15 @@ class NLPAgent:
         self.schema_check_interval_s = schema_check_interval_s
         self.llm = llm
         self.llm_mode = llm_mode
+        self.confidence_threshold = confidence_threshold
         self._models: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # per model: ((dialect, today), examples for the LLM's prompt)
+        self._examples: weakref.WeakKeyDictionary[SemanticModel, tuple[tuple[str, dt.date], Examples]] = \
+            weakref.WeakKeyDictionary()
+        # per model: (table, column) -> sample values shown to the LLM (read once per model)
+        self._samples: weakref.WeakKeyDictionary[SemanticModel, dict[tuple[str, str], list[str]]] = \
+            weakref.WeakKeyDictionary()
 
     @property
     def today(self) -> dt.date:
@@ -243,7 +266,7 @@ class NLPAgent:
             return await self._parse(text, model, dialect, report)
         if self.llm_mode == "first":
             try:
-                return await self._ask_llm(text, model, dialect, report)
+                return await self._ask_llm(text, model, dialect, report, warehouse)
             except LLMFailure as failure:
                 note = f"The LLM endpoint failed ({failure.reason}); answered by the offline parser"
                 parsed = await self._parse(text, model, dialect, report, llm_failure=failure)
@@ -255,22 +278,34 @@ class NLPAgent:
             if exc.code != "not_understood":
                 raise
             try:
-                answer = await self._ask_llm(text, model, dialect, report)
+                answer = await self._ask_llm(text, model, dialect, report, warehouse)
             except LLMFailure as failure:
                 exc.message = f"{exc.message} (the LLM could not answer either: {failure.reason})"
                 raise exc from None
             answer.assumptions.insert(0, "The offline parser could not read this question; answered by the LLM")
             return answer
-        if not parsed.ignored:
+        if parsed.confidence >= self.confidence_threshold:
             return parsed
         try:
-            answer = await self._ask_llm(text, model, dialect, report)
+            answer = await self._ask_llm(text, model, dialect, report, warehouse)
         except LLMFailure as failure:
             parsed.assumptions.insert(0, f"The LLM endpoint failed ({failure.reason}); answered by the offline parser")
             return parsed
-        words = ", ".join(f'"{w}"' for w in parsed.ignored)
-        answer.assumptions.insert(0, f"The offline parser would have ignored {words}; answered by the LLM")
+        if parsed.ignored:
+            words = ", ".join(f'"{w}"' for w in parsed.ignored)
+            why = f"The offline parser would have ignored {words}; answered by the LLM"
+        else:
+            doubt = parsed.confidence_reasons[0] if parsed.confidence_reasons else "several readings"
+            why = f"The offline parser was unsure ({doubt}); answered by the LLM"
+        answer.assumptions.insert(0, why)
+        # the question was hard for the parser: the LLM's answer deserves a check as well
+        answer.confidence = min(answer.confidence, parsed.confidence)
+        answer.confidence_reasons = ["written by the LLM: the parser was unsure"] + parsed.confidence_reasons
         return answer
+
+    def is_low(self, parsed: ParsedQuestion) -> bool:
+        """The answer should be checked by the user (shown prominently by the UI)."""
+        return parsed.confidence < self.confidence_threshold
 
     async def _parse(self, text: str, model: SemanticModel, dialect: str, report: SubstageCallback,
                      llm_failure: LLMFailure | None = None) -> ParsedQuestion:
@@ -282,13 +317,51 @@ class NLPAgent:
             raise
 
     async def _ask_llm(self, text: str, model: SemanticModel, dialect: str,
-                       report: SubstageCallback) -> ParsedQuestion:
+                       report: SubstageCallback, warehouse: Warehouse) -> ParsedQuestion:
         assert self.llm is not None
-        answer = await self.llm.generate(text, model, dialect=dialect, today=self.today, report=report)
-        assumptions = []
-        if answer.repaired_from:
-            assumptions.append(f"The LLM's first query was invalid ({answer.repaired_from}); it repaired it")
+        samples, examples = await self._prompt_extras(text, model, dialect, warehouse)
+        answer = await self.llm.generate(text, model, dialect=dialect, today=self.today, report=report,
+                                         samples=samples, examples=examples)
         report("sql_generation", 100, f"the LLM ({self.llm.model}) wrote the query")
+        return self._llm_parsed(answer, "The LLM's first query was invalid ({}); it repaired it")
+
+    async def repair(self, question: str, failed: ParsedQuestion, error: str, model: SemanticModel,
+                     warehouse: Warehouse, on_substage: SubstageCallback | None = None) -> ParsedQuestion:
+        """Another answer after ``failed`` (an LLM answer) failed on the warehouse with ``error``:
+        the LLM gets one repair attempt with the database's message; when that fails, the offline
+        parser answers if it can.
+
+        Raises:
+            LLMFailure: the LLM could not repair it and the parser cannot read the question.
+        """
+        assert self.llm is not None and failed.engine == "llm"
+        report = on_substage or (lambda substage, percent, detail: None)
+        dialect = warehouse.dialect or "duckdb"
+        samples, examples = await self._prompt_extras(question, model, dialect, warehouse)
+        try:
+            answer = await self.llm.repair(question, model, sql=failed.sql, error=error, dialect=dialect,
+                                           today=self.today, report=report, samples=samples, examples=examples)
+        except LLMFailure as failure:
+            try:
+                parsed = await self._parse(question, model, dialect, report)
+            except NotUnderstood:
+                raise failure from None
+            parsed.assumptions.insert(0, f"The LLM's query failed on the database ({error}) and its repair "
+                                         f"failed ({failure.reason}); answered by the offline parser")
+            return parsed
+        repaired = self._llm_parsed(answer, "The LLM's first query failed on the database ({}); it repaired it")
+        repaired.assumptions[1:1] = [a for a in failed.assumptions if not a.startswith("The LLM's first query")]
+        repaired.confidence = min(repaired.confidence, failed.confidence)
+        repaired.confidence_reasons = failed.confidence_reasons + repaired.confidence_reasons
+        return repaired
+
+    def _llm_parsed(self, answer, repaired_note: str) -> ParsedQuestion:
+        assert self.llm is not None
+        assumptions, doubts = [], [(LLM_CONFIDENCE, "written by the LLM; the offline parser did not check it")]
+        if answer.repaired_from:
+            assumptions.append(repaired_note.format(answer.repaired_from))
+            doubts.append((LLM_REPAIRED, "the LLM needed a second attempt"))
+        sure = combine(doubts)
         return ParsedQuestion(
             sql=answer.sql,
             engine="llm",
@@ -297,4 +370,48 @@ class NLPAgent:
             assumptions=assumptions,
             alternatives=[],
             chart_hint={},
+            confidence=sure.score,
+            confidence_reasons=sure.reasons,
         )
+
+    async def _prompt_extras(self, text: str, model: SemanticModel, dialect: str,
+                             warehouse: Warehouse) -> tuple[Samples, Examples]:
+        """Sample values of the linked columns the value index lacks (a few distinct values
+        each, read from the warehouse), and example questions the parser answers confidently."""
+        linked = await asyncio.to_thread(link_schema, text, model, today=self.today)
+        known = self._samples.setdefault(model, {})
+        wanted = sorted(c for c in linked.columns if c not in model.values)[:SAMPLED_COLUMNS]
+        for table, column in wanted:
+            if (table, column) not in known:
+                known[(table, column)] = await self._sample(warehouse, table, column)
+        samples: Samples = {c: known[c] for c in wanted if known[c]}
+        key = (dialect, self.today)
+        cached = self._examples.get(model)
+        if cached is None or cached[0] != key:
+            cached = (key, await asyncio.to_thread(self._examples_for, model, dialect))
+            self._examples[model] = cached
+        return samples, cached[1]
+
+    async def _sample(self, warehouse: Warehouse, table: str, column: str) -> list[str]:
+        """A few values of a column as stored (how dates, codes, amounts are written): the first
+        rows found, not a GROUP BY, so that it stays cheap on a large table."""
+        t, c = quote_identifier(table), quote_identifier(column)
+        sql = f"SELECT {c} FROM {t} WHERE {c} IS NOT NULL LIMIT {SAMPLE_ROWS}"
+        try:
+            result = await warehouse.execute(sql, timeout=SAMPLE_TIMEOUT_S, row_cap=SAMPLE_ROWS)
+        except WarehouseError:
+            # the prompt is complete without samples; the question goes on
+            log.warning("could not sample %s.%s for the LLM", table, column, exc_info=True)
+            return []
+        return list(dict.fromkeys(str(row[0]) for row in result.rows))[:SAMPLES_PER_COLUMN]
+
+    def _examples_for(self, model: SemanticModel, dialect: str) -> Examples:
+        out: Examples = []
+        for question in model.example_questions(EXAMPLES_TRIED):
+            try:
+                parsed = self.parse(question, model, dialect=dialect)
+            except NotUnderstood:
+                continue
+            if not self.is_low(parsed):
+                out.append((question, parsed.sql))
+        return out[:EXAMPLES_SHOWN]

@@ -3,9 +3,14 @@
 Works with anything that speaks ``POST {base_url}/chat/completions`` (OpenAI, Kimi, Ollama,
 vLLM, llama.cpp's server...). The model is never trusted blindly:
 
-1. the prompt carries the semantic model (tables, columns, types, keys, sample values, metrics
-   and synonyms of the semantic layer, the dialect and today's date), most relevant tables first
-   and cut to a size budget, so a 100-table schema still fits;
+1. the prompt carries the part of the semantic model the question needs, as the best published
+   text-to-SQL systems do (schema linking): the tables whose names, columns or indexed values
+   the question's words match (through the parser's own linker), the tables that join them
+   (shortest foreign-key paths), their columns with types, keys and sample values (the
+   matched values first), the foreign keys as join conditions, the semantic layer's metrics
+   and synonyms, a few example questions with the SQL the parser is sure of, the dialect and
+   today's date. A small schema is described whole; when no word links, the tables most
+   likely to matter come first, cut to a size budget, so a 100-table schema still fits;
 2. the SQL is taken out of the reply (a fenced code block, a JSON ``{"sql": ...}``, or the text
    from the first ``SELECT``/``WITH``), ignoring ``<think>`` sections of reasoning models;
 3. it must pass :func:`~livebi.warehouse.safety.validate_select` against the schema (one
@@ -13,7 +18,10 @@ vLLM, llama.cpp's server...). The model is never trusted blindly:
 4. when it does not parse or names something unknown, the validation error goes back to the
    model for **one** repair round; a write or multi-statement reply is refused at once;
 5. anything else (timeout, HTTP error, malformed JSON, no SQL, still invalid) raises
-   :class:`LLMFailure`, and the agent answers with the offline parser instead, saying why.
+   :class:`LLMFailure`, and the agent answers with the offline parser instead, saying why;
+6. when the validated SQL then fails on the warehouse, :meth:`LLMEngine.repair` sends the
+   database's error message back for **one** more attempt, validated again (the pipeline
+   calls it, see :meth:`livebi.pipeline.Pipeline.answer`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from livebi.warehouse.base import WarehouseError
 from livebi.warehouse.safety import MAX_SQL_CHARS, MAX_SQL_DEPTH, validate_select
 
 from . import lexicon as lx
+from .intent import extract_intent
+from .linker import correct_spelling
+from .linker import link as link_mentions
 from .model import SemanticModel
 from .normalize import tokenize
 
@@ -39,6 +50,13 @@ SubstageCallback = Callable[[str, int, str], None]
 #: Characters of schema description sent at most (about 8k tokens); the rest is named only.
 PROMPT_BUDGET_CHARS = 24_000
 VALUES_SHOWN = 12
+#: A schema whose full description is this short is sent whole (linking could only lose recall).
+SMALL_SCHEMA_CHARS = 3_000
+LINKS_PER_MENTION = 3  # tables a vague word ("name") may bring in at most
+#: (question, SQL) pairs shown to the model, e.g. written by the offline parser for this schema
+Examples = list[tuple[str, str]]
+#: (table, column) -> a few distinct values, for linked columns the value index does not hold
+Samples = dict[tuple[str, str], list[str]]
 _REFUSED_CODES = {"forbidden_sql", "multiple_statements"}
 _DIALECT_NOTES = {
     "sqlite": "SQLite: dates are ISO text ('2024-03-31'); use strftime('%Y-%m-01', col) and "
@@ -80,17 +98,16 @@ class LLMEngine:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     async def generate(self, question: str, model: SemanticModel, *, dialect: str, today: dt.date,
-                       report: SubstageCallback) -> LLMAnswer:
+                       report: SubstageCallback, samples: Samples | None = None,
+                       examples: Examples | None = None) -> LLMAnswer:
         """Ask for SQL answering ``question``, validated against ``model.schema``.
 
         Raises:
             LLMFailure: no valid read-only SELECT came back (after at most one repair round).
         """
         report("intent_extraction", 0, f"preparing the prompt for {self.model}")
-        system, user, shown = build_prompt(question, model, dialect=dialect, today=today,
-                                           budget=self.prompt_budget_chars)
+        messages, shown = await self._opening(question, model, dialect, today, samples, examples)
         report("schema_linking", 100, f"described {shown} table{'s' if shown != 1 else ''} to the LLM")
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         report("llm_request", 0, f"waiting for {self.model}…")
         reply = await self._complete(messages)
         report("sql_generation", 0, "checking the LLM's SQL")
@@ -101,14 +118,43 @@ class LLMEngine:
                 raise LLMFailure(invalid.message) from None
             problem = invalid.message
         report("llm_request", 50, f"asking {self.model} to repair: {problem}")
-        messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": repair_prompt(problem)}]
-        reply = await self._complete(messages)
-        try:
-            answer = await self._checked(reply, model, dialect, attempts=2)
-        except _Invalid as again:
-            raise LLMFailure(again.message if again.refused else f"still invalid after a repair: {again.message}") from None
+        answer = await self._repaired(messages, reply, problem, model, dialect, attempts=2)
         answer.repaired_from = problem
         return answer
+
+    async def repair(self, question: str, model: SemanticModel, *, sql: str, error: str, dialect: str,
+                     today: dt.date, report: SubstageCallback, samples: Samples | None = None,
+                     examples: Examples | None = None) -> LLMAnswer:
+        """One more attempt after ``sql`` (the LLM's, validated) failed on the warehouse with
+        ``error``: the same prompt, the query as the model's reply, then the database's message.
+
+        Raises:
+            LLMFailure: the new reply is not a valid read-only SELECT either.
+        """
+        messages, _ = await self._opening(question, model, dialect, today, samples, examples)
+        report("llm_request", 50, f"asking {self.model} to repair: {error}")
+        answer = await self._repaired(messages, f"```sql\n{sql}\n```", f"the database says: {error}",
+                                      model, dialect, attempts=2)
+        answer.repaired_from = error
+        return answer
+
+    async def _opening(self, question: str, model: SemanticModel, dialect: str, today: dt.date,
+                       samples: Samples | None, examples: Examples | None) -> tuple[list[dict[str, str]], int]:
+        # linking parses the question and describes tables: CPU work, off the event loop
+        system, user, shown = await asyncio.to_thread(
+            build_prompt, question, model, dialect=dialect, today=today, budget=self.prompt_budget_chars,
+            samples=samples, examples=examples)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}], shown
+
+    async def _repaired(self, messages: list[dict[str, str]], reply: str, problem: str, model: SemanticModel,
+                        dialect: str, *, attempts: int) -> LLMAnswer:
+        messages = messages + [{"role": "assistant", "content": reply},
+                               {"role": "user", "content": repair_prompt(problem)}]
+        reply = await self._complete(messages)
+        try:
+            return await self._checked(reply, model, dialect, attempts=attempts)
+        except _Invalid as again:
+            raise LLMFailure(again.message if again.refused else f"still invalid after a repair: {again.message}") from None
 
     async def _checked(self, reply: str, model: SemanticModel, dialect: str, *, attempts: int) -> LLMAnswer:
         sql, explanation = extract_sql(reply)
@@ -225,13 +271,20 @@ def repair_prompt(error: str) -> str:
 
 
 def build_prompt(question: str, model: SemanticModel, *, dialect: str, today: dt.date,
-                 budget: int = PROMPT_BUDGET_CHARS) -> tuple[str, str, int]:
-    """The system and user messages, and how many tables were described in full."""
+                 budget: int = PROMPT_BUDGET_CHARS, samples: Samples | None = None,
+                 examples: Examples | None = None) -> tuple[str, str, int]:
+    """The system and user messages, and how many tables were described in full.
+
+    Described: every table when the schema is small, else the tables :func:`link_schema`
+    finds for the question (with the tables joining them), else the most relevant tables
+    within ``budget``. The rest are named only, so the model can tell it lacks something.
+    """
     rules = [
         f"You write SQL for a {dialect or 'standard SQL'} database to answer business questions.",
         "Reply with exactly one read-only SELECT statement (WITH ... SELECT is fine) in a ```sql "
         "code block, then one sentence saying what it computes.",
         "Use only the tables and columns listed, spelled exactly as listed, in double quotes.",
+        "Join tables only on the foreign keys listed.",
         "Never write INSERT, UPDATE, DELETE, DROP, ALTER, CREATE, PRAGMA, ATTACH or COPY: if the "
         "question asks to change data, reply NO_SQL.",
         "Give result columns short snake_case aliases; put the label column first and order "
@@ -241,30 +294,117 @@ def build_prompt(question: str, model: SemanticModel, *, dialect: str, today: dt
     if dialect in _DIALECT_NOTES:
         rules.append(_DIALECT_NOTES[dialect])
     system = "\n".join(f"- {r}" if i else r for i, r in enumerate(rules))
-    blocks, rest = [], []
-    used = 0
-    for table in _tables_by_relevance(question, model):
-        block = describe_table(model, table)
+    linked = link_schema(question, model)
+    everything = {t: describe_table(model, t, linked.values, samples) for t in model.tables}
+    if sum(map(len, everything.values())) <= SMALL_SCHEMA_CHARS:
+        chosen = list(model.tables)
+    elif linked.tables:
+        chosen = linked.tables
+    else:
+        chosen = _tables_by_relevance(question, model)
+    blocks, rest, used = [], [], 0
+    for table in chosen:
+        block = everything[table]
         if used + len(block) > budget and blocks:
             rest.append(table)
             continue
         blocks.append(block)
         used += len(block)
-    extra = _layer_notes(model)
+    described = [t for t in chosen if t not in rest]
+    rest += [t for t in model.tables if t not in chosen]
     schema = "\n\n".join(blocks)
+    joins = _join_lines(model, described)
+    if joins:
+        schema += "\n\nForeign keys (join on these):\n" + "\n".join(joins)
     if rest:
-        schema += "\n\nOther tables (ask about them by name; columns not shown): " + ", ".join(f'"{t}"' for t in rest)
+        schema += "\n\nOther tables of this database (columns not shown): " + ", ".join(f'"{t}"' for t in rest)
+    extra = _layer_notes(model)
     if extra:
         schema += "\n\n" + extra
+    shown_examples = [(q, sql) for q, sql in (examples or []) if q.strip().lower() != question.strip().lower()]
+    if shown_examples:
+        schema += "\n\nExamples of questions on this database and their SQL:\n" + "\n".join(
+            f"Q: {q}\n```sql\n{sql}\n```" for q, sql in shown_examples)
     user = f"Schema:\n{schema}\n\nQuestion: {question}"
     return system, user, len(blocks)
 
 
-def describe_table(model: SemanticModel, table: str) -> str:
-    """One table for the prompt: name, human name, rows, then one line per visible column."""
+@dataclasses.dataclass
+class LinkedSchema:
+    """What the question's words name: tables (the linked ones, then those joining them),
+    columns, and the values matched in each column."""
+
+    tables: list[str]
+    columns: set[tuple[str, str]]
+    values: dict[tuple[str, str], list[str]]
+
+
+def link_schema(question: str, model: SemanticModel, *, today: dt.date | None = None) -> LinkedSchema:
+    """Schema linking with the parser's own linker (spelling fixes, phrases, value index).
+
+    A word linked to many tables ("name") keeps its best few; the tables are then connected
+    by the shortest foreign-key paths from the one most words link to (the fact table on a
+    tie), so the model is shown every table a join needs and no other.
+    """
+    tokens = tokenize(question)
+    correct_spelling(tokens, model)
+
+    def is_schema_phrase(start: int, length: int) -> bool:
+        phrase = tuple(t.norm for t in tokens[start:start + length])
+        return len(phrase) == length and phrase in model.phrases
+
+    intent = extract_intent(tokens, today or dt.date.today(), is_schema_phrase=is_schema_phrase)
+    weight: dict[str, float] = {}
+    columns: set[tuple[str, str]] = set()
+    values: dict[tuple[str, str], list[str]] = {}
+    for mention in link_mentions(tokens, intent.consumed, model):
+        links = [lk for lk in mention.links if lk.table in model.tables]
+        if not links:
+            continue
+        best = max(lk.score for lk in links)
+        kept: list[str] = []
+        for lk in sorted(links, key=lambda lk: -lk.score):
+            if lk.score < best - 0.1 or (lk.table not in kept and len(kept) >= LINKS_PER_MENTION):
+                continue
+            if lk.table not in kept:
+                kept.append(lk.table)
+            weight[lk.table] = weight.get(lk.table, 0.0) + lk.score
+            if lk.column:
+                columns.add((lk.table, lk.column))
+                if lk.kind == "value" and lk.value is not None:
+                    values.setdefault((lk.table, lk.column), []).append(lk.value)
+    if not weight:
+        return LinkedSchema([], columns, values)
+    anchor = max(weight, key=lambda t: (weight[t], t == model.fact_table, t))
+    tables = [anchor] + sorted((t for t in weight if t != anchor), key=lambda t: (-weight[t], t))
+    paths = model.paths_from(anchor, directed=False)
+    for table in list(tables[1:]):
+        for edge, _ in paths.get(table, []):
+            for step in (edge.child, edge.parent):
+                if step not in tables:
+                    tables.append(step)
+    return LinkedSchema(tables, columns, values)
+
+
+def _join_lines(model: SemanticModel, tables: list[str]) -> list[str]:
+    shown = set(tables)
+    lines = []
+    for edge in model.edges:
+        if edge.child in shown and edge.parent in shown:
+            pairs = zip(edge.child_cols, edge.parent_cols)
+            lines.append(" AND ".join(f'"{edge.child}"."{c}" = "{edge.parent}"."{p}"' for c, p in pairs))
+    return lines
+
+
+def describe_table(model: SemanticModel, table: str, matched: dict[tuple[str, str], list[str]] | None = None,
+                   samples: Samples | None = None) -> str:
+    """One table for the prompt: name, human name, rows, then one line per visible column
+    with its key, meaning and sample values (the values the question matched first)."""
     info = model.tables[table]
+    spec = model.layer.tables.get(table) if model.layer else None  # the semantic layer's words
     rows = f"; {info.row_count:,} rows" if info.row_count is not None else ""
-    lines = [f'table "{table}" ({info.human}{rows})']
+    also = f"; also called {_quoted(spec.synonyms)}" if spec and spec.synonyms else ""
+    lines = [f'table "{table}" ({info.human}{also}{rows})']
     keys = {c: e for e in model.parents(table) for c in e.child_cols}
     for col in info.columns.values():
         if col.role == "hidden":
@@ -279,16 +419,32 @@ def describe_table(model: SemanticModel, table: str) -> str:
             notes.append(f"means {col.human}")
         if col.text_date:
             notes.append("date stored as text")
-        values = model.values.get((table, col.name))
+        col_spec = spec.columns.get(col.name) if spec else None
+        if col_spec and col_spec.synonyms:
+            notes.append(f"also called {_quoted(col_spec.synonyms)}")
+        first = (matched or {}).get((table, col.name), [])
+        values = list(dict.fromkeys(first + (model.values.get((table, col.name)) or [])))
         if values:
             shown = ", ".join("'" + v[:40].replace("'", "''") + "'" for v in values[:VALUES_SHOWN])
             more = f" (+{len(values) - VALUES_SHOWN} more)" if len(values) > VALUES_SHOWN else ""
             notes.append(f"values: {shown}{more}")
+        elif samples and samples.get((table, col.name)):
+            shown = ", ".join("'" + str(v)[:40].replace("'", "''") + "'" for v in samples[(table, col.name)])
+            notes.append(f"e.g. {shown}")
         lines.append(f'  "{col.name}" {col.type or col.kind}' + (f" -- {'; '.join(notes)}" if notes else ""))
+    metrics = model.layer.metrics if model.layer else {}
     for measure in info.measures:
-        if measure.derived:
+        metric = metrics.get(measure.label)
+        if metric is not None:  # the layer's own SQL: the definition the business agreed on
+            about = f" -- {metric.description}" if metric.description else ""
+            lines.append(f'  metric "{measure.label}" = {metric.expression}{about}')
+        elif measure.derived:
             lines.append(f"  measure {measure.label} = {measure.description}")
     return "\n".join(lines)
+
+
+def _quoted(words) -> str:
+    return ", ".join(f'"{w}"' for w in words)
 
 
 def _layer_notes(model: SemanticModel) -> str:

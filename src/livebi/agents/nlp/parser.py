@@ -22,6 +22,7 @@ from . import explain as ex
 from . import lexicon as lx
 from . import strings
 from .compose import compose
+from .confidence import of_parse
 from .intent import extract_intent
 from .linker import correct_spelling, link, suggestions_for, unknown_words
 from .model import SemanticModel
@@ -45,6 +46,8 @@ class ParsedQuestion:
     alternatives: list[str]
     chart_hint: dict[str, Any]
     ignored: list[str] = dataclasses.field(default_factory=list)  # words the parser could not use
+    confidence: float = 1.0  # 0..1, how sure the engine is (see .confidence)
+    confidence_reasons: list[str] = dataclasses.field(default_factory=list)  # why it is not 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -174,6 +177,7 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
     assumptions += ex.measure_notes(model, spec)  # a semantic layer's default filters
     assumptions += dialect_notes(spec, dialect)
     alternatives = ex.alternative_questions(text, planner.swaps, tokens, planner.alternatives)
+    sure = of_parse(tokens, intent, mentions, unknown_at, fixes, assumptions[len(fixes):], alternatives, spec)
     if unknown:
         assumptions.append("Ignored " + ", ".join(f'"{w}"' for w in unknown))
     parsed = ParsedQuestion(
@@ -185,6 +189,8 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
         alternatives=list(dict.fromkeys(alternatives))[:4],
         chart_hint=ex.chart_hint(model, spec),
         ignored=unknown,
+        confidence=sure.score,
+        confidence_reasons=sure.reasons,
     )
     report("sql_generation", 100, spec.kind)
     return parsed

@@ -355,9 +355,13 @@ export class QueryCard {
       this.showView(firstView);
       return content;
     }
+    // A low-confidence answer puts its assumptions first, highlighted: the reader checks them
+    // before trusting the chart. A confident one keeps them as quiet notes under the explanation.
+    const check = result.low_confidence ? this._pleaseCheck(result) : null;
     const content = h("div", { class: "answer" },
+      check,
       result.explanation ? h("p", { class: "explanation", testid: "result-explanation" }, result.explanation) : null,
-      (result.assumptions || []).length
+      !check && (result.assumptions || []).length
         ? h("ul", { class: "assumptions", "aria-label": "Assumptions" }, result.assumptions.map((a) => h("li", {}, a)))
         : null,
       (result.warnings || []).length
@@ -372,6 +376,27 @@ export class QueryCard {
       this._footer(result));
     this.showView(firstView);
     return content;
+  }
+
+  /** The "Please check" block of a low-confidence answer: its confidence, assumptions and doubts. */
+  _pleaseCheck(result) {
+    const assumptions = (result.assumptions || []).filter((a) => typeof a === "string" && a.trim());
+    const reasons = (result.confidence_reasons || []).filter((r) => typeof r === "string" && r.trim());
+    const percent = typeof result.confidence === "number" ? `${Math.round(result.confidence * 100)}%` : "low";
+    return h("section", { class: "check-box", testid: "check-assumptions", role: "note",
+      "aria-label": "Please check this answer" },
+      h("p", { class: "check-title" },
+        h("strong", {}, "Please check: "),
+        "this answer may not be what you asked. ",
+        h("span", { class: "check-confidence", testid: "result-confidence", title: "How sure the engine is of its reading of the question" },
+          `Confidence ${percent}`)),
+      assumptions.length
+        ? h("ul", { class: "check-list", testid: "check-assumption", "aria-label": "Assumptions" },
+            assumptions.map((a) => h("li", {}, a)))
+        : null,
+      reasons.length
+        ? h("p", { class: "check-reasons small", testid: "check-reasons" }, `Why: ${reasons.join("; ")}.`)
+        : null);
   }
 
   _reask(result) {
