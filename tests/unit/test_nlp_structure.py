@@ -381,3 +381,14 @@ def test_columns_of_the_table_a_row_points_at(library, question, gold):
     """A loan's member's age is an attribute of the loan's row (many-to-one), not a total."""
     sql = _answers(library, question, gold)
     assert "HAVING" not in sql.upper() and "GROUP BY" not in sql.upper(), sql
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("members whose age is above the average", "SELECT member_name FROM member WHERE age > (SELECT AVG(age) FROM member)"),
+    ("names of members whose age is more than the average age",
+     "SELECT member_name FROM member WHERE age > (SELECT AVG(age) FROM member)"),
+    ("how many loans have days below the average", "SELECT COUNT(*) FROM loan WHERE days < (SELECT AVG(days) FROM loan)"),
+])
+def test_compared_with_the_columns_average(library, question, gold):
+    sql = _answers(library, question, gold)
+    assert "(SELECT AVG(" in sql.upper(), sql

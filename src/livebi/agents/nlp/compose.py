@@ -221,6 +221,8 @@ def _draft(p: Planner) -> Draft:
     for op in operands:
         if op.comparison is not None and op.comparison.op in {"=", "in"} and not p._measure_links(op.mention):
             continue  # "teachers aged 32 or 33": a value of a column, filtered row by row
+        if op.comparison is not None and op.comparison.against:
+            continue  # "above the average": each row against the column's average
         entity = _counted(p, op)
         if entity is not None and op.mention.links[0].kind == "table":
             having_mode = True  # "at least 3 orders"

@@ -117,8 +117,9 @@ def known_entities_only(p: Planner, spec: QuerySpec) -> None:
 
 
 def _row_filter(spec: QuerySpec, measure: MeasureDef, c) -> None:
-    values = c.values
-    spec.filters.append(FilterSpec(measure.table, measure.column, c.op, values, label=measure.label))  # type: ignore[arg-type]
+    values = [] if c.against else c.values
+    spec.filters.append(FilterSpec(measure.table, measure.column, c.op, values, label=measure.label,  # type: ignore[arg-type]
+                                   against=c.against))
 
 
 def amount_of(p: Planner, table: str) -> MeasureDef | None:

@@ -58,6 +58,11 @@ def _filter_words(model: SemanticModel, f: FilterSpec, base: str) -> str:
         return f"{name} {_OPS[f.op]} " + ", ".join(str(v) for v in f.values)
     if f.op == "between":
         return f"{name} between {f.values[0]:g} and {f.values[1]:g}"
+    if f.against:
+        said = {"avg": "average", "min": "minimum", "max": "maximum"}[f.against]
+        return f"{name} {_OPS.get(f.op, f.op)} the {said} {name}"
+    if not f.values:
+        return f"{name} {_OPS.get(f.op, f.op)}"
     value = f.values[0]
     shown = f"{value:g}" if isinstance(value, float) else str(value)
     return f"{name} {_OPS.get(f.op, f.op)} {shown}"

@@ -30,6 +30,7 @@ class Comparison:
     upper: float | None = None  # for "between a and b"
     times: bool = False  # "ordered more than 1200 times": compares how many related rows there are
     concept: tuple[str, ...] = ()  # "taller than 200": words of the column the comparative implies
+    against: str | None = None  # "above the average": compared with this aggregate of the column
     others: tuple[float, ...] = ()  # op "in": the values after the first ("grade 9 or 10")
 
     @property
@@ -135,6 +136,15 @@ def extract_intent(
                 continue
             number = _number_at(tokens, i + used, after_comparator=True)
             symbol_after_number = phrase[0] in {"=", ">", "<", ">=", "<="} and i > 0 and tokens[i - 1].kind == "number"
+            against = _against_aggregate(tokens, i + used) if number is None and op in {">", ">=", "<", "<="} else None
+            if against is not None:
+                # "whose number of products is above the average": compared with the column's
+                # average over the table, a subquery
+                agg, size = against
+                intent.comparisons.append(Comparison(op, 0.0, i, i + used + size, against=agg))
+                intent.consumed.update(range(i, i + used + size))
+                i += used + size
+                continue
             if number is not None and not symbol_after_number:  # not "1=1"
                 value, size = number
                 implied = lx.COMPARATIVE_ADJECTIVES.get(phrase[0], ("", ()))[1] if phrase[-1] == "than" else ()
@@ -444,6 +454,22 @@ def _equal_values(tokens: list[Token], i: int, is_schema_phrase) -> tuple[int, l
 
 _VALUE_FOLLOWERS = {"and", "or", "but", "who", "which", "that", "with", "in", "from", "by", "of", "for", "are",
                     "is", "was", "were", "have", "has", "sorted", "ordered", "order", "come", "?"}
+
+
+def _against_aggregate(tokens: list[Token], i: int) -> tuple[str, int] | None:
+    """"the average", "average", "the average number of products": an aggregate of the
+    compared column itself, and how many tokens say it (the column's own name after it is
+    part of the phrase only when it ends the question or a clause)."""
+    k = i + 1 if i < len(tokens) and tokens[i].norm == "the" else i
+    if k >= len(tokens):
+        return None
+    agg = {"average": "avg", "mean": "avg", "avg": "avg", "minimum": "min", "maximum": "max"}.get(tokens[k].norm)
+    if agg is None:
+        return None
+    end = k + 1
+    if end < len(tokens) and tokens[end].norm == "of":
+        return None  # "more than the average of all X" names another set: not handled here
+    return agg, end - i
 
 
 def _split_comparison(tokens: list[Token], i: int) -> tuple[str, int, tuple[float, int]] | None:

@@ -138,7 +138,9 @@ class Planner:
             measure_like = bool(self._measure_links(m))
             date_verb = kinds == {"column"} and not after_marker and not set(m.norm.split()) & lx.DATE_NAME_WORDS \
                 and all(self.model.column(lk.table, lk.column).role == "date" for lk in m.links)  # type: ignore[arg-type]
-            if "literal" in kinds:
+            if any(c.against and m.start == c.end for c in intent.comparisons):
+                role.role = "qualifier"  # "above the average number of products": the same column again
+            elif "literal" in kinds:
                 role.role = "literal"
             elif date_verb:
                 # "orders shipped in 2013" filters on the ship date; in "orders shipped to Germany
@@ -244,7 +246,7 @@ class Planner:
         500") is the subject, not the operand: the comparison then applies to its amount.
         """
         for c in self.intent.comparisons:
-            if m.start == c.end or (m.start == c.end + 1 and self.intent.norm(c.end) in {"in", "of"}):
+            if c.against is None and (m.start == c.end or (m.start == c.end + 1 and self.intent.norm(c.end) in {"in", "of"})):
                 return c
         for c in self.intent.comparisons:
             if any(other.start in {c.end, c.end + 1} and other is not m and self._binds_after(other, c)
@@ -259,7 +261,7 @@ class Planner:
         return None
 
     def _binds_after(self, m: Mention, c: Comparison) -> bool:
-        return m.start == c.end or (m.start == c.end + 1 and self.intent.norm(c.end) in {"in", "of"})
+        return c.against is None and (m.start == c.end or (m.start == c.end + 1 and self.intent.norm(c.end) in {"in", "of"}))
 
     def _measure_links(self, m: Mention) -> list[Link]:
         out = []

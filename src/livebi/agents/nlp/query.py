@@ -63,10 +63,14 @@ class FilterSpec:
     values: list[Any]
     label: str = ""
     text_date: bool = False
+    against: str | None = None  # compare with this aggregate of the column over its table ("avg")
 
     def to_dict(self) -> dict[str, Any]:
         values = [v.isoformat() if isinstance(v, dt.date) else v for v in self.values]
-        return {"table": self.table, "column": self.column, "op": self.op, "values": values}
+        out = {"table": self.table, "column": self.column, "op": self.op, "values": values}
+        if self.against:
+            out["against"] = self.against
+        return out
 
 
 @dataclasses.dataclass

@@ -185,6 +185,11 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
             parts.append(exp.LT(this=value.copy(), expression=_date_literal(end, dialect)))
         return exp.and_(*parts) if len(parts) > 1 else parts[0]
     ref = col(flt.table, flt.column)
+    if flt.against:  # "above the average": (SELECT AVG(col) FROM table) of the same column
+        func = {"avg": exp.Avg, "min": exp.Min, "max": exp.Max}[flt.against]
+        sub = exp.Select(expressions=[func(this=col(flt.table, flt.column))])
+        sub.set("from_", exp.From(this=exp.Table(this=ident(flt.table))))
+        return _compare(flt.op, ref, exp.Subquery(this=sub))
     if flt.op == "in":
         return exp.In(this=ref, expressions=[_literal(v) for v in flt.values])
     if flt.op == "is_null":
