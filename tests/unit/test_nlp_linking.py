@@ -30,6 +30,8 @@ CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by
                    WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
 CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT, Cafe_available TEXT);
 CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
+CREATE TABLE Ref_Languages (language_code TEXT PRIMARY KEY, language_name TEXT);
+CREATE TABLE Award_Programs (ProgramId INTEGER PRIMARY KEY, Title TEXT);
 CREATE TABLE Staff (StaffId INTEGER PRIMARY KEY, FullName TEXT, ReportsTo INTEGER);
 CREATE TABLE Branch (BranchId INTEGER PRIMARY KEY, City TEXT, manager_id INTEGER);
 CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, critic_id INTEGER, BookId INTEGER, Level_of_praise INTEGER,
@@ -45,6 +47,8 @@ INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1
 INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds', 'no'), (2, 'Ink and Paper', 'York', 'yes'),
                             (3, 'Folio', 'Bath', 'yes');
 INSERT INTO Format VALUES ('HB', 'hardback'), ('PB', 'paperback'), ('EB', 'e-book');
+INSERT INTO Ref_Languages VALUES ('EN', 'English'), ('FR', 'French');
+INSERT INTO Award_Programs VALUES (1, 'Golden Quill'), (2, 'Silver Page'), (3, 'First Novel');
 INSERT INTO Review VALUES (1, 2, 1, 5, '2024-01-03', 'Irish'), (2, 2, 3, 2, '2024-02-11', 'Irish'),
                           (3, 4, 1, 4, '2024-03-05', 'Welsh');
 """
@@ -54,7 +58,7 @@ def books():
     con = sqlite3.connect(":memory:")
     con.executescript(BOOKS)
     tables = [_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop", "Format", "Staff",
-                                            "Branch", "Review")]
+                                            "Branch", "Ref_Languages", "Award_Programs", "Review")]
     # a declared key whose name says the role of the row it points to, not its table
     tables[-1] = dataclasses.replace(tables[-1], foreign_keys=(ForeignKey(("critic_id",), "Writer", ("WriterId",)),))
     schema = Schema(tuple(tables))
@@ -124,6 +128,9 @@ def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(book
     ("number of reviews per nation", "SELECT Nationality, COUNT(*) FROM Review GROUP BY Nationality"),
     ("how many reviews does each critic have",
      "SELECT w.LName, COUNT(*) FROM Review r JOIN Writer w ON r.critic_id = w.WriterId GROUP BY w.WriterId"),
+    ("list the shop_name of bookshops", "SELECT ShopName FROM Bookshop"),
+    ("how many languages are there", "SELECT COUNT(*) FROM Ref_Languages"),
+    ("how many awards are there", "SELECT COUNT(*) FROM Award_Programs"),
 ])
 def test_names_beyond_the_column_words(books, question, gold):
     _answers(books, question, gold)

@@ -385,3 +385,7 @@ SELF_KEY_ROLES = {("reports", "to"), ("reports",), ("report", "to"), ("parent",)
                   ("manager",), ("supervisor",), ("boss",), ("mentor",)}
 #: singular last words of tables whose rows are people (a "manager_id" elsewhere points at them)
 PEOPLE_TABLE_WORDS = {"employee", "staff", "person", "people", "user", "member", "worker", "agent"}
+
+#: first words of table names that say what kind of table it is, not what it holds
+#: (``Ref_Template_Types`` holds template types, ``dim_customer`` customers)
+TABLE_KIND_PREFIXES = {"ref", "lkp", "lookup", "dim", "tbl", "fact", "lu", "xref", "map"}

@@ -227,7 +227,7 @@ class SemanticModel:
             for col in table.columns.values():
                 if col.role == "hidden":
                     continue
-                for words, score in _column_aliases(col.words, col.role):
+                for words, score in _column_aliases(col.words, "code" if is_code_column(col) else col.role):
                     link = Link("column", table.name, col.name, score=score)
                     for variant in lx.phrase_variants(list(words)):
                         if not any(lk.kind == "table" for lk in self.phrases.get(variant, ())):
@@ -235,6 +235,17 @@ class SemanticModel:
                     if tuple(own) != tuple(words[: len(own)]):  # "track length", "cartoon director"
                         for variant in lx.phrase_variants(own + list(words)):
                             self._add(variant, dataclasses.replace(link, score=min(score + 0.1, 0.9)))
+            if len(own) > 1 and own[0] in lx.TABLE_KIND_PREFIXES:  # "template types" of Ref_Template_Types
+                for variant in lx.phrase_variants(list(table.words[1:])):
+                    if not self._names_table(variant):
+                        self._add(variant, Link("table", table.name, score=0.95))
+            heads = [tuple(own[:1])] if len(own) == 2 and own[0] not in lx.TABLE_KIND_PREFIXES else []
+            for head in heads:  # "degrees" of Degree_Programs, when nothing else is called "degree"
+                if not any(head == tuple(lx.singular(w) for w in other.words[:1]) for other in self.tables.values()
+                           if other is not table):
+                    for variant in lx.phrase_variants(list(head)):
+                        if variant not in self.phrases and variant[0] not in lx.STOPWORDS:
+                            self._add(variant, Link("table", table.name, score=0.6))
             last = own[-1]
             synonyms = [head + other for word, others in lx.TABLE_SYNONYMS.items() if last.endswith(word)
                         for head in [last[: len(last) - len(word)]] if not head or len(head) >= 3
@@ -493,6 +504,8 @@ def _column_aliases(words: tuple[str, ...], role: str) -> list[tuple[tuple[str, 
         out += [((noun,), 0.8) for noun in _agent_nouns(words[-2])]
     if len(words) == 3 and words[1] == "of" and role != "key":  # "level of membership" -> "membership level"
         out.append(((words[2], words[0]), 0.85))
+    if role == "code" and len(words) > 1:  # "template type code" -> "template type", "type"
+        out += [(words[:-1], 0.8), (words[-2:-1], 0.6)]
     if len(words) >= 3 and role != "key" and words[-1] not in lx.UNIT_MEANINGS \
             and not set(words) & lx.STOPWORDS:  # "original air date" -> "air date"
         out.append((words[-2:], 0.7))
