@@ -24,7 +24,7 @@ from livebi.warehouse.base import ForeignKey, Schema
 from .test_nlp_projection import TODAY, _answers, _table
 
 BOOKS = """
-CREATE TABLE Printer (PrinterId INTEGER PRIMARY KEY, CompanyName TEXT, City TEXT);
+CREATE TABLE Printer (PrinterId INTEGER PRIMARY KEY, CompanyName TEXT, City TEXT, zip_postcode TEXT);
 CREATE TABLE Writer (WriterId INTEGER PRIMARY KEY, FName TEXT, LName TEXT, Sex TEXT, BirthState TEXT);
 CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by TEXT, weight_kg REAL,
                    WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
@@ -36,7 +36,8 @@ CREATE TABLE Staff (StaffId INTEGER PRIMARY KEY, FullName TEXT, ReportsTo INTEGE
 CREATE TABLE Branch (BranchId INTEGER PRIMARY KEY, City TEXT, manager_id INTEGER);
 CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, critic_id INTEGER, BookId INTEGER, Level_of_praise INTEGER,
                      Original_post_date TEXT, Nationality TEXT);
-INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds'), (2, 'Night Owl Print', 'York'), (3, 'Zenith Press', 'Bath');
+INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds', 'LS1'), (2, 'Night Owl Print', 'York', 'YO1'),
+                           (3, 'Zenith Press', 'Bath', 'BA1');
 INSERT INTO Writer VALUES (1, 'Ann', 'Larsson', 'F', 'NewYork'), (2, 'Bob', 'Stone', 'M', 'Ohio'),
                           (3, 'Cleo', 'Jansson', 'F', 'Ohio'), (4, 'Dan', 'Wu', 'M', 'NorthCarolina');
 INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1, 'HB'),
@@ -131,6 +132,7 @@ def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(book
     ("list the shop_name of bookshops", "SELECT ShopName FROM Bookshop"),
     ("how many languages are there", "SELECT COUNT(*) FROM Ref_Languages"),
     ("how many awards are there", "SELECT COUNT(*) FROM Award_Programs"),
+    ("what is the zip code of the printer in York", "SELECT zip_postcode FROM Printer WHERE City = 'York'"),
 ])
 def test_names_beyond_the_column_words(books, question, gold):
     _answers(books, question, gold)
@@ -156,6 +158,7 @@ def test_role_named_and_same_named_keys_are_inferred_as_joins(books):
     ("list the male writers", "SELECT FName FROM Writer WHERE Sex = 'M'"),
     ("writers from North Carolina", "SELECT FName FROM Writer WHERE BirthState = 'NorthCarolina'"),
     ("how many bookshops have a cafe available", "SELECT COUNT(*) FROM Bookshop WHERE Cafe_available = 'yes'"),
+    ("how many fictional books are there", "SELECT COUNT(*) FROM Book WHERE Genre = 'fiction'"),
 ])
 def test_values_of_the_question(books, question, gold):
     sql = _answers(books, question, gold)

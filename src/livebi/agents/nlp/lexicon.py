@@ -389,3 +389,14 @@ PEOPLE_TABLE_WORDS = {"employee", "staff", "person", "people", "user", "member",
 #: first words of table names that say what kind of table it is, not what it holds
 #: (``Ref_Template_Types`` holds template types, ``dim_customer`` customers)
 TABLE_KIND_PREFIXES = {"ref", "lkp", "lookup", "dim", "tbl", "fact", "lu", "xref", "map"}
+
+#: other words for a word of a column name ("zip code" for ``zip_postcode``, "mobile" for ``cell``)
+COLUMN_WORD_SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "postcode": (("zip", "code"), ("postal", "code"), ("zip",)), "zip": (("zip", "code"), ("postcode",)),
+    "postal": (("zip",),), "cell": (("mobile",), ("phone",)), "mobile": (("cell",), ("phone",)),
+    "surname": (("last", "name"),), "forename": (("first", "name"),),
+    "dob": (("birthday",),), "telephone": (("phone",),), "phone": (("telephone",),),
+    "nationality": (("citizenship",),), "occupation": (("job",),), "salary": (("pay",), ("wage",)),
+}
+#: endings of a question word whose stem is a stored value ("engineering" department -> 'engineer')
+VALUE_WORD_ENDINGS = ("ing", "ed", "al")

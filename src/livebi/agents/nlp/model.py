@@ -504,6 +504,11 @@ def _column_aliases(words: tuple[str, ...], role: str) -> list[tuple[tuple[str, 
         out += [((noun,), 0.8) for noun in _agent_nouns(words[-2])]
     if len(words) == 3 and words[1] == "of" and role != "key":  # "level of membership" -> "membership level"
         out.append(((words[2], words[0]), 0.85))
+    for i, word in enumerate(words):  # "zip code" for zip_postcode
+        for other in lx.COLUMN_WORD_SYNONYMS.get(word, ()):
+            out.append((words[:i] + other + words[i + 1:], 0.8))
+            if len(words) > 1:
+                out.append((other, 0.6))
     if role == "code" and len(words) > 1:  # "template type code" -> "template type", "type"
         out += [(words[:-1], 0.8), (words[-2:-1], 0.6)]
     if len(words) >= 3 and role != "key" and words[-1] not in lx.UNIT_MEANINGS \
