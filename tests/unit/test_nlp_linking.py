@@ -112,6 +112,22 @@ def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(book
     assert len(rows) == 1 and "Zenith Press" in rows[0], parsed.sql
 
 
+@pytest.mark.parametrize("question, gold", [
+    ("list the reviews with praise level 5", "SELECT ReviewId FROM Review WHERE Level_of_praise = 5"),
+    ("how many reviews have a level of praise of 4 or 5", "SELECT COUNT(*) FROM Review WHERE Level_of_praise IN (4, 5)"),
+    ("how many reviews whose praise level is 2", "SELECT COUNT(*) FROM Review WHERE Level_of_praise = 2"),
+])
+def test_a_number_next_to_a_column_is_an_equality(books, question, gold):
+    sql = _answers(books, question, gold)
+    assert "Level_of_praise" in sql.split("WHERE")[-1], sql
+
+
+def test_a_number_kept_by_a_comparison_is_no_equality(books):
+    con, model = books
+    parsed = NLPAgent(today=TODAY).parse("how many reviews with praise level over 3", model, dialect="sqlite")
+    assert con.execute(parsed.sql).fetchall() == [(2,)], parsed.sql
+
+
 # -- 2. names: abbreviations, compounds, participles, units, role-named keys --------------------
 
 

@@ -39,6 +39,8 @@ class TextCondition:
     column_at: tuple[int, int] | None = None  # the words naming the column ("company name")
     owner_at: tuple[int, int] | None = None  # "city" in "city whose name begins with ..."
     negated: bool = False
+    numbers: tuple[float, ...] = ()  # mode "number": "in grade 10", "aged 32 or 33"
+    column_word: str | None = None  # mode "number" without a column phrase: "aged" -> an age column
 
     @property
     def pattern(self) -> str:
@@ -47,6 +49,8 @@ class TextCondition:
 
     @property
     def label(self) -> str:
+        if self.mode == "number":
+            return "is " + " or ".join(f"{v:g}" for v in self.numbers)
         verb = {"prefix": "starts with", "suffix": "ends with", "contains": "contains", "equals": "is"}[self.mode]
         return ("not " if self.negated else "") + f"{verb} '{self.text}'"
 
@@ -59,20 +63,19 @@ def find(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
     n = len(tokens)
     i = 0
     while i < n:
-        cond = None if i in consumed else (_naming(tokens, i, consumed, model) or _verb(tokens, i, consumed, model))
+        cond = None if i in consumed else (_naming(tokens, i, consumed, model) or _verb(tokens, i, consumed, model)
+                                           or _number(tokens, i, consumed, model))
         if cond is None:
             i += 1
             continue
         found.append(cond)
-        spans = [range(cond.start, cond.end)]
-        if cond.column_at:
-            spans.append(range(*cond.column_at))
-        for span in spans:
-            for k in span:
-                consumed.add(k)
-                tok = tokens[k]
-                if tok.corrected_from is not None:
-                    tok.norm, tok.corrected_from = tok.corrected_from, None
+        column = set(range(*cond.column_at)) if cond.column_at else set()
+        consumed.update(column)
+        for k in range(cond.start, cond.end):
+            consumed.add(k)
+            tok = tokens[k]
+            if tok.corrected_from is not None and k not in column:
+                tok.norm, tok.corrected_from = tok.corrected_from, None  # the text as typed
         i = cond.end
     return found
 
@@ -217,6 +220,49 @@ def _verb(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel)
     return TextCondition(verb, text, start, end, column_at, owner_at, negated)
 
 
+_NUMBER_GLUE = {"or", "and", "either", "to"}
+
+
+def _number(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel) -> TextCondition | None:
+    """"in grade 10", "whose membership level is 1", "aged 32 or 33", "3 years old": a
+    column named next to whole numbers the rest of the question left free is equal to one of
+    them (comparisons, rankings and years were taken by intent extraction)."""
+    tok = tokens[i]
+    if tok.kind != "number" or tok.value is None or not tok.value.is_integer():
+        return None
+    numbers, end = [tok.value], i + 1
+    while end + 1 < len(tokens) and tokens[end].norm in {"or", "and"} and tokens[end + 1].kind == "number" \
+            and end + 1 not in consumed and tokens[end + 1].value is not None:
+        numbers.append(tokens[end + 1].value)
+        end += 2
+    if end + 1 < len(tokens) and (tokens[end].norm, tokens[end + 1].norm) in {("years", "old"), ("year", "old")}:
+        return TextCondition("number", "", i, end + 2, numbers=tuple(numbers), column_word="age")
+    k = i
+    while k > 0 and k - 1 not in consumed and tokens[k - 1].norm in {"is", "of", "=", "either", "equal", "exactly"}:
+        k -= 1
+    if k > 0 and k - 1 not in consumed and _typed(tokens[k - 1]) in {"aged", "age"}:
+        return TextCondition("number", "", k - 1, end, numbers=tuple(numbers), column_word="age")
+    span = _named_column(tokens, k, consumed, model)
+    if span is None:
+        return None
+    return TextCondition("number", "", k, end, column_at=span, numbers=tuple(numbers))
+
+
+def _named_column(tokens: list[Token], end: int, consumed: set[int], model: SemanticModel) -> tuple[int, int] | None:
+    """The phrase ending at ``end`` whose best meaning is a column that is no key."""
+    for size in (3, 2, 1):
+        lo = end - size
+        if lo < 0 or any(k in consumed for k in range(lo, end)):
+            continue
+        phrase = tuple(t.norm for t in tokens[lo:end])
+        links = model.phrases.get(phrase) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),)) or []
+        if links and max(links, key=lambda lk: lk.score).kind == "column" and any(
+                lk.kind == "column" and model.column(lk.table, lk.column).role not in {"key", "hidden"}  # type: ignore[arg-type]
+                for lk in links):
+            return lo, end
+    return None
+
+
 def _owner_span(tokens: list[Token], whose: int, model: SemanticModel) -> tuple[int, int] | None:
     """The table or text column named just before "whose" ("city whose name ...")."""
     for size in (3, 2, 1):
@@ -239,6 +285,9 @@ def apply(p, spec, conditions: list[TextCondition], subject: str | None) -> None
     model = p.model
     target = subject or spec.base
     for cond in conditions:
+        if cond.mode == "number":
+            _number_filter(p, spec, target, cond, FilterSpec)
+            continue
         where = _condition_column(p, spec.base, target, cond)
         if where is None:
             p.assumptions.append(f"Ignored the condition {cond.label}: no text column to apply it to")
@@ -283,3 +332,28 @@ def _condition_column(p, base: str, target: str, cond: TextCondition) -> tuple[s
         if links:
             return links[0].table, links[0].column  # type: ignore[return-value]
     return label_of(target)
+
+
+def _number_filter(p, spec, target: str, cond: TextCondition, filter_spec) -> None:
+    """``column = n`` (or ``IN``) on the named column, numbers as stored: text columns holding
+    digits ("Age" as TEXT) compare with the digits."""
+    model = p.model
+    if cond.column_at is not None:
+        phrase = tuple(t.norm for t in p.intent.tokens[cond.column_at[0]:cond.column_at[1]])
+        links = model.phrases.get(phrase) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),)) or []
+        options = [(lk.table, lk.column) for lk in sorted(links, key=lambda lk: -lk.score) if lk.kind == "column"]
+    else:
+        options = [(t, c.name) for t in [target] + [t for t in model.tables if t != target]
+                   for c in model.tables[t].columns.values() if cond.column_word in c.words]
+    options = [(t, c) for t, c in options if model.column(t, c).role not in {"key", "hidden"}
+               and p.reach(spec.base, t) is not None]
+    if not options:
+        p.assumptions.append(f"Ignored the condition {cond.label}: no column to apply it to")
+        return
+    options.sort(key=lambda tc: tc[0] != target)  # stable: the best link first within the target
+    table, column = options[0]
+    info = model.column(table, column)
+    values = [v if info.kind == "number" else f"{v:g}" for v in cond.numbers]
+    op = "=" if len(values) == 1 else "in"
+    spec.filters.append(filter_spec(table, column, op, values, label=info.human))
+    p.assumptions.append(f"Took {info.human} {cond.label}")
