@@ -19,7 +19,7 @@ from livebi.agents.nlp import NLPAgent, SemanticModel
 from livebi.agents.nlp.linker import link
 from livebi.agents.nlp.normalize import tokenize
 from livebi.warehouse import sqlite as sqlite_module
-from livebi.warehouse.base import ForeignKey, Schema
+from livebi.warehouse.base import Column, ForeignKey, Schema, Table
 
 from .test_nlp_projection import TODAY, _answers, _table
 
@@ -222,3 +222,15 @@ async def _built_then_closed(building, warehouse):
         return await building
     finally:
         await warehouse.close()
+
+
+def test_of_two_keys_to_one_table_joins_take_the_first_column():
+    """Friend(student_id, friend_id), Students(current_address_id, permanent_address_id): the
+    first key is the row's main role, the one a question about the row means by default."""
+    team = Table("team", (Column("team_id", "INTEGER", "number"), Column("name", "TEXT", "text")), ("team_id",))
+    game = Table("game", (Column("game_id", "INTEGER", "number"), Column("home_team_id", "INTEGER", "number"),
+                          Column("away_team_id", "INTEGER", "number")), ("game_id",),
+                 (ForeignKey(("away_team_id",), "team", ("team_id",)), ForeignKey(("home_team_id",), "team", ("team_id",))))
+    model = SemanticModel.from_schema(Schema((team, game)))
+    [(edge, _)] = model.paths_from("game")["team"]
+    assert edge.child_cols == ("home_team_id",)

@@ -65,6 +65,11 @@ class SemanticModel:
         for edge in edges:
             self._parents[edge.child].append(edge)
             self._children[edge.parent].append(edge)
+        # two keys to the same table (Friend.student_id and friend_id, current_ and permanent_
+        # address_id): joins take the one whose column comes first, the row's main role
+        for child, parents in self._parents.items():
+            order = {c.name: i for i, c in enumerate(schema.table(child).columns)} if schema.table(child) else {}
+            parents.sort(key=lambda e: order.get(e.child_cols[0], len(order)))
         self._paths: dict[tuple[str, bool], dict[str, list[tuple[Edge, bool]]]] = {}
         self.fact_table = self._pick_fact_table()
         self.default_dates: dict[str, tuple[str, str] | None] = {
