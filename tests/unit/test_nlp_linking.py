@@ -122,6 +122,15 @@ def test_a_number_next_to_a_column_is_an_equality(books, question, gold):
     assert "Level_of_praise" in sql.split("WHERE")[-1], sql
 
 
+@pytest.mark.parametrize("question, gold", [
+    ("how many books are heavier than 0.45", "SELECT COUNT(*) FROM Book WHERE weight_kg > 0.45"),
+    ("list the books lighter than 0.35", "SELECT Title FROM Book WHERE weight_kg < 0.35"),
+])
+def test_a_comparative_adjective_names_its_measure(books, question, gold):
+    sql = _answers(books, question, gold)
+    assert "weight_kg" in sql.split("WHERE")[-1], sql
+
+
 def test_a_number_kept_by_a_comparison_is_no_equality(books):
     con, model = books
     parsed = NLPAgent(today=TODAY).parse("how many reviews with praise level over 3", model, dialect="sqlite")

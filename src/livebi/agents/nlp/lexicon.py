@@ -400,3 +400,10 @@ COLUMN_WORD_SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 #: endings of a question word whose stem is a stored value ("engineering" department -> 'engineer')
 VALUE_WORD_ENDINGS = ("ing", "ed", "al")
+
+#: comparative adjectives that name the measure they compare ("pets older than 3": age > 3)
+COMPARATIVE_MEASURES: dict[str, tuple[tuple[str, ...], str]] = {
+    "older": (("age",), ">"), "younger": (("age",), "<"), "taller": (("height",), ">"),
+    "shorter": (("height", "length", "duration"), "<"), "heavier": (("weight",), ">"),
+    "lighter": (("weight",), "<"), "longer": (("length", "duration"), ">"),
+}

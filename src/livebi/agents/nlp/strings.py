@@ -41,6 +41,8 @@ class TextCondition:
     negated: bool = False
     numbers: tuple[float, ...] = ()  # mode "number": "in grade 10", "aged 32 or 33"
     column_word: str | None = None  # mode "number" without a column phrase: "aged" -> an age column
+    op: str = "="  # mode "number": "older than 3" is ">"
+    alternatives: tuple[str, ...] = ()  # other column words for ``column_word`` ("shorter": length)
 
     @property
     def pattern(self) -> str:
@@ -50,7 +52,7 @@ class TextCondition:
     @property
     def label(self) -> str:
         if self.mode == "number":
-            return "is " + " or ".join(f"{v:g}" for v in self.numbers)
+            return f"{self.op if self.op != '=' else 'is'} " + " or ".join(f"{v:g}" for v in self.numbers)
         verb = {"prefix": "starts with", "suffix": "ends with", "contains": "contains", "equals": "is"}[self.mode]
         return ("not " if self.negated else "") + f"{verb} '{self.text}'"
 
@@ -228,6 +230,11 @@ def _number(tokens: list[Token], i: int, consumed: set[int], model: SemanticMode
     column named next to whole numbers the rest of the question left free is equal to one of
     them (comparisons, rankings and years were taken by intent extraction)."""
     tok = tokens[i]
+    if _typed(tok) in lx.COMPARATIVE_MEASURES and i + 2 < len(tokens) and tokens[i + 1].norm == "than" \
+            and tokens[i + 2].kind == "number" and i + 2 not in consumed and tokens[i + 2].value is not None:
+        words, op = lx.COMPARATIVE_MEASURES[_typed(tok)]  # "older than 20": age > 20
+        return TextCondition("number", "", i, i + 3, numbers=(tokens[i + 2].value,), column_word=words[0], op=op,
+                             alternatives=words[1:])
     if tok.kind != "number" or tok.value is None or not tok.value.is_integer():
         return None
     numbers, end = [tok.value], i + 1
@@ -342,18 +349,22 @@ def _number_filter(p, spec, target: str, cond: TextCondition, filter_spec) -> No
         phrase = tuple(t.norm for t in p.intent.tokens[cond.column_at[0]:cond.column_at[1]])
         links = model.phrases.get(phrase) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),)) or []
         options = [(lk.table, lk.column) for lk in sorted(links, key=lambda lk: -lk.score) if lk.kind == "column"]
-    else:
-        options = [(t, c.name) for t in [target] + [t for t in model.tables if t != target]
-                   for c in model.tables[t].columns.values() if cond.column_word in c.words]
+    else:  # "students that are older than 20": the age of the students, the table named last before
+        named = [lk.table for m in p.mentions if m.end <= cond.start for lk in m.links[:1] if lk.kind == "table"]
+        order = list(dict.fromkeys(named[::-1] + [target] + list(model.tables)))
+        options = [(t, c.name) for word in (cond.column_word,) + cond.alternatives
+                   for t in order
+                   for c in model.tables[t].columns.values() if word in c.words]
     options = [(t, c) for t, c in options if model.column(t, c).role not in {"key", "hidden"}
                and p.reach(spec.base, t) is not None]
     if not options:
         p.assumptions.append(f"Ignored the condition {cond.label}: no column to apply it to")
         return
-    options.sort(key=lambda tc: tc[0] != target)  # stable: the best link first within the target
+    if cond.column_at is not None:
+        options.sort(key=lambda tc: tc[0] != target)  # stable: the best link first within the target
     table, column = options[0]
     info = model.column(table, column)
     values = [v if info.kind == "number" else f"{v:g}" for v in cond.numbers]
-    op = "=" if len(values) == 1 else "in"
+    op = cond.op if len(values) == 1 else "in"
     spec.filters.append(filter_spec(table, column, op, values, label=info.human))
     p.assumptions.append(f"Took {info.human} {cond.label}")
