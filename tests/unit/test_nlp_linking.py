@@ -116,6 +116,7 @@ def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(book
     ("list the reviews with praise level 5", "SELECT ReviewId FROM Review WHERE Level_of_praise = 5"),
     ("how many reviews have a level of praise of 4 or 5", "SELECT COUNT(*) FROM Review WHERE Level_of_praise IN (4, 5)"),
     ("how many reviews whose praise level is 2", "SELECT COUNT(*) FROM Review WHERE Level_of_praise = 2"),
+    ("how many reviews below praise level 4", "SELECT COUNT(*) FROM Review WHERE Level_of_praise < 4"),
 ])
 def test_a_number_next_to_a_column_is_an_equality(books, question, gold):
     sql = _answers(books, question, gold)

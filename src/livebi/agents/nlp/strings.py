@@ -248,11 +248,23 @@ def _number(tokens: list[Token], i: int, consumed: set[int], model: SemanticMode
     while k > 0 and k - 1 not in consumed and tokens[k - 1].norm in {"is", "of", "=", "either", "equal", "exactly"}:
         k -= 1
     if k > 0 and k - 1 not in consumed and _typed(tokens[k - 1]) in {"aged", "age"}:
-        return TextCondition("number", "", k - 1, end, numbers=tuple(numbers), column_word="age")
+        start, op = _comparator_before(tokens, k - 1, consumed, len(numbers))
+        return TextCondition("number", "", start, end, numbers=tuple(numbers), column_word="age", op=op)
     span = _named_column(tokens, k, consumed, model)
     if span is None:
         return None
-    return TextCondition("number", "", k, end, column_at=span, numbers=tuple(numbers))
+    start, op = _comparator_before(tokens, span[0], consumed, len(numbers))
+    return TextCondition("number", "", min(start, k), end, column_at=span, numbers=tuple(numbers), op=op)
+
+
+def _comparator_before(tokens: list[Token], at: int, consumed: set[int], count: int) -> tuple[int, str]:
+    """"under age 30": a comparison word before the column applies to the number after it."""
+    for phrase, op in lx.COMPARATORS.items():
+        lo = at - len(phrase)
+        if lo >= 0 and count == 1 and tuple(t.norm for t in tokens[lo:at]) == phrase \
+                and not any(j in consumed for j in range(lo, at)):
+            return lo, op
+    return at, "="
 
 
 def _named_column(tokens: list[Token], end: int, consumed: set[int], model: SemanticModel) -> tuple[int, int] | None:
