@@ -266,7 +266,8 @@ class SemanticModel:
                 continue
             col = self.tables[edge.child].columns[edge.child_cols[0]]
             role = list(col.words[:-1]) if col.words[-1] in {"id", "key", "no", "code", "number"} else list(col.words)
-            role = [w for w in role if w not in lx.ROLE_KEY_WORDS] or role
+            if set(role) & lx.ROLE_KEY_WORDS:  # "ship via": the parent's own name says it ("shipper")
+                continue
             if not role or tuple(lx.singular(w) for w in role) == tuple(lx.singular(w) for w in self.tables[edge.parent].words):
                 continue
             for variant in lx.phrase_variants(role):
