@@ -28,7 +28,8 @@ CREATE TABLE Printer (PrinterId INTEGER PRIMARY KEY, CompanyName TEXT, City TEXT
 CREATE TABLE Writer (WriterId INTEGER PRIMARY KEY, FName TEXT, LName TEXT, Sex TEXT, BirthState TEXT);
 CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by TEXT, weight_kg REAL,
                    WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
-CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT, Cafe_available TEXT);
+CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT, Cafe_available TEXT,
+                       Number_titles INTEGER);
 CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
 CREATE TABLE Ref_Languages (language_code TEXT PRIMARY KEY, language_name TEXT);
 CREATE TABLE Award_Programs (ProgramId INTEGER PRIMARY KEY, Title TEXT);
@@ -45,8 +46,8 @@ INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1
                         (3, 'The Zebra Code', 'fiction', 'Leo Park', 0.6, 3, 1, 'PB'),
                         (4, 'Night Shift', 'crime', 'Leo Park', 0.5, 4, 3, 'EB'),
                         (5, 'Rivers of Ice', 'fiction', 'Ida Holm', 0.3, 1, 2, 'HB');
-INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds', 'no'), (2, 'Ink and Paper', 'York', 'yes'),
-                            (3, 'Folio', 'Bath', 'yes');
+INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds', 'no', 900), (2, 'Ink and Paper', 'York', 'yes', 2500),
+                            (3, 'Folio', 'Bath', 'yes', 1200);
 INSERT INTO Format VALUES ('HB', 'hardback'), ('PB', 'paperback'), ('EB', 'e-book');
 INSERT INTO Ref_Languages VALUES ('EN', 'English'), ('FR', 'French');
 INSERT INTO Award_Programs VALUES (1, 'Golden Quill'), (2, 'Silver Page'), (3, 'First Novel');
@@ -159,6 +160,8 @@ def test_a_number_kept_by_a_comparison_is_no_equality(books):
     ("how many languages are there", "SELECT COUNT(*) FROM Ref_Languages"),
     ("how many awards are there", "SELECT COUNT(*) FROM Award_Programs"),
     ("what is the zip code of the printer in York", "SELECT zip_postcode FROM Printer WHERE City = 'York'"),
+    ("list the bookshops in descending order of number of titles",
+     "SELECT Number_titles FROM Bookshop ORDER BY Number_titles DESC"),
 ])
 def test_names_beyond_the_column_words(books, question, gold):
     _answers(books, question, gold)

@@ -510,6 +510,8 @@ def _column_aliases(words: tuple[str, ...], role: str) -> list[tuple[tuple[str, 
         out += [((noun,), 0.8) for noun in _agent_nouns(words[-2])]
     if len(words) == 3 and words[1] == "of" and role != "key":  # "level of membership" -> "membership level"
         out.append(((words[2], words[0]), 0.85))
+    if len(words) == 2 and words[0] in {"number", "count", "total", "amount"} and role == "measure":
+        out.append(((words[0], "of", words[1]), 0.95))  # Number_products is "the number of products"
     for i, word in enumerate(words):  # "zip code" for zip_postcode
         for other in lx.COLUMN_WORD_SYNONYMS.get(word, ()):
             out.append((words[:i] + other + words[i + 1:], 0.8))
