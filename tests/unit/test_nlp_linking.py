@@ -34,7 +34,7 @@ CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
 CREATE TABLE Ref_Languages (language_code TEXT PRIMARY KEY, language_name TEXT);
 CREATE TABLE Award_Programs (ProgramId INTEGER PRIMARY KEY, Title TEXT);
 CREATE TABLE Staff (StaffId INTEGER PRIMARY KEY, FullName TEXT, ReportsTo INTEGER);
-CREATE TABLE Branch (BranchId INTEGER PRIMARY KEY, City TEXT, manager_id INTEGER);
+CREATE TABLE Branch (BranchId INTEGER PRIMARY KEY, City TEXT, manager_id INTEGER, Status TEXT);
 CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, critic_id INTEGER, BookId INTEGER, Level_of_praise INTEGER,
                      Original_post_date TEXT, Nationality TEXT);
 INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds', 'LS1'), (2, 'Night Owl Print', 'York', 'YO1'),
@@ -51,6 +51,8 @@ INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds', 'no', 900), (2, 'Ink and Pa
 INSERT INTO Format VALUES ('HB', 'hardback'), ('PB', 'paperback'), ('EB', 'e-book');
 INSERT INTO Ref_Languages VALUES ('EN', 'English'), ('FR', 'French');
 INSERT INTO Award_Programs VALUES (1, 'Golden Quill'), (2, 'Silver Page'), (3, 'First Novel');
+INSERT INTO Branch VALUES (1, 'Leeds', NULL, 'open'), (2, 'York', NULL, 'under construction'),
+                          (3, 'Bath', NULL, 'shut down'), (4, 'Hull', NULL, 'open');
 INSERT INTO Review VALUES (1, 2, 1, 5, '2024-01-03', 'Irish'), (2, 2, 3, 2, '2024-02-11', 'Irish'),
                           (3, 4, 1, 4, '2024-03-05', 'Welsh');
 """
@@ -188,6 +190,8 @@ def test_role_named_and_same_named_keys_are_inferred_as_joins(books):
     ("writers from North Carolina", "SELECT FName FROM Writer WHERE BirthState = 'NorthCarolina'"),
     ("how many bookshops have a cafe available", "SELECT COUNT(*) FROM Bookshop WHERE Cafe_available = 'yes'"),
     ("how many fictional books are there", "SELECT COUNT(*) FROM Book WHERE Genre = 'fiction'"),
+    ("how many branches are under construction", "SELECT COUNT(*) FROM Branch WHERE Status = 'under construction'"),
+    ("list the branches that are Shut Down", "SELECT City FROM Branch WHERE Status = 'shut down'"),
 ])
 def test_values_of_the_question(books, question, gold):
     sql = _answers(books, question, gold)
