@@ -27,7 +27,7 @@ BOOKS = """
 CREATE TABLE Printer (PrinterId INTEGER PRIMARY KEY, CompanyName TEXT, City TEXT, zip_postcode TEXT);
 CREATE TABLE Writer (WriterId INTEGER PRIMARY KEY, FName TEXT, LName TEXT, Sex TEXT, BirthState TEXT);
 CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Genre TEXT, Edited_by TEXT, weight_kg REAL,
-                   WriterId INTEGER, PrintedVia INTEGER, format_code TEXT);
+                   WriterId INTEGER, PrintedVia INTEGER, format_code TEXT, Milliseconds INTEGER);
 CREATE TABLE Bookshop (ShopId INTEGER PRIMARY KEY, ShopName TEXT, Town TEXT, Cafe_available TEXT,
                        Number_titles INTEGER);
 CREATE TABLE Format (format_code TEXT PRIMARY KEY, format_description TEXT);
@@ -41,11 +41,11 @@ INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds', 'LS1'), (2, 'Night Owl Pri
                            (3, 'Zenith Press', 'Bath', 'BA1');
 INSERT INTO Writer VALUES (1, 'Ann', 'Larsson', 'F', 'NewYork'), (2, 'Bob', 'Stone', 'M', 'Ohio'),
                           (3, 'Cleo', 'Jansson', 'F', 'Ohio'), (4, 'Dan', 'Wu', 'M', 'NorthCarolina');
-INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1, 'HB'),
-                        (2, 'Quiet Rivers', 'poetry', 'Mia Ross', 0.2, 2, 2, 'PB'),
-                        (3, 'The Zebra Code', 'fiction', 'Leo Park', 0.6, 3, 1, 'PB'),
-                        (4, 'Night Shift', 'crime', 'Leo Park', 0.5, 4, 3, 'EB'),
-                        (5, 'Rivers of Ice', 'fiction', 'Ida Holm', 0.3, 1, 2, 'HB');
+INSERT INTO Book VALUES (1, 'The Night Garden', 'fiction', 'Mia Ross', 0.4, 1, 1, 'HB', 4000),
+                        (2, 'Quiet Rivers', 'poetry', 'Mia Ross', 0.2, 2, 2, 'PB', 1000),
+                        (3, 'The Zebra Code', 'fiction', 'Leo Park', 0.6, 3, 1, 'PB', 3000),
+                        (4, 'Night Shift', 'crime', 'Leo Park', 0.5, 4, 3, 'EB', 2000),
+                        (5, 'Rivers of Ice', 'fiction', 'Ida Holm', 0.3, 1, 2, 'HB', 5000);
 INSERT INTO Bookshop VALUES (1, 'Page One', 'Leeds', 'no', 900), (2, 'Ink and Paper', 'York', 'yes', 2500),
                             (3, 'Folio', 'Bath', 'yes', 1200);
 INSERT INTO Format VALUES ('HB', 'hardback'), ('PB', 'paperback'), ('EB', 'e-book');
@@ -150,6 +150,7 @@ def test_a_number_kept_by_a_comparison_is_no_equality(books):
     ("how many book shops are there", "SELECT COUNT(*) FROM Bookshop"),
     ("how many books did each editor edit", "SELECT Edited_by, COUNT(*) FROM Book GROUP BY Edited_by"),
     ("average weight of books", "SELECT AVG(weight_kg) FROM Book"),
+    ("what is the average book length", "SELECT AVG(Milliseconds) FROM Book"),
     ("number of books per printer",
      "SELECT p.CompanyName, COUNT(*) FROM Book b JOIN Printer p ON b.PrintedVia = p.PrinterId GROUP BY p.PrinterId"),
     ("how many book stores are there", "SELECT COUNT(*) FROM Bookshop"),

@@ -326,10 +326,10 @@ UNIT_MEANINGS: dict[str, tuple[str, ...]] = {
     "kg": ("weight",), "kgs": ("weight",), "lb": ("weight",), "lbs": ("weight",),
     "grams": ("weight",), "gram": ("weight",), "g": (), "km": ("distance",), "mi": ("distance",),
     "miles": ("distance",), "cm": ("length",), "mm": ("length",), "m": (), "ft": ("length",),
-    "milliseconds": ("length", "duration", "time"), "ms": ("length", "duration", "time"),
-    "seconds": ("length", "duration", "time"), "secs": ("duration",), "sec": ("duration",),
-    "minutes": ("length", "duration", "time"), "mins": ("duration",), "min": (),
-    "hours": ("duration", "time"), "hrs": ("duration",), "bytes": ("size",), "kb": ("size",),
+    "milliseconds": ("length", "duration"), "ms": ("length", "duration"),
+    "seconds": ("length", "duration"), "secs": ("duration",), "sec": ("duration",),
+    "minutes": ("length", "duration"), "mins": ("duration",), "min": (),
+    "hours": ("duration",), "hrs": ("duration",), "bytes": ("size",), "kb": ("size",),
     "mb": ("size",), "gb": ("size",), "usd": (), "eur": (), "gbp": (), "pct": (), "percent": (),
 }
 #: what people call a numeric column by its meaning ("how old" -> age; "tall" -> height)
