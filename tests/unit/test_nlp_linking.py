@@ -154,6 +154,7 @@ def test_a_number_kept_by_a_comparison_is_no_equality(books):
     ("number of books per printer",
      "SELECT p.CompanyName, COUNT(*) FROM Book b JOIN Printer p ON b.PrintedVia = p.PrinterId GROUP BY p.PrinterId"),
     ("how many book stores are there", "SELECT COUNT(*) FROM Bookshop"),
+    ("how many different bookstore towns are there", "SELECT COUNT(DISTINCT Town) FROM Bookshop"),
     ("average praise level of reviews", "SELECT AVG(Level_of_praise) FROM Review"),
     ("list the reviews ordered by post date", "SELECT Original_post_date FROM Review ORDER BY Original_post_date"),
     ("number of reviews per nation", "SELECT Nationality, COUNT(*) FROM Review GROUP BY Nationality"),

@@ -259,6 +259,10 @@ class SemanticModel:
                 for variant in lx.phrase_variants(own[:-1] + [synonym]):
                     if not self._names_table(variant):
                         self._add(variant, Link("table", table.name, score=0.85))
+                for col in table.columns.values():  # "store locations" of a shop table
+                    if col.role not in {"hidden", "key"}:
+                        for variant in lx.phrase_variants(own[:-1] + [synonym] + list(col.words)):
+                            self._add(variant, Link("column", table.name, col.name, score=0.85))
         # "student" for Friend.student_id -> Highschooler, "current address" for
         # current_address_id -> Addresses: a key's role names the table it points to
         for edge in self.edges:
