@@ -106,7 +106,9 @@ def test_a_weak_verb_without_a_text_clue_is_not_a_string_condition(books):
     assert "LIKE" not in parsed.sql and con.execute(parsed.sql).fetchall() == [(3,)], parsed.sql
 
 
-@pytest.mark.parametrize("question", ["the printer named Zenith Press", "the printer called 'zenith press'"])
+@pytest.mark.parametrize("question", ["the printer named Zenith Press", "the printer called 'zenith press'",
+                                      "the printer whose name is Zenith Press",
+                                      "city of the printer with the name Zenith Press"])
 def test_named_gives_an_equality_on_the_label_when_the_value_is_not_indexed(books, question):
     con, model = books
     bare = SemanticModel.from_schema(model.schema)  # no value index: names of thousands of rows

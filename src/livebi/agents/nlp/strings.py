@@ -136,15 +136,24 @@ def _text_columns(phrase: tuple[str, ...], model: SemanticModel):
 def _naming(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel) -> TextCondition | None:
     """"named X", "called X": X is the name of the row (equality), unless the value index
     already knows X (then the linker links it to its column)."""
-    if tokens[i].norm not in lx.NAMING_VERBS:
+    column_at = None
+    j = i + 1
+    if tokens[i].norm in {"name", "title"} and i > 0 and tokens[i - 1].norm in {"whose", "with", "the"}:
+        # "whose name is Zenith Press", "with the name Zenith Press": only a capitalized name
+        column_at = (i, i + 1)
+        if j < len(tokens) and tokens[j].norm in {"is", "of", "="}:
+            j += 1
+        if j >= len(tokens) or not tokens[j].text[:1].isupper() or tokens[j].kind != "word":
+            return None
+    elif tokens[i].norm not in lx.NAMING_VERBS:
         return None
-    found = _value(tokens, i + 1, consumed)
+    found = _value(tokens, j, consumed)
     if found is None:
         return None
     text, end = found
-    if tokens[i + 1].kind == "quoted" or _known_value(tokens, i + 1, end, model):
+    if tokens[j].kind == "quoted" or _known_value(tokens, j, end, model):
         return None  # the linker links a known value or a quoted literal
-    return TextCondition("equals", text, i, end)
+    return TextCondition("equals", text, i, end, column_at=column_at)
 
 
 def _known_value(tokens: list[Token], start: int, end: int, model: SemanticModel) -> bool:
