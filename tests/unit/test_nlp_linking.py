@@ -35,6 +35,7 @@ CREATE TABLE Ref_Languages (language_code TEXT PRIMARY KEY, language_name TEXT);
 CREATE TABLE Award_Programs (ProgramId INTEGER PRIMARY KEY, Title TEXT);
 CREATE TABLE Staff (StaffId INTEGER PRIMARY KEY, FullName TEXT, ReportsTo INTEGER);
 CREATE TABLE Branch (BranchId INTEGER PRIMARY KEY, City TEXT, manager_id INTEGER, Status TEXT);
+CREATE TABLE Client (ClientId INTEGER PRIMARY KEY, Company TEXT, SupportRepId INTEGER);
 CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, critic_id INTEGER, BookId INTEGER, Level_of_praise INTEGER,
                      Original_post_date TEXT, Nationality TEXT);
 INSERT INTO Printer VALUES (1, 'Acme Press', 'Leeds', 'LS1'), (2, 'Night Owl Print', 'York', 'YO1'),
@@ -53,6 +54,8 @@ INSERT INTO Ref_Languages VALUES ('EN', 'English'), ('FR', 'French');
 INSERT INTO Award_Programs VALUES (1, 'Golden Quill'), (2, 'Silver Page'), (3, 'First Novel');
 INSERT INTO Branch VALUES (1, 'Leeds', NULL, 'open'), (2, 'York', NULL, 'under construction'),
                           (3, 'Bath', NULL, 'shut down'), (4, 'Hull', NULL, 'open');
+INSERT INTO Staff VALUES (1, 'Ada Lane', NULL), (2, 'Ben Ode', 1);
+INSERT INTO Client VALUES (1, 'Acme', 1), (2, 'Bolt', 2), (3, 'Core', 2);
 INSERT INTO Review VALUES (1, 2, 1, 5, '2024-01-03', 'Irish'), (2, 2, 3, 2, '2024-02-11', 'Irish'),
                           (3, 4, 1, 4, '2024-03-05', 'Welsh');
 """
@@ -62,9 +65,10 @@ def books():
     con = sqlite3.connect(":memory:")
     con.executescript(BOOKS)
     tables = [_table(con, name) for name in ("Printer", "Writer", "Book", "Bookshop", "Format", "Staff",
-                                            "Branch", "Ref_Languages", "Award_Programs", "Review")]
+                                            "Branch", "Ref_Languages", "Award_Programs", "Client", "Review")]
     # a declared key whose name says the role of the row it points to, not its table
     tables[-1] = dataclasses.replace(tables[-1], foreign_keys=(ForeignKey(("critic_id",), "Writer", ("WriterId",)),))
+    tables[-2] = dataclasses.replace(tables[-2], foreign_keys=(ForeignKey(("SupportRepId",), "Staff", ("StaffId",)),))
     schema = Schema(tuple(tables))
     values = {pair: [v for (v,) in con.execute(f"SELECT DISTINCT {pair[1]} FROM {pair[0]}")]
               for pair in SemanticModel.value_columns(schema)}
@@ -163,6 +167,8 @@ def test_a_number_kept_by_a_comparison_is_no_equality(books):
     ("how many reviews does each critic have",
      "SELECT w.LName, COUNT(*) FROM Review r JOIN Writer w ON r.critic_id = w.WriterId GROUP BY w.WriterId"),
     ("list the shop_name of bookshops", "SELECT ShopName FROM Bookshop"),
+    ("how many clients does each support rep have",
+     "SELECT s.FullName, COUNT(*) FROM Client c JOIN Staff s ON c.SupportRepId = s.StaffId GROUP BY s.StaffId"),
     ("how many languages are there", "SELECT COUNT(*) FROM Ref_Languages"),
     ("how many awards are there", "SELECT COUNT(*) FROM Award_Programs"),
     ("what is the zip code of the printer in York", "SELECT zip_postcode FROM Printer WHERE City = 'York'"),
