@@ -174,6 +174,8 @@ def _quoted_value(tok: Token, model: SemanticModel) -> bool:
 
 
 def _verb(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel) -> TextCondition | None:
+    """"starts with X", "contains the letter x", "has X in their name", "whose name does not
+    contain X", "names without the letter e" (see the module docstring for weak verbs)."""
     n = len(tokens)
     negated = False
     if tokens[i].norm == "without":  # "names without the letter e"
@@ -204,10 +206,9 @@ def _verb(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel)
     if end + 1 < n and tokens[end].norm == "in" and tokens[end + 1].norm in {"it", "them"}:
         end += 2
     elif end + 1 < n and tokens[end].norm == "in" and tokens[end + 1].norm in lx.POSSESSIVES:
-        column_at = _column_span(tokens, end + 2, model)
+        column_at = _column_span(tokens, end + 2, model)  # "with X in their company name"
         if column_at is not None:
             end = column_at[1]
-            column_at = (end - (column_at[1] - column_at[0]), end)
     # the column named before the verb: "whose name starts with", "description with the letter"
     k = i
     while k > 0 and tokens[k - 1].norm in _NEGATORS | {"does", "do", "did", "is", "are", "which", "that"}:
