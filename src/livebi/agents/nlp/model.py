@@ -5,13 +5,18 @@ and an optional value index (distinct values of low-cardinality text columns). I
 
 * human names for tables and columns (``BillingCountry`` -> "billing country") and the phrase
   index the linker matches questions against (names, singular/plural forms, measure concepts,
-  values);
+  values), with lower-scored aliases: the role of a key names its table (``Friend.student_id``
+  -> "student"), participle columns their agent ("director"), unit columns their meaning
+  ("weight" for ``weight_kg``), ``ref_``/``dim_`` tables their content; and, in the value
+  index, codes (typed in capitals), genders ("female" -> 'F'), camel-case values, yes/no text
+  columns as flags, and names of large tables (:meth:`SemanticModel.value_limit`);
 * each column's role (key, measure, dimension, date, flag) and each table's label column,
   default date column and default measure, including measures the schema does not store but
   that follow from its columns (revenue = unit price x quantity x (1 - discount); profit =
   revenue - cost);
-* the foreign-key graph, declared and inferred from naming (``customer_id`` -> ``customers``),
-  with shortest join paths between tables;
+* the foreign-key graph, declared and inferred from naming (``customer_id`` -> ``customers``,
+  ``ShipVia`` -> ``Shipper``, ``ReportsTo`` -> its own table), with shortest join paths between
+  tables (of two keys to one table, the one on the earlier column);
 * the default fact table (the table with most foreign keys, measures and rows).
 
 Nothing here is specific to a particular database: every fact comes from names and types.

@@ -1,5 +1,7 @@
-"""String conditions: "starts with Apex", "contains the letter w", "with Restaurant in their
-company name", "whose name has the word computer", "the section named h".
+"""Conditions spelled out in words: string conditions ("starts with Apex", "contains the letter
+w", "with Restaurant in their company name", "whose name has the word computer", "the section
+named h") and numbers next to a column ("in grade 10", "aged 32 or 33", "under age 30",
+"older than 20" for an age column).
 
 Found on the tokens after intent extraction and before schema linking (:func:`find`): the
 verb, the text and the column words are consumed, so the text is never linked to the schema
