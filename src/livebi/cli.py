@@ -60,7 +60,8 @@ def _parse_warehouses(values: list[str] | None) -> dict[str, str] | None:
 def _run_server(settings: Settings, log_level: str) -> None:
     from .server import build_server
 
-    build_server(settings, log_level=log_level).run()
+    # A process of its own: it may limit its address space (memory_headroom_mb).
+    build_server(settings, log_level=log_level, limit_memory=True).run()
 
 
 async def ensure_users(settings: Settings, users: tuple[tuple[str, str], ...]) -> None:

@@ -254,7 +254,7 @@ class Settings(BaseSettings):
         ),
     )
     duckdb_memory_limit: str = Field(
-        "", description="Memory the DuckDB engine may use, e.g. '2GB'. Empty: a quarter of the machine's RAM. Queries cannot change it."
+        "", description="Memory the DuckDB engine may use, e.g. '2GB'. Empty: a quarter of the machine's RAM, at most half of memory_headroom_mb. Queries cannot change it."
     )
     duckdb_threads: int = Field(0, description="Threads the DuckDB engine uses. 0: the CPUs this process may run on.")
     duckdb_max_temp_directory_size: str = Field(
@@ -275,6 +275,16 @@ class Settings(BaseSettings):
         description=(
             "SQLite hard_heap_limit in bytes. Process-wide: every SQLite database in the process "
             "(the default metadata store too) fails with 'out of memory' beyond it. 0: off."
+        ),
+    )
+    memory_headroom_mb: int = Field(
+        4096, ge=0,
+        description=(
+            "Megabytes the server process may grow by after startup: `livebi serve` and `livebi demo` "
+            "limit their address space (RLIMIT_AS) to their size once started plus this, so a query "
+            "building a huge value (which duckdb_memory_limit does not bound) fails with "
+            "resources_exceeded instead of taking the machine's memory. Keep duckdb_memory_limit "
+            "below it. Applies to the whole process; an operator's lower limit (ulimit -v) is kept. 0: off."
         ),
     )
 

@@ -15,6 +15,9 @@ class Metrics:
         self.frames_queued = Counter("livebi_frames_queued_total", "Publication frames queued to connections", registry=r)
         self.publications = Counter("livebi_publications_total", "Publications on channels", ["type"], registry=r)
         self.queries = Counter("livebi_queries_total", "Questions answered", ["status"], registry=r)
+        self.query_errors = Counter(
+            "livebi_query_errors_total", "Questions that ended in an error, by error code", ["code"], registry=r
+        )
         self.query_seconds = Histogram(
             "livebi_query_seconds",
             "Question latency from ask to result/error",

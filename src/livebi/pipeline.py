@@ -344,8 +344,10 @@ class AskService:
         store: Any,
         progress_streaming: bool = True,
         max_concurrent_per_user: int = 4,
-        on_finished: Callable[[str, float], None] | None = None,
+        on_finished: Callable[[str, float, str | None], None] | None = None,
     ) -> None:
+        """``on_finished(status, seconds, error_code)`` is called as each question ends
+        (``error_code`` None unless it ended in an error), e.g. to count it in the metrics."""
         self.pipeline = pipeline
         self._publish = publish
         self._store = store
@@ -477,7 +479,8 @@ class AskService:
         self._running.pop(query_id, None)
         await self._publish(channel, type_, data, final=True)
         if self._on_finished:
-            self._on_finished(status, elapsed / 1000)
+            code = data.get("code") if type_ == "error" else None
+            self._on_finished(status, elapsed / 1000, getattr(code, "value", code))  # ErrorCode or str
 
     def _remember_owner(self, query_id: str, user_id: str) -> None:
         self._owners[query_id] = user_id

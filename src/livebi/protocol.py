@@ -52,6 +52,7 @@ class ErrorCode(str, enum.Enum):
     query_failed = "query_failed"
     warehouse_unavailable = "warehouse_unavailable"
     query_timeout = "query_timeout"
+    resources_exceeded = "resources_exceeded"  # the query needed more memory than the server allows
     cancelled = "cancelled"
 
 
@@ -82,6 +83,7 @@ ERROR_HELP: dict[str, str] = {
     "query_failed": "The warehouse engine reported an error.",
     "warehouse_unavailable": "The warehouse could not be opened or reached.",
     "query_timeout": "The query ran longer than query_timeout_s and was stopped.",
+    "resources_exceeded": "The query needed more memory (or a larger value) than the server allows; only this query failed. Ask for less: filter, aggregate, shorter values.",
     "cancelled": "The question was cancelled (cancel op or the asker disconnected).",
 }
 

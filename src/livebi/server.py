@@ -5,6 +5,9 @@ drain (up to ``shutdown_drain_s``), then closes WebSockets with 1012 (service re
 SSE streams with a ``close`` event carrying 1012. Clients reconnect with backoff and resubscribe
 with ``since``; with the memory broker history does not survive, so they are told
 ``recovered: false`` and reload.
+
+A server built with ``memory_headroom_mb`` > 0 (only the CLI's) limits its address space once
+startup is over (:mod:`livebi.memory_limit`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import uvicorn
 
 from .app import create_app
 from .config import Settings
+from .memory_limit import limit_address_space, size_mb
 
 
 _TOKEN = re.compile(r"((?:token|ticket)=)[^&\s\"']+")
@@ -42,6 +46,22 @@ def redact_token_logs() -> None:
 
 
 class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, *, memory_headroom_mb: int | None = None) -> None:
+        """``memory_headroom_mb``: None leaves the address space alone; 0 too, with a warning."""
+        super().__init__(config)
+        self.memory_headroom_mb = memory_headroom_mb
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.memory_headroom_mb is not None and not self.should_exit:
+            # After the lifespan: the store, warehouses and live service are open and counted.
+            state = self.config.app.state
+            engines = {
+                name: mb for name, wh in state.services.warehouses.items()
+                if (mb := size_mb(getattr(wh, "memory_limit", ""))) is not None
+            }
+            limit_address_space(self.memory_headroom_mb, engine_limits_mb=engines, log=logging.getLogger("uvicorn.error"))
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # refuse new connections while the old ones drain
@@ -51,7 +71,10 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
-def build_server(settings: Settings, *, log_level: str = "info") -> Server:
+def build_server(settings: Settings, *, log_level: str = "info", limit_memory: bool = False) -> Server:
+    """A uvicorn server for ``settings``. ``limit_memory`` applies ``memory_headroom_mb`` (an
+    address-space limit on the whole process): only for a process of its own, never one that
+    hosts the server next to other work (tests)."""
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -68,6 +91,6 @@ def build_server(settings: Settings, *, log_level: str = "info") -> Server:
         # decided by the trusted_proxies setting alone (livebi.transports.client_address).
         proxy_headers=False,
     )
-    server = Server(config)
+    server = Server(config, memory_headroom_mb=settings.memory_headroom_mb if limit_memory else None)
     redact_token_logs()
     return server

@@ -63,6 +63,9 @@ def warehouse_options(settings: Settings, name: str) -> dict[str, Any]:
         "allow_privileged_role": settings.warehouse_allow_privileged_role,
         "progress_interval": settings.progress_interval_s,
         "duckdb_memory_limit": settings.duckdb_memory_limit,
+        # the default stays well inside the address-space headroom (memory_headroom_mb), so a
+        # big sort spills instead of failing at that limit
+        "duckdb_memory_limit_at_most_mb": settings.memory_headroom_mb // 2,
         "duckdb_threads": settings.duckdb_threads,
         "duckdb_temp_directory": settings.data_dir / "duckdb-temp",
         "duckdb_max_temp_directory_size": settings.duckdb_max_temp_directory_size,
@@ -249,8 +252,10 @@ class Services:
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)
 
-    def _query_finished(self, status: str, seconds: float) -> None:
+    def _query_finished(self, status: str, seconds: float, error_code: str | None) -> None:
         self.metrics.queries.labels(status).inc()
+        if error_code is not None:
+            self.metrics.query_errors.labels(error_code).inc()
         self.metrics.query_seconds.observe(seconds)
 
     async def _prune_loop(self) -> None:

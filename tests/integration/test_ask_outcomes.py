@@ -4,11 +4,9 @@ viz agent reported as internal errors (logged, counted) without losing the rows.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
-import pytest
 
 from .conftest import run_server
 

@@ -117,7 +117,7 @@ async def test_duckdb_memory_limit_stops_a_big_query(duck_file: Path) -> None:
             await wh.execute(
                 "SELECT g, repeat('x', 100) AS pad FROM range(5000000) t(g) ORDER BY random()", timeout=60, row_cap=5
             )
-        assert info.value.code == "query_failed" and "Out of Memory" in info.value.message
+        assert info.value.code == "resources_exceeded" and "Out of Memory" in info.value.message
         assert (await wh.execute("SELECT count(*) FROM t", timeout=10, row_cap=1)).rows == [[1000]]
     finally:
         await wh.close()
@@ -133,7 +133,7 @@ async def test_duckdb_spilling_is_bounded(duck_file: Path, tmp_path: Path) -> No
             await wh.execute(
                 "SELECT g, repeat('x', 100) AS pad FROM range(5000000) t(g) ORDER BY random()", timeout=60, row_cap=5
             )
-        assert info.value.code == "query_failed" and "max_temp_directory_size" in info.value.message
+        assert info.value.code == "resources_exceeded" and "max_temp_directory_size" in info.value.message
     finally:
         await wh.close()
 
@@ -247,6 +247,15 @@ async def test_sqlite_huge_values_are_cut(guarded_sqlite: SQLiteWarehouse) -> No
         text_col=1,
         binary_col=2,
     )
+
+
+async def test_sqlite_value_beyond_the_length_cap_is_resources_exceeded(guarded_sqlite: SQLiteWarehouse) -> None:
+    from livebi.warehouse.sqlite import MAX_VALUE_BYTES
+
+    with pytest.raises(WarehouseError) as info:
+        await guarded_sqlite.execute(f"SELECT length(zeroblob({MAX_VALUE_BYTES + 1}))", timeout=5, row_cap=1)
+    assert info.value.code == "resources_exceeded" and "too big" in info.value.message
+    assert (await guarded_sqlite.execute("SELECT count(*) FROM t", timeout=5, row_cap=1)).rows == [[2]]
 
 
 # ============================================================================================
@@ -402,13 +411,25 @@ async def test_postgres_session_state_does_not_outlive_a_query(pg_readonly, pg_t
 
 
 @pytest.mark.postgres
+async def test_postgres_value_beyond_its_limits_is_resources_exceeded(pg_readonly) -> None:
+    wh = PostgresWarehouse("pg", pg_readonly.dsn)
+    try:
+        with pytest.raises(WarehouseError) as info:  # SQLSTATE 54000, before allocating
+            await wh.execute("SELECT length(repeat('x', 2000000000))", timeout=10, row_cap=1)
+        assert info.value.code == "resources_exceeded" and "too large" in info.value.message
+        assert (await wh.execute("SELECT 1", timeout=5, row_cap=1)).rows == [[1]]
+    finally:
+        await wh.close()
+
+
+@pytest.mark.postgres
 async def test_postgres_temp_file_limit_stops_a_spilling_sort(pg_readonly) -> None:
     await pg_readonly.admin.execute(f"ALTER ROLE {pg_readonly.role} SET temp_file_limit = '2MB'")
     wh = PostgresWarehouse("pg", pg_readonly.dsn, work_mem="64kB", temp_file_limit="2MB")
     try:
         with pytest.raises(WarehouseError) as info:
             await wh.execute("SELECT g FROM generate_series(1, 5e7) g ORDER BY random()", timeout=60, row_cap=5)
-        assert info.value.code == "query_failed" and "temp_file_limit" in info.value.message
+        assert info.value.code == "resources_exceeded" and "temp_file_limit" in info.value.message
     finally:
         await wh.close()
 

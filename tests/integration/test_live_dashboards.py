@@ -230,7 +230,6 @@ async def test_nobody_watching_runs_nothing_and_the_schedule_follows_the_viewers
 
 async def test_identical_sql_runs_once_across_widgets_and_dashboards(server: LiveServer, shop: Path) -> None:
     counter = QueryCounter(server)
-    live = server.app.state.services.live
     a, _ = await dashboard_with(server, [widget("Total", SALES_TOTAL), widget("Total again", SALES_TOTAL)])
     b, _ = await dashboard_with(server, [widget("Total", SALES_TOTAL)], owner="bob")
     viewers = await watch(server, a) + await watch(server, b, username="bob")
@@ -375,7 +374,6 @@ SLOW_TOTAL = ("SELECT (SELECT sum(amount) FROM sales) AS total, (WITH RECURSIVE 
 
 async def test_a_change_during_a_running_refresh_runs_it_again_with_the_new_row(server: LiveServer, shop: Path) -> None:
     counter = QueryCounter(server)
-    live = server.app.state.services.live
     dashboard_id, [wid] = await dashboard_with(server, [widget("Slow total", SLOW_TOTAL)])
     [viewer] = await watch(server, dashboard_id)
     try:
@@ -478,7 +476,7 @@ from .test_change_detection import PgSetup, livebi_cli, pg  # noqa: E402,F401  (
 
 @pytest.mark.postgres
 async def test_rows_inserted_directly_in_postgresql_are_pushed_with_and_without_triggers(
-    tmp_path: Path, shop: Path, pg: PgSetup
+    tmp_path: Path, shop: Path, pg: PgSetup  # noqa: F811  (the imported fixture)
 ) -> None:
     import asyncpg
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 
 import pytest
-import websockets
 
-from livebi.protocol import CloseCode
 
 from .conftest import run_server
 

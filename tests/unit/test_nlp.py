@@ -220,7 +220,8 @@ def test_total_revenue_reads_well(agent, model):
     assert parsed.explanation == "Total revenue from orders"
     assert parsed.engine == "parser"
     assert parsed.chart_hint == {"kind": "kpi", "time_grain": None, "measures": ["total_revenue"],
-                                 "dimensions": [], "money_columns": ["total_revenue"]}
+                                 "dimensions": [], "money_columns": ["total_revenue"],
+                                 "percent_columns": [], "number_columns": []}
     assert json.loads(json.dumps(parsed.to_dict()))["intent"]["measures"][0]["column"] == "revenue"
 
 

@@ -522,7 +522,7 @@ def _build(con: duckdb.DuckDBPyConnection, *, rows: int, seed: int) -> None:
 
     # ---- cash flow: receipts and payments follow sales; investing and financing are lumpy.
     con.execute(
-        f"""
+        """
         INSERT INTO cash_flow
         WITH t AS (
             SELECT month, sum(revenue::DECIMAL(18, 2))::DOUBLE AS revenue, sum(cost::DECIMAL(18, 2))::DOUBLE AS cost,

@@ -39,6 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..auth import AuthError, LoginThrottled, User
+from ..memory_limit import memory_status
 from ..permissions import Refusal, operator_refusal
 from ..pipeline import AskFailed
 from ..protocol import CloseCode, ErrorCode, ProtocolError, dumps
@@ -210,6 +211,7 @@ async def health(request: Request) -> dict[str, Any]:
         "warehouses": list(services.warehouses),
         "live_dashboards": services.live.active_count if services.live else None,
         "change_detection": services.live.detection_status() if services.live else {},
+        "memory": memory_status(),
     }
 
 

@@ -149,6 +149,19 @@ class WarehouseError(Exception):
         self.message = message
 
 
+class ResourcesExceeded(WarehouseError):
+    """The query needed more memory, or built a larger value, than the engine or this process
+    may use (DuckDB's out-of-memory error under the server's address-space limit, SQLite's
+    ``MemoryError`` or value-length limit, PostgreSQL's 53200/54000). Only that query fails."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "resources_exceeded",
+            f"the query needs more memory than this server allows ({detail}); ask for less: filter, "
+            "aggregate, or shorter values",
+        )
+
+
 class QueryTimeout(WarehouseError):
     def __init__(self, seconds: float) -> None:
         super().__init__("query_timeout", f"the query ran longer than {seconds:g} s and was stopped")

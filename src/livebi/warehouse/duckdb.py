@@ -45,6 +45,7 @@ from livebi.warehouse.base import (
     ForeignKey,
     ProgressCallback,
     QueryResult,
+    ResourcesExceeded,
     Schema,
     Table,
     WarehouseError,
@@ -63,13 +64,17 @@ DEFAULT_MEMORY_SHARE = 0.25
 MIN_MEMORY_LIMIT = 256 * 1024 * 1024
 
 
-def default_memory_limit() -> str:
-    """A quarter of the physical memory (at least 256 MiB), as a DuckDB size string."""
+def default_memory_limit(at_most_mb: int = 0) -> str:
+    """A quarter of the physical memory (at least 256 MiB, at most ``at_most_mb`` when > 0), as
+    a DuckDB size string."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not POSIX: a fixed, modest limit
         total = 8 * 1024**3
-    return f"{max(MIN_MEMORY_LIMIT, int(total * DEFAULT_MEMORY_SHARE)) // 1024**2}MiB"
+    share = int(total * DEFAULT_MEMORY_SHARE)
+    if at_most_mb > 0:
+        share = min(share, at_most_mb * 1024**2)
+    return f"{max(MIN_MEMORY_LIMIT, share) // 1024**2}MiB"
 
 
 def default_threads() -> int:
@@ -125,6 +130,7 @@ class DuckDBWarehouse(ThreadedWarehouse):
         # Limits
         max_concurrent_queries: int = 8,
         memory_limit: str = "",
+        memory_limit_at_most_mb: int = 0,
         threads: int = 0,
         temp_directory: str | Path | None = None,
         max_temp_directory_size: str = "4GB",
@@ -133,7 +139,9 @@ class DuckDBWarehouse(ThreadedWarehouse):
     ) -> None:
         """
         Args:
-            memory_limit: DuckDB ``memory_limit`` (e.g. ``"2GB"``); empty: a quarter of RAM.
+            memory_limit: DuckDB ``memory_limit`` (e.g. ``"2GB"``); empty: a quarter of RAM, at
+                most ``memory_limit_at_most_mb`` (when > 0: the server's address-space headroom
+                leaves room for it, so DuckDB spills before the process hits that limit).
             threads: DuckDB ``threads``; 0: the CPUs this process may use.
             temp_directory: where DuckDB may spill (a subdirectory per warehouse and process is
                 created in it); None: no spilling, a query that does not fit in
@@ -146,7 +154,7 @@ class DuckDBWarehouse(ThreadedWarehouse):
         self.schemas = exposed_schemas(self.dialect, schemas)
         # DuckDB cannot open an in-memory database read-only (it would always be empty).
         self.read_only = read_only and self.path != MEMORY
-        self.memory_limit = memory_limit or default_memory_limit()
+        self.memory_limit = memory_limit or default_memory_limit(memory_limit_at_most_mb)
         self.threads = threads or default_threads()
         # One directory per warehouse and process: DuckDB instances must not share one.
         self.temp_directory = str(Path(temp_directory) / f"{name}-{os.getpid()}") if temp_directory else None
@@ -361,6 +369,9 @@ class DuckDBWarehouse(ThreadedWarehouse):
                 )
                 cur.execute(bounded or sql)
                 fetch_bounded(cur.fetchmany, budget, job)
+            except duckdb.OutOfMemoryException as exc:
+                # memory_limit, or the server's address-space limit (a huge scalar value)
+                raise ResourcesExceeded(_clean_error(exc)) from None
             except duckdb.Error as exc:
                 if job.interrupted:
                     raise QueryInterrupted() from None

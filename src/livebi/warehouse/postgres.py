@@ -49,6 +49,7 @@ from livebi.warehouse.base import (
     ProgressCallback,
     QueryResult,
     QueryTimeout,
+    ResourcesExceeded,
     Schema,
     Table,
     Warehouse,
@@ -374,6 +375,9 @@ class PostgresWarehouse(Warehouse):
             if "statement timeout" in str(exc):
                 raise QueryTimeout(timeout) from None
             raise WarehouseError("query_failed", str(exc)) from None
+        except (asyncpg.OutOfMemoryError, asyncpg.ConfigurationLimitExceededError, asyncpg.ProgramLimitExceededError) as exc:
+            # 53200 out of memory, 53400 temp_file_limit, 54000 e.g. "requested length too large"
+            raise ResourcesExceeded(str(exc)) from None
         except asyncpg.PostgresError as exc:
             raise WarehouseError("query_failed", str(exc)) from None
         except (OSError, asyncpg.InterfaceError) as exc:

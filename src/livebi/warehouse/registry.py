@@ -35,6 +35,7 @@ def open_warehouse(
     schemas: Sequence[str] | None = None,
     # Engine limits
     duckdb_memory_limit: str = "",
+    duckdb_memory_limit_at_most_mb: int = 0,
     duckdb_threads: int = 0,
     duckdb_temp_directory: str | Path | None = None,
     duckdb_max_temp_directory_size: str = "4GB",
@@ -53,8 +54,9 @@ def open_warehouse(
         progress_interval: seconds between progress reports while a query runs.
         schemas: the schemas queries may read, in the order unqualified names resolve
             (None: the engine's default, see the module docstring).
-        duckdb_memory_limit, duckdb_threads: DuckDB ``memory_limit`` (empty: a quarter of RAM)
-            and ``threads`` (0: the usable CPUs), locked when the database opens.
+        duckdb_memory_limit, duckdb_threads: DuckDB ``memory_limit`` (empty: a quarter of RAM,
+            at most ``duckdb_memory_limit_at_most_mb`` when > 0) and ``threads`` (0: the usable
+            CPUs), locked when the database opens.
         duckdb_temp_directory, duckdb_max_temp_directory_size: where and how much DuckDB may
             spill; no directory or an empty size: no spilling.
         postgres_work_mem, postgres_temp_file_limit: per-query PostgreSQL limits (see
@@ -73,7 +75,8 @@ def open_warehouse(
 
         return DuckDBWarehouse(
             name, url, read_only=read_only, progress_interval=progress_interval, schemas=schemas,
-            memory_limit=duckdb_memory_limit, threads=duckdb_threads,
+            memory_limit=duckdb_memory_limit, memory_limit_at_most_mb=duckdb_memory_limit_at_most_mb,
+            threads=duckdb_threads,
             temp_directory=duckdb_temp_directory if duckdb_max_temp_directory_size else None,
             max_temp_directory_size=duckdb_max_temp_directory_size or "0B",
         )

@@ -22,7 +22,15 @@ import logging
 import threading
 from typing import Any, Callable, Sequence, TypeVar
 
-from livebi.warehouse.base import Progress, ProgressCallback, QueryTimeout, Schema, Warehouse, WarehouseError
+from livebi.warehouse.base import (
+    Progress,
+    ProgressCallback,
+    QueryTimeout,
+    ResourcesExceeded,
+    Schema,
+    Warehouse,
+    WarehouseError,
+)
 from livebi.warehouse.bounded import ResultBudget
 
 T = TypeVar("T")
@@ -259,7 +267,8 @@ class ThreadedWarehouse(Warehouse):
         interval: float,
     ) -> T:
         """:func:`run_blocking` in this warehouse's pool; a query that close() interrupted
-        fails with ``warehouse_unavailable``."""
+        fails with ``warehouse_unavailable``, one that ran out of memory (``MemoryError``: the
+        server's address-space limit, SQLite's heap limit) with ``resources_exceeded``."""
         self._check_open()
 
         def tracked(job: QueryJob) -> T:
@@ -271,6 +280,10 @@ class ThreadedWarehouse(Warehouse):
             if self._closed:
                 raise WarehouseError("warehouse_unavailable", f"warehouse {self.name} was closed") from None
             raise
+        except MemoryError as exc:
+            # The allocation that failed belonged to this query; its memory is freed with it.
+            logger.warning("warehouse %s: a query ran out of memory: %s", self.name, str(exc) or "MemoryError")
+            raise ResourcesExceeded(str(exc) or "out of memory") from None
         except RuntimeError:
             # the pool refuses new work once shut down
             self._check_open()

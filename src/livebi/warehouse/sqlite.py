@@ -42,6 +42,7 @@ from livebi.warehouse.base import (
     ForeignKey,
     ProgressCallback,
     QueryResult,
+    ResourcesExceeded,
     Schema,
     Table,
     WarehouseError,
@@ -301,6 +302,10 @@ class SQLiteWarehouse(ThreadedWarehouse):
                 bounded = bounded_select(body, ["any"] * len(columns), columns, dialect="sqlite", max_chars=max_value_chars)
                 cur = conn.execute(bounded or body)
                 fetch_bounded(fetchmany, budget, job)
+            except sqlite3.DataError as exc:
+                # SQLITE_TOOBIG: a value longer than the length cap (MemoryError, for SQLite's
+                # own out-of-memory, becomes resources_exceeded in the runner)
+                raise ResourcesExceeded(str(exc)) from None
             except sqlite3.Error as exc:
                 if job.interrupted:
                     raise QueryInterrupted() from None

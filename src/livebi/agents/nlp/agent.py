@@ -29,12 +29,15 @@ import logging
 import time
 from typing import Mapping
 
-from livebi.warehouse.base import Schema, Warehouse
+from livebi.warehouse.base import Schema, Warehouse, WarehouseError
+from livebi.warehouse.types import quote_identifier
 
 from .llm import LLMEngine, LLMFailure
 from .model import SemanticModel
+from .normalize import tokenize
 from .parser import NotUnderstood, ParsedQuestion, SubstageCallback, check_question, parse_question
 from .semantic_layer import SemanticLayer, SemanticLayerError
+from .timeexpr import data_anchor, extract_time
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +155,36 @@ class NLPAgent:
                 values[(table, column)] = [str(v) for v in found]
         dialect = warehouse.dialect or "duckdb"
         model = await asyncio.to_thread(SemanticModel.from_schema, schema, values, layer=layer, dialect=dialect)
+        if self._today is None:  # a pinned date is the user's choice: nothing to anchor
+            model.data_ends = await self._data_ends(warehouse, model)
         await asyncio.to_thread(self._warm_up, model, dialect)
         return model
+
+    async def _data_ends(self, warehouse: Warehouse, model: SemanticModel) -> dict[tuple[str, str], dt.date]:
+        """The last date of each date column whose data ended before yesterday (one MAX query
+        per table with dates). Columns still receiving data are left out, so a live warehouse
+        is never re-anchored to the date its model happened to be built."""
+        ends: dict[tuple[str, str], dt.date] = {}
+        recent = dt.date.today() - dt.timedelta(days=1)
+        for name, info in model.tables.items():
+            columns = [c.name for c in info.columns.values() if c.role == "date"]
+            if not columns:
+                continue
+            sql = "SELECT " + ", ".join(f"MAX({quote_identifier(c)})" for c in columns) + \
+                  f" FROM {quote_identifier(name)}"
+            try:
+                result = await warehouse.execute(sql, timeout=30.0, row_cap=1)
+            except WarehouseError:  # questions still work, counted from the real date
+                log.warning("reading the last dates of %s.%s failed", warehouse.name, name, exc_info=True)
+                continue
+            for column, value in zip(columns, result.rows[0] if result.rows else ()):
+                try:
+                    last = dt.date.fromisoformat(str(value)[:10]) if value is not None else None
+                except ValueError:  # not an ISO date (a text column named like a date)
+                    continue
+                if last is not None and last < recent:
+                    ends[(name, column)] = last
+        return ends
 
     def _warm_up(self, model: SemanticModel, dialect: str) -> None:
         """Parse one example so the first real question does not pay for cold caches
@@ -179,8 +210,20 @@ class NLPAgent:
         Raises:
             NotUnderstood: see :func:`~.parser.parse_question`.
         """
-        return parse_question(question, model, dialect=dialect, today=self.today,
-                              max_question_chars=self.max_question_chars, on_substage=on_substage)
+        parsed = parse_question(question, model, dialect=dialect, today=self.today,
+                                max_question_chars=self.max_question_chars, on_substage=on_substage)
+        if self._today is not None or not model.data_ends:
+            return parsed
+        # "last month" on data that ended in the past: count from the data's last date
+        periods = extract_time(tokenize(question), self.today).periods
+        anchor = data_anchor(periods, parsed.intent.get("filters") or [], model.data_ends)
+        if anchor is None:
+            return parsed
+        day, words = anchor
+        parsed = parse_question(question, model, dialect=dialect, today=day,
+                                max_question_chars=self.max_question_chars, on_substage=on_substage)
+        parsed.assumptions.append(f"Counted '{words}' from the latest data, {day.isoformat()}")
+        return parsed
 
     async def answer(self, question: str, model: SemanticModel, warehouse: Warehouse,
                      on_substage: SubstageCallback | None = None) -> ParsedQuestion:

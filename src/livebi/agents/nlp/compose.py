@@ -17,12 +17,13 @@ import dataclasses
 from . import lexicon as lx
 from . import strings
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
+from .existence import existence_of, exists_specs, route
 from .model import MeasureDef
 from .planner import (
     BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
     dimension_spec, measure_spec, row_select, with_unique_aliases,
 )
-from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
+from .query import DimensionSpec, ExistsSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
 
 CORRELATION_POINTS = 1000
 
@@ -35,6 +36,7 @@ class Request:
     role: Role | None = None
     entity: str | None = None  # for counts
     prefer_fact: bool = False  # "unique customers": count them in the fact table
+    agg: str | None = None  # overrides the role's aggregation ("minimum and maximum share")
 
     def bases(self, p: Planner) -> set[str]:
         model = p.model
@@ -128,12 +130,16 @@ def compose(p: Planner) -> QuerySpec:
 def _draft(p: Planner) -> Draft:
     """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
     model, intent = p.model, p.intent
+    _each_entity_listed(p)
     subject_roles = p.of_role("subject")
-    if intent.rank_superlative is not None and subject_roles and not p.of_role("dimension") \
-            and any(r.role == "measure" and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
+    extreme = _extreme_row(p, subject_roles)
+    if extreme is not None:
+        return extreme
+    if intent.superlative and subject_roles and not p.of_role("dimension") \
+            and any(r.role in {"measure", "count"} and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
         ranked = subject_roles.pop(0)  # "the most expensive product": rank products by price
         ranked.role, ranked.marked = "dimension", True
-    ranking = intent.rank_n is not None or (intent.rank_superlative is not None and (
+    ranking = intent.rank_n is not None or (intent.superlative and (
         bool(p.of_role("dimension")) or intent.time.ranked_grain))
     requests: list[Request] = []
     for r in list(subject_roles):
@@ -156,11 +162,12 @@ def _draft(p: Planner) -> Draft:
         ranking = True
     for r in p.roles:
         if r.role == "measure":
+            requests.extend(Request("measure", r, agg=agg) for agg in r.extra_aggs)
             requests.append(Request("measure", r))
         elif r.role == "column_agg":
             requests.append(Request("column_agg", r))
         elif r.role == "count":
-            entity = _entity(p, r)
+            entity = _counted(p, r)
             if entity is not None:
                 fact_words = r.distinct or bool(p.of_role("measure"))
                 requests.append(Request("count", r, entity, prefer_fact=fact_words))
@@ -177,6 +184,12 @@ def _draft(p: Planner) -> Draft:
                 requests.append(Request("count", r, table))
                 break
 
+    if intent.rank_by_count and not requests:
+        # "the most common hometown of teachers": count the rows that have each hometown
+        dims_now = p.of_role("dimension")
+        table = subject or next((lk.table for r in dims_now for lk in r.mention.links[:1]), None)
+        if table is not None:
+            requests.append(Request("count", None, table))
     if _project_columns(p, requests, subject):
         requests = []  # "the salaries of employees": each employee's salary, not their total
 
@@ -184,8 +197,18 @@ def _draft(p: Planner) -> Draft:
     dims = p.of_role("dimension")
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
     having_mode = False
+    for c in [c for c in unbound if c.times and subject is not None]:
+        # "products ordered more than 1200 times": the rows of the fact table that point at
+        # each product are counted and compared
+        child = _counted_child(p, subject)  # type: ignore[arg-type]
+        if child is not None:
+            unbound.remove(c)
+            having_mode = True
+            requests.append(Request("count", Role(subject_roles[0].mention, "operand", comparison=c), child))
     for op in operands:
-        entity = _entity(p, op)
+        if op.comparison is not None and op.comparison.op in {"=", "in"} and not p._measure_links(op.mention):
+            continue  # "teachers aged 32 or 33": a value of a column, filtered row by row
+        entity = _counted(p, op)
         if entity is not None and op.mention.links[0].kind == "table":
             having_mode = True  # "at least 3 orders"
             requests.append(Request("count", op, entity))
@@ -196,11 +219,23 @@ def _draft(p: Planner) -> Draft:
             having_mode = True  # "regions with revenue over 1M"
             requests.append(Request("measure", op))
 
+    if having_mode and not dims and not subject:
+        # "grades that have at least 4 students": the column listed is what the rows are
+        # grouped by, and the count is compared per value of it
+        counted = {req.entity for req in requests if req.kind == "count"}
+        for req in [q for q in requests if q.kind == "measure" and q.role is not None and q.role.agg is None
+                    and q.role.role == "measure"]:
+            if any(lk.kind == "column" and lk.table in counted for lk in req.role.mention.links):  # type: ignore[union-attr]
+                req.role.role, req.role.marked = "dimension", True  # type: ignore[union-attr]
+                requests.remove(req)
+        dims = p.of_role("dimension")
     grain = p.pick_grain()
     marked_dims = [r for r in dims if r.marked]
     plain_dims = [r for r in dims if not r.marked]  # "list customer names", "customer country Germany"
-    listing = not requests and not marked_dims and not grain and not ranking and not having_mode and (
-        not plain_dims or intent.wants_list or subject is not None or bool(p.of_role("filter")))
+    # "what percentage of orders were cancelled" counts orders; it never lists them
+    listing = not requests and not marked_dims and not grain and not ranking and not having_mode \
+        and not intent.share \
+        and (not plain_dims or intent.wants_list or subject is not None or bool(p.of_role("filter")))
     if not requests and not listing:
         if subject and model.tables[subject].is_entity and not ranking and not (having_mode or unbound):
             requests.append(Request("count", subject_roles[0], subject))  # "orders by month"
@@ -208,6 +243,139 @@ def _draft(p: Planner) -> Draft:
         else:
             requests.append(Request("default"))  # "bottom 3 regions"
     return Draft(requests, subject_roles, subject, dims, operands, unbound, grain, ranking, having_mode, listing)
+
+
+def _each_entity_listed(p: Planner) -> None:
+    """"the age and hometown of every teacher": "every"/"each" after "of" before an entity
+    whose own columns are what the question names lists those columns per entity; it is no
+    breakdown ("revenue for each region" is one: region is a column, not the entity owning it)."""
+    named = [r for r in p.roles if r.role in {"dimension", "measure"} and not r.marked]
+    for r in p.of_role("dimension"):
+        entity = _entity(p, r)
+        start = next((k for k, text in p.intent.markers.items() if text in {"each", "every"}
+                      and k + 1 == r.mention.start), None)
+        if not r.marked or entity is None or start is None or p.intent.norm(start - 1) != "of" or not named:
+            continue
+        if all(any(lk.table == entity for lk in n.mention.links if lk.kind in {"column", "measure"}) for n in named):
+            r.role, r.marked, r.marker = "subject", False, ""
+            del p.intent.markers[start]
+
+
+@dataclasses.dataclass
+class Extreme:
+    """The row holding an extreme value: ORDER BY ``column`` ``direction`` LIMIT ``n``."""
+
+    table: str
+    column: str
+    direction: str
+    n: int
+
+
+def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
+    """"the hometown of the youngest teacher", "the money rank of the player with the highest
+    earnings", "the production code of the most recent cartoon": the answer is the row (or
+    the n rows) holding the extreme value of a column of the entity's own table, with the
+    columns the question names, not an aggregate. Only when nothing is broken down ("by",
+    "per", "each"), counted or aggregated, and the ranked column lives in the row's table
+    (otherwise "the customer with the highest revenue" totals a child table, which the
+    superlative ranking does)."""
+    intent, model = p.intent, p.model
+    ranked_entities = p.of_role("ranked_entity")
+    if intent.markers or intent.time.grain or intent.question_word in {"how many", "how much"} \
+            or any(r.role in {"count", "operand", "column_agg"} for r in p.roles) or intent.share \
+            or len(ranked_entities) > 1:
+        return None
+    tables = [t for r in subject_roles if (t := _entity(p, r))]
+    tables += [lk.table for r in p.roles if r.role in {"filter", "dimension", "measure"} for lk in r.mention.links[:1]
+               if lk.kind in {"value", "column", "measure"}]
+    target: tuple[str, str, str] | None = None
+    ranked_role: Role | None = None
+    if ranked_entities:
+        # "the first student to register", "the last transcript": an entity ranked by its own
+        # date when it has no amount to rank by ("the 3 biggest orders" has one)
+        ranked_role = ranked_entities[0]
+        entity = _entity(p, ranked_role)
+        temporal = ranked_role.agg_at is not None and intent.norm(ranked_role.agg_at) in _TEMPORAL_RANKS
+        if entity is None or (amount_of(p, entity) is not None and not temporal):
+            return None
+        column = _date_by_verb(p, entity, ranked_role.mention.end)
+        if column is None:
+            return None
+        target = (entity, column, "asc" if ranked_role.agg == "min" else "desc")
+        ranked_role.role, ranked_role.marked = "subject", False
+        subject_roles = [ranked_role, *subject_roles]
+    elif intent.extreme is not None:
+        if intent.aggs:
+            return None
+        words, direction = lx.EXTREME_ADJECTIVES[intent.extreme[1]]
+        for table in dict.fromkeys(tables):
+            column = _column_for(model, table, words)
+            if column is not None:
+                flip = "birth" in model.column(table, column).words
+                target = (table, column, {"asc": "desc", "desc": "asc"}[direction] if flip else direction)
+                break
+    elif intent.superlative and intent.rank_n is None and not intent.rank_by_sales:
+        ranked = [r for r in p.roles if r.superlative and r.role in {"measure", "dimension"}]
+        if len(ranked) != 1 or any(r.role == "dimension" and r.marked and not r.superlative for r in p.roles) \
+                or any(agg for k, agg in intent.aggs.items()):
+            return None
+        ranked_role = ranked[0]
+        link = next((lk for lk in ranked_role.mention.links if lk.kind == "column"), None)
+        if link is None or model.column(link.table, link.column).role not in {"measure", "date"}:  # type: ignore[arg-type]
+            return None
+        own = [t for t in dict.fromkeys(tables) if t == link.table]
+        if not own:
+            return None
+        target = (link.table, link.column, intent.rank_dir or "desc")  # type: ignore[assignment]
+    if target is None:
+        return None
+    table, column, direction = target
+    for r in p.roles:
+        if r is ranked_role:
+            r.role, r.marked = "dimension", False
+        elif r.role == "measure":
+            r.role, r.marked = "dimension", False  # "the money rank of ...": a column to show
+    n = intent.which_n or 1
+    p.extreme = Extreme(table, column, direction, n)  # type: ignore[attr-defined]
+    said = model.column(table, column).human
+    p.assumptions.append(f"Showed the {model.tables[table].singular} with the "
+                         f"{'highest' if direction == 'desc' else 'lowest'} {said}")
+    subject = table
+    return Draft([], subject_roles, subject, p.of_role("dimension"), [], [], None, False, False, True)
+
+
+_TEMPORAL_RANKS = {"first", "last", "earliest", "latest", "newest"}
+
+
+def _date_by_verb(p: Planner, table: str, after: int) -> str | None:
+    """The date column of ``table`` that the words after the entity name ("the first student
+    to *register*": ``date_first_registered``), else the table's own default date."""
+    model = p.model
+    dates = [c for c in model.tables[table].columns.values() if c.role == "date"]
+    said = [p.intent.norm(k) for k in range(after, after + 3) if len(p.intent.norm(k)) >= 5]
+    for col in dates:
+        if any(w[:6] == word[:6] for w in said for word in col.words if len(word) >= 5):
+            return col.name
+    default = model.default_dates.get(table)
+    if default and default[0] == table:
+        return default[1]
+    return dates[0].name if len(dates) == 1 else None
+
+
+def _column_for(model, table: str, words: tuple[str, ...]) -> str | None:
+    """The column of ``table`` an extreme adjective ranks by: one whose name holds one of
+    ``words`` (in their order of preference), or its own date for "@date"."""
+    info = model.tables[table]
+    for word in words:
+        if word == "@date":
+            date = model.default_dates.get(table)
+            if date and date[0] == table:
+                return date[1]
+            continue
+        for col in info.columns.values():
+            if word in col.words:
+                return col.name
+    return None
 
 
 def _project_columns(p: Planner, requests: list[Request], subject: str | None) -> bool:
@@ -224,9 +392,13 @@ def _project_columns(p: Planner, requests: list[Request], subject: str | None) -
     """
     intent = p.intent
     measured = [r.role for r in requests]
+    if subject is None and requests and intent.order_at is not None and p.of_role("dimension") \
+            and all(r.role is not None and r.role.mention.start == intent.order_at for r in requests):
+        # "sort employee names by their age": only the sort key is a measure; list its table
+        subject = next((lk.table for lk in requests[0].role.mention.links if lk.kind == "column"), None)  # type: ignore[union-attr]
     if subject is None or not requests or any(r.kind != "measure" for r in requests) \
             or intent.question_word in {"how much", "how many"} or intent.aggs or intent.share or intent.versus \
-            or intent.correlation or intent.rank_n is not None or intent.rank_superlative is not None \
+            or intent.correlation or intent.rank_n is not None or intent.superlative \
             or intent.time.grain or intent.time.ranked_grain or p.pick_grain() \
             or any(r.marked for r in p.of_role("dimension")):
         return False
@@ -311,14 +483,17 @@ def _add_dimensions(p: Planner, spec: QuerySpec, draft: Draft) -> None:
 
 
 def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
-    """Values, flags, quoted text and periods."""
+    """Related rows that must (not) exist, values, flags, quoted text and periods."""
     model = p.model
+    _existence_filters(p, spec)
     value_filters(p, spec)
     _drop_pinned_dimensions(p, spec, draft.dims)
     if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
         # "what share of revenue comes from Europe": every region's share, Europe among them
         pinned = next((f for f in spec.filters if f.op in {"=", "in"}), None)
-        if pinned is not None:
+        if pinned is not None and spec.measures[0].formula is None and pinned.table == spec.base:
+            pass  # "what percentage of orders were cancelled": one rate (see _rate_within_groups)
+        elif pinned is not None:
             spec.filters.remove(pinned)
             label = model.column(pinned.table, pinned.column).human
             spec.dimensions.append(DimensionSpec(pinned.table, pinned.column, lx.snake(label), label))
@@ -330,15 +505,114 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
             spec.filters.append(FilterSpec(link.table, link.column, "is_true" if yes is None else "=",  # type: ignore[arg-type]
                                            [True if yes is None else yes],
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
-    for r in p.of_role("literal"):  # "customers named 'Acme'": a LIKE on the label, as a literal
-        target = draft.subject or spec.base
-        label = model.tables[target].label_column
-        value = r.mention.links[0].value
-        if label and value and p.reach(spec.base, target) is not None:
-            spec.filters.append(FilterSpec(target, label, "like", [value], label=f"contains {value}"))
-            p.assumptions.append(f'Matched {r.mention.text} anywhere in {target}.{label}')
+    for r in p.of_role("presence"):  # "suppliers that don't have a home page": IS NULL
+        link = r.mention.links[0]
+        if p.reach(spec.base, link.table) is not None:
+            label = model.column(link.table, link.column).human  # type: ignore[arg-type]
+            spec.filters.append(FilterSpec(link.table, link.column, "is_null" if r.negated else "not_null",  # type: ignore[arg-type]
+                                           [], label=label))
+            p.assumptions.append(f"Kept rows {'without' if r.negated else 'with'} a {label}")
+    for r in p.of_role("literal"):
+        _literal_filter(p, spec, draft, r)
     strings.apply(p, spec, getattr(p, "text_conditions", []), draft.subject)  # "starts with X"
     spec.filters.extend(p.time_filters(spec.base))
+
+
+_LITERAL_LEADS = {"named", "called", "titled", "is", "=", "of", "with", "as", "name", "title"}
+
+
+def _literal_filter(p: Planner, spec: QuerySpec, draft: Draft, r: Role) -> None:
+    """A quoted text. Right after a text column or a table ('the episode "A Love of a
+    Lifetime"', 'the cartoon "The Rise of the Blue Beetle"') it is that column's (or that
+    table's label's) exact value; otherwise "customers named 'Acme'" matches it anywhere in the
+    subject's label. A table the base cannot join to many-to-one is reached by EXISTS instead
+    ("the channel that shows the cartoon ..." keeps channels with such a cartoon)."""
+    model = p.model
+    value = r.mention.links[0].value
+    if not value:
+        return
+    before = [m for m in p.mentions if m.end == r.mention.start
+              or (m.end == r.mention.start - 1 and p.intent.norm(m.end) in _LITERAL_LEADS)]
+    table = column = None
+    op = "ieq"
+    if before:
+        link = before[-1].links[0]
+        if link.kind == "column" and model.column(link.table, link.column).kind == "text":  # type: ignore[arg-type]
+            table, column = link.table, link.column
+        elif link.kind == "table" and model.tables[link.table].label_column:
+            table, column = link.table, model.tables[link.table].label_column
+    if table is None:
+        table = draft.subject or spec.base
+        column = model.tables[table].label_column
+        op = "like"
+    if column is None:
+        return
+    flt = FilterSpec(table, column, op, [value], label=model.column(table, column).human)
+    if p.reach(spec.base, table) is not None:
+        spec.filters.append(flt)
+    else:
+        found = route(model, table, [spec.base, *sorted(spec.tables() - {spec.base})])
+        if found is None:
+            raise PlanError(f'I could not relate {r.mention.text} to {model.tables[spec.base].plural}')
+        spec.exists.append(ExistsSpec(found[0], False, found[1], found[2], [flt], model.tables[table].plural))
+    if op == "like":
+        p.assumptions.append(f'Matched {r.mention.text} anywhere in {table}.{column}')
+
+
+def _existence_filters(p: Planner, spec: QuerySpec) -> None:
+    """"students with no friends": [NOT] EXISTS on the related rows, which take the value
+    filters said after them ("cartoons directed by Ben Jones")."""
+    tables = [spec.base] + sorted(spec.tables() - {spec.base})
+    related = p.of_role("exists")
+    if not related:
+        _unreachable_values(p, spec, tables)
+        return
+    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables, [t.norm for t in p.intent.tokens])
+    for role in p.of_role("filter"):
+        if id(role) in taken:
+            role.role = "related_filter"
+    spec.exists.extend(found)
+    for e in found:
+        said = "without any" if e.negated else "with at least one"
+        p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}")
+    _unreachable_values(p, spec, tables)
+    if len(found) < len(related):
+        names = [r.mention.text for r in related if not any(e.table == r.mention.links[0].table for e in found)]
+        raise PlanError("I could not relate " + ", ".join(f'"{n}"' for n in names)
+                        + f" to {p.model.tables[spec.base].plural}")
+
+
+def _unreachable_values(p: Planner, spec: QuerySpec, tables: list[str]) -> None:
+    """A value of a table the base cannot join to many-to-one ("the channel that shows the
+    cartoon 'The Rise of the Blue Beetle'": a cartoon title, channels are the base) keeps the
+    base rows that have such a related row: EXISTS, instead of "I could not relate"."""
+    model = p.model
+    norms = [t.norm for t in p.intent.tokens]
+    starts = {k for m in p.mentions for k in range(m.start, m.end)}
+    both = "both" in norms
+    groups: dict[tuple, list] = {}
+    for r in p.of_role("filter"):
+        if p.value_options(r.mention, spec.base):
+            continue
+        for link in r.mention.of_kind("value"):
+            found = route(model, link.table, tables)
+            if found is None:
+                continue
+            # "students who do not have a cat": the negation is of the related row's existence
+            lacking = r.negated or existence_of(norms, r.mention.start, starts - set(range(r.mention.start, r.mention.end)),
+                                                p.intent.negations) is True
+            key = (found[0], found[1], link.table, link.column, lacking, r.mention.start if both else 0)
+            groups.setdefault(key, [found, []])[1].append(link.value)
+            r.role = "related_filter"
+            break
+    for (table, outer, value_table, column, lacking, _), (found, values) in groups.items():
+        values = list(dict.fromkeys(values))
+        label = model.column(value_table, column).human
+        flt = FilterSpec(value_table, column, "=" if len(values) == 1 else "in", values, label=label)
+        spec.exists.append(ExistsSpec(table, lacking, outer, found[2], [flt], model.tables[value_table].plural))
+        shown = " or ".join(str(v) for v in values)
+        p.assumptions.append(f"Kept {model.tables[outer].plural} {'without' if lacking else 'with'} a related "
+                             f"{model.tables[value_table].singular} whose {label} is {shown}")
 
 
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
@@ -354,6 +628,17 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
         spec.select = [s for s in spec.select if (s.table, s.column) in wanted]
         spec.distinct = True
     spec.dimensions = []
+    extreme = getattr(p, "extreme", None)
+    if extreme is not None:
+        alias = next((s.alias for s in spec.select if (s.table, s.column) == (extreme.table, extreme.column)), None)
+        if alias is None:
+            alias = lx.snake(model.column(extreme.table, extreme.column).human)
+            spec.select.append(SelectColumn(extreme.table, extreme.column, alias))
+        spec.distinct = False
+        spec.order = [(alias, extreme.direction)]
+        spec.limit = extreme.n
+        spec.kind = "list"
+        return
     _listing_order(p, spec, draft)
     spec.limit = LIST_LIMIT
     spec.kind = "list"
@@ -375,7 +660,7 @@ def _listing_order(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     else the label."""
     intent, model = p.intent, p.model
     direction = intent.list_dir or "asc"
-    alphabetical = any(t.norm in {"alphabetically", "alphabetical"} for t in intent.tokens)
+    alphabetical = intent.alphabetical
 
     def alias_of(table: str, column: str) -> str | None:
         return next((s.alias for s in spec.select if (s.table, s.column) == (table, column)), None)
@@ -442,6 +727,28 @@ def _entity(p: Planner, role: Role) -> str | None:
         if link.kind == "table":
             return None
     return None
+
+
+def _counted_child(p: Planner, entity: str) -> str | None:
+    """The table whose rows say how many times something happened to ``entity``: the fact
+    table when it points at it, else the biggest table that points at it directly."""
+    model = p.model
+    children = [e.child for e in model.children(entity)]
+    if model.fact_table in children or (model.fact_table and model.fact_table != entity
+                                         and entity in model.paths_from(model.fact_table)):
+        return model.fact_table
+    if not children:
+        return None
+    return max(children, key=lambda t: model.tables[t].row_count or 0)
+
+
+def _counted(p: Planner, role: Role) -> str | None:
+    """The table whose rows a count counts: an entity, or any table the mention names first
+    ("the most friends" counts rows of a ``friend`` link table, which is no entity)."""
+    entity = _entity(p, role)
+    if entity is None and role.mention.links and role.mention.links[0].kind == "table":
+        return role.mention.links[0].table
+    return entity
 
 
 def _entity_resolved(p: Planner, table: str, role: Role) -> Resolved:
@@ -540,7 +847,7 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
         p.assumptions.append(f'Ignored "{role.mention.text}": it is not in {base}')
         return None
     measure: MeasureDef = opts[0][0]
-    agg = role.agg
+    agg = req.agg or role.agg
     if role.superlative and not p.of_role("dimension") and not p.intent.time.ranked_grain and agg is None:
         agg = "max" if p.intent.rank_dir == "desc" else "min"
     if agg == "count":
@@ -561,6 +868,20 @@ def _resolve_request(p: Planner, req: Request, base: str) -> MeasureSpec | None:
     return spec
 
 
+def _rate_within_groups(p: Planner, spec: QuerySpec) -> None:
+    """"share of returned orders by channel": the rate of a kind of row (a value or flag of the
+    counted table's own column) within each group, not how those rows split across the groups;
+    without groups, one rate ("what percent of products are discontinued")."""
+    if spec.measures[0].formula is not None:
+        return
+    grouped = {(d.table, d.column) for d in spec.dimensions}
+    own = [f for f in spec.filters if f.op in {"=", "in", "is_true"} and f.table == spec.base
+           and (f.table, f.column) not in grouped]
+    if own:
+        spec.share, spec.rate_of = True, own
+        spec.filters = [f for f in spec.filters if not any(f is o for o in own)]
+
+
 def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> None:
     intent = p.intent
     if ranking or having_mode:
@@ -571,6 +892,10 @@ def _finish(p: Planner, spec: QuerySpec, ranking: bool, having_mode: bool) -> No
     other_dims = [d for d in spec.dimensions if not d.grain]
     if intent.share and other_dims and spec.measures:
         spec.share = True
+    if intent.share and spec.measures and (other_dims or not spec.dimensions):
+        _rate_within_groups(p, spec)
+    if intent.growth and time_dims and spec.measures:
+        spec.growth = True
     if ranking and first:
         n = intent.rank_n or intent.which_n
         if n is None:  # "which country has the most customers"

@@ -42,7 +42,7 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
     model = p.model
     for measure, role in having_measures:
         c = role.comparison
-        values = [c.value] if c.upper is None else [c.value, c.upper]
+        values = c.values
         spec.having.append(HavingSpec(measure, c.op, values))
     for role in operands:
         if any(r is role for _, r in having_measures):
@@ -52,6 +52,14 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
         if price is not None and role.mention.end == c.start:
             _row_filter(spec, price, c)  # "products that cost more than 20": their price
             continue
+        if c.op in {"=", "in"} and not p._measure_links(role.mention):
+            link = next((lk for lk in p._column_links(role.mention) if p.reach(spec.base, lk.table) is not None), None)
+            if link is not None:  # "teachers aged 32 or 33" on a text Age column: compare as text
+                column = model.column(link.table, link.column)  # type: ignore[arg-type]
+                values = [f"{v:g}" for v in c.values] if column.kind == "text" else c.values
+                spec.filters.append(FilterSpec(link.table, link.column, c.op if len(values) > 1 else "=",  # type: ignore[arg-type]
+                                               values, label=column.human))
+                continue
         opts = [md for md, _ in p.measure_options(role.mention) if p.reach(spec.base, md.table) is not None
                 and md.column]
         if subject:
@@ -61,8 +69,12 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
             continue
         _row_filter(spec, opts[0], c)
     for c in unbound:
+        if c.op in {"=", "in"}:
+            shown = " or ".join(f"{v:g}" for v in c.values)
+            p.assumptions.append(f"Ignored the number {shown}: I could not tell what it is the value of")
+            continue
         target = subject or spec.base
-        measure = _price_verb(p, c.start, target) or amount_of(p, target)
+        measure = _price_verb(p, c.start, target) or _implied_measure(p, spec.base, c, target) or amount_of(p, target)
         if measure is None or p.reach(spec.base, measure.table, fanout=True) is None:
             p.assumptions.append("Ignored a comparison with nothing to compare")
             continue
@@ -76,11 +88,29 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
             continue
         else:
             agg = measure_spec(measure, "sum", model)
-            values = [c.value] if c.upper is None else [c.value, c.upper]
+            values = c.values
             spec.having.append(HavingSpec(agg, c.op, values))
             if all(m.alias != agg.alias for m in spec.measures):
                 spec.measures.append(agg)
         p.assumptions.append(f"Compared {measure.label} ({measure.table}) {c.op} {c.value:g}")
+
+
+def _implied_measure(p: Planner, base: str, c, target: str) -> MeasureDef | None:
+    """"books heavier than 0.5", "pets older than 1": the comparative names the measure (a
+    weight, an age column) of the subject, else of the table named last before it."""
+    implied = lx.COMPARATIVE_ADJECTIVES.get(p.intent.norm(c.start))
+    if implied is None:
+        return None
+    named = [lk.table for m in p.mentions if m.end <= c.start for lk in m.links[:1] if lk.kind == "table"]
+    for table in dict.fromkeys([target] + named[::-1]):
+        if p.reach(base, table) is None:
+            continue
+        for word in implied[1]:
+            found = next((m for m in p.model.tables[table].measures if m.column
+                          and word in p.model.column(table, m.column).words), None)
+            if found is not None:
+                return found
+    return None
 
 
 def _price_verb(p: Planner, comparator_at: int, subject: str | None) -> MeasureDef | None:
@@ -105,7 +135,7 @@ def known_entities_only(p: Planner, spec: QuerySpec) -> None:
 
 
 def _row_filter(spec: QuerySpec, measure: MeasureDef, c) -> None:
-    values = [c.value] if c.upper is None else [c.value, c.upper]
+    values = c.values
     spec.filters.append(FilterSpec(measure.table, measure.column, c.op, values, label=measure.label))  # type: ignore[arg-type]
 
 

@@ -38,7 +38,8 @@ class MeasureDef:
     ``formula`` is a tiny expression tree rendered to SQL by :mod:`.sqlgen`:
     ``("col", name)``, ``("mul", a, b)``, ``("sub", a, b)``, ``("one_minus", a)``,
     ``("expr", e)`` (a row-level sqlglot expression over the table's columns, from a metric of
-    the semantic layer), and at the top only ``("ratio", a, b)``: SUM(a) / SUM(b), or
+    the semantic layer), ``("where", condition, f)`` (``f`` where the row meets ``condition``,
+    else NULL: a semantic layer's default filter, which aggregates then skip), and at the top only ``("ratio", a, b)``: SUM(a) / SUM(b), or
     ``("agg_expr", e)``: a sqlglot expression that aggregates by itself. Those two are used as
     they are, whatever aggregation was asked for (``default_agg`` is then ``"ratio"``).
     """
@@ -51,6 +52,8 @@ class MeasureDef:
     concept: str | None = None
     derived: bool = False
     description: str = ""  # e.g. "UnitPrice * Quantity * (1 - Discount)"
+    format: str | None = None  # money | percent | number, when the semantic layer says or a ratio shows
+    filter_note: str = ""  # the default filter in words ("excludes cancelled and returned orders")
 
     @property
     def key(self) -> str:
@@ -58,7 +61,9 @@ class MeasureDef:
 
     @property
     def column(self) -> str | None:
-        return self.formula[1] if self.formula[0] == "col" else None
+        """The stored column this measure totals (seen through a default filter), else None."""
+        formula = self.formula[2] if self.formula[0] == "where" else self.formula
+        return formula[1] if formula[0] == "col" else None
 
 
 @dataclasses.dataclass

@@ -139,6 +139,10 @@ ORDER_SPANS = {(first, "to"): direction for direction, words in (
     ("desc", ("highest", "largest", "biggest", "most", "greatest", "latest", "newest", "longest")),
     ("asc", ("lowest", "smallest", "least", "fewest", "earliest", "shortest")))
     for first in words}
+ORDER_SPANS.update({(first, "to"): direction for direction, words in (
+    ("desc", ("old", "oldest", "high", "large", "big", "new", "late", "long", "most", "more", "heavy", "tall")),
+    ("asc", ("young", "youngest", "low", "small", "little", "early", "short", "least", "less", "light", "few")))
+    for first in words})
 #: "best-selling", "top sellers", "worst selling": a ranking by sales
 SALES_RANK_WORDS = {"best", "top", "worst", "least", "lowest", "bottom", "fastest", "slowest", "most"}
 SELLING_WORDS = {"selling", "seller", "sellers", "sold", "moving", "popular"}
@@ -299,6 +303,50 @@ DATE_PENALTY_WORDS = {"birth", "required", "expiry", "expires", "due", "modified
                       "deleted"}
 
 
+#: Superlative adjectives that name the column they rank by: adjective -> (words one of which
+#: the column's name holds, direction); "@date" means the row's own date column. The first
+#: matching column of the row's table wins; "birth" ranks the other way round from "age".
+EXTREME_ADJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "youngest": (("age", "birth"), "asc"), "oldest": (("age", "birth"), "desc"),
+    "heaviest": (("weight",), "desc"), "lightest": (("weight",), "asc"),
+    "tallest": (("height",), "desc"), "shortest": (("height", "length", "duration"), "asc"),
+    "longest": (("length", "duration", "runtime"), "desc"),
+    "newest": (("@date",), "desc"), "most recent": (("@date",), "desc"), "most recently": (("@date",), "desc"),
+    "least recent": (("@date",), "asc"), "least recently": (("@date",), "asc"),
+    "richest": (("earnings", "wealth", "income", "worth", "salary"), "desc"),
+    "poorest": (("earnings", "wealth", "income", "worth", "salary"), "asc"),
+    "highest rated": (("rating", "rated", "score"), "desc"), "most highly rated": (("rating", "rated", "score"), "desc"),
+    "lowest rated": (("rating", "rated", "score"), "asc"), "best rated": (("rating", "rated", "score"), "desc"),
+    "top rated": (("rating", "rated", "score"), "desc"),
+}
+
+
+#: Comparative adjectives that compare a column against a number ("heavier than 10",
+#: "older than 30"), added to COMPARATORS; the column itself is named or implied by the
+#: subject ("pets older than 1": their age).
+COMPARATIVE_ADJECTIVES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "heavier": (">", ("weight",)), "lighter": ("<", ("weight",)), "older": (">", ("age",)),
+    "younger": ("<", ("age",)), "taller": (">", ("height",)), "shorter": ("<", ("height", "length")),
+    "longer": (">", ("length", "duration")), "later": (">", ("@date",)), "earlier": ("<", ("@date",)),
+    "cheaper": ("<", ("price", "cost")), "costlier": (">", ("price", "cost")),
+}
+COMPARATORS.update({(word, "than"): op for word, (op, _) in COMPARATIVE_ADJECTIVES.items()})
+
+
+#: Words the structure of a question uses (existence, frequency, ordering), so the spelling
+#: corrector never "fixes" them into schema words.
+STRUCTURE_WORDS = {
+    "no", "never", "none", "not", "without", "dont", "doesnt", "didnt", "havent", "hasnt", "hadnt", "isnt",
+    "arent", "wasnt", "werent", "cannot", "cant", "wont", "any", "some", "ever", "across", "among", "amongst",
+    "common", "commonly", "frequent", "frequently", "popular", "often", "usual", "either", "single",
+    "sort", "order", "arrange", "rank", "reverse", "reversed",
+}
+
+#: negated comparators ("membership level not higher than 4")
+COMPARATORS.update({("not",) + phrase: {">": "<=", ">=": "<", "<": ">=", "<=": ">"}[op]
+                    for phrase, op in list(COMPARATORS.items())
+                    if op in {">", ">=", "<", "<="} and phrase[0] not in {"not", "no", "or", "at"} and phrase[0].isalpha()})
+
 # -- schema and value linking (issue 10) ------------------------------------------------------
 # Names found in schemas nobody wrote for this parser: abbreviations that expand to several
 # words, participle columns named after their agent, unit suffixes, role-named keys, and the
@@ -401,9 +449,8 @@ COLUMN_WORD_SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
 #: endings of a question word whose stem is a stored value ("engineering" department -> 'engineer')
 VALUE_WORD_ENDINGS = ("ing", "ed", "al")
 
-#: comparative adjectives that name the measure they compare ("pets older than 3": age > 3)
-COMPARATIVE_MEASURES: dict[str, tuple[tuple[str, ...], str]] = {
-    "older": (("age",), ">"), "younger": (("age",), "<"), "taller": (("height",), ">"),
-    "shorter": (("height", "length", "duration"), "<"), "heavier": (("weight",), ">"),
-    "lighter": (("weight",), "<"), "longer": (("length", "duration"), ">"),
-}
+#: words asking for the change against the previous period ("revenue growth by year")
+GROWTH_WORDS = {"growth", "grow", "grew", "grown", "growing"}
+
+#: verbs ranked by "best"/"worst" after them ("which products sell best", "performed worst")
+RANKING_VERBS = {"sell", "sells", "sold", "selling", "perform", "performs", "performed", "performing"}

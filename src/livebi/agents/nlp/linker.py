@@ -49,6 +49,7 @@ def lexicon_words() -> frozenset[str]:
                                          "current", "last", "past", "previous", "trailing",
                                          "trend", "trends", "timeline", "evolution", "since",
                                          "before", "after", "until", "through", "plus"}
+    words |= {w for phrase in lx.EXTREME_ADJECTIVES for w in phrase.split()} | lx.STRUCTURE_WORDS
     for concept_words in lx.CONCEPT_WORDS.values():
         for phrase in concept_words:
             words.update(phrase.split())
@@ -110,6 +111,8 @@ def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
             if size == 1 and (phrase[0] in lx.STOPWORDS or tokens[i].kind == "number"):
                 continue
             links = model.phrases.get(phrase)
+            if not links and size == 3 and phrase[1] == "of":
+                links = model.phrases.get((phrase[0], phrase[2]))  # "number of products": Number_products
             if not links and size <= 3:
                 # a plural/singular form the index lacks ("countries" for "country")
                 links = model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),))

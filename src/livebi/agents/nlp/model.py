@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
 import math
 import re
 from typing import Iterable
@@ -65,6 +66,9 @@ class SemanticModel:
         self.code_columns: set[tuple[str, str]] = set()  # indexed key columns holding codes ('CV')
         self.yes_values: dict[tuple[str, str], str] = {}  # text yes/no flags -> their "yes" value
         self.name_columns: set[tuple[str, str]] = set()  # indexed with more than VALUES_PER_COLUMN values
+        #: the last date of each date column whose data had ended (before yesterday) when the
+        #: model was built: relative periods count from there when the present has no data
+        self.data_ends: dict[tuple[str, str], dt.date] = {}
         self._parents: dict[str, list[Edge]] = collections.defaultdict(list)
         self._children: dict[str, list[Edge]] = collections.defaultdict(list)
         for edge in edges:
@@ -388,7 +392,7 @@ class SemanticModel:
             steps = [(e, True, e.parent) for e in self.parents(current)]
             if not directed:
                 steps += [(e, False, e.child) for e in self.children(current)]
-            for edge, forward, nxt in sorted(steps, key=lambda s: s[2]):
+            for edge, forward, nxt in sorted(steps, key=lambda s: (s[2], _names_the_other(s[0]))):
                 if nxt not in paths:
                     paths[nxt] = paths[current] + [(edge, forward)]
                     queue.append(nxt)
@@ -488,6 +492,14 @@ class SemanticModel:
                 if link.kind == "value" and link.table in reachable and link.value and len(link.value) > 3:
                     return link.value
         return None
+
+
+def _names_the_other(edge: Edge) -> bool:
+    """Whether a foreign key's column repeats its own table's name: in ``friend(student_id,
+    friend_id)`` both point at ``student``, and a friend row belongs to its ``student_id``;
+    ``friend_id`` names the other one. Among keys to the same table, the owner's comes first."""
+    own = edge.child.lower().rstrip("s")
+    return any(own and own in col.lower() for col in edge.child_cols)
 
 
 _CAMEL_VALUE = re.compile(r"[A-Z][a-z]+|[a-z]+|[A-Z]+(?![a-z])|[0-9]+")

@@ -134,7 +134,10 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
 
     def is_schema_phrase(start: int, length: int) -> bool:
         phrase = tuple(t.norm for t in tokens[start:start + length])
-        return len(phrase) == length and phrase in model.phrases
+        if len(phrase) != length:
+            return False
+        # "number of products" names a column Number_products, not a count of products
+        return phrase in model.phrases or (length == 3 and phrase[1] == "of" and (phrase[0], phrase[2]) in model.phrases)
 
     intent = extract_intent(tokens, today, is_schema_phrase=is_schema_phrase)
     texts = strings.find(tokens, intent.consumed, model)  # "starts with", "named X": before linking
@@ -168,6 +171,7 @@ def _parse(text: str, model: SemanticModel, dialect: str, today: dt.date, report
         raise PlanError(f"I could not relate {tables[exc.table].plural} to {tables[exc.base].plural} in this data") from None
     assumptions = [f'Read "{typed}" as "{meant}"' for typed, meant in fixes]
     assumptions += list(dict.fromkeys(planner.assumptions))
+    assumptions += ex.measure_notes(model, spec)  # a semantic layer's default filters
     assumptions += dialect_notes(spec, dialect)
     alternatives = ex.alternative_questions(text, planner.swaps, tokens, planner.alternatives)
     if unknown:

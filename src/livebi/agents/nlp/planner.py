@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import lexicon as lx
+from .existence import existence_of, route
 from .intent import Comparison, Intent
 from .linker import Mention
 from .model import Link, MeasureDef, SemanticModel
@@ -50,6 +51,7 @@ class Role:
     distinct: bool = False
     superlative: bool = False
     negated: bool = False  # "excluding cancelled orders": the filter keeps the other values
+    extra_aggs: list[str] = dataclasses.field(default_factory=list)  # "minimum and maximum share": min
 
 
 @dataclasses.dataclass
@@ -108,6 +110,11 @@ class Planner:
                     j -= 1
                     continue
                 break
+            k = role.agg_at - 1 if role.agg_at is not None else -1
+            while k > 0 and self.intent.norm(k) in {"and", ",", "or"} and k in agg_by_end:
+                start, agg = agg_by_end[k]  # "the average and maximum age": both of the age
+                role.extra_aggs.insert(0, agg)
+                k = start - 1
             if role.agg in {"avg", "sum", "min", "max", "median"} and nxt is not None and nxt.start == m.end \
                     and self._is_entity_mention(m) and self._measure_links(nxt) and not self._is_entity_mention(nxt) \
                     and not nxt.of_kind("value") and self._comparison_for(nxt) is None:
@@ -125,7 +132,8 @@ class Planner:
                 all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_at, m.start))
             after_which = self.intent.norm(j) in {"which", "what"} and intent.question_word == "which"
             role.superlative = intent.rank_superlative is not None and intent.rank_superlative <= m.start and \
-                all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_superlative, m.start))
+                all(self.intent.norm(k) in _SKIP_BACK for k in range(intent.rank_superlative, m.start)) \
+                or m.end == intent.rank_superlative_before
             comparison = self._comparison_for(m)
             measure_like = bool(self._measure_links(m))
             date_verb = kinds == {"column"} and not after_marker and not set(m.norm.split()) & lx.DATE_NAME_WORDS \
@@ -136,16 +144,24 @@ class Planner:
                 # "orders shipped in 2013" filters on the ship date; in "orders shipped to Germany
                 # in 2013" the verb does not hold the period, and the default date does
                 role.role = "date" if m.end in intent.time.consumed else "qualifier"
-            elif comparison is not None and (measure_like or "table" in kinds):
+            elif comparison is not None and (measure_like or "table" in kinds
+                                             or (comparison.op in {"=", "in"} and self._column_links(m))):
                 role.role, role.comparison = "operand", comparison
             elif role.agg == "count" and kinds != {"value"} and (not measure_like or "table" in kinds):
                 role.role = "count"
+            elif (lacking := self._existence(index, m)) is not None:
+                role.role, role.negated = "exists", lacking  # "students with no friends"
             elif self._is_value(m):
                 role.role = "filter"
+            elif (lacking := self._has_column(m)) is not None:
+                role.role, role.negated = "presence", lacking  # "customers who have a fax number"
             elif role.superlative and intent.rank_by_sales and (self._is_entity_mention(m) or not measure_like):
                 role.role, role.marked = "dimension", True  # "the best-selling product"
+            elif role.superlative and intent.rank_by_count and not self._is_entity_mention(m):
+                role.role, role.marked = "dimension", True  # "the most common hometown": grouped, counted
             elif role.superlative:
-                role.role = "count" if self._is_entity_mention(m) else "measure"
+                counted = self._is_entity_mention(m) or (m.links[0].kind == "table" and not measure_like)
+                role.role = "count" if counted else "measure"
                 role.agg = role.agg or ("count" if role.role == "count" else None)
             elif role.agg in {"min", "max"} and self._is_entity_mention(m):
                 role.role = "ranked_entity"  # "the 3 biggest orders", "smallest customer"
@@ -162,6 +178,10 @@ class Planner:
                 role.role = "subject"
             else:
                 role.role = "dimension"
+            if role.role == "dimension" and roles and roles[-1].role == "dimension" and self._is_entity_mention(m) \
+                    and self.intent.norm(m.start - 1) == "of" and roles[-1].mention.end == m.start - 1 \
+                    and any(lk.table == m.links[0].table for lk in roles[-1].mention.of_kind("column")):
+                role.role = "qualifier"  # "each type of pet": whose type, not a second breakdown
             if role.role == "filter":
                 role.negated = self._negated(m, dim_ends)
             if role.role in {"dimension", "filter"}:
@@ -169,6 +189,43 @@ class Planner:
                 dim_ends.update(range(m.start, m.end))
             roles.append(role)
         return roles
+
+    def _existence(self, index: int, m: Mention) -> bool | None:
+        """For a table mention after another table's mention: whether it is an existence
+        condition on the earlier one's rows (see :mod:`.existence`), and if so negated."""
+        best = m.links[0]
+        if best.kind != "table" or index == 0:
+            return None
+        earlier = [lk.table for other in self.mentions[:index] for lk in other.links[:1]
+                   if lk.kind == "table" and lk.table != best.table]
+        if not earlier or route(self.model, best.table, earlier) is None:
+            return None
+        norms = [t.norm for t in self.intent.tokens]
+        starts = {other.start for other in self.mentions if other is not m} | {
+            k for other in self.mentions if other is not m for k in range(other.start, other.end)}
+        return existence_of(norms, m.start, starts, self.intent.negations)
+
+    def _has_column(self, m: Mention) -> bool | None:
+        """For a column mention said as something a row has or lacks ("have a fax number",
+        "don't have a home page", "don't report to anyone"): whether it is lacking (NULL), or
+        None when the column is not said that way."""
+        best = m.links[0]
+        if best.kind != "column" or self.model.column(best.table, best.column).role in {"measure", "flag"}:  # type: ignore[arg-type]
+            return None
+        norms = [t.norm for t in self.intent.tokens]
+        k = m.start - 1
+        while k >= 0 and norms[k] in {"a", "an", "any", "some", "their", "its", "his", "her"}:
+            k -= 1
+        pronoun = self.intent.norm(m.end) in {"anyone", "anybody", "anything", "someone", "somebody"}
+        if not pronoun and (k < 0 or norms[k] not in {"have", "has", "had", "having", "with", "without"}):
+            return None
+        if not pronoun and k == m.start - 1 and norms[k] == "with":
+            return None  # "customers with fax": a breakdown column, not a presence
+        starts = {j for other in self.mentions if other is not m for j in range(other.start, other.end)}
+        said = existence_of(norms, m.start, starts, self.intent.negations)
+        if said is None and norms[k] in {"without"}:
+            return True
+        return said if said is not None else (None if pronoun else False)
 
     def _negated(self, m: Mention, filter_tokens: set[int]) -> bool:
         """A negation word before the value, across "the", "were", other values and "and"/"or"
@@ -196,7 +253,8 @@ class Planner:
             gap = [self.intent.norm(k) for k in range(m.end, c.start)]
             if m.end <= c.start and len(gap) <= 2 and all(
                     w in {"of", "is", "was", "with", "that", "are", "has", "have", "where"} for w in gap) \
-                    and self._measure_links(m) and not self._is_entity_mention(m):
+                    and (self._measure_links(m) or (c.op in {"=", "in"} and self._column_links(m))) \
+                    and not self._is_entity_mention(m):
                 return c
         return None
 
@@ -222,8 +280,24 @@ class Planner:
     def _prefers_measure(self, m: Mention) -> bool:
         """After "by": "top 5 products by revenue" ranks by a measure, it does not group by it."""
         best = m.links[0]
+        if self.intent.rank_n is None and best.kind == "column" and self._counts_something(m):
+            return False  # "how many pupils in each grade", "which grade has the most pupils": grouped
         return bool(self._measure_links(m)) and (self.intent.rank_n is not None or best.kind == "measure"
                                                  or self._measure_links(m)[0].score >= best.score)
+
+    def _counts_something(self, m: Mention) -> bool:
+        """Whether the question counts rows of the table that holds ``m`` (a table named after
+        "how many"/"number of", a superlative or a comparison): then a numeric column after
+        "each"/"by"/"which" is what the rows are grouped by, not a total."""
+        table = m.links[0].table
+        counted = {k for k, agg in self.intent.aggs.items() if agg == "count"}
+        for other in self.mentions:
+            if other is m or not other.links or other.links[0].kind != "table" or other.links[0].table != table:
+                continue
+            if any(other.start - 3 <= k < other.start for k in counted) or self.intent.superlative \
+                    or any(c.end == other.start for c in self.intent.comparisons):
+                return True
+        return False
 
     def _is_entity_mention(self, m: Mention) -> bool:
         best = m.links[0]
@@ -369,10 +443,12 @@ class Planner:
         table, column = where
         info = self.model.column(table, column)
         period = _merge(periods)
+        apart = _apart(periods)  # "2024 vs 2022": those two years, not 2023 between them
+        values = [v for p in apart for v in (p.start, p.end)] if apart else [period.start, period.end]
+        described = " and ".join(p.describe() for p in apart) if apart else period.describe()
         self.assumptions.append(
-            f'Took "{period.text}" to mean {period.describe()} (by {self._qualified(table, column)})')
-        return [FilterSpec(table, column, "date_range", [period.start, period.end],
-                           label=period.describe(), text_date=info.text_date)]
+            f'Took "{period.text}" to mean {described} (by {self._qualified(table, column)})')
+        return [FilterSpec(table, column, "date_range", values, label=described, text_date=info.text_date)]
 
     def time_dimension(self, base: str, grain: str) -> DimensionSpec | None:
         where = self.date_column(base)
@@ -432,6 +508,17 @@ def _merge(periods: list[Period]) -> Period:
     start = None if any(s is None for s in starts) else min(s for s in starts if s)
     end = None if any(e is None for e in ends) else max(e for e in ends if e)
     return Period(start, end, " and ".join(p.text for p in periods), periods[0].grain)
+
+
+def _apart(periods: list[Period]) -> list[Period]:
+    """Closed periods in date order when a gap separates some of them, else []: their date
+    filter is then one range per period (``date_range`` values ``[s1, e1, s2, e2, ...]``)."""
+    if len(periods) < 2 or any(p.start is None or p.end is None for p in periods):
+        return []
+    ordered = sorted(periods, key=lambda p: p.start)  # type: ignore[arg-type, return-value]
+    if all(b.start <= a.end for a, b in zip(ordered, ordered[1:])):  # type: ignore[operator]
+        return []
+    return ordered
 
 
 def measure_spec(measure: MeasureDef, agg: str, model: SemanticModel) -> MeasureSpec:

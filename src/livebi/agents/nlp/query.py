@@ -58,7 +58,7 @@ class DimensionSpec:
 class FilterSpec:
     table: str
     column: str
-    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | not_null
+    op: str  # = | != | in | not_in | > | >= | < | <= | between | date_range | is_true | like | ieq | not_null | is_null
     #   | matches | not_matches (values[0] is a LIKE pattern, compared lowercased)
     values: list[Any]
     label: str = ""
@@ -77,6 +77,26 @@ class HavingSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"measure": self.measure.alias, "op": self.op, "values": self.values}
+
+
+@dataclasses.dataclass
+class ExistsSpec:
+    """Rows of the outer table that have (``negated``: lack) related rows in ``table``.
+
+    ``path`` is the many-to-one key chain from ``table`` to ``outer`` (its last edge points at
+    ``outer``); ``filters`` restrict the related rows (on ``table`` or tables it points at).
+    """
+
+    table: str
+    negated: bool
+    outer: str
+    path: list  # list[tuple[Edge, bool]]
+    filters: list[FilterSpec] = dataclasses.field(default_factory=list)
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "exists": not self.negated, "relates_to": self.outer,
+                "filters": [f.to_dict() for f in self.filters]}
 
 
 @dataclasses.dataclass
@@ -99,8 +119,13 @@ class QuerySpec:
     limit: int | None = None
     time_grain: str | None = None
     share: bool = False
+    growth: bool = False  # a growth_pct column: each period's change against the previous one
+    #: with ``share``: the rows the share counts within each group ("returned orders by channel":
+    #: returned / all orders of the channel) instead of each group's share of the total
+    rate_of: list[FilterSpec] = dataclasses.field(default_factory=list)
     distinct: bool = False  # listing: each selected combination once ("the different countries")
     allow_fanout: bool = False  # joins may walk one-to-many edges (only safe for COUNT DISTINCT)
+    exists: list[ExistsSpec] = dataclasses.field(default_factory=list)  # [NOT] EXISTS conditions
 
     def tables(self) -> set[str]:
         used = {self.base}
@@ -125,4 +150,5 @@ class QuerySpec:
             "order": [{"by": alias, "direction": direction} for alias, direction in self.order],
             "limit": self.limit,
             "distinct": self.distinct,
+            "exists": [e.to_dict() for e in self.exists],
         }

@@ -38,8 +38,8 @@ AGGREGATIONS = ("sum", "avg", "min", "max", "count", "count_distinct")
 FORMATS = ("money", "percent", "number")
 _TOP_KEYS = ("tables", "metrics", "synonyms", "relationships")
 _TABLE_KEYS = ("name", "synonyms", "columns", "date", "measure")
-_COLUMN_KEYS = ("name", "synonyms", "aggregation", "hidden")
-_METRIC_KEYS = ("expression", "table", "synonyms", "description", "format")
+_COLUMN_KEYS = ("name", "synonyms", "aggregation", "hidden", "format", "filter")
+_METRIC_KEYS = ("expression", "table", "synonyms", "description", "format", "filter")
 _AGG_FUNCS: dict[type[exp.Expression], str] = {exp.Sum: "sum", exp.Avg: "avg", exp.Min: "min", exp.Max: "max"}
 
 
@@ -57,6 +57,8 @@ class ColumnSpec:
     synonyms: tuple[str, ...] = ()
     aggregation: str | None = None
     hidden: bool = False
+    format: str | None = None
+    filter: exp.Expression | None = None  # the measure's default filter (a row condition)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +79,7 @@ class MetricSpec:
     synonyms: tuple[str, ...] = ()
     description: str = ""
     format: str | None = None
+    filter: exp.Expression | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +211,8 @@ def _table_spec(spec: Any, path: str, where: str) -> TableSpec:
             synonyms=_words(cspec.get("synonyms"), path, f"{cwhere} → synonyms"),
             aggregation=_choice(cspec.get("aggregation"), path, f"{cwhere} → aggregation", AGGREGATIONS),
             hidden=hidden,
+            format=_choice(cspec.get("format"), path, f"{cwhere} → format", FORMATS),
+            filter=_condition(cspec.get("filter"), path, f"{cwhere} → filter"),
         )
     return TableSpec(
         name=_text(spec.get("name"), path, f"{where} → name"),
@@ -226,13 +231,7 @@ def _metric_spec(name: str, spec: Any, path: str) -> MetricSpec:
     expression = _text(spec.get("expression"), path, f"{where} → expression")
     if expression is None:
         raise SemanticLayerError(path, where, "needs an expression, e.g. SUM(quantity * unit_price)")
-    try:
-        ast = sqlglot.parse_one(expression)
-    except SqlglotError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SemanticLayerError(path, where, f"the expression does not parse: {first}") from None
-    if ast is None or isinstance(ast, (exp.Query, exp.Command)) or ast.find(exp.Query):
-        raise SemanticLayerError(path, where, "write an expression such as SUM(revenue), not a query")
+    ast = _sql_expression(expression, path, where, "expression", "an expression such as SUM(revenue)")
     if ast.find(exp.Window):
         raise SemanticLayerError(path, where, "window functions (OVER) are not allowed in metrics")
     if not ast.find(exp.AggFunc):
@@ -245,7 +244,33 @@ def _metric_spec(name: str, spec: Any, path: str) -> MetricSpec:
         synonyms=_words(spec.get("synonyms"), path, f"{where} → synonyms"),
         description=_text(spec.get("description"), path, f"{where} → description") or "",
         format=_choice(spec.get("format"), path, f"{where} → format", FORMATS),
+        filter=_condition(spec.get("filter"), path, f"{where} → filter"),
     )
+
+
+def _sql_expression(text: str, path: str, where: str, kind: str, example: str) -> exp.Expression:
+    """``text`` parsed as one SQL expression (not a query), or a SemanticLayerError."""
+    try:
+        ast = sqlglot.parse_one(text)
+    except SqlglotError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SemanticLayerError(path, where, f"the {kind} does not parse: {first}") from None
+    if ast is None or isinstance(ast, (exp.Query, exp.Command)) or ast.find(exp.Query):
+        raise SemanticLayerError(path, where, f"write {example}, not a query")
+    return ast
+
+
+def _condition(value: Any, path: str, where: str) -> exp.Expression | None:
+    """A default filter: one row condition such as ``status NOT IN ('cancelled', 'returned')``."""
+    text = _text(value, path, where)
+    if text is None:
+        return None
+    ast = _sql_expression(text, path, where, "condition", "a condition such as status <> 'cancelled'")
+    if ast.find(exp.AggFunc) or ast.find(exp.Window):
+        raise SemanticLayerError(path, where, "a filter is a condition on each row: no aggregates or windows")
+    if not ast.find(exp.Column):
+        raise SemanticLayerError(path, where, "a filter must name a column, e.g. status <> 'cancelled'")
+    return ast
 
 
 def _relationship(item: Any, path: str, i: int) -> RelationshipSpec:
@@ -290,6 +315,9 @@ class BoundLayer:
         links: list[tuple[tuple[str, ...], Link]] = []
         for name, metric in self.layer.metrics.items():
             measure = self._metric(metric, tables, dialect)
+            if metric.filter is not None:
+                condition = self._condition(measure.table, metric.filter, f"metrics → {metric.name} → filter", dialect)
+                _filter(measure, condition, tables[measure.table])
             info = tables[measure.table]
             info.measures = [m for m in info.measures if m.label != measure.label] + [measure]
             for phrase in (measure.label, *metric.synonyms):
@@ -307,6 +335,15 @@ class BoundLayer:
                 links.extend((own + col.words, Link("column", table, col.name)) for col in info.columns.values()
                              if col.role not in {"hidden", "key"})
             for column, cspec in spec.columns.items():
+                for measure in info.measures:
+                    if measure.formula != ("col", column):
+                        continue
+                    if cspec.format:
+                        measure.format, measure.money = cspec.format, cspec.format == "money"
+                    if cspec.filter is not None:
+                        condition = self._condition(table, cspec.filter, f"{where} → columns → {column} → filter",
+                                                    dialect)
+                        _filter(measure, condition, info)
                 for phrase in cspec.synonyms:
                     links.append((_phrase(phrase), Link("column", table, column)))
                 if cspec.name:
@@ -358,10 +395,29 @@ class BoundLayer:
             raise SemanticLayerError(path, where, exc.message) from None
         label = metric.name
         formula, agg = _classify(ast)
-        money = metric.format == "money" or (metric.format is None and bool(set(label.split()) & lx.MONEY_WORDS))
+        fmt = metric.format or ("percent" if _money_ratio(ast, tables[table]) else None)
+        money = fmt == "money" or (fmt is None and bool(set(label.split()) & lx.MONEY_WORDS))
         concept = concept_of(tuple(label.split()))
         return MeasureDef(table, label, formula, agg, money, concept, derived=True,
-                          description=metric.description or metric.expression)
+                          description=metric.description or metric.expression, format=fmt)
+
+    def _condition(self, table: str, condition: exp.Expression, where: str, dialect: str) -> exp.Expression:
+        """A default filter checked against ``table``: its columns exist, and it passes the
+        validation every query passes."""
+        path = self.layer.path
+        schema_table = self.schema.table(table)
+        condition = condition.copy()
+        for column in list(condition.find_all(exp.Column)):
+            if column.table and column.table.lower() != table.lower():
+                raise SemanticLayerError(path, where, f"a filter uses the columns of the measure's table ({table}), "
+                                                      f"not {column.table}.{column.name}")
+            column.replace(exp.column(_column(schema_table, column.name, path, where)))  # type: ignore[arg-type]
+        try:
+            validate_select(exp.select("1").from_(exp.to_table(table)).where(condition.copy())
+                            .sql(dialect=dialect or None), dialect=dialect, schema=self.schema)
+        except WarehouseError as exc:
+            raise SemanticLayerError(path, where, exc.message) from None
+        return condition
 
     def _target(self, target: str, tables: dict[str, TableInfo], where: str) -> Link:
         path = self.layer.path
@@ -430,6 +486,74 @@ def _unknown(problem: str, name: str, candidates: list[str]) -> str:
     by_lower = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
     return f"{problem}; did you mean {', '.join(by_lower[c] for c in close)}?" if close else problem
+
+
+def _filter(measure: MeasureDef, condition: exp.Expression, info: TableInfo) -> None:
+    """Make ``measure`` count only the rows that meet ``condition``, wherever it is used."""
+    if measure.formula[0] == "agg_expr":  # each aggregate inside the metric skips the other rows
+        def only_kept(node: exp.Expression) -> exp.Expression:
+            if not isinstance(node, exp.AggFunc) or node.find_ancestor(exp.AggFunc):
+                return node
+            node = node.copy()
+            inner = node.this
+            if isinstance(inner, exp.Distinct):
+                inner.set("expressions", [exp.Case(ifs=[exp.If(this=condition.copy(), true=e)])
+                                          for e in inner.expressions])
+            elif isinstance(inner, exp.Star) or inner is None:
+                node.set("this", exp.Case(ifs=[exp.If(this=condition.copy(), true=exp.Literal.number(1))]))
+            else:
+                node.set("this", exp.Case(ifs=[exp.If(this=condition.copy(), true=inner)]))
+            return node
+
+        measure.formula = ("agg_expr", measure.formula[1].transform(only_kept))
+    elif measure.formula[0] == "ratio":
+        measure.formula = ("ratio", ("where", condition, measure.formula[1]), ("where", condition, measure.formula[2]))
+    else:
+        measure.formula = ("where", condition, measure.formula)
+    measure.filter_note = f"{measure.label[:1].upper()}{measure.label[1:]} {filter_words(condition, info)}"
+
+
+def filter_words(condition: exp.Expression, info: TableInfo) -> str:
+    """A default filter in words: ``status NOT IN ('cancelled', 'returned')`` on orders ->
+    "excludes cancelled and returned orders"; a condition without a simple reading is quoted."""
+    rows = info.plural
+
+    def values(node: exp.Expression) -> list[str] | None:
+        items = node.expressions if isinstance(node, exp.In) else [node.expression]
+        if not items or not all(isinstance(v, exp.Literal) for v in items):
+            return None
+        texts = [str(v.this) for v in items]
+        return texts
+
+    def joined(texts: list[str]) -> str:
+        return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" and {texts[-1]}"
+
+    node = condition.unnest() if isinstance(condition, exp.Paren) else condition
+    negated = isinstance(node, exp.Not)
+    if negated:
+        node = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
+    if isinstance(node, (exp.In, exp.EQ, exp.NEQ)) and isinstance(node.this, exp.Column):
+        found = values(node)
+        if found is not None:
+            excluded = negated != isinstance(node, exp.NEQ)
+            return f"{'excludes' if excluded else 'counts only'} {joined(found)} {rows}"
+    return f"counts only {rows} where {condition.sql()}"
+
+
+def _money_ratio(ast: exp.Expression, info: TableInfo) -> bool:
+    """Whether a metric divides money by money (``(SUM(revenue) - SUM(cost)) / SUM(revenue)``):
+    a ratio read as a percentage, unlike money per order (``SUM(revenue) / COUNT(*)``)."""
+    node = ast.unnest() if isinstance(ast, exp.Paren) else ast
+    if not isinstance(node, exp.Div):
+        return False
+
+    def money_only(side: exp.Expression) -> bool:
+        names = [c.name for c in side.find_all(exp.Column)]
+        if not names or side.find(exp.Count):
+            return False
+        return all(info.columns[n].money for n in names if n in info.columns)
+
+    return money_only(node.this) and money_only(node.expression)
 
 
 def _phrase(text: str) -> tuple[str, ...]:

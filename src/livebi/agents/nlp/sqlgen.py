@@ -25,7 +25,7 @@ from sqlglot import exp
 from sqlglot.tokens import Tokenizer
 
 from .model import Edge, SemanticModel
-from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec
+from .query import DimensionSpec, ExistsSpec, FilterSpec, MeasureSpec, QuerySpec
 
 _SIMPLE = re.compile(r"[a-z_][a-z0-9_]*")
 _EXTRA_RESERVED = {"ORDER", "GROUP", "USER", "TABLE", "SELECT", "FROM", "WHERE", "LIMIT", "OFFSET",
@@ -114,6 +114,9 @@ def formula_sql(table: str, formula: tuple) -> exp.Expression:
         return col(table, formula[1])
     if op in {"expr", "agg_expr"}:  # a semantic-layer metric: qualify its columns
         return formula[1].transform(lambda node: col(table, node.name) if isinstance(node, exp.Column) else node)
+    if op == "where":  # a default filter: the value where the row meets it, else NULL
+        condition = formula[1].transform(lambda node: col(table, node.name) if isinstance(node, exp.Column) else node)
+        return exp.Case(ifs=[exp.If(this=condition, true=formula_sql(table, formula[2]))])
     if op == "one_minus":
         return exp.Paren(this=exp.Sub(this=_num(1), expression=formula_sql(table, formula[1])))
     left, right = formula_sql(table, formula[1]), formula_sql(table, formula[2])
@@ -167,6 +170,11 @@ def dimension_sql(dim: DimensionSpec, dialect: str) -> exp.Expression:
 
 
 def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
+    if flt.op == "date_range" and len(flt.values) > 2:  # periods apart: "2024 vs 2022"
+        pairs = [flt.values[i:i + 2] for i in range(0, len(flt.values), 2)]
+        return exp.Paren(this=exp.or_(*(filter_sql(FilterSpec(flt.table, flt.column, "date_range", pair,
+                                                                text_date=flt.text_date), dialect)
+                                         for pair in pairs)))
     if flt.op == "date_range":
         value = _date_value(flt.table, flt.column, flt.text_date, dialect)
         start, end = flt.values
@@ -179,6 +187,8 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
     ref = col(flt.table, flt.column)
     if flt.op == "in":
         return exp.In(this=ref, expressions=[_literal(v) for v in flt.values])
+    if flt.op == "is_null":
+        return exp.Is(this=ref, expression=exp.Null())
     if flt.op == "not_null":
         return exp.Not(this=exp.Is(this=ref, expression=exp.Null()))
     if flt.op == "not_in":  # NULLs are "not" the excluded values either
@@ -192,6 +202,8 @@ def filter_sql(flt: FilterSpec, dialect: str) -> exp.Expression:
     if flt.op == "is_true":
         return exp.EQ(this=ref, expression=_num(1)) if dialect == "sqlite" else exp.EQ(
             this=exp.cast(ref, "INTEGER"), expression=_num(1))
+    if flt.op == "ieq":  # a quoted name: equal whatever its case
+        return exp.EQ(this=exp.Lower(this=ref), expression=exp.Literal.string(str(flt.values[0]).lower()))
     if flt.op == "like":
         return exp.Like(this=exp.Lower(this=ref), expression=exp.Literal.string(f"%{str(flt.values[0]).lower()}%"))
     if flt.op in {"matches", "not_matches"}:  # a LIKE pattern built by .strings, compared lowercased
@@ -234,6 +246,22 @@ def join_plan(model: SemanticModel, spec: QuerySpec) -> list[tuple[Edge, bool]]:
     return steps
 
 
+def growth_sql(spec: QuerySpec, time: DimensionSpec, dialect: str) -> exp.Expression:
+    """100.0 * (x - LAG(x)) / LAG(x) over ``time``, within each value of the other dimensions:
+    the first measure's change against the previous period, in percent (NULL for the first)."""
+    first = measure_sql(spec.measures[0], dialect)
+    others = [dimension_sql(d, dialect) for d in spec.dimensions if d is not time]
+    order = exp.Order(expressions=[exp.Ordered(this=dimension_sql(time, dialect))])
+
+    def previous() -> exp.Expression:
+        return exp.Window(this=exp.Anonymous(this="LAG", expressions=[first.copy()]),
+                          partition_by=[o.copy() for o in others] or None, order=order.copy())
+
+    change = exp.Paren(this=exp.Sub(this=first.copy(), expression=previous()))
+    return exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=change),
+                   expression=exp.Nullif(this=previous(), expression=_num(0)))
+
+
 def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Select:
     """The sqlglot AST of the query."""
     projections: list[exp.Expression] = []
@@ -245,15 +273,30 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
         group.extend(col(dim.table, key) for key in dim.group_keys)
     for sel in spec.select:
         projections.append(exp.alias_(col(sel.table, sel.column), ident(sel.alias)))
+    rate_of = exp.and_(*[filter_sql(f, dialect) for f in spec.rate_of]) if spec.rate_of else None
+    counted = None  # with rate_of: COUNT(CASE WHEN <kind> THEN 1 END), the rows the rate counts
     for measure in spec.measures:
-        projections.append(exp.alias_(measure_sql(measure, dialect), ident(measure.alias)))
-    if spec.share and spec.measures and spec.dimensions:
+        value = measure_sql(measure, dialect)
+        if rate_of is not None and counted is None:
+            value = counted = exp.Count(this=exp.Case(ifs=[exp.If(this=rate_of, true=exp.Literal.number(1))]))
+        projections.append(exp.alias_(value, ident(measure.alias)))
+    if counted is not None:
+        # 100.0 * counted / COUNT(*): the kind's rate within each group
+        rate = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=counted.copy()),
+                       expression=exp.Nullif(this=measure_sql(spec.measures[0], dialect), expression=_num(0)))
+        if not spec.dimensions:  # one rate: the count beside it would only repeat the question
+            projections = []
+        projections.append(exp.alias_(rate, ident("share_pct")))
+    elif spec.share and spec.measures and spec.dimensions:
         # 100.0 * x / SUM(x) OVER (): the 100.0 keeps integer counts out of integer division
         first = measure_sql(spec.measures[0], dialect)
         total = exp.Window(this=exp.Sum(this=first.copy()))
         share = exp.Div(this=exp.Mul(this=exp.Literal.number("100.0"), expression=first),
                         expression=exp.Nullif(this=total, expression=_num(0)))
         projections.append(exp.alias_(share, ident("share_pct")))
+    time_dims = [d for d in spec.dimensions if d.grain]
+    if spec.growth and spec.measures and time_dims:
+        projections.append(exp.alias_(growth_sql(spec, time_dims[-1], dialect), ident("growth_pct")))
     # The AST is assembled directly (not through the builder methods, which copy and re-parse
     # their arguments) because parsing must stay within a few milliseconds.
     query = exp.Select(expressions=projections)
@@ -271,6 +314,7 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
     if joins:
         query.set("joins", joins)
     conditions = [filter_sql(f, dialect) for f in spec.filters]
+    conditions += [exists_sql(model, e, dialect) for e in spec.exists]
     if conditions:
         query.set("where", exp.Where(this=exp.and_(*conditions, copy=False)))
     if group and spec.measures:
@@ -281,6 +325,8 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
             agg = measure_sql(h.measure, dialect)
             if h.op == "between":
                 havings.append(exp.Between(this=agg, low=_num(h.values[0]), high=_num(h.values[1])))
+            elif h.op == "in":
+                havings.append(exp.In(this=agg, expressions=[_num(v) for v in h.values]))
             else:
                 havings.append(_compare(h.op, agg, _num(h.values[0])))
         query.set("having", exp.Having(this=exp.and_(*havings, copy=False)))
@@ -292,6 +338,42 @@ def build_select(model: SemanticModel, spec: QuerySpec, dialect: str) -> exp.Sel
     if spec.limit is not None:
         query.set("limit", exp.Limit(expression=_num(spec.limit)))
     return query
+
+
+def exists_sql(model: SemanticModel, spec: ExistsSpec, dialect: str) -> exp.Expression:
+    """``[NOT] EXISTS (SELECT 1 FROM related ... WHERE <key> = outer.<key> AND <filters>)``.
+
+    The related table and the tables between it and the outer one are joined inside the
+    subquery along the key path; the last edge of the path correlates it with the outer row.
+    Tables its filters need (parents of the related table) are joined inside too."""
+    *inner_path, (last, _) = spec.path
+    joined = {spec.table}
+    joins: list[exp.Join] = []
+
+    def join(edge: Edge) -> None:
+        if edge.parent in joined or edge.parent == spec.outer:
+            return
+        joined.add(edge.parent)
+        on = exp.and_(*[exp.EQ(this=col(edge.child, c), expression=col(edge.parent, p))
+                        for c, p in zip(edge.child_cols, edge.parent_cols)], copy=False)
+        joins.append(exp.Join(this=exp.Table(this=ident(edge.parent)), on=on))
+
+    for edge, _forward in inner_path:
+        join(edge)
+    paths = model.paths_from(spec.table)
+    for f in spec.filters:
+        for edge, _forward in paths.get(f.table, []):
+            join(edge)
+    where = [exp.EQ(this=col(last.child, c), expression=col(last.parent, p))
+             for c, p in zip(last.child_cols, last.parent_cols)]
+    where += [filter_sql(f, dialect) for f in spec.filters]
+    sub = exp.Select(expressions=[exp.Literal.number(1)])
+    sub.set("from_", exp.From(this=exp.Table(this=ident(spec.table))))
+    if joins:
+        sub.set("joins", joins)
+    sub.set("where", exp.Where(this=exp.and_(*where, copy=False)))
+    found = exp.Exists(this=sub)
+    return exp.Not(this=found) if spec.negated else found
 
 
 def generate(model: SemanticModel, spec: QuerySpec, dialect: str) -> str:

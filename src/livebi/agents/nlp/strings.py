@@ -1,7 +1,7 @@
 """Conditions spelled out in words: string conditions ("starts with Apex", "contains the letter
 w", "with Restaurant in their company name", "whose name has the word computer", "the section
-named h") and numbers next to a column ("in grade 10", "aged 32 or 33", "under age 30",
-"older than 20" for an age column).
+named h") and numbers next to a column the rest of the parser left free ("in grade 10",
+"under age 30", "3 years old").
 
 Found on the tokens after intent extraction and before schema linking (:func:`find`): the
 verb, the text and the column words are consumed, so the text is never linked to the schema
@@ -42,9 +42,7 @@ class TextCondition:
     owner_at: tuple[int, int] | None = None  # "city" in "city whose name begins with ..."
     negated: bool = False
     numbers: tuple[float, ...] = ()  # mode "number": "in grade 10", "aged 32 or 33"
-    column_word: str | None = None  # mode "number" without a column phrase: "aged" -> an age column
     op: str = "="  # mode "number": "older than 3" is ">"
-    alternatives: tuple[str, ...] = ()  # other column words for ``column_word`` ("shorter": length)
 
     @property
     def pattern(self) -> str:
@@ -242,11 +240,6 @@ def _number(tokens: list[Token], i: int, consumed: set[int], model: SemanticMode
     column named next to whole numbers the rest of the question left free is equal to one of
     them (comparisons, rankings and years were taken by intent extraction)."""
     tok = tokens[i]
-    if _typed(tok) in lx.COMPARATIVE_MEASURES and i + 2 < len(tokens) and tokens[i + 1].norm == "than" \
-            and tokens[i + 2].kind == "number" and i + 2 not in consumed and tokens[i + 2].value is not None:
-        words, op = lx.COMPARATIVE_MEASURES[_typed(tok)]  # "older than 20": age > 20
-        return TextCondition("number", "", i, i + 3, numbers=(tokens[i + 2].value,), column_word=words[0], op=op,
-                             alternatives=words[1:])
     if tok.kind != "number" or tok.value is None or not tok.value.is_integer():
         return None
     numbers, end = [tok.value], i + 1
@@ -254,14 +247,9 @@ def _number(tokens: list[Token], i: int, consumed: set[int], model: SemanticMode
             and end + 1 not in consumed and tokens[end + 1].value is not None:
         numbers.append(tokens[end + 1].value)
         end += 2
-    if end + 1 < len(tokens) and (tokens[end].norm, tokens[end + 1].norm) in {("years", "old"), ("year", "old")}:
-        return TextCondition("number", "", i, end + 2, numbers=tuple(numbers), column_word="age")
     k = i
     while k > 0 and k - 1 not in consumed and tokens[k - 1].norm in {"is", "of", "=", "either", "equal", "exactly"}:
         k -= 1
-    if k > 0 and k - 1 not in consumed and _typed(tokens[k - 1]) in {"aged", "age"}:
-        start, op = _comparator_before(tokens, k - 1, consumed, len(numbers))
-        return TextCondition("number", "", start, end, numbers=tuple(numbers), column_word="age", op=op)
     span = _named_column(tokens, k, consumed, model)
     if span is None:
         return None
@@ -369,23 +357,16 @@ def _number_filter(p, spec, target: str, cond: TextCondition, filter_spec) -> No
     """``column = n`` (or ``IN``) on the named column, numbers as stored: text columns holding
     digits ("Age" as TEXT) compare with the digits."""
     model = p.model
-    if cond.column_at is not None:
-        phrase = tuple(t.norm for t in p.intent.tokens[cond.column_at[0]:cond.column_at[1]])
-        links = model.phrases.get(phrase) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),)) or []
-        options = [(lk.table, lk.column) for lk in sorted(links, key=lambda lk: -lk.score) if lk.kind == "column"]
-    else:  # "students that are older than 20": the age of the students, the table named last before
-        named = [lk.table for m in p.mentions if m.end <= cond.start for lk in m.links[:1] if lk.kind == "table"]
-        order = list(dict.fromkeys(named[::-1] + [target] + list(model.tables)))
-        options = [(t, c.name) for word in (cond.column_word,) + cond.alternatives
-                   for t in order
-                   for c in model.tables[t].columns.values() if word in c.words]
-    options = [(t, c) for t, c in options if model.column(t, c).role not in {"key", "hidden"}
-               and p.reach(spec.base, t) is not None]
+    assert cond.column_at is not None  # a number condition always names its column
+    phrase = tuple(t.norm for t in p.intent.tokens[cond.column_at[0]:cond.column_at[1]])
+    links = model.phrases.get(phrase) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),)) or []
+    options = [(lk.table, lk.column) for lk in sorted(links, key=lambda lk: -lk.score) if lk.kind == "column"
+               and model.column(lk.table, lk.column).role not in {"key", "hidden"}  # type: ignore[arg-type]
+               and p.reach(spec.base, lk.table) is not None]
     if not options:
         p.assumptions.append(f"Ignored the condition {cond.label}: no column to apply it to")
         return
-    if cond.column_at is not None:
-        options.sort(key=lambda tc: tc[0] != target)  # stable: the best link first within the target
+    options.sort(key=lambda tc: tc[0] != target)  # stable: the best link first within the target
     table, column = options[0]
     info = model.column(table, column)
     values = [v if info.kind == "number" else f"{v:g}" for v in cond.numbers]

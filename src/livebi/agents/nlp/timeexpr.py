@@ -35,6 +35,7 @@ class Period:
     end: dt.date | None
     text: str  # the words that produced it, for assumptions
     grain: str  # the natural grain of the expression (year, quarter, month, week, day)
+    relative: bool = False  # counted from today ("last month"), not named ("May 2014")
 
     def describe(self) -> str:
         if self.start and self.end:
@@ -185,6 +186,13 @@ def _point(tokens: list[Token], i: int, today: dt.date) -> tuple[Period, int] | 
 
 def _relative(tokens: list[Token], i: int, today: dt.date) -> tuple[Period, int] | None:
     """Periods relative to ``today``: "last 6 months", "this year", "YTD", "yesterday"."""
+    found = _relative_period(tokens, i, today)
+    if found is not None:
+        found[0].relative = True
+    return found
+
+
+def _relative_period(tokens: list[Token], i: int, today: dt.date) -> tuple[Period, int] | None:
     norm = _norm(tokens, i)
     nxt = _norm(tokens, i + 1)
     if norm in {"ytd", "mtd", "qtd", "wtd"}:
@@ -335,4 +343,30 @@ def _grain_at(tokens: list[Token], i: int) -> tuple[str, int] | None:
         noun = _norm(tokens, j)
         if noun in GRAIN_NOUNS and noun != "date":
             return GRAIN_NOUNS[noun], j - i + 1
+    return None
+
+
+# -- data that ends in the past ---------------------------------------------------------------
+
+
+def data_anchor(periods: list[Period], filters: list[dict], data_ends: dict[tuple[str, str], dt.date]
+                ) -> tuple[dt.date, str] | None:
+    """(the date to count from, the words) when a relative period holds no data at all.
+
+    "last month" on a warehouse whose orders end in 2014 is empty when counted from today; it
+    means the last month *of the data*. ``periods`` are the question's periods (counted from the
+    real date), ``filters`` the query's filters (``QuerySpec.to_dict()["filters"]``), and
+    ``data_ends`` the last date of each date column whose data ended before the model was built.
+    A relative period whose date filter starts after its column's last date is re-counted from
+    that date; named periods ("in 2030") are what the user asked for and are never moved.
+    """
+    relative = {(p.start.isoformat() if p.start else None, p.end.isoformat() if p.end else None): p
+                for p in periods if p.relative}
+    for f in filters:
+        if f.get("op") != "date_range":
+            continue
+        period = relative.get(tuple(f.get("values") or ()))  # type: ignore[arg-type]
+        last = data_ends.get((f.get("table"), f.get("column")))  # type: ignore[arg-type]
+        if period is not None and last is not None and period.start is not None and last < period.start:
+            return last, period.text
     return None

@@ -7,12 +7,15 @@ The rules, in order (the first that applies wins):
    last year", 2023/2024) -> kpi with the previous value and the change; one row holding
    ``revenue_this_year`` and ``revenue_last_year`` -> the same.
 3. heatmap wording ("heatmap", "by day of week and hour") with two categories -> heatmap.
-4. a time column: one measure -> line (area when cumulative/running/ytd), several measures ->
-   multi-line (budget vs actual), plus a dimension -> one line per value (12 series at most,
-   the rest summed into "Other").
+4. a time column (unless correlation wording): one measure -> line (area when
+   cumulative/running/ytd), several measures -> multi-line (budget vs actual; a measure of
+   another unit or >20x the scale gets a secondary axis), plus a dimension -> one line per
+   value (12 series at most, the rest summed into "Other"). A monthly or quarterly series over
+   several years, when the question compares ("2024 vs 2023 by month", "year over year"), is
+   one line per year over the months of the year.
 5. two or more measures with correlation wording (or "vs" between measures of different units),
    or with no category at all -> scatter.
-6. one category: several measures -> grouped column; one measure -> pie (share wording, <= 8
+6. one category: several measures -> grouped column (secondary axis as for lines); one measure -> pie (share wording, <= 8
    slices, parts of a whole: no negatives, rates only when they add up to 100%), column in
    natural order for ordinals (weekdays, months, "18-24" buckets), horizontal bar for
    many (> 8) or long labels or ranking wording, table beyond 50 categories, else column.
@@ -33,7 +36,7 @@ from livebi.warehouse.base import QueryResult
 from .figures import build_from_shape, scatter_pair
 from .formatting import format_change, format_value, title_from_question
 from .model import CHART_TYPES, FIGURELESS, Chart, ChartHint
-from .profile import Field, Shape, TimePoint, profile
+from .profile import Field, Shape, TimePoint, pivot_years, profile
 
 MAX_PIE_SLICES = 8
 MANY_CATEGORIES = 8
@@ -53,6 +56,8 @@ _WORDS = {
     "stacked": r"stacked|composition|mix",
     "heatmap": r"heat ?map|(?:day of (?:the )?week|weekday) and hour|hour and (?:day of (?:the )?week|weekday)",
     "list": r"^(?:list|show all|show every)\b|\braw\b|\bdetails?\b|\brecords\b",
+    "years": r"vs\.?|versus|against|compared? (?:to|with)|compare|comparison|year[- ]over[- ]year|yoy|"
+             r"same (?:month|quarter|period) last year",
 }
 _PATTERNS = {key: re.compile(rf"(?<![\w%])(?:{body})(?!\w)", re.IGNORECASE) for key, body in _WORDS.items()}
 _PATTERNS["list"] = re.compile(_WORDS["list"], re.IGNORECASE)
@@ -73,6 +78,7 @@ class _Intent:
         self.stacked = bool(_PATTERNS["stacked"].search(question))
         self.heatmap = bool(_PATTERNS["heatmap"].search(question))
         self.listing = bool(_PATTERNS["list"].search(question.strip())) or kind == "list"
+        self.compare_years = bool(_PATTERNS["years"].search(question)) or kind == "comparison"
         self.kind = kind
 
 
@@ -194,8 +200,13 @@ def _auto(shape: Shape, intent: _Intent, question: str) -> tuple[str, str]:
         return "heatmap", "A heatmap shows the measure across every combination of the two categories."
 
     relate = len(measures) >= 2 and (intent.scatter or (intent.versus and not _same_unit(measures)))
-    if shape.time is not None and len(shape.dimensions) <= 1 and not relate:
+    if shape.time is not None and len(shape.dimensions) <= 1 and not intent.scatter:
+        # over time, "revenue vs orders" compares two series (each on its own axis when their
+        # units differ); only correlation wording asks for a scatter of one against the other
         kind = "area" if intent.area else "line"
+        if shape.pivoted:
+            return kind, (f"One {_word(kind)} per year over the {shape.time.title.lower()}s of the year "
+                          "compares the years period by period.")
         if shape.dimensions and len(measures) == 1:
             return kind, f"One {_word(kind)} per {shape.dimensions[0].title.lower()} shows how each changes over time."
         if shape.dimensions:
@@ -313,6 +324,21 @@ def _fallback_title(shape: Shape) -> str:
     return "Result"
 
 
+def _shape(result: QueryResult, hint: ChartHint, intent: _Intent) -> Shape:
+    """The result's shape; a monthly series over several years is pivoted to one series per
+    year when the question compares years ("2024 vs 2023 by month", "year over year")."""
+    shape = profile(result, hint)
+    if intent.compare_years:
+        shape = pivot_years(shape) or shape
+    return shape
+
+
+def _formats(shape: Shape) -> dict[str, str]:
+    """How each measure column reads (see ``Chart.formats``)."""
+    return {m.name: "money" if m.money else ("fraction" if m.fraction else "percent") if m.percent else "number"
+            for m in shape.measures}
+
+
 def _ordered_alternatives(chosen: str, shape: Shape) -> list[str]:
     return [t for t in CHART_TYPES if t != chosen and _needs(t, shape) is None]
 
@@ -338,8 +364,8 @@ def choose_chart(
         A ``Chart`` whose ``figure`` is a JSON-safe Plotly figure (None for kpi and table).
     """
     hint = hint or ChartHint()
-    shape = profile(result, hint)
     intent = _Intent(question or "", hint)
+    shape = _shape(result, hint, intent)
     title = title_from_question(question) or _fallback_title(shape)
     chart_type, reason = _auto(shape, intent, question or "")
     if requested:
@@ -363,6 +389,7 @@ def choose_chart(
         kpi=_kpi(shape) if chart_type == "kpi" else None,
         reason=reason,
         alternatives=_ordered_alternatives(chart_type, shape),
+        formats=_formats(shape),
     )
 
 
@@ -375,11 +402,12 @@ def build_figure(chart_type: str, question: str, result: QueryResult, hint: Char
             the result; the message says what the chart type needs.
     """
     hint = hint or ChartHint()
-    shape = profile(result, hint)
+    intent = _Intent(question or "", hint)
+    shape = _shape(result, hint, intent)
     if chart_type in FIGURELESS:
         raise ValueError(f"a {chart_type} has no Plotly figure")
     missing = _needs(chart_type, shape)
     if missing is not None:
         raise ValueError(f"a {chart_type} chart needs {missing}")
     title = title_from_question(question) or _fallback_title(shape)
-    return build_from_shape(chart_type, title, shape, _Intent(question or "", hint).area, question or "")
+    return build_from_shape(chart_type, title, shape, intent.area, question or "")

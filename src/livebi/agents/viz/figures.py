@@ -96,6 +96,37 @@ def _value_format(measures: list[Field]) -> NumberFormat:
                          fraction=all(m.fraction for m in measures))
 
 
+SCALE_GAP = 20  # measures whose largest values differ more than this many times get two axes
+
+
+def _magnitude(field: Field) -> float:
+    return max((abs(v) for v in field.numbers()), default=0.0)
+
+
+def _shares_axis(a: Field, b: Field) -> bool:
+    """Whether two measures read well on one value axis: same unit, comparable size."""
+    if (a.money, a.percent, a.fraction) != (b.money, b.percent, b.fraction):
+        return False
+    big, small = sorted((_magnitude(a), _magnitude(b)), reverse=True)
+    return small > 0 and big / small <= SCALE_GAP or big == small
+
+
+def axis_groups(measures: list[Field]) -> tuple[list[Field], list[Field]]:
+    """(on the primary axis, on a secondary axis): the measures that cannot share the first
+    measure's axis (a count beside revenue, a rate beside a count) go on a second one."""
+    primary = [m for m in measures if m is measures[0] or _shares_axis(measures[0], m)]
+    return primary, [m for m in measures if not any(m is p for p in primary)]
+
+
+def _secondary_axis(layout: dict[str, Any], letter: str, title: str, fmt: NumberFormat) -> None:
+    """Add the secondary value axis (``yaxis2`` on the right, ``xaxis2`` on top) to ``layout``."""
+    side = "right" if letter == "y" else "top"
+    layout[f"{letter}axis2"] = _axis(title, **fmt.axis, overlaying=letter, side=side, showgrid=False,
+                                     rangemode="tozero")
+    layout[f"{letter}axis"].setdefault("rangemode", "tozero")  # both axes start at zero: no false crossing
+    layout["margin"]["r" if letter == "y" else "t"] += 40
+
+
 def _value_title(measures: list[Field]) -> str:
     return measures[0].title if len(measures) == 1 else " / ".join(m.title for m in measures[:3])
 
@@ -209,28 +240,37 @@ def _line(title: str, shape: Shape, area: bool) -> dict[str, Any]:
         traces = [(name, cells, measures[0]) for name, cells in named]
     else:
         traces = [(m.title, _series(axis, m).get(None, {}), m) for m in measures]
+    primary, secondary = axis_groups(measures) if split is None else (measures, [])
+    fmt2 = _value_format(secondary) if secondary else fmt
+    if secondary:
+        fmt = _value_format(primary)
     data = []
     for index, (name, cells, measure) in enumerate(traces):
         xs = [c for c in axis.categories if c in cells]
         color = _trace_color(name, index)
         head = "<b>%{meta[0]}</b><br>" if len(traces) > 1 else ""
+        second = any(measure is m for m in secondary)
         trace = {
             "type": "scatter", "name": name, "x": xs, "y": [cells[c] for c in xs],
             "mode": "lines+markers" if len(xs) <= MARKER_LIMIT else "lines",
             "line": {"color": color, "width": 2.5, "shape": "linear"},
             "marker": {"color": color, "size": 6},
             "meta": [name, measure.title],
-            "hovertemplate": f"{head}{axis.hover('x')}<br>%{{meta[1]}}: {fmt.hover('y')}<extra></extra>",
+            "hovertemplate": f"{head}{axis.hover('x')}<br>%{{meta[1]}}: {(fmt2 if second else fmt).hover('y')}<extra></extra>",
         }
+        if second:
+            trace["yaxis"] = "y2"
         if area:
             trace["fill"] = "tozeroy"
             trace["fillcolor"] = _rgba(color, 0.18 if len(traces) > 1 else 0.3)
         data.append(trace)
-    yaxis = _axis(_value_title(measures), **fmt.axis)
+    yaxis = _axis(_value_title(primary), **fmt.axis)
     if area:
         yaxis["rangemode"] = "tozero"
-    return _figure(data, _layout(title, legend=len(data) > 1, names=[d["name"] for d in data],
-                                 xaxis=axis.spec(), yaxis=yaxis))
+    layout = _layout(title, legend=len(data) > 1, names=[d["name"] for d in data], xaxis=axis.spec(), yaxis=yaxis)
+    if secondary:
+        _secondary_axis(layout, "y", _value_title(secondary), fmt2)
+    return _figure(data, layout)
 
 
 def _bars(title: str, shape: Shape, chart_type: str) -> dict[str, Any]:
@@ -248,25 +288,34 @@ def _bars(title: str, shape: Shape, chart_type: str) -> dict[str, Any]:
         measures = shape.measures
         axis = _Axis(axis_field, rank_by=measures[0])
         traces = [(m.title, _series(axis, m).get(None, {}), m) for m in measures]
+    primary, secondary = axis_groups(measures) if barmode == "group" else (measures, [])
+    fmt2 = _value_format(secondary) if secondary else fmt
+    if secondary:
+        fmt = _value_format(primary)
     cat, val = ("y", "x") if horizontal else ("x", "y")
     labelled = len(axis.categories) <= LABEL_LIMIT and len(traces) == 1
     data = []
     for index, (name, cells, measure) in enumerate(traces):
         cats = [c for c in axis.categories if c in cells]
         head = "<b>%{meta[0]}</b><br>" if len(traces) > 1 else ""
+        second = any(measure is m for m in secondary)
         trace = {
             "type": "bar", "name": name, cat: cats, val: [cells[c] for c in cats],
             "orientation": "h" if horizontal else "v",
             "marker": {"color": _trace_color(name, index), "line": {"width": 0}},
             "meta": [name, measure.title],
-            "hovertemplate": f"{head}{axis.hover(cat)}<br>%{{meta[1]}}: {fmt.hover(val)}<extra></extra>",
+            "hovertemplate": f"{head}{axis.hover(cat)}<br>%{{meta[1]}}: {(fmt2 if second else fmt).hover(val)}<extra></extra>",
         }
+        if secondary:  # bars on two axes are only placed side by side by their offset groups
+            trace["offsetgroup"] = str(index)
+        if second:
+            trace[f"{val}axis"] = f"{val}2"
         if labelled:
             trace.update(texttemplate=fmt.label(val), textposition="outside", cliponaxis=False,
                          textfont={"color": MUTED, "size": 11})
         data.append(trace)
     cat_axis = axis.spec()
-    value_axis = _axis(_value_title(measures), **fmt.axis)
+    value_axis = _axis(_value_title(primary), **fmt.axis)
     extra: dict[str, Any] = {"barmode": barmode, "bargap": 0.25}
     if horizontal:
         cat_axis["autorange"] = "reversed"  # first (largest) category on top
@@ -279,6 +328,8 @@ def _bars(title: str, shape: Shape, chart_type: str) -> dict[str, Any]:
         layout["legend"]["traceorder"] = "normal"  # Plotly reverses stacked legends by default
     if horizontal:
         layout["margin"]["r"] = 48  # room for the value labels outside the longest bar
+    if secondary:
+        _secondary_axis(layout, val, _value_title(secondary), fmt2)
     return _figure(data, layout)
 
 

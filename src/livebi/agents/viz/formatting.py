@@ -23,6 +23,9 @@ _MONEY_WORDS = (
 )
 _COUNT_WORDS = ("count", "qty", "quantity", "units", "number", "num_", "orders", "customers", "items")
 _PERCENT_TOKENS = {"pct", "percent", "percentage", "ratio", "share", "rate"}
+# Words of measures that are a ratio when their values are fractions ("gross_margin" 0.17,
+# "avg_discount" 0.05) and an amount otherwise ("margin" $82,000, "total_discount" $1,800).
+_RATIO_TOKENS = {"margin", "discount", "markup", "churn", "conversion", "utilization", "utilisation"}
 
 _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 
@@ -144,6 +147,11 @@ def is_percent_name(name: str) -> bool:
     """Whether a column's name says it holds a percentage or ratio."""
     lowered = name.lower()
     return "%" in lowered or bool(_PERCENT_TOKENS & set(name_tokens(name)))
+
+
+def is_ratio_name(name: str) -> bool:
+    """Whether a column's name may hold a ratio: a percentage when its values are fractions."""
+    return bool(_RATIO_TOKENS & set(name_tokens(name)))
 
 
 _FILLER = re.compile(

@@ -39,6 +39,7 @@ class ChartHint:
     kind: str | None = None  # kpi|trend|breakdown|top_n|list|share|comparison|correlation
     money_columns: list[str] = field(default_factory=list)
     percent_columns: list[str] = field(default_factory=list)
+    number_columns: list[str] = field(default_factory=list)  # neither money nor a percentage
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ChartHint:
@@ -59,6 +60,9 @@ class Chart:
     kpi: dict[str, Any] | None  # for "kpi": value, formatted, label, previous, change_pct, change_formatted
     reason: str  # one sentence: why this chart was chosen
     alternatives: list[str] = field(default_factory=list)  # other chart types that fit the result
+    #: how each measure column reads, so tables and tiles agree with the chart: "money",
+    #: "percent" (points: 12.5 -> 12.5 %), "fraction" (a percentage as 0..1: 0.17 -> 17 %), "number"
+    formats: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form sent to clients inside a ``result`` publication."""
@@ -69,4 +73,5 @@ class Chart:
             "kpi": self.kpi,
             "reason": self.reason,
             "alternatives": list(self.alternatives),
+            "formats": dict(self.formats),
         }

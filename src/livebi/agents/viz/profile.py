@@ -14,7 +14,7 @@ from typing import Any
 
 from livebi.warehouse.base import QueryResult
 
-from .formatting import humanize, is_money_name, is_percent_name, name_tokens, to_number
+from .formatting import humanize, is_money_name, is_percent_name, is_ratio_name, name_tokens, to_number
 from .model import ChartHint
 
 BLANK = "(blank)"
@@ -92,6 +92,7 @@ class Shape:
     row_count: int
     column_count: int
     hint: ChartHint = field(default_factory=ChartHint)
+    pivoted: bool = False  # a multi-year series laid out as one series per year (pivot_years)
 
     @property
     def axes(self) -> list[Field]:
@@ -333,12 +334,8 @@ def _column_field(name: str, kind: str, raw: list[Any], hint: ChartHint) -> Fiel
         # the engine's "number" kind is trusted (NaN included); "other" must prove it
         numeric = kind == "number" or sum(n is not None for n in numbers) >= len(present)
         if numeric and (hinted_measure or not _idlike(tokens)):
-            money = lowered in {m.lower() for m in hint.money_columns}
-            percent = lowered in {p.lower() for p in hint.percent_columns}
-            if not money and not percent:
-                percent = is_percent_name(name)
-                money = not percent and is_money_name(name)
             found = [abs(n) for n in numbers if n is not None]
+            money, percent = _unit(name, hint, found)
             fraction = percent and bool(found) and max(found) <= 1.0
             return Field(name, humanize(name), "measure", numbers, money=money, percent=percent,
                          fraction=fraction, distinct=len(set(found)))
@@ -348,6 +345,21 @@ def _column_field(name: str, kind: str, raw: list[Any], hint: ChartHint) -> Fiel
     labels = [label_of(v) for v in raw]
     return Field(name, humanize(name), "dimension", labels, order=_bucket_order(labels),
                  distinct=len(set(labels)))
+
+
+def _unit(name: str, hint: ChartHint, magnitudes: list[float]) -> tuple[bool, bool]:
+    """(money, percent) for a measure: what the NLP agent's hint says, else what the name and
+    the values say. A ratio word ("margin", "discount") makes fractions a percentage, so a gross
+    margin of 0.17 reads 17 %, while a margin of $82,000 stays money."""
+    lowered = name.lower()
+    if lowered in {m.lower() for m in hint.money_columns}:
+        return True, False
+    if lowered in {p.lower() for p in hint.percent_columns}:
+        return False, True
+    if lowered in {n.lower() for n in hint.number_columns}:
+        return False, False
+    percent = is_percent_name(name) or (is_ratio_name(name) and bool(magnitudes) and max(magnitudes) <= 1.0)
+    return not percent and is_money_name(name), percent
 
 
 def _ordinal_field(name: str, labels: list[str], order: dict[str, int], unit: str) -> Field:
@@ -423,3 +435,37 @@ def profile(result: QueryResult, hint: ChartHint | None = None) -> Shape:
         column_count=len(result.columns),
         hint=hint,
     )
+
+
+def pivot_years(shape: Shape) -> Shape | None:
+    """A monthly (or quarterly) series spanning two years or more, as the period of the year
+    along the axis and one series per year: what "2024 vs 2023 by month" compares. None when
+    the shape is not one measure over such a series."""
+    time = shape.time
+    if time is None or time.axis != "date" or time.grain not in ("month", "quarter") \
+            or shape.dimensions or shape.others or len(shape.measures) != 1:
+        return None
+    years: list[str] = []
+    periods: list[str] = []
+    for point in time.values:
+        if not isinstance(point, TimePoint):
+            years.append(BLANK)
+            periods.append(BLANK)
+            continue
+        month = int(point.key[5:7])
+        years.append(point.key[:4])
+        periods.append(MONTHS[month - 1] if time.grain == "month" else f"Q{(month - 1) // 3 + 1}")
+    distinct = sorted({y for y in years if y != BLANK})
+    if len(distinct) < 2:
+        return None
+    if time.grain == "month":
+        order = {m: i for i, m in enumerate(MONTHS, 1)}
+    else:
+        order = {f"Q{i}": i for i in range(1, 5)}
+    period = _ordinal_field(time.grain, periods, order, time.grain)
+    period.title = humanize(time.grain)
+    year = Field("year", "Year", "dimension", years, order={y: i for i, y in enumerate(distinct)},
+                 distinct=len(distinct))
+    return Shape(fields=[period, year, *shape.measures], time=period, dimensions=[year],
+                 measures=shape.measures, others=[], row_count=shape.row_count,
+                 column_count=shape.column_count, hint=shape.hint, pivoted=True)

@@ -10,6 +10,8 @@ const MONEY_WORDS = ["revenue", "sales", "amount", "price", "cost", "profit", "b
   "income", "margin", "value", "gmv", "arr", "mrr", "salary", "fee", "total_due", "freight"];
 const COUNT_WORDS = ["count", "qty", "quantity", "units", "number", "num_", "orders", "customers", "items"];
 const PERCENT_TOKENS = new Set(["pct", "percent", "percentage", "ratio", "share", "rate"]);
+// A ratio when its values are fractions (a 0.17 margin is 17 %), an amount otherwise.
+const RATIO_TOKENS = new Set(["margin", "discount", "markup", "churn", "conversion", "utilization", "utilisation"]);
 const UNITS = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];
 export const EMPTY_VALUE = "—";
 
@@ -76,10 +78,13 @@ export function formatValue(value, { money = false, percent = false, compact: sh
 /** How a result column is shown: its label, whether it is numeric, money or a percentage. */
 export function columnFormat(name, kind, values) {
   const numeric = kind === "number" || (kind == null && values.some((v) => typeof v === "number"));
+  const fractions = values.some((v) => v != null) && values.every((v) => v == null || Math.abs(Number(v)) <= 1);
+  const ratio = fractions && nameTokens(name).some((t) => RATIO_TOKENS.has(t));
+  const percent = numeric && (ratio || (isPercentName(name) && !isMoneyName(name)));
   return {
     label: columnLabel(name),
     numeric,
-    money: numeric && isMoneyName(name),
-    percent: numeric && !isMoneyName(name) && isPercentName(name),
+    money: numeric && !percent && isMoneyName(name),
+    percent,
   };
 }

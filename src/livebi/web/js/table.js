@@ -26,8 +26,14 @@ export function renderTable(result, { limit = TABLE_ROW_LIMIT } = {}) {
   const kinds = result.column_kinds || [];
   const rows = result.rows || [];
   const shown = rows.slice(0, limit);
+  const known = (result.chart && result.chart.formats) || {};
   const formats = columns.map((name, i) => {
     const format = columnFormat(name, kinds[i], rows.map((r) => r[i]));
+    const said = known[name]; // the viz agent's reading (money, percent, fraction, number) wins
+    if (said) {
+      const percent = said === "percent" || said === "fraction";
+      return { ...format, money: said === "money", percent, scale: said === "fraction" ? 100 : 1 };
+    }
     // Percent columns hold either points (12.5) or fractions (0.125): fractions are scaled.
     const scale = format.percent && rows.every((r) => r[i] == null || Math.abs(Number(r[i])) <= 1) ? 100 : 1;
     return { ...format, scale };
