@@ -74,7 +74,7 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
             p.assumptions.append(f"Ignored the number {shown}: I could not tell what it is the value of")
             continue
         target = subject or spec.base
-        measure = _price_verb(p, c.start, target) or amount_of(p, target)
+        measure = _price_verb(p, c.start, target) or _implied_measure(p, spec.base, c, target) or amount_of(p, target)
         if measure is None or p.reach(spec.base, measure.table, fanout=True) is None:
             p.assumptions.append("Ignored a comparison with nothing to compare")
             continue
@@ -93,6 +93,24 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
             if all(m.alias != agg.alias for m in spec.measures):
                 spec.measures.append(agg)
         p.assumptions.append(f"Compared {measure.label} ({measure.table}) {c.op} {c.value:g}")
+
+
+def _implied_measure(p: Planner, base: str, c, target: str) -> MeasureDef | None:
+    """"books heavier than 0.5", "pets older than 1": the comparative names the measure (a
+    weight, an age column) of the subject, else of the table named last before it."""
+    implied = lx.COMPARATIVE_ADJECTIVES.get(p.intent.norm(c.start))
+    if implied is None:
+        return None
+    named = [lk.table for m in p.mentions if m.end <= c.start for lk in m.links[:1] if lk.kind == "table"]
+    for table in dict.fromkeys([target] + named[::-1]):
+        if p.reach(base, table) is None:
+            continue
+        for word in implied[1]:
+            found = next((m for m in p.model.tables[table].measures if m.column
+                          and word in p.model.column(table, m.column).words), None)
+            if found is not None:
+                return found
+    return None
 
 
 def _price_verb(p: Planner, comparator_at: int, subject: str | None) -> MeasureDef | None:

@@ -374,10 +374,10 @@ UNIT_MEANINGS: dict[str, tuple[str, ...]] = {
     "kg": ("weight",), "kgs": ("weight",), "lb": ("weight",), "lbs": ("weight",),
     "grams": ("weight",), "gram": ("weight",), "g": (), "km": ("distance",), "mi": ("distance",),
     "miles": ("distance",), "cm": ("length",), "mm": ("length",), "m": (), "ft": ("length",),
-    "milliseconds": ("length", "duration", "time"), "ms": ("length", "duration", "time"),
-    "seconds": ("length", "duration", "time"), "secs": ("duration",), "sec": ("duration",),
-    "minutes": ("length", "duration", "time"), "mins": ("duration",), "min": (),
-    "hours": ("duration", "time"), "hrs": ("duration",), "bytes": ("size",), "kb": ("size",),
+    "milliseconds": ("length", "duration"), "ms": ("length", "duration"),
+    "seconds": ("length", "duration"), "secs": ("duration",), "sec": ("duration",),
+    "minutes": ("length", "duration"), "mins": ("duration",), "min": (),
+    "hours": ("duration",), "hrs": ("duration",), "bytes": ("size",), "kb": ("size",),
     "mb": ("size",), "gb": ("size",), "usd": (), "eur": (), "gbp": (), "pct": (), "percent": (),
 }
 #: what people call a numeric column by its meaning ("how old" -> age; "tall" -> height)
@@ -433,6 +433,21 @@ SELF_KEY_ROLES = {("reports", "to"), ("reports",), ("report", "to"), ("parent",)
                   ("manager",), ("supervisor",), ("boss",), ("mentor",)}
 #: singular last words of tables whose rows are people (a "manager_id" elsewhere points at them)
 PEOPLE_TABLE_WORDS = {"employee", "staff", "person", "people", "user", "member", "worker", "agent"}
+
+#: first words of table names that say what kind of table it is, not what it holds
+#: (``Ref_Template_Types`` holds template types, ``dim_customer`` customers)
+TABLE_KIND_PREFIXES = {"ref", "lkp", "lookup", "dim", "tbl", "fact", "lu", "xref", "map"}
+
+#: other words for a word of a column name ("zip code" for ``zip_postcode``, "mobile" for ``cell``)
+COLUMN_WORD_SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "postcode": (("zip", "code"), ("postal", "code"), ("zip",)), "zip": (("zip", "code"), ("postcode",)),
+    "postal": (("zip",),), "cell": (("mobile",), ("phone",)), "mobile": (("cell",), ("phone",)),
+    "surname": (("last", "name"),), "forename": (("first", "name"),),
+    "dob": (("birthday",),), "telephone": (("phone",),), "phone": (("telephone",),),
+    "nationality": (("citizenship",),), "occupation": (("job",),), "salary": (("pay",), ("wage",)),
+}
+#: endings of a question word whose stem is a stored value ("engineering" department -> 'engineer')
+VALUE_WORD_ENDINGS = ("ing", "ed", "al")
 
 #: words asking for the change against the previous period ("revenue growth by year")
 GROWTH_WORDS = {"growth", "grow", "grew", "grown", "growing"}

@@ -126,6 +126,8 @@ def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
             if links and size == 1 and model.name_columns and not tokens[i].text[:1].isupper():
                 # one word of a name among thousands ("rose") is a name only when capitalized
                 links = [lk for lk in links if lk.kind != "value" or (lk.table, lk.column) not in model.name_columns]
+            if not links and size == 1 and tokens[i].kind == "word":
+                links = _value_by_stem(phrase[0], model)  # "engineering" department -> 'engineer'
             if links:
                 found = (size, links, " ".join(phrase))
                 break
@@ -141,6 +143,16 @@ def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
         else:
             i += 1
     return mentions
+
+
+def _value_by_stem(word: str, model: SemanticModel) -> list[Link]:
+    for ending in lx.VALUE_WORD_ENDINGS:
+        stem = word[: -len(ending)]
+        if word.endswith(ending) and len(stem) >= 5:
+            links = [lk for lk in model.phrases.get((stem,), ()) if lk.kind == "value"]
+            if links:
+                return [dataclasses.replace(lk, score=lk.score - 0.1) for lk in links]
+    return []
 
 
 def _short_code(lk: Link, model: SemanticModel) -> bool:

@@ -5,13 +5,18 @@ and an optional value index (distinct values of low-cardinality text columns). I
 
 * human names for tables and columns (``BillingCountry`` -> "billing country") and the phrase
   index the linker matches questions against (names, singular/plural forms, measure concepts,
-  values);
+  values), with lower-scored aliases: the role of a key names its table (``Friend.student_id``
+  -> "student"), participle columns their agent ("director"), unit columns their meaning
+  ("weight" for ``weight_kg``), ``ref_``/``dim_`` tables their content; and, in the value
+  index, codes (typed in capitals), genders ("female" -> 'F'), camel-case values, yes/no text
+  columns as flags, and names of large tables (:meth:`SemanticModel.value_limit`);
 * each column's role (key, measure, dimension, date, flag) and each table's label column,
   default date column and default measure, including measures the schema does not store but
   that follow from its columns (revenue = unit price x quantity x (1 - discount); profit =
   revenue - cost);
-* the foreign-key graph, declared and inferred from naming (``customer_id`` -> ``customers``),
-  with shortest join paths between tables;
+* the foreign-key graph, declared and inferred from naming (``customer_id`` -> ``customers``,
+  ``ShipVia`` -> ``Shipper``, ``ReportsTo`` -> its own table), with shortest join paths between
+  tables (of two keys to one table, the one on the earlier column);
 * the default fact table (the table with most foreign keys, measures and rows).
 
 Nothing here is specific to a particular database: every fact comes from names and types.
@@ -69,6 +74,11 @@ class SemanticModel:
         for edge in edges:
             self._parents[edge.child].append(edge)
             self._children[edge.parent].append(edge)
+        # two keys to the same table (Friend.student_id and friend_id, current_ and permanent_
+        # address_id): joins take the one whose column comes first, the row's main role
+        for child, parents in self._parents.items():
+            order = {c.name: i for i, c in enumerate(schema.table(child).columns)} if schema.table(child) else {}
+            parents.sort(key=lambda e: order.get(e.child_cols[0], len(order)))
         self._paths: dict[tuple[str, bool], dict[str, list[tuple[Edge, bool]]]] = {}
         self.fact_table = self._pick_fact_table()
         self.default_dates: dict[str, tuple[str, str] | None] = {
@@ -231,7 +241,7 @@ class SemanticModel:
             for col in table.columns.values():
                 if col.role == "hidden":
                     continue
-                for words, score in _column_aliases(col.words, col.role):
+                for words, score in _column_aliases(col.words, "code" if is_code_column(col) else col.role):
                     link = Link("column", table.name, col.name, score=score)
                     for variant in lx.phrase_variants(list(words)):
                         if not any(lk.kind == "table" for lk in self.phrases.get(variant, ())):
@@ -239,6 +249,17 @@ class SemanticModel:
                     if tuple(own) != tuple(words[: len(own)]):  # "track length", "cartoon director"
                         for variant in lx.phrase_variants(own + list(words)):
                             self._add(variant, dataclasses.replace(link, score=min(score + 0.1, 0.9)))
+            if len(own) > 1 and own[0] in lx.TABLE_KIND_PREFIXES:  # "template types" of Ref_Template_Types
+                for variant in lx.phrase_variants(list(table.words[1:])):
+                    if not self._names_table(variant):
+                        self._add(variant, Link("table", table.name, score=0.95))
+            heads = [tuple(own[:1])] if len(own) == 2 and own[0] not in lx.TABLE_KIND_PREFIXES else []
+            for head in heads:  # "degrees" of Degree_Programs, when nothing else is called "degree"
+                if not any(head == tuple(lx.singular(w) for w in other.words[:1]) for other in self.tables.values()
+                           if other is not table):
+                    for variant in lx.phrase_variants(list(head)):
+                        if variant not in self.phrases and variant[0] not in lx.STOPWORDS:
+                            self._add(variant, Link("table", table.name, score=0.6))
             last = own[-1]
             synonyms = [head + other for word, others in lx.TABLE_SYNONYMS.items() if last.endswith(word)
                         for head in [last[: len(last) - len(word)]] if not head or len(head) >= 3
@@ -247,6 +268,10 @@ class SemanticModel:
                 for variant in lx.phrase_variants(own[:-1] + [synonym]):
                     if not self._names_table(variant):
                         self._add(variant, Link("table", table.name, score=0.85))
+                for col in table.columns.values():  # "store locations" of a shop table
+                    if col.role not in {"hidden", "key"}:
+                        for variant in lx.phrase_variants(own[:-1] + [synonym] + list(col.words)):
+                            self._add(variant, Link("column", table.name, col.name, score=0.85))
         # "student" for Friend.student_id -> Highschooler, "current address" for
         # current_address_id -> Addresses: a key's role names the table it points to
         for edge in self.edges:
@@ -254,7 +279,8 @@ class SemanticModel:
                 continue
             col = self.tables[edge.child].columns[edge.child_cols[0]]
             role = list(col.words[:-1]) if col.words[-1] in {"id", "key", "no", "code", "number"} else list(col.words)
-            role = [w for w in role if w not in lx.ROLE_KEY_WORDS] or role
+            if set(role) & lx.ROLE_KEY_WORDS:  # "ship via": the parent's own name says it ("shipper")
+                continue
             if not role or tuple(lx.singular(w) for w in role) == tuple(lx.singular(w) for w in self.tables[edge.parent].words):
                 continue
             for variant in lx.phrase_variants(role):
@@ -505,6 +531,15 @@ def _column_aliases(words: tuple[str, ...], role: str) -> list[tuple[tuple[str, 
         out += [((noun,), 0.8) for noun in _agent_nouns(words[-2])]
     if len(words) == 3 and words[1] == "of" and role != "key":  # "level of membership" -> "membership level"
         out.append(((words[2], words[0]), 0.85))
+    if len(words) == 2 and words[0] in {"number", "count", "total", "amount"} and role == "measure":
+        out.append(((words[0], "of", words[1]), 0.95))  # Number_products is "the number of products"
+    for i, word in enumerate(words):  # "zip code" for zip_postcode
+        for other in lx.COLUMN_WORD_SYNONYMS.get(word, ()):
+            out.append((words[:i] + other + words[i + 1:], 0.8))
+            if len(words) > 1:
+                out.append((other, 0.6))
+    if role == "code" and len(words) > 1:  # "template type code" -> "template type", "type"
+        out += [(words[:-1], 0.8), (words[-2:-1], 0.6)]
     if len(words) >= 3 and role != "key" and words[-1] not in lx.UNIT_MEANINGS \
             and not set(words) & lx.STOPWORDS:  # "original air date" -> "air date"
         out.append((words[-2:], 0.7))

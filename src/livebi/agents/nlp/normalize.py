@@ -69,8 +69,9 @@ def tokenize(question: str) -> list[Token]:
             tokens.append(Token(text, norm, "word" if norm in {"and", "%"} else "op"))
         else:
             norm = normalize_word(text)
-            # "year-to-date", "e-commerce": split hyphenated words, keep both halves
-            parts = [p for p in re.split(r"[-.]", norm) if p] if ("-" in norm or "." in norm) else [norm]
+            # "year-to-date", "e-commerce": split hyphenated words, keep both halves; and a pasted
+            # identifier "section_name" is the words "section name"
+            parts = [p for p in re.split(r"[-._]", norm) if p] if ("-" in norm or "." in norm or "_" in norm) else [norm]
             previous = tokens[-1] if tokens else None
             if norm in _SCALE_WORDS and previous is not None and previous.kind == "number" \
                     and previous.value is not None and first == len(tokens):

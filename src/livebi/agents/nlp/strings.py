@@ -1,5 +1,7 @@
-"""String conditions: "starts with Apex", "contains the letter w", "with Restaurant in their
-company name", "whose name has the word computer", "the section named h".
+"""Conditions spelled out in words: string conditions ("starts with Apex", "contains the letter
+w", "with Restaurant in their company name", "whose name has the word computer", "the section
+named h") and numbers next to a column the rest of the parser left free ("in grade 10",
+"under age 30", "3 years old").
 
 Found on the tokens after intent extraction and before schema linking (:func:`find`): the
 verb, the text and the column words are consumed, so the text is never linked to the schema
@@ -39,6 +41,8 @@ class TextCondition:
     column_at: tuple[int, int] | None = None  # the words naming the column ("company name")
     owner_at: tuple[int, int] | None = None  # "city" in "city whose name begins with ..."
     negated: bool = False
+    numbers: tuple[float, ...] = ()  # mode "number": "in grade 10", "aged 32 or 33"
+    op: str = "="  # mode "number": "older than 3" is ">"
 
     @property
     def pattern(self) -> str:
@@ -47,6 +51,8 @@ class TextCondition:
 
     @property
     def label(self) -> str:
+        if self.mode == "number":
+            return f"{self.op if self.op != '=' else 'is'} " + " or ".join(f"{v:g}" for v in self.numbers)
         verb = {"prefix": "starts with", "suffix": "ends with", "contains": "contains", "equals": "is"}[self.mode]
         return ("not " if self.negated else "") + f"{verb} '{self.text}'"
 
@@ -59,20 +65,19 @@ def find(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[
     n = len(tokens)
     i = 0
     while i < n:
-        cond = None if i in consumed else (_naming(tokens, i, consumed, model) or _verb(tokens, i, consumed, model))
+        cond = None if i in consumed else (_naming(tokens, i, consumed, model) or _verb(tokens, i, consumed, model)
+                                           or _number(tokens, i, consumed, model))
         if cond is None:
             i += 1
             continue
         found.append(cond)
-        spans = [range(cond.start, cond.end)]
-        if cond.column_at:
-            spans.append(range(*cond.column_at))
-        for span in spans:
-            for k in span:
-                consumed.add(k)
-                tok = tokens[k]
-                if tok.corrected_from is not None:
-                    tok.norm, tok.corrected_from = tok.corrected_from, None
+        column = set(range(*cond.column_at)) if cond.column_at else set()
+        consumed.update(column)
+        for k in range(cond.start, cond.end):
+            consumed.add(k)
+            tok = tokens[k]
+            if tok.corrected_from is not None and k not in column:
+                tok.norm, tok.corrected_from = tok.corrected_from, None  # the text as typed
         i = cond.end
     return found
 
@@ -131,15 +136,24 @@ def _text_columns(phrase: tuple[str, ...], model: SemanticModel):
 def _naming(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel) -> TextCondition | None:
     """"named X", "called X": X is the name of the row (equality), unless the value index
     already knows X (then the linker links it to its column)."""
-    if tokens[i].norm not in lx.NAMING_VERBS:
+    column_at = None
+    j = i + 1
+    if tokens[i].norm in {"name", "title"} and i > 0 and tokens[i - 1].norm in {"whose", "with", "the"}:
+        # "whose name is Zenith Press", "with the name Zenith Press": only a capitalized name
+        column_at = (i, i + 1)
+        if j < len(tokens) and tokens[j].norm in {"is", "of", "="}:
+            j += 1
+        if j >= len(tokens) or not tokens[j].text[:1].isupper() or tokens[j].kind != "word":
+            return None
+    elif tokens[i].norm not in lx.NAMING_VERBS:
         return None
-    found = _value(tokens, i + 1, consumed)
+    found = _value(tokens, j, consumed)
     if found is None:
         return None
     text, end = found
-    if tokens[i + 1].kind == "quoted" or _known_value(tokens, i + 1, end, model):
+    if tokens[j].kind == "quoted" or _known_value(tokens, j, end, model):
         return None  # the linker links a known value or a quoted literal
-    return TextCondition("equals", text, i, end)
+    return TextCondition("equals", text, i, end, column_at=column_at)
 
 
 def _known_value(tokens: list[Token], start: int, end: int, model: SemanticModel) -> bool:
@@ -160,6 +174,8 @@ def _quoted_value(tok: Token, model: SemanticModel) -> bool:
 
 
 def _verb(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel) -> TextCondition | None:
+    """"starts with X", "contains the letter x", "has X in their name", "whose name does not
+    contain X", "names without the letter e" (see the module docstring for weak verbs)."""
     n = len(tokens)
     negated = False
     if tokens[i].norm == "without":  # "names without the letter e"
@@ -190,10 +206,9 @@ def _verb(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel)
     if end + 1 < n and tokens[end].norm == "in" and tokens[end + 1].norm in {"it", "them"}:
         end += 2
     elif end + 1 < n and tokens[end].norm == "in" and tokens[end + 1].norm in lx.POSSESSIVES:
-        column_at = _column_span(tokens, end + 2, model)
+        column_at = _column_span(tokens, end + 2, model)  # "with X in their company name"
         if column_at is not None:
             end = column_at[1]
-            column_at = (end - (column_at[1] - column_at[0]), end)
     # the column named before the verb: "whose name starts with", "description with the letter"
     k = i
     while k > 0 and tokens[k - 1].norm in _NEGATORS | {"does", "do", "did", "is", "are", "which", "that"}:
@@ -215,6 +230,56 @@ def _verb(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel)
         column_at = before
     start = min(i, k)
     return TextCondition(verb, text, start, end, column_at, owner_at, negated)
+
+
+_NUMBER_GLUE = {"or", "and", "either", "to"}
+
+
+def _number(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel) -> TextCondition | None:
+    """"in grade 10", "whose membership level is 1", "aged 32 or 33", "3 years old": a
+    column named next to whole numbers the rest of the question left free is equal to one of
+    them (comparisons, rankings and years were taken by intent extraction)."""
+    tok = tokens[i]
+    if tok.kind != "number" or tok.value is None or not tok.value.is_integer():
+        return None
+    numbers, end = [tok.value], i + 1
+    while end + 1 < len(tokens) and tokens[end].norm in {"or", "and"} and tokens[end + 1].kind == "number" \
+            and end + 1 not in consumed and tokens[end + 1].value is not None:
+        numbers.append(tokens[end + 1].value)
+        end += 2
+    k = i
+    while k > 0 and k - 1 not in consumed and tokens[k - 1].norm in {"is", "of", "=", "either", "equal", "exactly"}:
+        k -= 1
+    span = _named_column(tokens, k, consumed, model)
+    if span is None:
+        return None
+    start, op = _comparator_before(tokens, span[0], consumed, len(numbers))
+    return TextCondition("number", "", min(start, k), end, column_at=span, numbers=tuple(numbers), op=op)
+
+
+def _comparator_before(tokens: list[Token], at: int, consumed: set[int], count: int) -> tuple[int, str]:
+    """"under age 30": a comparison word before the column applies to the number after it."""
+    for phrase, op in lx.COMPARATORS.items():
+        lo = at - len(phrase)
+        if lo >= 0 and count == 1 and tuple(t.norm for t in tokens[lo:at]) == phrase \
+                and not any(j in consumed for j in range(lo, at)):
+            return lo, op
+    return at, "="
+
+
+def _named_column(tokens: list[Token], end: int, consumed: set[int], model: SemanticModel) -> tuple[int, int] | None:
+    """The phrase ending at ``end`` whose best meaning is a column that is no key."""
+    for size in (3, 2, 1):
+        lo = end - size
+        if lo < 0 or any(k in consumed for k in range(lo, end)):
+            continue
+        phrase = tuple(t.norm for t in tokens[lo:end])
+        links = model.phrases.get(phrase) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),)) or []
+        if links and max(links, key=lambda lk: lk.score).kind == "column" and any(
+                lk.kind == "column" and model.column(lk.table, lk.column).role not in {"key", "hidden"}  # type: ignore[arg-type]
+                for lk in links):
+            return lo, end
+    return None
 
 
 def _owner_span(tokens: list[Token], whose: int, model: SemanticModel) -> tuple[int, int] | None:
@@ -239,6 +304,9 @@ def apply(p, spec, conditions: list[TextCondition], subject: str | None) -> None
     model = p.model
     target = subject or spec.base
     for cond in conditions:
+        if cond.mode == "number":
+            _number_filter(p, spec, target, cond, FilterSpec)
+            continue
         where = _condition_column(p, spec.base, target, cond)
         if where is None:
             p.assumptions.append(f"Ignored the condition {cond.label}: no text column to apply it to")
@@ -283,3 +351,25 @@ def _condition_column(p, base: str, target: str, cond: TextCondition) -> tuple[s
         if links:
             return links[0].table, links[0].column  # type: ignore[return-value]
     return label_of(target)
+
+
+def _number_filter(p, spec, target: str, cond: TextCondition, filter_spec) -> None:
+    """``column = n`` (or ``IN``) on the named column, numbers as stored: text columns holding
+    digits ("Age" as TEXT) compare with the digits."""
+    model = p.model
+    assert cond.column_at is not None  # a number condition always names its column
+    phrase = tuple(t.norm for t in p.intent.tokens[cond.column_at[0]:cond.column_at[1]])
+    links = model.phrases.get(phrase) or model.phrases.get(phrase[:-1] + (lx.singular(phrase[-1]),)) or []
+    options = [(lk.table, lk.column) for lk in sorted(links, key=lambda lk: -lk.score) if lk.kind == "column"
+               and model.column(lk.table, lk.column).role not in {"key", "hidden"}  # type: ignore[arg-type]
+               and p.reach(spec.base, lk.table) is not None]
+    if not options:
+        p.assumptions.append(f"Ignored the condition {cond.label}: no column to apply it to")
+        return
+    options.sort(key=lambda tc: tc[0] != target)  # stable: the best link first within the target
+    table, column = options[0]
+    info = model.column(table, column)
+    values = [v if info.kind == "number" else f"{v:g}" for v in cond.numbers]
+    op = cond.op if len(values) == 1 else "in"
+    spec.filters.append(filter_spec(table, column, op, values, label=info.human))
+    p.assumptions.append(f"Took {info.human} {cond.label}")
