@@ -17,13 +17,14 @@ import dataclasses
 from . import lexicon as lx
 from . import strings
 from .conditions import amount_of, comparisons, known_entities_only, value_filters
-from .existence import existence_of, exists_specs, route
+from .extremes import column_for, extreme_row
+from .related import existence_filters, literal_filter
 from .model import MeasureDef
 from .planner import (
-    BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec,
+    BIG_DIMENSION_LIMIT, LIST_LIMIT, Planner, PlanError, Resolved, Role, count_spec, entity_of,
     dimension_spec, measure_spec, row_select, with_unique_aliases,
 )
-from .query import DimensionSpec, ExistsSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
+from .query import DimensionSpec, FilterSpec, MeasureSpec, QuerySpec, SelectColumn
 
 CORRELATION_POINTS = 1000
 
@@ -132,9 +133,10 @@ def _draft(p: Planner) -> Draft:
     model, intent = p.model, p.intent
     _each_entity_listed(p)
     subject_roles = p.of_role("subject")
-    extreme = _extreme_row(p, subject_roles)
+    extreme = extreme_row(p, subject_roles)
     if extreme is not None:
-        return extreme
+        subject, subject_roles = extreme
+        return Draft([], subject_roles, subject, p.of_role("dimension"), [], [], None, False, False, True)
     if intent.superlative and subject_roles and not p.of_role("dimension") \
             and any(r.role in {"measure", "count"} and r.superlative for r in p.roles) and _entity(p, subject_roles[0]):
         ranked = subject_roles.pop(0)  # "the most expensive product": rank products by price
@@ -205,7 +207,7 @@ def _draft(p: Planner) -> Draft:
         owners = [before[-1].mention.links[0].table] if before else []
         owners += [subject] if subject else [lk.table for r in p.roles for lk in r.mention.links[:1]]
         candidates = [t for o in owners if o for t in [o, *model.paths_from(o)]]
-        found = next(((t, col) for t in candidates if (col := _column_for(model, t, c.concept))), None)
+        found = next(((t, col) for t in candidates if (col := column_for(model, t, c.concept))), None)
         if found is not None:
             unbound.remove(c)
             p.implied_filters.append((found[0], found[1], c))  # type: ignore[attr-defined]
@@ -275,128 +277,6 @@ def _each_entity_listed(p: Planner) -> None:
         if all(any(lk.table == entity for lk in n.mention.links if lk.kind in {"column", "measure"}) for n in named):
             r.role, r.marked, r.marker = "subject", False, ""
             del p.intent.markers[start]
-
-
-@dataclasses.dataclass
-class Extreme:
-    """The row holding an extreme value: ORDER BY ``column`` ``direction`` LIMIT ``n``."""
-
-    table: str
-    column: str
-    direction: str
-    n: int
-
-
-def _extreme_row(p: Planner, subject_roles: list[Role]) -> Draft | None:
-    """"the hometown of the youngest teacher", "the money rank of the player with the highest
-    earnings", "the production code of the most recent cartoon": the answer is the row (or
-    the n rows) holding the extreme value of a column of the entity's own table, with the
-    columns the question names, not an aggregate. Only when nothing is broken down ("by",
-    "per", "each"), counted or aggregated, and the ranked column lives in the row's table
-    (otherwise "the customer with the highest revenue" totals a child table, which the
-    superlative ranking does)."""
-    intent, model = p.intent, p.model
-    ranked_entities = p.of_role("ranked_entity")
-    if intent.markers or intent.time.grain or intent.question_word in {"how many", "how much"} \
-            or any(r.role in {"count", "operand", "column_agg"} for r in p.roles) or intent.share \
-            or len(ranked_entities) > 1:
-        return None
-    tables = [t for r in subject_roles if (t := _entity(p, r))]
-    tables += [lk.table for r in p.roles if r.role in {"filter", "dimension", "measure"} for lk in r.mention.links[:1]
-               if lk.kind in {"value", "column", "measure"}]
-    target: tuple[str, str, str] | None = None
-    ranked_role: Role | None = None
-    if ranked_entities:
-        # "the first student to register", "the last transcript": an entity ranked by its own
-        # date when it has no amount to rank by ("the 3 biggest orders" has one)
-        ranked_role = ranked_entities[0]
-        entity = _entity(p, ranked_role)
-        temporal = ranked_role.agg_at is not None and intent.norm(ranked_role.agg_at) in _TEMPORAL_RANKS
-        if entity is None or (amount_of(p, entity) is not None and not temporal):
-            return None
-        column = _date_by_verb(p, entity, ranked_role.mention.end)
-        if column is None:
-            return None
-        target = (entity, column, "asc" if ranked_role.agg == "min" else "desc")
-        ranked_role.role, ranked_role.marked = "subject", False
-        subject_roles = [ranked_role, *subject_roles]
-    elif intent.extreme is not None:
-        if intent.aggs:
-            return None
-        words, direction = lx.EXTREME_ADJECTIVES[intent.extreme[1]]
-        # the row's own table first, then the tables it points at ("the tallest poker player":
-        # the height of the person the player is)
-        candidates = list(dict.fromkeys(tables))
-        candidates += [t for base in list(candidates) for t in model.paths_from(base) if t not in candidates]
-        for table in candidates:
-            column = _column_for(model, table, words)
-            if column is not None:
-                flip = "birth" in model.column(table, column).words
-                target = (table, column, {"asc": "desc", "desc": "asc"}[direction] if flip else direction)
-                break
-    elif intent.superlative and intent.rank_n is None and not intent.rank_by_sales:
-        ranked = [r for r in p.roles if r.superlative and r.role in {"measure", "dimension"}]
-        if len(ranked) != 1 or any(r.role == "dimension" and r.marked and not r.superlative for r in p.roles) \
-                or any(agg for k, agg in intent.aggs.items()):
-            return None
-        ranked_role = ranked[0]
-        link = next((lk for lk in ranked_role.mention.links if lk.kind == "column"), None)
-        if link is None or model.column(link.table, link.column).role not in {"measure", "date"}:  # type: ignore[arg-type]
-            return None
-        own = [t for t in dict.fromkeys(tables) if t == link.table]
-        if not own:
-            return None
-        target = (link.table, link.column, intent.rank_dir or "desc")  # type: ignore[assignment]
-    if target is None:
-        return None
-    table, column, direction = target
-    for r in p.roles:
-        if r is ranked_role:
-            r.role, r.marked = "dimension", False
-        elif r.role == "measure":
-            r.role, r.marked = "dimension", False  # "the money rank of ...": a column to show
-    n = intent.which_n or 1
-    p.extreme = Extreme(table, column, direction, n)  # type: ignore[attr-defined]
-    said = model.column(table, column).human
-    # the rows listed are the entity's, which reach the ranked column's table many-to-one
-    subject = next((t for t in tables if t == table or p.reach(t, table) is not None), table)
-    p.assumptions.append(f"Showed the {model.tables[subject].singular} with the "
-                         f"{'highest' if direction == 'desc' else 'lowest'} {said}")
-    return Draft([], subject_roles, subject, p.of_role("dimension"), [], [], None, False, False, True)
-
-
-_TEMPORAL_RANKS = {"first", "last", "earliest", "latest", "newest"}
-
-
-def _date_by_verb(p: Planner, table: str, after: int) -> str | None:
-    """The date column of ``table`` that the words after the entity name ("the first student
-    to *register*": ``date_first_registered``), else the table's own default date."""
-    model = p.model
-    dates = [c for c in model.tables[table].columns.values() if c.role == "date"]
-    said = [p.intent.norm(k) for k in range(after, after + 3) if len(p.intent.norm(k)) >= 5]
-    for col in dates:
-        if any(w[:6] == word[:6] for w in said for word in col.words if len(word) >= 5):
-            return col.name
-    default = model.default_dates.get(table)
-    if default and default[0] == table:
-        return default[1]
-    return dates[0].name if len(dates) == 1 else None
-
-
-def _column_for(model, table: str, words: tuple[str, ...]) -> str | None:
-    """The column of ``table`` an extreme adjective ranks by: one whose name holds one of
-    ``words`` (in their order of preference), or its own date for "@date"."""
-    info = model.tables[table]
-    for word in words:
-        if word == "@date":
-            date = model.default_dates.get(table)
-            if date and date[0] == table:
-                return date[1]
-            continue
-        for col in info.columns.values():
-            if word in col.words:
-                return col.name
-    return None
 
 
 def _project_columns(p: Planner, requests: list[Request], subject: str | None) -> bool:
@@ -506,7 +386,7 @@ def _add_dimensions(p: Planner, spec: QuerySpec, draft: Draft) -> None:
 def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     """Related rows that must (not) exist, values, flags, quoted text and periods."""
     model = p.model
-    _existence_filters(p, spec)
+    existence_filters(p, spec)
     value_filters(p, spec)
     _drop_pinned_dimensions(p, spec, draft.dims)
     if p.intent.share and not spec.dimensions and spec.measures and not draft.listing:
@@ -538,106 +418,9 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
                                            [], label=label))
             p.assumptions.append(f"Kept rows {'without' if r.negated else 'with'} a {label}")
     for r in p.of_role("literal"):
-        _literal_filter(p, spec, draft, r)
+        literal_filter(p, spec, draft.subject, r)
     strings.apply(p, spec, getattr(p, "text_conditions", []), draft.subject)  # "starts with X"
     spec.filters.extend(p.time_filters(spec.base))
-
-
-_LITERAL_LEADS = {"named", "called", "titled", "is", "=", "of", "with", "as", "name", "title"}
-
-
-def _literal_filter(p: Planner, spec: QuerySpec, draft: Draft, r: Role) -> None:
-    """A quoted text. Right after a text column or a table ('the episode "A Love of a
-    Lifetime"', 'the cartoon "The Rise of the Blue Beetle"') it is that column's (or that
-    table's label's) exact value; otherwise "customers named 'Acme'" matches it anywhere in the
-    subject's label. A table the base cannot join to many-to-one is reached by EXISTS instead
-    ("the channel that shows the cartoon ..." keeps channels with such a cartoon)."""
-    model = p.model
-    value = r.mention.links[0].value
-    if not value:
-        return
-    before = [m for m in p.mentions if m.end == r.mention.start
-              or (m.end == r.mention.start - 1 and p.intent.norm(m.end) in _LITERAL_LEADS)]
-    table = column = None
-    op = "ieq"
-    if before:
-        link = before[-1].links[0]
-        if link.kind == "column" and model.column(link.table, link.column).kind == "text":  # type: ignore[arg-type]
-            table, column = link.table, link.column
-        elif link.kind == "table" and model.tables[link.table].label_column:
-            table, column = link.table, model.tables[link.table].label_column
-    if table is None:
-        table = draft.subject or spec.base
-        column = model.tables[table].label_column
-        op = "like"
-    if column is None:
-        return
-    flt = FilterSpec(table, column, op, [value], label=model.column(table, column).human)
-    if p.reach(spec.base, table) is not None:
-        spec.filters.append(flt)
-    else:
-        found = route(model, table, [spec.base, *sorted(spec.tables() - {spec.base})])
-        if found is None:
-            raise PlanError(f'I could not relate {r.mention.text} to {model.tables[spec.base].plural}')
-        spec.exists.append(ExistsSpec(found[0], False, found[1], found[2], [flt], model.tables[table].plural))
-    if op == "like":
-        p.assumptions.append(f'Matched {r.mention.text} anywhere in {table}.{column}')
-
-
-def _existence_filters(p: Planner, spec: QuerySpec) -> None:
-    """"students with no friends": [NOT] EXISTS on the related rows, which take the value
-    filters said after them ("cartoons directed by Ben Jones")."""
-    tables = [spec.base] + sorted(spec.tables() - {spec.base})
-    related = p.of_role("exists")
-    if not related:
-        _unreachable_values(p, spec, tables)
-        return
-    found, taken = exists_specs(p.model, related, p.of_role("filter"), tables, [t.norm for t in p.intent.tokens])
-    for role in p.of_role("filter"):
-        if id(role) in taken:
-            role.role = "related_filter"
-    spec.exists.extend(found)
-    for e in found:
-        said = "without any" if e.negated else "with at least one"
-        p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}")
-    _unreachable_values(p, spec, tables)
-    if len(found) < len(related):
-        names = [r.mention.text for r in related if not any(e.table == r.mention.links[0].table for e in found)]
-        raise PlanError("I could not relate " + ", ".join(f'"{n}"' for n in names)
-                        + f" to {p.model.tables[spec.base].plural}")
-
-
-def _unreachable_values(p: Planner, spec: QuerySpec, tables: list[str]) -> None:
-    """A value of a table the base cannot join to many-to-one ("the channel that shows the
-    cartoon 'The Rise of the Blue Beetle'": a cartoon title, channels are the base) keeps the
-    base rows that have such a related row: EXISTS, instead of "I could not relate"."""
-    model = p.model
-    norms = [t.norm for t in p.intent.tokens]
-    starts = {k for m in p.mentions for k in range(m.start, m.end)}
-    both = "both" in norms
-    groups: dict[tuple, list] = {}
-    for r in p.of_role("filter"):
-        if p.value_options(r.mention, spec.base):
-            continue
-        for link in r.mention.of_kind("value"):
-            found = route(model, link.table, tables)
-            if found is None:
-                continue
-            # "students who do not have a cat": the negation is of the related row's existence
-            lacking = r.negated or existence_of(norms, r.mention.start, starts - set(range(r.mention.start, r.mention.end)),
-                                                p.intent.negations) is True
-            key = (found[0], found[1], link.table, link.column, lacking, r.mention.start if both else 0)
-            groups.setdefault(key, [found, []])[1].append(link.value)
-            r.role = "related_filter"
-            break
-    for (table, outer, value_table, column, lacking, _), (found, values) in groups.items():
-        values = list(dict.fromkeys(values))
-        label = model.column(value_table, column).human
-        flt = FilterSpec(value_table, column, "=" if len(values) == 1 else "in", values, label=label)
-        spec.exists.append(ExistsSpec(table, lacking, outer, found[2], [flt], model.tables[value_table].plural))
-        shown = " or ".join(str(v) for v in values)
-        p.assumptions.append(f"Kept {model.tables[outer].plural} {'without' if lacking else 'with'} a related "
-                             f"{model.tables[value_table].singular} whose {label} is {shown}")
 
 
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
@@ -746,12 +529,7 @@ def _drop_pinned_dimensions(p: Planner, spec: QuerySpec, dims: list[Role]) -> No
 
 
 def _entity(p: Planner, role: Role) -> str | None:
-    for link in role.mention.links:
-        if link.kind == "table" and p.model.tables[link.table].is_entity:
-            return link.table
-        if link.kind == "table":
-            return None
-    return None
+    return entity_of(p.model, role)
 
 
 def _counted_child(p: Planner, entity: str) -> str | None:

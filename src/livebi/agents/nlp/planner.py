@@ -528,6 +528,16 @@ def _apart(periods: list[Period]) -> list[Period]:
     return ordered
 
 
+def entity_of(model: SemanticModel, role: Role) -> str | None:
+    """The entity table a mention names first, if its first table link is an entity."""
+    for link in role.mention.links:
+        if link.kind == "table" and model.tables[link.table].is_entity:
+            return link.table
+        if link.kind == "table":
+            return None
+    return None
+
+
 def measure_spec(measure: MeasureDef, agg: str, model: SemanticModel) -> MeasureSpec:
     """A :class:`MeasureSpec` with a readable alias (``total_revenue``, ``avg_unit_price``)."""
     label = measure.label
