@@ -198,7 +198,7 @@ def _draft(p: Planner) -> Draft:
     operands = p.of_role("operand")
     dims = p.of_role("dimension")
     unbound = [c for c in intent.comparisons if all(o.comparison is not c for o in operands)]
-    p.implied_filters = []  # type: ignore[attr-defined]
+    p.implied_filters = []
     for c in [c for c in unbound if c.concept]:
         # "poker players taller than 200": the comparative names the column (height), which
         # is the subject's own or of a table it points at
@@ -210,7 +210,7 @@ def _draft(p: Planner) -> Draft:
         found = next(((t, col) for t in candidates if (col := column_for(model, t, c.concept))), None)
         if found is not None:
             unbound.remove(c)
-            p.implied_filters.append((found[0], found[1], c))  # type: ignore[attr-defined]
+            p.implied_filters.append((found[0], found[1], c))
     having_mode = False
     for c in [c for c in unbound if c.times and subject is not None]:
         # "products ordered more than 1200 times": the rows of the fact table that point at
@@ -406,7 +406,7 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
             spec.filters.append(FilterSpec(link.table, link.column, "is_true" if yes is None else "=",  # type: ignore[arg-type]
                                            [True if yes is None else yes],
                                            label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
-    for table, column, c in getattr(p, "implied_filters", []):
+    for table, column, c in p.implied_filters:
         if p.reach(spec.base, table) is not None:
             spec.filters.append(FilterSpec(table, column, c.op, c.values, label=model.column(table, column).human))
             p.assumptions.append(f"Compared {table}.{column} {c.op} {', '.join(f'{v:g}' for v in c.values)}")
@@ -419,7 +419,7 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
             p.assumptions.append(f"Kept rows {'without' if r.negated else 'with'} a {label}")
     for r in p.of_role("literal"):
         literal_filter(p, spec, draft.subject, r)
-    strings.apply(p, spec, getattr(p, "text_conditions", []), draft.subject)  # "starts with X"
+    strings.apply(p, spec, p.text_conditions, draft.subject)  # "starts with X"
     spec.filters.extend(p.time_filters(spec.base))
 
 
@@ -436,7 +436,7 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
         spec.select = [s for s in spec.select if (s.table, s.column) in wanted]
         spec.distinct = True
     spec.dimensions = []
-    extreme = getattr(p, "extreme", None)
+    extreme = p.extreme
     if extreme is not None:
         alias = next((s.alias for s in spec.select if (s.table, s.column) == (extreme.table, extreme.column)), None)
         if alias is None:

@@ -96,7 +96,7 @@ def extreme_row(p: Planner, subject_roles: list[Role]) -> tuple[str, list[Role]]
         elif r.role == "measure":
             r.role, r.marked = "dimension", False  # "the money rank of ...": a column to show
     n = intent.which_n or 1
-    p.extreme = Extreme(table, column, direction, n)  # type: ignore[attr-defined]
+    p.extreme = Extreme(table, column, direction, n)
     said = model.column(table, column).human
     # the rows listed are the entity's, which reach the ranked column's table many-to-one
     subject = next((t for t in tables if t == table or p.reach(t, table) is not None), table)

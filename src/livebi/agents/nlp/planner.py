@@ -12,6 +12,7 @@ runner-up readings become alternative questions.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from . import lexicon as lx
 from .existence import existence_of, route
@@ -74,6 +75,10 @@ class Planner:
         self.assumptions: list[str] = []
         self.alternatives: list[str] = []  # other readings, already phrased as questions
         self.swaps: list[tuple[Mention, str]] = []  # (mention, phrase to put in its place)
+        # decided while composing, read when the query is finished:
+        self.extreme: Any = None  # extremes.Extreme: the row holding an extreme value
+        self.implied_filters: list[tuple[str, str, Comparison]] = []  # "taller than 200": (table, column, c)
+        self.text_conditions: list[Any] = []  # strings.TextCondition: "starts with X" (set by the parser)
         self.roles = self._assign_roles()
 
     # -- roles ----------------------------------------------------------------------------
