@@ -88,14 +88,30 @@ class Intent:
         return 0 <= i < len(self.tokens) and i not in self.consumed
 
 
+_BY_FIRST_WORD: dict[int, tuple[object, dict[str, list[tuple[str, ...]]]]] = {}
+
+
 def _match(tokens: list[Token], i: int, phrases) -> tuple[tuple[str, ...], int] | None:
-    """Longest phrase (a tuple of words) from ``phrases`` starting at token ``i``."""
-    best = None
-    for phrase in phrases:
+    """Longest phrase (a tuple of words) from ``phrases`` starting at token ``i``.
+
+    Phrases are indexed by their first word once per phrase table (the tables are module
+    constants), so a token costs a dict lookup rather than a scan of every phrase."""
+    if not 0 <= i < len(tokens):
+        return None
+    cached = _BY_FIRST_WORD.get(id(phrases))
+    if cached is None or cached[0] is not phrases or sum(map(len, cached[1].values())) != len(phrases):
+        index: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in phrases:
+            index.setdefault(phrase[0], []).append(phrase)
+        for group in index.values():
+            group.sort(key=len, reverse=True)
+        cached = (phrases, index)
+        _BY_FIRST_WORD[id(phrases)] = cached
+    for phrase in cached[1].get(tokens[i].norm, ()):
         n = len(phrase)
-        if tuple(t.norm for t in tokens[i:i + n]) == phrase and (best is None or n > len(best)):
-            best = phrase
-    return (best, len(best)) if best else None
+        if tuple(t.norm for t in tokens[i:i + n]) == phrase:
+            return phrase, n
+    return None
 
 
 def extract_intent(
@@ -429,6 +445,8 @@ def _equal_values(tokens: list[Token], i: int, is_schema_phrase) -> tuple[int, l
     """A number (or "either N or M", "N, M or K") right after a noun: (first token of the
     values, the values, end). Years are left to time expressions, counts before a noun ("5
     orders") and ranks ("top 10") are not values."""
+    if tokens[i].kind != "number" and tokens[i].norm != "either":
+        return None
     if any(is_schema_phrase(start, size) for size in (2, 3) for start in range(i - size + 1, i + 1) if start >= 0):
         return None  # "Client 0042": the number is part of a name the schema knows
     if i == 0 or tokens[i - 1].kind != "word" or tokens[i - 1].norm in _NOT_VALUE_BEFORE \

@@ -182,7 +182,10 @@ def _verb(tokens: list[Token], i: int, consumed: set[int], model: SemanticModel)
         verb, used, negated = "contains", 1, True
     else:
         match = None
+        first = _typed(tokens[i])
         for phrase, mode in lx.STRING_VERBS.items():
+            if phrase[0] != first:
+                continue  # most tokens start no verb: skip the slice
             if tuple(_typed(t) for t in tokens[i:i + len(phrase)]) == phrase and (match is None or len(phrase) > match[1]):
                 match = (mode, len(phrase))
         if match is None:
