@@ -392,3 +392,23 @@ def test_columns_of_the_table_a_row_points_at(library, question, gold):
 def test_compared_with_the_columns_average(library, question, gold):
     sql = _answers(library, question, gold)
     assert "(SELECT AVG(" in sql.upper(), sql
+
+
+def test_a_count_of_different_related_rows_is_compared(library):
+    sql = _answers(library, "members who took out at least 2 different loans", f"{MEMBERS} HAVING COUNT(*) >= 2")
+    assert "HAVING" in sql, sql
+
+
+def test_what_costs_is_the_thing_counted():
+    con, model = _database("""
+        CREATE TABLE category (category_id INTEGER PRIMARY KEY, category_name TEXT);
+        CREATE TABLE product (product_id INTEGER PRIMARY KEY, product_name TEXT, unit_price REAL,
+                              category_id INTEGER REFERENCES category(category_id));
+        INSERT INTO category VALUES (1, 'Tea'), (2, 'Cake');
+        INSERT INTO product VALUES (1, 'Oolong', 12.0, 1), (2, 'Sencha', 31.5, 1), (3, 'Scone', 4.0, 2);
+    """, ("category", "product"))
+    try:
+        _answers((con, model), "how many products in the Tea category cost more than 15",
+                 "SELECT COUNT(*) FROM product JOIN category USING (category_id) WHERE category_name = 'Tea' AND unit_price > 15")
+    finally:
+        con.close()

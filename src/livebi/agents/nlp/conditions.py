@@ -74,7 +74,12 @@ def comparisons(p: Planner, spec: QuerySpec, operands: list[Role], unbound, havi
             p.assumptions.append(f"Ignored the number {shown}: I could not tell what it is the value of")
             continue
         target = subject or spec.base
-        measure = _price_verb(p, c.start, target) or _implied_measure(p, spec.base, c, target) or amount_of(p, target)
+        # "how many products in the Beverages category cost more than 15": what costs is the
+        # thing counted (the base) when the subject named last has no price
+        measure = _price_verb(p, c.start, target) or (_price_verb(p, c.start, spec.base) if target != spec.base else None) \
+            or _implied_measure(p, spec.base, c, target) or amount_of(p, target)
+        if measure is not None and measure.table == spec.base and target != spec.base:
+            target = spec.base
         if measure is None or p.reach(spec.base, measure.table, fanout=True) is None:
             p.assumptions.append("Ignored a comparison with nothing to compare")
             continue

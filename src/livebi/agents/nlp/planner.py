@@ -251,7 +251,7 @@ class Planner:
         500") is the subject, not the operand: the comparison then applies to its amount.
         """
         for c in self.intent.comparisons:
-            if c.against is None and (m.start == c.end or (m.start == c.end + 1 and self.intent.norm(c.end) in {"in", "of"})):
+            if self._binds_after(m, c):
                 return c
         for c in self.intent.comparisons:
             if any(other.start in {c.end, c.end + 1} and other is not m and self._binds_after(other, c)
@@ -266,7 +266,9 @@ class Planner:
         return None
 
     def _binds_after(self, m: Mention, c: Comparison) -> bool:
-        return c.against is None and (m.start == c.end or (m.start == c.end + 1 and self.intent.norm(c.end) in {"in", "of"}))
+        # "at least 3 orders", "in at least 50 different orders", "more than 2 of the orders"
+        return c.against is None and (m.start == c.end or (m.start == c.end + 1 and (
+            self.intent.norm(c.end) in {"in", "of"} or c.end in self.intent.distinct_at)))
 
     def _measure_links(self, m: Mention) -> list[Link]:
         out = []
