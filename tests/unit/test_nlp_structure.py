@@ -412,3 +412,21 @@ def test_what_costs_is_the_thing_counted():
                  "SELECT COUNT(*) FROM product JOIN category USING (category_id) WHERE category_name = 'Tea' AND unit_price > 15")
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("which members have never had a Dune loan",
+     "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan WHERE title = 'Dune')"),
+    ("how many owners have never owned fish",
+     "SELECT COUNT(*) FROM owner WHERE owner_id NOT IN (SELECT owner_id FROM owns JOIN animal USING (animal_id) WHERE kind = 'fish')"),
+])
+def test_never_with_a_value_of_related_rows(library, pets, question, gold):
+    db = pets if "owner" in question else library
+    sql = _answers(db, question, gold)
+    assert "NOT EXISTS" in sql.upper(), sql
+
+
+def test_a_period_after_the_related_noun_dates_the_related_rows(library):
+    """Loans in 2024-04 or later: only Kari (loans on 2024-04-02 and 2024-05-20) has one."""
+    _answers(library, "members without any loan since April 2024",
+             "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan WHERE loan_date >= '2024-04-01')")

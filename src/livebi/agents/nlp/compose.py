@@ -132,6 +132,7 @@ def _draft(p: Planner) -> Draft:
     """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
     model, intent = p.model, p.intent
     _each_entity_listed(p)
+    _which_entity_listed(p)
     subject_roles = p.of_role("subject")
     extreme = extreme_row(p, subject_roles)
     if extreme is not None:
@@ -261,6 +262,18 @@ def _draft(p: Planner) -> Draft:
         else:
             requests.append(Request("default"))  # "bottom 3 regions"
     return Draft(requests, subject_roles, subject, dims, operands, unbound, grain, ranking, having_mode, listing)
+
+
+def _which_entity_listed(p: Planner) -> None:
+    """"which customers have never returned an order": with nothing to measure or rank, the
+    entity after "which" is what is listed (its rows that meet the existence conditions)."""
+    intent = p.intent
+    if not (p.of_role("exists", "absent_value", "presence")) or intent.aggs or intent.superlative \
+            or intent.rank_n is not None or p.of_role("measure", "count", "operand") or intent.time.grain:
+        return
+    for r in p.of_role("dimension"):
+        if r.marked and not r.marker and _entity(p, r) is not None:
+            r.role, r.marked = "subject", False
 
 
 def _each_entity_listed(p: Planner) -> None:
@@ -420,7 +433,8 @@ def _add_filters(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     for r in p.of_role("literal"):
         literal_filter(p, spec, draft.subject, r)
     strings.apply(p, spec, p.text_conditions, draft.subject)  # "starts with X"
-    spec.filters.extend(p.time_filters(spec.base))
+    if not p.time_taken:  # a period that dates related rows is inside their EXISTS
+        spec.filters.extend(p.time_filters(spec.base))
 
 
 def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:

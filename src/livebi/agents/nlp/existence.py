@@ -114,14 +114,15 @@ def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str],
             # the values said with the related noun: "cartoons directed by Ben Jones" (after it),
             # "a cat pet" (right before it)
             adjacent = f.mention.end <= role.mention.start and all(
-                w in {"a", "an", "the", "any", "some"} for w in norms_between(f.mention.end, role.mention.start))
+                w in {"a", "an", "the", "any", "some", "as"} for w in norms_between(f.mention.end, role.mention.start))
             if id(f) in taken or (f.mention.start < role.mention.end and not adjacent):
                 continue
             link = next((lk for lk in f.mention.links if lk.kind == "value" and lk.table in paths
                          and lk.table != outer and (lk.table == table or lk.table not in tables_in_query)), None)
             if link is None:
                 continue
-            op = "!=" if f.negated else "="
+            # "never returned an order": the negation belongs to the existence, not the value
+            op = "!=" if f.negated and not role.negated else "="
             inner_filters.append(FilterSpec(link.table, link.column, op, [link.value],  # type: ignore[arg-type]
                                             label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
             taken.add(id(f))

@@ -80,11 +80,24 @@ def correct_spelling(tokens: list[Token], model: SemanticModel) -> list[tuple[st
         if lx.singular(tok.norm) in known or lx.plural(tok.norm) in known:
             continue
         candidates = closest_words(tok.norm, vocab, n=1)
+        if candidates and _inflection_of(tok.norm, candidates[0]):
+            continue  # "owned" is the verb of "owner", not a typo of it
         if candidates:
             fixes.append((tok.text, candidates[0]))
             tok.corrected_from = tok.norm
             tok.norm = candidates[0]
     return fixes
+
+
+def _inflection_of(typed: str, known: str) -> bool:
+    """Whether ``typed`` is another form of a word sharing ``known``'s stem ("owned"/"owner",
+    "ordered"/"orders", "teaching"/"teacher"): a different word, never a misspelling."""
+    for suffix in ("ing", "ed"):
+        if typed.endswith(suffix) and len(typed) - len(suffix) >= 3:
+            stem = typed[: -len(suffix)]
+            if known.startswith(stem) or known.startswith(stem.rstrip("e")):
+                return True
+    return False
 
 
 def link(tokens: list[Token], consumed: set[int], model: SemanticModel) -> list[Mention]:

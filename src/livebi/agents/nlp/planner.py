@@ -79,6 +79,7 @@ class Planner:
         self.extreme: Any = None  # extremes.Extreme: the row holding an extreme value
         self.implied_filters: list[tuple[str, str, Comparison]] = []  # "taller than 200": (table, column, c)
         self.text_conditions: list[Any] = []  # strings.TextCondition: "starts with X" (set by the parser)
+        self.time_taken = False  # the question's period dates an EXISTS's related rows, not the base
         self.roles = self._assign_roles()
 
     # -- roles ----------------------------------------------------------------------------
@@ -158,6 +159,8 @@ class Planner:
                 role.role = "count"
             elif (lacking := self._existence(index, m)) is not None:
                 role.role, role.negated = "exists", lacking  # "students with no friends"
+            elif self._is_value(m) and self._absent_value(index, m):
+                role.role, role.negated = "absent_value", True  # "customers who never bought Furniture"
             elif self._is_value(m):
                 role.role = "filter"
             elif (lacking := self._has_column(m)) is not None:
@@ -208,9 +211,38 @@ class Planner:
         if not earlier or route(self.model, best.table, earlier) is None:
             return None
         norms = [t.norm for t in self.intent.tokens]
-        starts = {other.start for other in self.mentions if other is not m} | {
-            k for other in self.mentions if other is not m for k in range(other.start, other.end)}
+        # values said with the related noun ("never returned an order") do not end the scan
+        starts = {k for other in self.mentions if other is not m and not self._value_only(other)
+                  for k in range(other.start, other.end)}
         return existence_of(norms, m.start, starts, self.intent.negations)
+
+    def _value_only(self, m: Mention) -> bool:
+        return bool(m.links) and all(lk.kind == "value" for lk in m.links)
+
+    def _absent_value(self, index: int, m: Mention) -> bool:
+        """"customers who never bought Furniture": a value negated through a verb, of a table
+        other than the entity named before it, and with no related noun after it that would
+        carry the condition; it asks for the entity's rows that have no such related row."""
+        if not self._value_only(m) or index == 0:
+            return False
+        value_tables = {lk.table for lk in m.links}
+        earlier = [lk.table for other in self.mentions[:index] for lk in other.links[:1]
+                   if lk.kind == "table" and self.model.tables[lk.table].is_entity and lk.table not in value_tables]
+        if not earlier:
+            return False
+        norms = [t.norm for t in self.intent.tokens]
+        starts = {k for other in self.mentions if other is not m for k in range(other.start, other.end)}
+        if existence_of(norms, m.start, starts, self.intent.negations) is not True:
+            return False
+        k = m.start - 1  # the negation must reach over a verb: "not Furniture" is a plain exclusion
+        while k >= 0 and norms[k] in {"a", "an", "the", "any"}:
+            k -= 1
+        if k < 0 or k in self.intent.negations or norms[k] in {"no", "not", "without"}:
+            return False
+        nxt = self.mentions[index + 1] if index + 1 < len(self.mentions) else None
+        if nxt is not None and nxt.start <= m.end + 2 and any(lk.kind == "table" for lk in nxt.links):
+            return False  # "never returned an order": the order noun carries it
+        return route(self.model, next(iter(value_tables)), earlier) is not None
 
     def _has_column(self, m: Mention) -> bool | None:
         """For a column mention said as something a row has or lacks ("have a fax number",

@@ -54,9 +54,27 @@ def literal_filter(p: Planner, spec: QuerySpec, subject: str | None, r: Role) ->
         p.assumptions.append(f'Matched {r.mention.text} anywhere in {table}.{column}')
 
 
+def absent_values(p: Planner, spec: QuerySpec) -> None:
+    """"customers who never bought Furniture": NOT EXISTS a related row with that value,
+    reached from the query's tables (the base first) directly or through a bridge."""
+    model = p.model
+    tables = [spec.base] + sorted(spec.tables() - {spec.base})
+    for r in p.of_role("absent_value"):
+        link = r.mention.links[0]
+        found = route(model, link.table, tables)
+        if found is None:
+            raise PlanError(f'I could not relate "{r.mention.text}" to {model.tables[spec.base].plural}')
+        label = model.column(link.table, link.column).human  # type: ignore[arg-type]
+        flt = FilterSpec(link.table, link.column, "=", [link.value], label=label)  # type: ignore[arg-type]
+        spec.exists.append(ExistsSpec(found[0], True, found[1], found[2], [flt], model.tables[link.table].plural))
+        p.assumptions.append(f"Kept {model.tables[found[1]].plural} without a related "
+                             f"{model.tables[link.table].singular} whose {label} is {link.value}")
+
+
 def existence_filters(p: Planner, spec: QuerySpec) -> None:
     """"students with no friends": [NOT] EXISTS on the related rows, which take the value
     filters said after them ("cartoons directed by Ben Jones")."""
+    absent_values(p, spec)
     tables = [spec.base] + sorted(spec.tables() - {spec.base})
     related = p.of_role("exists")
     if not related:
@@ -67,14 +85,38 @@ def existence_filters(p: Planner, spec: QuerySpec) -> None:
         if id(role) in taken:
             role.role = "related_filter"
     spec.exists.extend(found)
+    _period_of_related_rows(p, related, found)
     for e in found:
         said = "without any" if e.negated else "with at least one"
-        p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}")
+        where = " and ".join(f"{f.label} {'is' if f.op in {'=', 'in'} else f.op} {' or '.join(map(str, f.values))}"
+                             for f in e.filters if f.op != "date_range")
+        p.assumptions.append(f"Kept {p.model.tables[e.outer].plural} {said} related {e.label}"
+                             + (f" whose {where}" if where else ""))
     _unreachable_values(p, spec, tables)
     if len(found) < len(related):
         names = [r.mention.text for r in related if not any(e.table == r.mention.links[0].table for e in found)]
         raise PlanError("I could not relate " + ", ".join(f'"{n}"' for n in names)
                         + f" to {p.model.tables[spec.base].plural}")
+
+
+def _period_of_related_rows(p: Planner, related: list[Role], found: list[ExistsSpec]) -> None:
+    """"customers without any order in the last 3 months": a period said after the related
+    noun dates the related rows (the orders), not the rows listed (the customers)."""
+    time_words = p.intent.time.consumed
+    if not p.intent.time.periods or not time_words or not found:
+        return
+    first = min(time_words)
+    before = [r for r in related if r.mention.end <= first]
+    if not before:
+        return
+    last = before[-1].mention.links[0].table
+    target = next((e for e in found if e.label == p.model.tables[last].plural), None)
+    if target is None:
+        return
+    filters = p.time_filters(target.table)
+    if filters:
+        target.filters.extend(filters)
+        p.time_taken = True
 
 
 def _unreachable_values(p: Planner, spec: QuerySpec, tables: list[str]) -> None:
