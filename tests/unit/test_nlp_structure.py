@@ -430,3 +430,15 @@ def test_a_period_after_the_related_noun_dates_the_related_rows(library):
     """Loans in 2024-04 or later: only Kari (loans on 2024-04-02 and 2024-05-20) has one."""
     _answers(library, "members without any loan since April 2024",
              "SELECT member_name FROM member WHERE member_id NOT IN (SELECT member_id FROM loan WHERE loan_date >= '2024-04-01')")
+
+
+def test_all_the_information_lists_every_column(library):
+    con, model = library
+    sql = NLPAgent(today=TODAY).parse("give me all the information about loans", model, dialect="sqlite").sql
+    cursor = con.execute(sql)
+    assert len(cursor.description) == 5 and len(cursor.fetchall()) == 6, sql
+
+
+def test_how_many_entities_appear_in_the_table_named(pets):
+    """"how many different owners own animals": counted where the owning is (owns), not in a fact table."""
+    _answers(pets, "how many different owners have animals", "SELECT COUNT(DISTINCT owner_id) FROM owns")

@@ -131,6 +131,14 @@ def compose(p: Planner) -> QuerySpec:
 def _draft(p: Planner) -> Draft:
     """Requests (what to aggregate) and the shape of the answer, from the mention roles."""
     model, intent = p.model, p.intent
+    if intent.all_columns and not intent.aggs and not intent.superlative and intent.rank_n is None:
+        # "all the information about hiring": every column of the table named, row by row
+        table = next((r.mention.links[0].table for r in p.roles if r.mention.links[0].kind == "table"), None)
+        if table is not None:
+            for r in p.roles:
+                if r.role in {"measure", "dimension", "subject"} and r.mention.links[0].kind == "table":
+                    r.role, r.marked = "subject", False
+            return Draft([], p.of_role("subject"), table, [], [], [], None, False, False, True)
     _each_entity_listed(p)
     _which_entity_listed(p)
     subject_roles = p.of_role("subject")
@@ -449,6 +457,8 @@ def _as_listing(p: Planner, spec: QuerySpec, draft: Draft) -> None:
     if wanted and shown and all(r.distinct for r in shown):  # "the different countries of customers"
         spec.select = [s for s in spec.select if (s.table, s.column) in wanted]
         spec.distinct = True
+    if p.intent.all_columns and base == draft.subject:
+        spec.select = [SelectColumn(base, c, lx.snake(model.column(base, c).human)) for c in model.tables[base].columns]
     spec.dimensions = []
     extreme = p.extreme
     if extreme is not None:

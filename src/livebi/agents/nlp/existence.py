@@ -127,7 +127,7 @@ def exists_specs(model, related_roles, filter_roles, tables_in_query: list[str],
                                             label=model.column(link.table, link.column).human))  # type: ignore[arg-type]
             taken.add(id(f))
         info = model.tables[related]
-        if table == related:
+        if table == related and outer in paths:
             path = _path(model, table, outer, paths, role)
         out.append(ExistsSpec(table=table, negated=role.negated, outer=outer, path=path,
                               filters=inner_filters, label=info.plural))
@@ -144,6 +144,10 @@ def route(model, related: str, tables: list[str]) -> tuple[str, str, list] | Non
     outer = next((t for t in tables if t != related and t in paths), None)
     if outer is not None:
         return related, outer, list(paths[outer])
+    for t in tables:  # the query's rows point at it: "owners' rows in owns have an animal"
+        direct = next((e for e in model.parents(t) if e.parent == related), None)
+        if direct is not None and t != related:
+            return related, t, [(direct, False)]
     best = None
     for bridge in model.tables:
         if bridge == related or bridge in tables:

@@ -75,6 +75,7 @@ class Intent:
     #: "the youngest teacher", "the most recent cartoon": (token index, adjective) of a
     #: superlative adjective that names its own column (age, a date, weight...)
     extreme: tuple[int, str] | None = None
+    all_columns: bool = False  # "all the information about X", "every detail of X": every column
 
     @property
     def superlative(self) -> bool:
@@ -217,6 +218,15 @@ def extract_intent(
             continue
         i += 1
 
+    for i in range(n):  # "all the information about hiring", "all details of the students"
+        k = i + 1 if intent.norm(i + 1) == "the" else i
+        if intent.norm(i) in {"all", "every", "full", "complete"} and intent.norm(k + 1) in _ALL_COLUMN_WORDS \
+                and intent.free(i) and not shadowed(k + 1):
+            intent.all_columns = True
+            intent.consumed.update(range(i, k + 2))
+            if intent.norm(k + 2) in {"about", "on", "of", "for", "from", "in"}:
+                intent.consumed.add(k + 2)
+            break
     for c in intent.comparisons:  # "more than 1200 times", "at least 3 times"
         if intent.norm(c.end) in {"times", "time"}:
             c.times = True
@@ -395,6 +405,7 @@ def _extreme_adjective(intent: Intent, i: int) -> tuple[str, int] | None:
     return None
 
 
+_ALL_COLUMN_WORDS = {"information", "info", "details", "detail", "data", "columns", "fields", "attributes"}
 _ALPHABETICAL = {"alphabetical", "alphabetically", "lexicographical", "lexicographic", "lexicographically"}
 _COMMON_WORDS = {"common", "commonly", "frequent", "frequently", "popular", "often", "usual", "typical"}
 _AGG_WORDS = {w for phrase in lx.AGGREGATIONS for w in phrase if len(phrase) == 1}

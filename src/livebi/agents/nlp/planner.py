@@ -454,9 +454,13 @@ class Planner:
             elif r.role == "filter":
                 opts = self.value_options(r.mention, base, fanout)
             elif r.role == "subject" and r.mention.links[0].kind == "table":
-                # "the name of the course with the most students": the course must be reachable
-                if self.reach(base, r.mention.links[0].table, fanout=fanout) is None:
+                # "the name of the course with the most students": the course must be reachable;
+                # "how many departments offer degrees": counted where the degrees are
+                table = r.mention.links[0].table
+                if self.reach(base, table, fanout=fanout) is None:
                     total -= 1.5
+                elif base == table:
+                    total += 0.1
                 continue
             else:
                 continue
