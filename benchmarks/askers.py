@@ -282,13 +282,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     ratio = many["result_p95_ms"] / one["result_p50_ms"]
+    # Little's law with the CPU as the only limit: N askers, each keeping one question in
+    # flight, wait at least N x (CPU per answer) / cores. Above it is queueing that is not CPU.
+    cores = len(os.sched_getaffinity(0))
+    per_answer = many["server_cpu_ms_per_answer"] + many["client_cpu_ms_per_answer"]
+    floor = args.askers * per_answer / cores
+    print(f"CPU floor for {args.askers} askers on {cores} cores: {args.askers} x {per_answer:.1f} ms / {cores} = "
+          f"{floor:.0f} ms per answer; measured p50 {many['result_p50_ms']} ms = {many['result_p50_ms'] / floor:.1f}x "
+          f"the floor", flush=True)
     verdict_first = "PASS" if one["first_progress_p95_ms"] < 50 else "FAIL"
     verdict_ratio = "PASS" if ratio < 4 else "FAIL"
     print(f"1 asker first progress p95 {one['first_progress_p95_ms']} ms (< 50 ms: {verdict_first}); "
           f"{args.askers} askers p95 to result / 1 asker p50 = {many['result_p95_ms']} / {one['result_p50_ms']} = "
           f"{ratio:.2f}x (< 4x: {verdict_ratio}); {many['answers_per_s']} answers/s", flush=True)
     return {"rows": args.rows, "askers": args.askers, "env": env, "single": one, "concurrent": many,
-            "ratio_p95_to_single_p50": round(ratio, 2)}
+            "ratio_p95_to_single_p50": round(ratio, 2), "cpu_floor_ms": round(floor, 1), "cores": cores}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

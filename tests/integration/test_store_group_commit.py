@@ -42,8 +42,8 @@ async def test_a_failing_write_fails_only_its_caller(tmp_path) -> None:
     try:
         alice = (await store.add_user("alice", "h"))["id"]
 
-        async def broken(conn) -> None:
-            await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+        def broken(conn) -> None:
+            conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
 
         outcomes = await asyncio.gather(
             store.record_query(query_id="a1", user_id=alice, question="q", sql=None, warehouse="w"),

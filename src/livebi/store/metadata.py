@@ -20,13 +20,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .group_commit import GroupCommit, Write
 from .migrate import upgrade
-from .results import QueryResults, delete_dependents
+from .results import QueryResults, delete_dependents, dependents_deletes
 from .schema import queries, query_results, query_shares, token_versions, users
 
 class UserExists(Exception):
@@ -105,7 +105,8 @@ class MetadataStore:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, queries_per_user: int = 1000, max_sql_chars: int = 20_000, max_error_chars: int = 2_000
+        self, engine: AsyncEngine, *, queries_per_user: int = 1000, max_sql_chars: int = 20_000, max_error_chars: int = 2_000,
+        group_commit: GroupCommit | None = None,
     ) -> None:
         self.engine = engine
         self.queries_per_user = queries_per_user
@@ -114,7 +115,7 @@ class MetadataStore:
         self.results = QueryResults(engine)  # stored results and shares (store/results.py)
         # SQLite has one writer at a time: the question-history writes of concurrent askers
         # are committed together (store/group_commit.py). PostgreSQL runs them side by side.
-        self._group = GroupCommit(engine) if engine.dialect.name == "sqlite" else None
+        self._group = group_commit
 
     @classmethod
     async def open(cls, url: str, **retention: int) -> "MetadataStore":
@@ -133,7 +134,12 @@ class MetadataStore:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, **retention)
+        group = None
+        if path is not None:  # a SQLite file (an in-memory database lives in one connection)
+            writer = create_engine(f"sqlite:///{path}")
+            event.listen(writer, "connect", _sqlite_foreign_keys)
+            group = GroupCommit(writer)
+        return cls(engine, group_commit=group, **retention)
 
     async def close(self) -> None:
         if self._group is not None:
@@ -141,11 +147,12 @@ class MetadataStore:
         await self.engine.dispose()
 
     async def _write(self, write: Write) -> Any:
-        """Run ``write(connection)`` in a transaction (grouped with concurrent ones on SQLite)."""
+        """Run ``write(connection)`` (synchronous) in a transaction, grouped with concurrent
+        ones on SQLite."""
         if self._group is not None:
             return await self._group.run(write)
         async with self.engine.begin() as conn:
-            return await write(conn)
+            return await conn.run_sync(write)
 
     # Users ----------------------------------------------------------------------------------
 
@@ -233,8 +240,8 @@ class MetadataStore:
             created_at=_now(),
         )
 
-        async def write(conn: Any) -> None:
-            await conn.execute(insert(queries).values(**row))
+        def write(conn: Any) -> None:
+            conn.execute(insert(queries).values(**row))
             # One read finds the questions past the limit (usually none): the deletes, which
             # must also reach their results and shares, run only when there are some.
             beyond = (
@@ -243,10 +250,11 @@ class MetadataStore:
                 .order_by(queries.c.created_at.desc(), queries.c.query_id.desc())
                 .offset(self.queries_per_user)
             )
-            doomed = list((await conn.execute(beyond)).scalars())
+            doomed = list(conn.execute(beyond).scalars())
             if doomed:
-                await delete_dependents(conn, doomed)  # their stored results and shares go with them
-                await conn.execute(delete(queries).where(queries.c.query_id.in_(doomed)))
+                for statement in dependents_deletes(doomed):  # their stored results and shares
+                    conn.execute(statement)
+                conn.execute(delete(queries).where(queries.c.query_id.in_(doomed)))
 
         await self._write(write)
 
@@ -263,12 +271,12 @@ class MetadataStore:
             }
         finished_at = _now()
 
-        async def write(conn: Any) -> None:
-            await conn.execute(
+        def write(conn: Any) -> None:
+            conn.execute(
                 update(queries).where(queries.c.query_id == query_id).values(status=status, finished_at=finished_at, **values)
             )
             if result is not None:
-                await conn.execute(insert(query_results).values(query_id=query_id, result=result, stored_at=finished_at))
+                conn.execute(insert(query_results).values(query_id=query_id, result=result, stored_at=finished_at))
 
         await self._write(write)
 
