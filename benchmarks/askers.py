@@ -203,6 +203,10 @@ def summarize(name: str, samples: list[dict[str, Any]], wall: float, cpu: tuple[
         "server_loop_cpu_ms_per_answer": round(cpu[1] / len(samples) * 1000, 1),
         "client_cpu_ms_per_answer": round(cpu[2] / len(samples) * 1000, 1),
         "server_stage_p50_ms": {k: round(v, 1) for k, v in stages.items()},
+        "slowest": [
+            {"question": s["question"], "result_ms": round(s["result"] * 1000, 1), "server_ms": s["timings"]}
+            for s in sorted(samples, key=lambda s: -s["result"])[:5]
+        ],
     }
     print(
         f"{name:<22} n={out['answers']:<4} first progress p50 {out['first_progress_p50_ms']:>6} ms  p95 "
