@@ -198,6 +198,7 @@ def summarize(name: str, samples: list[dict[str, Any]], wall: float, cpu: tuple[
         "result_p50_ms": round(statistics.median(results) * 1000, 1),
         "result_p95_ms": round(pct(results, 95) * 1000, 1),
         "result_max_ms": round(max(results) * 1000, 1),
+        "result_mean_ms": round(statistics.fmean(results) * 1000, 1),
         "answers_per_s": round(len(samples) / wall, 1),
         "server_cpu_ms_per_answer": round(cpu[0] / len(samples) * 1000, 1),
         "server_loop_cpu_ms_per_answer": round(cpu[1] / len(samples) * 1000, 1),
@@ -211,7 +212,7 @@ def summarize(name: str, samples: list[dict[str, Any]], wall: float, cpu: tuple[
     print(
         f"{name:<22} n={out['answers']:<4} first progress p50 {out['first_progress_p50_ms']:>6} ms  p95 "
         f"{out['first_progress_p95_ms']:>6} ms | result p50 {out['result_p50_ms']:>7} ms  p95 {out['result_p95_ms']:>7} ms"
-        f"  max {out['result_max_ms']:>7} ms | {out['answers_per_s']:>6} answers/s | server CPU "
+        f"  max {out['result_max_ms']:>7} ms  mean {out['result_mean_ms']:>7} ms | {out['answers_per_s']:>6} answers/s | server CPU "
         f"{out['server_cpu_ms_per_answer']} ms/answer (event loop {out['server_loop_cpu_ms_per_answer']}), clients {out['client_cpu_ms_per_answer']} | server stages p50 {out['server_stage_p50_ms']}"
         + (f" | errors: {out['error_count']} {out['errors']}" if out["errors"] else ""),
         flush=True,
