@@ -53,6 +53,16 @@ class GroupCommit:
         self.commits = 0
         self.writes = 0
 
+    async def start(self) -> None:
+        """Start the writer thread and open its connection now, at startup: a server that
+        limits its address space after startup (memory_headroom_mb) counts them in its size
+        instead of finding the headroom smaller later."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
+
+    def _connect(self) -> None:
+        with self._engine.connect():
+            pass
+
     async def run(self, write: Write) -> Any:
         """Run ``write`` in the next batch; returns its value once the batch is committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

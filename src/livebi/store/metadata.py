@@ -139,6 +139,7 @@ class MetadataStore:
             writer = create_engine(f"sqlite:///{path}")
             event.listen(writer, "connect", _sqlite_foreign_keys)
             group = GroupCommit(writer)
+            await group.start()
         return cls(engine, group_commit=group, **retention)
 
     async def close(self) -> None:

@@ -228,6 +228,9 @@ class ThreadedWarehouse(Warehouse):
         # fingerprint every few seconds while the next questions wait for it, and behind busy
         # query workers that check waited for a whole query (every asker stalled with it).
         self._meta_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{thread_prefix}-meta")
+        # Started now (while the server starts up) rather than at the first question: a server
+        # that limits its address space after startup then counts the thread in its size.
+        self._meta_executor.submit(int)
         self._closed = False
         # Work running in the pool: close() interrupts the queries and waits for every worker
         # to let go of the engine before the subclass closes its connections.
