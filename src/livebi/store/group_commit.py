@@ -74,7 +74,7 @@ class GroupCommit:
     async def close(self) -> None:
         """Wait for the queued writes to be committed, then let the engine go."""
         if self._writer is not None:
-            await asyncio.shield(self._writer)
+            await asyncio.wait({self._writer})  # its failures went to the writes' callers
         self._thread.shutdown(wait=True)
         self._engine.dispose()
 
