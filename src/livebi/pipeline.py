@@ -258,7 +258,10 @@ class Pipeline:
         progress(stage, "chart_selection", "Choosing the chart from the result's shape…", result.row_count)
         hint = _hint(parsed.chart_hint if parsed else {})
         try:
-            chart = await asyncio.to_thread(choose_chart, req.question or "", result, hint, requested=req.chart)
+            if small_result(result.row_count, len(result.columns)):
+                chart = choose_chart(req.question or "", result, hint, requested=req.chart)
+            else:
+                chart = await asyncio.to_thread(choose_chart, req.question or "", result, hint, requested=req.chart)
         except Exception as exc:
             log.exception("visualization failed for %s", query_id)
             self._internal_error("viz")
@@ -317,6 +320,18 @@ class _Monotonic:
             percent = _PERCENT.get(substage, self.percent)
         self.percent = max(self.percent, min(99.0, float(percent)))
         self._report(stage.value, substage, round(self.percent, 1), details, rows)
+
+
+#: Results of at most this many cells (rows x columns) are charted, and copied for the store, on
+#: the event loop: that takes under half a millisecond, less than the hop to a worker thread,
+#: which with 20 askers waited 10-50 ms for a thread busy with other questions' parsing and
+#: validation (benchmarks/askers.py). Larger results still go to a thread.
+INLINE_CELLS = 500
+
+
+def small_result(row_count: int, columns: int) -> bool:
+    """Whether a result of this shape is cheap enough to chart and copy on the event loop."""
+    return row_count * max(1, columns) <= INLINE_CELLS
 
 
 _ORDER = [sub for subs in SUBSTAGES.values() for sub, _ in subs]
@@ -499,8 +514,12 @@ class AskService:
         try:
             if type_ == "result":
                 # Exactly the JSON subscribers get (dates, numpy values... as dumps renders them),
-                # serialized off the event loop: a result may be megabytes.
-                extra = {**extra, "result": await asyncio.to_thread(_as_published, data)}
+                # serialized off the event loop unless small: a result may be megabytes.
+                if small_result(data["row_count"], len(data["columns"])):
+                    published = _as_published(data)
+                else:
+                    published = await asyncio.to_thread(_as_published, data)
+                extra = {**extra, "result": published}
             await self._store.finish_query(query_id, status=status, elapsed_ms=elapsed, **extra)
         except Exception:
             # The store failing must not also lose the answer the user waits for.

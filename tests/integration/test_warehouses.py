@@ -258,6 +258,25 @@ async def test_duckdb_concurrent_queries(duck: DuckDBWarehouse) -> None:
     assert [r.rows[0][0] for r in results] == [20_000 + i for i in range(6)]
 
 
+async def test_schema_checks_do_not_wait_behind_busy_query_workers(demo_duckdb: Path) -> None:
+    """The NLP agent checks the fingerprint while questions wait for it: with every query
+    worker busy, the check (and a schema read) must still be answered."""
+    wh = DuckDBWarehouse("demo", f"duckdb:///{demo_duckdb}", max_concurrent_queries=2)
+    slow = [asyncio.create_task(wh.execute(DUCKDB_SLOW, timeout=30, row_cap=1)) for _ in range(2)]
+    try:
+        await asyncio.sleep(0.2)
+        assert not any(t.done() for t in slow)
+        fingerprint = await asyncio.wait_for(wh.schema_fingerprint(), 10)
+        schema = await asyncio.wait_for(wh.schema(refresh=True), 10)
+        assert fingerprint and "orders" in {t.name for t in schema.tables}
+        assert not any(t.done() for t in slow), "the checks ran after the queries, not beside them"
+    finally:
+        for t in slow:
+            t.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)
+        await wh.close()
+
+
 async def test_duckdb_is_read_only_and_sealed(duck: DuckDBWarehouse) -> None:
     with pytest.raises(WarehouseError) as info:
         await duck.execute("CREATE TABLE intruder (x INTEGER)", timeout=10, row_cap=10)

@@ -107,3 +107,17 @@ async def test_duckdb_schema_change_through_the_shared_connection(tmp_path: Path
         assert result["rows"] == [[5]]
     finally:
         await wh.close()
+
+
+async def test_questions_do_not_queue_behind_a_running_schema_check(tmp_path: Path) -> None:
+    path = tmp_path / "shop.db"
+    make_sqlite(path)
+    wh = open_warehouse("shop", f"sqlite:///{path}")
+    agent = NLPAgent(today=TODAY, schema_check_interval_s=3600)
+    try:
+        model = await agent.model_for(wh)
+        agent._models["shop"].checked_at -= 7200  # the check is due
+        async with agent._locks["shop"]:  # ... and another question is running it
+            assert await asyncio.wait_for(agent.model_for(wh), 5) is model
+    finally:
+        await wh.close()

@@ -20,12 +20,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .group_commit import GroupCommit, Write
 from .migrate import upgrade
-from .results import QueryResults, delete_dependents
+from .results import QueryResults, delete_dependents, dependents_deletes
 from .schema import queries, query_results, query_shares, token_versions, users
 
 class UserExists(Exception):
@@ -104,13 +105,17 @@ class MetadataStore:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, queries_per_user: int = 1000, max_sql_chars: int = 20_000, max_error_chars: int = 2_000
+        self, engine: AsyncEngine, *, queries_per_user: int = 1000, max_sql_chars: int = 20_000, max_error_chars: int = 2_000,
+        group_commit: GroupCommit | None = None,
     ) -> None:
         self.engine = engine
         self.queries_per_user = queries_per_user
         self.max_sql_chars = max_sql_chars
         self.max_error_chars = max_error_chars
         self.results = QueryResults(engine)  # stored results and shares (store/results.py)
+        # SQLite has one writer at a time: the question-history writes of concurrent askers
+        # are committed together (store/group_commit.py). PostgreSQL runs them side by side.
+        self._group = group_commit
 
     @classmethod
     async def open(cls, url: str, **retention: int) -> "MetadataStore":
@@ -129,10 +134,26 @@ class MetadataStore:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, **retention)
+        group = None
+        if path is not None:  # a SQLite file (an in-memory database lives in one connection)
+            writer = create_engine(f"sqlite:///{path}")
+            event.listen(writer, "connect", _sqlite_foreign_keys)
+            group = GroupCommit(writer)
+            await group.start()
+        return cls(engine, group_commit=group, **retention)
 
     async def close(self) -> None:
+        if self._group is not None:
+            await self._group.close()
         await self.engine.dispose()
+
+    async def _write(self, write: Write) -> Any:
+        """Run ``write(connection)`` (synchronous) in a transaction, grouped with concurrent
+        ones on SQLite."""
+        if self._group is not None:
+            return await self._group.run(write)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(write)
 
     # Users ----------------------------------------------------------------------------------
 
@@ -210,27 +231,33 @@ class MetadataStore:
 
     async def record_query(self, *, query_id: str, user_id: str, question: str | None, sql: str | None, warehouse: str) -> None:
         """Record a new question and drop the user's questions beyond ``queries_per_user``."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(queries).values(
-                    query_id=query_id,
-                    user_id=user_id,
-                    question=_cut(question, self.max_sql_chars),
-                    sql=_cut(sql, self.max_sql_chars),
-                    warehouse=warehouse,
-                    status="running",
-                    created_at=_now(),
-                )
-            )
-            newest = (
+        row = dict(
+            query_id=query_id,
+            user_id=user_id,
+            question=_cut(question, self.max_sql_chars),
+            sql=_cut(sql, self.max_sql_chars),
+            warehouse=warehouse,
+            status="running",
+            created_at=_now(),
+        )
+
+        def write(conn: Any) -> None:
+            conn.execute(insert(queries).values(**row))
+            # One read finds the questions past the limit (usually none): the deletes, which
+            # must also reach their results and shares, run only when there are some.
+            beyond = (
                 select(queries.c.query_id)
                 .where(queries.c.user_id == user_id)
                 .order_by(queries.c.created_at.desc(), queries.c.query_id.desc())
-                .limit(self.queries_per_user)
+                .offset(self.queries_per_user)
             )
-            doomed = select(queries.c.query_id).where(queries.c.user_id == user_id, queries.c.query_id.not_in(newest))
-            await delete_dependents(conn, doomed)  # their stored results and shares go with them
-            await conn.execute(delete(queries).where(queries.c.query_id.in_(doomed)))
+            doomed = list(conn.execute(beyond).scalars())
+            if doomed:
+                for statement in dependents_deletes(doomed):  # their stored results and shares
+                    conn.execute(statement)
+                conn.execute(delete(queries).where(queries.c.query_id.in_(doomed)))
+
+        await self._write(write)
 
     async def finish_query(self, query_id: str, *, status: str, result: dict[str, Any] | None = None, **values: Any) -> None:
         """Record a question's outcome; ``result`` (the published result data, JSON-ready) is
@@ -243,12 +270,16 @@ class MetadataStore:
             values["error"] = {
                 k: _cut(v, self.max_error_chars) if isinstance(v, str) else v for k, v in values["error"].items()
             }
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(queries).where(queries.c.query_id == query_id).values(status=status, finished_at=_now(), **values)
+        finished_at = _now()
+
+        def write(conn: Any) -> None:
+            conn.execute(
+                update(queries).where(queries.c.query_id == query_id).values(status=status, finished_at=finished_at, **values)
             )
             if result is not None:
-                await conn.execute(insert(query_results).values(query_id=query_id, result=result, stored_at=_now()))
+                conn.execute(insert(query_results).values(query_id=query_id, result=result, stored_at=finished_at))
+
+        await self._write(write)
 
     async def query_owner(self, query_id: str) -> str | None:
         async with self.engine.connect() as conn:

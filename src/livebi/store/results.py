@@ -25,8 +25,17 @@ def _now() -> dt.datetime:
 async def delete_dependents(conn: Any, doomed: Any) -> None:
     """Delete the stored results and shares of the questions ``doomed`` selects (a select of
     query ids), before the questions themselves are deleted in the same transaction."""
-    await conn.execute(delete(query_results).where(query_results.c.query_id.in_(doomed)))
-    await conn.execute(delete(query_shares).where(query_shares.c.query_id.in_(doomed)))
+    for statement in dependents_deletes(doomed):
+        await conn.execute(statement)
+
+
+def dependents_deletes(doomed: Any) -> list[Any]:
+    """The statements of :func:`delete_dependents` (``doomed``: a select or a list of query
+    ids), for a synchronous connection."""
+    return [
+        delete(query_results).where(query_results.c.query_id.in_(doomed)),
+        delete(query_shares).where(query_shares.c.query_id.in_(doomed)),
+    ]
 
 
 class QueryResults:

@@ -224,6 +224,13 @@ class ThreadedWarehouse(Warehouse):
         super().__init__(name, url)
         self.max_concurrent_queries = max_workers
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix)
+        # Schema reads and fingerprints get a thread of their own: the NLP agent checks the
+        # fingerprint every few seconds while the next questions wait for it, and behind busy
+        # query workers that check waited for a whole query (every asker stalled with it).
+        self._meta_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{thread_prefix}-meta")
+        # Started now (while the server starts up) rather than at the first question: a server
+        # that limits its address space after startup then counts the thread in its size.
+        self._meta_executor.submit(int)
         self._closed = False
         # Work running in the pool: close() interrupts the queries and waits for every worker
         # to let go of the engine before the subclass closes its connections.
@@ -258,6 +265,15 @@ class ThreadedWarehouse(Warehouse):
         self._check_open()
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._tracked(fn), *args)
 
+    async def _run_meta(self, fn: Callable[..., T]) -> T:
+        """Run a short catalog read (schema, fingerprint) beside the query workers."""
+        self._check_open()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._meta_executor, self._tracked(fn))
+        except RuntimeError:
+            self._check_open()  # the pool refuses new work once shut down
+            raise
+
     async def _run_query(
         self,
         work: Callable[[QueryJob], T],
@@ -290,10 +306,10 @@ class ThreadedWarehouse(Warehouse):
             raise
 
     async def _read_schema(self) -> Schema:
-        return await self._run(self._load_schema)
+        return await self._run_meta(self._load_schema)
 
     async def schema_fingerprint(self) -> str:
-        return await self._run(self._fingerprint)
+        return await self._run_meta(self._fingerprint)
 
     def _load_schema(self) -> Schema:
         raise NotImplementedError
@@ -310,6 +326,7 @@ class ThreadedWarehouse(Warehouse):
         for job in jobs:
             job.interrupt()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._meta_executor.shutdown(wait=False, cancel_futures=True)
         if not await asyncio.to_thread(self._wait_idle, INTERRUPT_GRACE_S):
             logger.warning("warehouse %s: a worker was still busy %.0f s after close", self.name, INTERRUPT_GRACE_S)
 

@@ -195,8 +195,9 @@ def _validate(sql: str, dialect: str, schema: Schema) -> str:
     _check_columns(root, check)
     _qualify(check)
     try:
-        # normalize_functions=False: the names that run are the names that were checked
-        return root.sql(dialect=dialect, comments=False, normalize_functions=False)
+        # normalize_functions=False: the names that run are the names that were checked;
+        # copy=False: the tree is ours and dropped here (copying it was 15 % of validation)
+        return root.sql(dialect=dialect, comments=False, normalize_functions=False, copy=False)
     except SqlglotError as exc:  # pragma: no cover - parsed trees regenerate
         raise UnsafeSQL("invalid_sql", f"the SQL cannot be regenerated: {_first_line(exc)}") from None
 

@@ -128,6 +128,10 @@ class NLPAgent:
         if cached is not None and self._fresh(cached):
             return cached.model
         lock = self._locks.setdefault(warehouse.name, asyncio.Lock())
+        if cached is not None and lock.locked() and self.schema_check_interval_s > 0:
+            # Another question is checking the schema: answer with the model it checks rather
+            # than queue every asker behind that round trip to the warehouse.
+            return cached.model
         async with lock:
             cached = self._models.get(warehouse.name)
             if cached is not None and self._fresh(cached):
