@@ -223,6 +223,7 @@ async def serve_livebi(port: int, cfg: dict[str, Any]) -> None:
         host="127.0.0.1", port=port, data_dir=tmp / "data", warehouses={}, store_url=f"sqlite:///{store_path}",
         secret_key=SECRET, max_connections=100_000, max_connections_per_user=100_000, op_rate_per_s=0,
         max_unauthenticated_per_address=100_000, max_unauthenticated=100_000, presence=cfg["presence"],
+        ws_direct_frames=cfg["direct"],
     )
     server = build_server(settings, log_level="warning")
     if cfg["ws"] != "default":
@@ -466,7 +467,7 @@ class ServerProc:
         self.kind = kind
         self.port = free_port()
         cfg = {"ws": args.livebi_ws if kind == "livebi" else args.anchor_ws, "presence": not args.no_presence,
-               "tmp": str(tmp)}
+               "direct": not args.no_direct, "tmp": str(tmp)}
         (tmp / "data").mkdir(parents=True, exist_ok=True)
         self.log = open(tmp / f"{kind}.log", "w")
         self.proc = subprocess.Popen(
@@ -690,6 +691,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--livebi-ws", default="default", help="uvicorn ws implementation for livebi (websockets, websockets-sansio, wsproto)")
     p.add_argument("--anchor-ws", default="default", help="uvicorn ws implementation for the fastapi/socketio anchors")
     p.add_argument("--no-presence", action="store_true", help="livebi with presence=false")
+    p.add_argument("--no-direct", action="store_true", help="livebi with ws_direct_frames=false (the ASGI send path)")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     args = p.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]

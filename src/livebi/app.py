@@ -20,6 +20,7 @@ from .security_headers import SecurityHeadersMiddleware
 from .services import Services
 from .transports import alerts, dashboards, http, ingest, sse
 from .transports.websocket import websocket_endpoint
+from .transports.ws_direct import WebSocketTransportMiddleware
 
 WEB_DIR = Path(str(resources.files("livebi") / "web"))
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(WebSocketTransportMiddleware)  # outermost: sees uvicorn's own send
     app.include_router(http.router)
     app.include_router(sse.router)
     app.include_router(dashboards.router)
