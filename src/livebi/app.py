@@ -65,13 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(WebSocketTransportMiddleware)  # outermost: sees uvicorn's own send
+    # Outermost: sees uvicorn's own send, and serves /ws without the framework's layers.
+    app.add_middleware(WebSocketTransportMiddleware, routes={"/ws": websocket_endpoint})
     app.include_router(http.router)
     app.include_router(sse.router)
     app.include_router(dashboards.router)
     app.include_router(alerts.router)
     app.include_router(ingest.router)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
 
     plotly_js = plotly_js_path()
 

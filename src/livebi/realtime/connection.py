@@ -116,9 +116,8 @@ class Connection:
         self._send = send
         self._close = close
         self._outbox = outbox
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Event | None = None  # with the writer task (idle connections are small)
         self._closed = False
-        self.closed_event = asyncio.Event()  # set by close(): lets the reader stop waiting
         self.close_code: int | None = None
         self.frames_sent = 0
         self._direct = direct
@@ -129,6 +128,7 @@ class Connection:
             self._start_writer()
 
     def _start_writer(self) -> None:
+        self._wakeup = asyncio.Event()
         self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name=f"writer-{self.id}")
 
     @property
@@ -187,15 +187,14 @@ class Connection:
             return
         self._closed = True
         self.close_code = int(code)
-        self._wakeup.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
         try:
             await self._close(int(code), reason)
         except Exception:  # the peer may already be gone
             log.debug("connection %s: close failed", self.id, exc_info=True)
-        finally:
-            self.closed_event.set()  # after the close frame went out (or its send timed out)
 
     async def drain(self, timeout: float = 1.0) -> None:
         """Wait (bounded) until everything queued has been written."""
