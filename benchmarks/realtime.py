@@ -28,7 +28,8 @@ client's CPU (reported) stays well below a core. Scenarios, each on a fresh conn
 - **burst**: 200 clients connect at once: time until every one is subscribed, server CPU each;
 - **fan-out**: N subscribers, R publications/s for D seconds: latency p50/p95/p99 (publication
   to parsed frame, one machine clock), server CPU per delivery (``/proc/<pid>/stat`` utime +
-  stime over the run, idle CPU not subtracted), and lost deliveries (must be 0).
+  stime over the run, idle CPU not subtracted; ``idleCPU`` is the server's own CPU over the 2 s
+  before, with the subscribers connected), and lost deliveries (must be 0).
 
 Loopback only; every server stops when this process ends (it watches its parent).
 """
@@ -97,6 +98,14 @@ async def control_loop(publish: Any, stop: Any) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    parent = os.getppid()
+
+    async def orphan_watch() -> None:  # the benchmark was killed mid-command: stop anyway
+        while os.getppid() == parent:
+            await asyncio.sleep(1)
+        os._exit(1)
+
+    watch = asyncio.create_task(orphan_watch())  # noqa: F841  (kept alive by this frame)
     while line := await reader.readline():
         cmd = json.loads(line)
         if cmd["cmd"] == "publish":
@@ -133,7 +142,8 @@ async def serve_raw(port: int) -> None:
     async def publish(data: dict[str, Any]) -> None:
         broadcast(subscribers, json.dumps(data, separators=(",", ":")))
 
-    async with serve(handler, "127.0.0.1", port, compression=None, max_queue=16) as server:
+    # backlog as uvicorn's (2048): websockets' default of 100 drops SYNs in the burst scenario.
+    async with serve(handler, "127.0.0.1", port, compression=None, max_queue=16, backlog=2048) as server:
         say({"ready": True})
 
         async def stop() -> None:
@@ -457,6 +467,19 @@ def proc_rss(pid: int) -> int:
     return 0
 
 
+async def settle(pid: int, timeout: float = 20.0) -> None:
+    """Wait until the server is quiet (below 5 % of a core), e.g. done closing the last scenario's
+    connections: a busy server would delay the next scenario's accepts, not its own work."""
+    deadline = time.monotonic() + timeout
+    last = proc_cpu(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        now = proc_cpu(pid)
+        if now - last < 0.0125:
+            return
+        last = now
+
+
 def self_cpu() -> float:
     t = os.times()
     return t.user + t.system
@@ -524,7 +547,7 @@ async def scenario_idle(server: ServerProc, n: int, budget: float) -> dict[str, 
     warm = Run(server.kind, server.port, server.token)
     await warm.connect(20, parallel=1, timeout=30)
     await warm.close()
-    await asyncio.sleep(0.5)
+    await settle(server.pid)
     rss0, cpu0 = proc_rss(server.pid), proc_cpu(server.pid)
     run = Run(server.kind, server.port, server.token)
     loop = asyncio.get_running_loop()
@@ -546,6 +569,7 @@ async def scenario_idle(server: ServerProc, n: int, budget: float) -> dict[str, 
 
 
 async def scenario_burst(server: ServerProc, n: int) -> dict[str, Any]:
+    await settle(server.pid)
     run = Run(server.kind, server.port, server.token)
     cpu0 = proc_cpu(server.pid)
     seconds = await run.connect(n, parallel=n, timeout=60)
@@ -555,11 +579,15 @@ async def scenario_burst(server: ServerProc, n: int) -> dict[str, Any]:
 
 
 async def scenario_fanout(server: ServerProc, n: int, rate: float, seconds: float, pad: int) -> dict[str, Any]:
+    await settle(server.pid)
     run = Run(server.kind, server.port, server.token)
     await run.connect(n, parallel=200, timeout=120)
-    await asyncio.sleep(0.5)
+    await settle(server.pid)
     count = max(1, int(rate * seconds))
     expected = count * n
+    idle0 = proc_cpu(server.pid)
+    await asyncio.sleep(2.0)  # the server's own background work with n idle subscribers
+    idle_pct = (proc_cpu(server.pid) - idle0) / 2.0 * 100
     run.recording = True
     cpu0, ccpu0, t0 = proc_cpu(server.pid), self_cpu(), time.perf_counter()
     server.send({"cmd": "publish", "count": count, "rate": rate, "pad": pad})
@@ -577,6 +605,7 @@ async def scenario_fanout(server: ServerProc, n: int, rate: float, seconds: floa
            "p50_ms": pct(lat, 50) * 1000, "p95_ms": pct(lat, 95) * 1000, "p99_ms": pct(lat, 99) * 1000,
            "max_ms": max(lat) * 1000 if lat else float("nan"),
            "server_us_per_delivery": cpu / max(1, received) * 1e6, "server_cpu_pct": cpu / wall * 100,
+           "server_idle_cpu_pct": idle_pct,
            "client_cpu_pct": ccpu / wall * 100, "errors": run.errors}
     run.recording = False
     await run.close()
@@ -647,7 +676,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
           f"{SERVER_CPU}, clients on CPU {CLIENT_CPU}; ratios against raw websockets")
     for n in args.fanout:
         print(f"\n  {n} subscribers")
-        print(f"  {'server':<10} {'p50 ms':>14} {'p95 ms':>14} {'p99 ms':>14} {'µs/delivery':>16} {'lost':>6} {'clientCPU':>9}")
+        print(f"  {'server':<10} {'p50 ms':>14} {'p95 ms':>14} {'p99 ms':>14} {'µs/delivery':>16} {'lost':>6} {'clientCPU':>9}"
+              f" {'idleCPU':>8}")
         base = raw.get("fanout", {}).get(str(n))
         for kind, r in servers.items():
             f = r.get("fanout", {}).get(str(n))
@@ -658,7 +688,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
             for key in ("p50_ms", "p95_ms", "p99_ms", "server_us_per_delivery"):
                 cells.append(f"{f[key]:.1f}{ratio(f[key], base[key] if base else None)}")
             print(f"  {kind:<10} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14} {cells[3]:>16} {f['lost']:>6} "
-                  f"{f['client_cpu_pct']:>8.0f}%")
+                  f"{f['client_cpu_pct']:>8.0f}% {f['server_idle_cpu_pct']:>7.1f}%")
     print(f"\n  Connections    {'sequential':>22} {'RSS/conn KiB':>16} {'burst ' + str(args.burst):>16} {'ms CPU/conn':>12}")
     for kind, r in servers.items():
         i, b = r.get("idle"), r.get("burst")
