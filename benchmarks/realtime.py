@@ -44,6 +44,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import signal
 import struct
 import subprocess
@@ -651,11 +652,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 log(f"{kind}: fan-out {n}: p50/p95/p99 {f['p50_ms']:.1f}/{f['p95_ms']:.1f}/{f['p99_ms']:.1f} ms, "
                     f"{f['server_us_per_delivery']:.1f} µs/delivery, lost {f['lost']}, client CPU {f['client_cpu_pct']:.0f} %")
         except Exception as exc:  # one server failing must not hide the others' figures
-            print(f"\n!!! {kind} FAILED: {exc!r} (log: {server.log.name}) !!!\n", flush=True)
+            log_tail = Path(server.log.name).read_text(errors="replace")[-2000:] if os.path.exists(server.log.name) else ""
+            print(f"\n!!! {kind} FAILED: {exc!r} !!!\n{log_tail}", flush=True)
             r["error"] = repr(exc)
         finally:
             server.stop()
         results["servers"][kind] = r
+    shutil.rmtree(tmp, ignore_errors=True)  # server logs included: failures were reported above
     return results
 
 
