@@ -347,7 +347,20 @@ class Settings(BaseSettings):
         True, description="Publish progress messages while a question is answered (off: only result/error)."
     )
     batching: bool = Field(True, description="Coalesce queued publications into message_batch frames.")
-    presence: bool = Field(True, description="Track who is on dashboard and system channels and publish join/leave.")
+    presence: bool = Field(
+        True, description="Track who is on dashboard channels and publish coalesced joins, updates and leaves; "
+        "system answers the presence op with a count only.",
+    )
+    presence_coalesce_ms: int = Field(
+        250, ge=0, le=60_000,
+        description="Joins, state updates and leaves on a dashboard channel are folded into one presence "
+        "publication per this many milliseconds (presence traffic stays O(1) per connect).",
+    )
+    presence_max_members: int = Field(
+        100, ge=1, le=100_000,
+        description="A channel with more members than this publishes presence counts only; it lists members "
+        "again once it has at most half as many.",
+    )
     websocket: bool = Field(
         True, description="Serve the /ws WebSocket endpoint. Off: HTTP-only mode (SSE stream + POST ops) for everything."
     )
