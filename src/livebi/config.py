@@ -361,6 +361,11 @@ class Settings(BaseSettings):
         description="A channel with more members than this publishes presence counts only; it lists members "
         "again once it has at most half as many.",
     )
+    presence_count_interval_ms: int = Field(
+        5000, ge=0, le=600_000,
+        description="A channel past presence_max_members publishes its member count at most once per this many "
+        "milliseconds.",
+    )
     websocket: bool = Field(
         True, description="Serve the /ws WebSocket endpoint. Off: HTTP-only mode (SSE stream + POST ops) for everything."
     )

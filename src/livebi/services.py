@@ -100,7 +100,7 @@ class Services:
         self.presence = Presence(
             publish=self.publish, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
             enabled=settings.presence, coalesce_s=settings.presence_coalesce_ms / 1000,
-            max_members=settings.presence_max_members,
+            max_members=settings.presence_max_members, count_interval_s=settings.presence_count_interval_ms / 1000,
             on_error=lambda: self.metrics.internal_errors.labels("presence").inc(),
         )
         self.shutting_down = False

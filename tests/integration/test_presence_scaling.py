@@ -89,6 +89,7 @@ async def test_a_crowd_gets_counts_only(server_settings) -> None:
     server_settings.max_connections_per_user = 200
     server_settings.presence_coalesce_ms = 50
     server_settings.presence_max_members = 4
+    server_settings.presence_count_interval_ms = 100
     async with run_server(server_settings) as server:
         channel = f"dashboard:{await public_dashboard(server)}"
         clients = [(await connect_one_trip(server, [channel]))[0] for _ in range(6)]

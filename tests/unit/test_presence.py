@@ -22,7 +22,7 @@ def clock() -> Clock:
 
 
 def book(clock: Clock, max_members: int = 100) -> PresenceBook:
-    return PresenceBook(max_members=max_members, clock=clock)
+    return PresenceBook(max_members=max_members, count_interval_s=5.0, clock=clock)
 
 
 def names(members: list[dict]) -> list[str]:
@@ -85,19 +85,22 @@ def test_a_crowd_switches_to_counts_and_back_with_a_snapshot(clock: Clock) -> No
     for i in range(5):
         b.join(f"c{i}", "dashboard:d", user_id=f"u{i}", username=f"user{i}")
     assert b.counts_only("dashboard:d")
-    assert b.flush() == [("dashboard:d", {"event": "count", "count": 5})]
+    assert b.flush() == [("dashboard:d", {"event": "count", "count": 5})], "the switch goes out at once"
     for i in range(5, 9):
         b.join(f"c{i}", "dashboard:d", user_id=f"u{i}", username=f"user{i}")
         b.set_state(f"c{i}", "dashboard:d", {"editing": "w"})
+    assert b.flush() == [] and b.dirty == {"dashboard:d"}, "counts wait for their interval"
+    clock.now += 5
     assert b.flush() == [("dashboard:d", {"event": "count", "count": 9})]
     b.leave("c8", "dashboard:d")
     b.join("c8", "dashboard:d", user_id="u8", username="user8")
+    clock.now += 5
     assert b.flush() == [], "the count did not change"
     for i in range(3, 9):  # down to 3: still above half the limit
         b.leave(f"c{i}", "dashboard:d")
     assert b.flush() == [("dashboard:d", {"event": "count", "count": 3})]
     b.leave("c2", "dashboard:d")
-    ((_, data),) = b.flush()
+    ((_, data),) = b.flush()  # back to members: at once, whatever the count interval
     assert data["event"] == "members" and data["count"] == 2 and names(data["members"]) == ["user0", "user1"]
     assert not b.counts_only("dashboard:d")
     b.leave("c1", "dashboard:d")

@@ -47,13 +47,20 @@ def decode_positions(token: str, *, limit: int = 1000) -> dict[str, tuple[str, i
 
 
 class Connection:
-    """Args:
+    """One client connection's state and writer (kept small: thousands stay open and idle).
+
+    Args:
     send: writes one frame (with the client's position after it, for transports that
         resume from an event id) to the transport.
     close: closes the transport with a close code and reason.
     track_positions: keep per-channel positions and attach them to each publication as
         its event id (the SSE transport resumes from it with ``Last-Event-ID``).
     """
+
+    __slots__ = (
+        "id", "transport", "user", "track_positions", "positions", "_send", "_close", "_outbox", "_waiter",
+        "_closed", "closed_event", "close_code", "frames_sent", "_writer",
+    )
 
     def __init__(
         self,
@@ -73,7 +80,7 @@ class Connection:
         self._send = send
         self._close = close
         self._outbox = outbox
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the idle writer waits on it (an Event costs ~1 KiB)
         self._closed = False
         self.closed_event = asyncio.Event()  # set by close(): lets the reader stop waiting
         self.close_code: int | None = None
@@ -99,8 +106,13 @@ class Connection:
             log.warning("connection %s: outgoing queue over %d bytes, closing as slow consumer", self.id, self._outbox.max_bytes)
             asyncio.get_running_loop().create_task(self.close(CloseCode.slow_consumer, "slow consumer"))
             return False
-        self._wakeup.set()
+        self._wake()
         return True
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def close(self, code: int = CloseCode.normal, reason: str = "") -> None:
         """Stop writing and close the transport (idempotent)."""
@@ -108,7 +120,7 @@ class Connection:
             return
         self._closed = True
         self.close_code = int(code)
-        self._wakeup.set()
+        self._wake()
         if self._writer is not asyncio.current_task():
             self._writer.cancel()
         try:
@@ -127,15 +139,16 @@ class Connection:
 
     async def _write_loop(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
             while not self._closed:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                while not self._closed:
-                    item = self._outbox.take()
-                    if item is None:
-                        break
-                    await self._send(*item)
-                    self.frames_sent += 1
+                item = self._outbox.take()
+                if item is None:
+                    self._waiter = loop.create_future()
+                    await self._waiter
+                    self._waiter = None
+                    continue
+                await self._send(*item)
+                self.frames_sent += 1
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # the transport broke: the reader side will notice and clean up

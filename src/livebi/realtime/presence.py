@@ -13,7 +13,8 @@ square of the number of people: each newcomer's join goes to all who are already
 - A channel with more than ``max_members`` members switches to counts only (``event:
   "count"``, published only when the count changed); it goes back to members, with a full
   ``event: "members"`` snapshot, once it has at most half that many, so a crowd at the
-  threshold does not flap between the two.
+  threshold does not flap between the two. Counts go out at most once per
+  ``count_interval_s``: a crowd's exact number matters less than its traffic.
 
 A connecting client therefore costs O(1) presence work (its ``presence`` op reply carries the
 current members) plus its share of one update per interval per channel.
@@ -57,7 +58,7 @@ class Member:
 
 
 class _Room:
-    __slots__ = ("members", "pending", "left", "counts_only", "published_count")
+    __slots__ = ("members", "pending", "left", "counts_only", "published_count", "published_at")
 
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
@@ -65,6 +66,7 @@ class _Room:
         self.left: set[str] = set()  # announced members that left since the last flush
         self.counts_only = False
         self.published_count = 0
+        self.published_at = float("-inf")
 
 
 class PresenceBook:
@@ -72,11 +74,13 @@ class PresenceBook:
 
     Args:
         max_members: past this many members a channel publishes counts only.
-        clock: the current time in seconds (``joined_at``).
+        count_interval_s: a channel on counts publishes at most this often.
+        clock: the current time in seconds (``joined_at``, the count interval).
     """
 
-    def __init__(self, *, max_members: int = 100, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, max_members: int = 100, count_interval_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.max_members = max(1, max_members)
+        self.count_interval_s = count_interval_s
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
         self._by_conn: dict[str, set[str]] = {}
@@ -128,18 +132,28 @@ class PresenceBook:
         return chans
 
     def flush(self) -> list[tuple[str, dict[str, Any]]]:
-        """What to publish for every channel that changed: ``(channel, presence data)``."""
+        """What to publish for every channel that changed: ``(channel, presence data)``.
+
+        A channel on counts whose last count went out less than ``count_interval_s`` ago stays
+        in :attr:`dirty` for a later flush."""
+        now = self._clock()
         out = []
+        deferred = set()
         for channel in sorted(self.dirty):
             room = self._rooms.get(channel)
             if room is None:
                 continue
+            if room.counts_only and len(room.members) > self.max_members // 2 and now - room.published_at < self.count_interval_s:
+                deferred.add(channel)
+                continue
             data = self._flush_room(room)
+            if data is not None:
+                room.published_at = now
             if data is not None:
                 out.append((channel, data))
             if not room.members:
                 del self._rooms[channel]
-        self.dirty.clear()
+        self.dirty = deferred
         return out
 
     # Queries --------------------------------------------------------------------------------
@@ -218,6 +232,7 @@ class Presence:
         enabled: the ``presence`` setting.
         coalesce_s: the interval joins, updates and leaves are folded over.
         max_members: past this many members a channel publishes counts only.
+        count_interval_s: a channel on counts publishes at most this often.
         on_error: called once per failed publication (after logging it).
     """
 
@@ -230,9 +245,10 @@ class Presence:
         enabled: bool = True,
         coalesce_s: float = 0.25,
         max_members: int = 100,
+        count_interval_s: float = 5.0,
         on_error: Callable[[], None] | None = None,
     ) -> None:
-        self.book = PresenceBook(max_members=max_members)
+        self.book = PresenceBook(max_members=max_members, count_interval_s=count_interval_s)
         self.enabled = enabled
         self.coalesce_s = max(0.0, coalesce_s)
         self._publish = publish
@@ -313,3 +329,5 @@ class Presence:
             await asyncio.sleep(self.coalesce_s)
             self._wakeup.clear()
             await self.flush()
+            if self.book.dirty:  # counts held back for their interval: look again later
+                self._wakeup.set()
