@@ -366,6 +366,24 @@ class Settings(BaseSettings):
         description="A channel past presence_max_members publishes its member count at most once per this many "
         "milliseconds.",
     )
+    gc_tuning: bool = Field(
+        True, description="Tune the cyclic garbage collector for many long-lived connections: freeze what start-up "
+        "built, freeze long-lived objects every gc_freeze_interval_s, raise the generation-0 threshold "
+        "(docs/architecture.md, 'Garbage collection'). Off: CPython's defaults.",
+    )
+    gc_threshold0: int = Field(
+        50_000, ge=700, le=10_000_000,
+        description="Net allocations between generation-0 collections when gc_tuning is on (CPython: 700).",
+    )
+    gc_freeze_interval_s: float = Field(
+        60.0, ge=0, le=86_400,
+        description="Seconds between freezes of long-lived objects when gc_tuning is on; 0: only after start-up.",
+    )
+    gc_unfreeze_interval_s: float = Field(
+        3600.0, ge=0, le=604_800,
+        description="Seconds between full collections over the frozen objects (one ordinary pause; reclaims any "
+        "garbage cycle among them) when gc_tuning is on; 0: never.",
+    )
     websocket: bool = Field(
         True, description="Serve the /ws WebSocket endpoint. Off: HTTP-only mode (SSE stream + POST ops) for everything."
     )

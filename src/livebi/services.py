@@ -14,6 +14,7 @@ from .agents.data import DataAgent
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
+from .gc_tuning import GcTuning
 from .dashboards.service import DashboardService
 from .live.service import LiveService
 from .live.alert_service import AlertService
@@ -119,6 +120,7 @@ class Services:
         self.alerts: AlertService | None = None
         self.ingest: IngestService | None = None
         self._simulator: Any = None
+        self.gc: GcTuning | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -211,8 +213,14 @@ class Services:
         self.presence.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
+        if s.gc_tuning:  # last: everything start-up built is frozen (gc_tuning.py)
+            self.gc = GcTuning(threshold0=s.gc_threshold0, freeze_interval_s=s.gc_freeze_interval_s,
+                               unfreeze_interval_s=s.gc_unfreeze_interval_s)
+            self.gc.start()
 
     async def stop(self) -> None:
+        if self.gc is not None:
+            await self.gc.stop()
         await self.presence.stop()
         for task in (self._prune_task, self._revocation_task):
             if task:
