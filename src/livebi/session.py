@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class Replay:
     """What must follow a reply, in this order: missed publications (channel, epoch, seq,
-    frame), then presence joins to announce (announcing earlier would put the join's seq
-    ahead of the replay and the client would see a gap)."""
+    frame), then presence joins to record (their coalesced publication comes later still, so
+    its seq never lands ahead of the replay)."""
 
     items: list[tuple[str, str, int, str]] = dataclasses.field(default_factory=list)
     joins: list[str] = dataclasses.field(default_factory=list)
