@@ -29,7 +29,7 @@ import time
 from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
 
 from .auth_limits import LoginGuard, LoginThrottled
 from .store import MetadataStore
@@ -61,9 +61,12 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches. Only a mismatch (or a hash that is not argon2) is False:
+    argon2 failing for another reason (it could not allocate its memory, under the server's
+    address-space limit) raises, so the caller reports an error instead of "wrong password"."""
     try:
         return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
+    except (VerifyMismatchError, InvalidHashError):
         return False
 
 

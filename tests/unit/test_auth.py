@@ -72,3 +72,25 @@ def test_tickets_and_session_tokens_are_not_interchangeable() -> None:
         signer.verify_ticket(signer.issue(user, now=1000), now=1000)
     other, other_jti = signer.issue_ticket(user, ttl_s=30, now=1000)
     assert other != ticket and other_jti != jti, "every ticket is unique (single use is tracked by id)"
+
+
+def test_argon2_failing_to_allocate_is_an_error_not_a_wrong_password(tmp_path):
+    """Under an address-space limit (the server sets one) argon2 may fail to allocate its
+    memory: that must raise, not answer the right password as a wrong one."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "argon_oom.py"
+    script.write_text(
+        "import resource\n"
+        "from livebi.auth import hash_password, verify_password\n"
+        "h = hash_password('secret-password')\n"
+        "size = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 8 * 1024 * 1024, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    print('returned', verify_password(h, 'secret-password'))\n"
+        "except Exception as exc:\n"
+        "    print('raised', type(exc).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "raised VerificationError", out
