@@ -16,7 +16,7 @@ ensure_venv() {
   # Reinstall when pyproject.toml changed since the last install.
   local stamp="$VENV/.livebi-installed"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    "$VENV/bin/pip" install -q -e ".[test]"
+    "$VENV/bin/pip" install -q -e ".[test,bench]"
     touch "$stamp"
   fi
 }

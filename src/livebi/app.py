@@ -20,6 +20,7 @@ from .security_headers import SecurityHeadersMiddleware
 from .services import Services
 from .transports import alerts, dashboards, http, ingest, sse
 from .transports.websocket import websocket_endpoint
+from .transports.ws_direct import WebSocketTransportMiddleware
 
 WEB_DIR = Path(str(resources.files("livebi") / "web"))
 
@@ -64,12 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(SecurityHeadersMiddleware)
+    # Outermost: sees uvicorn's own send, and serves /ws without the framework's layers.
+    app.add_middleware(WebSocketTransportMiddleware, routes={"/ws": websocket_endpoint})
     app.include_router(http.router)
     app.include_router(sse.router)
     app.include_router(dashboards.router)
     app.include_router(alerts.router)
     app.include_router(ingest.router)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
 
     plotly_js = plotly_js_path()
 

@@ -165,9 +165,12 @@ import contextlib  # noqa: E402
 
 
 @contextlib.asynccontextmanager
-async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
+async def run_server(settings: Settings, *, ws: str | None = None) -> AsyncIterator[LiveServer]:
+    """``ws``: one of uvicorn's WebSocket implementations instead of its default."""
     await _add_users(settings.resolved_store_url())
     server = build_server(settings, log_level="warning")
+    if ws is not None:
+        server.config.ws = ws
     app = server.config.app
     task = asyncio.create_task(server.serve())
     for _ in range(400):

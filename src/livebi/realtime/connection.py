@@ -5,6 +5,13 @@ Transports (WebSocket now, SSE later) give it two coroutines, ``send(text)`` and
 never blocks: a dedicated writer task drains the outbox, so a slow socket delays only its own
 client. When the outbox overflows, the connection is closed as a slow consumer; the client
 recovers what it missed from channel history when it reconnects.
+
+A transport that can write a frame synchronously (``direct``, see
+:mod:`livebi.transports.ws_direct`) is flushed instead by one ``call_soon`` callback per loop
+iteration for every such connection with something queued (:class:`_Flusher`): no task switch
+per frame, and frames queued in the same iteration still leave as one batch. The writer task is then created only when the direct
+writer is not ready (flow control, closing): it takes the awaiting path, and while it writes the
+callback leaves the outbox alone, so frames never overtake each other.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import asyncio
 import base64
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from ..protocol import CloseCode
 from .outbox import Outbox
@@ -22,6 +29,12 @@ log = logging.getLogger(__name__)
 
 SendFn = Callable[[str, "str | None"], Awaitable[None]]
 CloseFn = Callable[[int, str], Awaitable[None]]
+
+
+class DirectWriter(Protocol):
+    def ready(self) -> bool: ...
+
+    def write_text(self, text: str) -> None: ...
 
 
 def encode_positions(positions: dict[str, tuple[str, int]]) -> str:
@@ -46,6 +59,34 @@ def decode_positions(token: str, *, limit: int = 1000) -> dict[str, tuple[str, i
         raise ValueError(f"malformed position token: {exc}") from None
 
 
+class _Flusher:
+    """The connections with frames waiting for their direct writer, flushed once per loop
+    iteration. One per process; it follows the running loop (tests run many loops in turn, and
+    a flush scheduled on a loop that was closed never runs: its list is dropped then)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pending: list[Connection] = []
+        self.scheduled = False
+
+    def add(self, conn: "Connection") -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:
+            self.loop, self.pending, self.scheduled = loop, [], False
+        self.pending.append(conn)
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        pending, self.pending, self.scheduled = self.pending, [], False
+        for conn in pending:
+            conn._flush_direct()
+
+
+_flusher = _Flusher()
+
+
 class Connection:
     """Args:
     send: writes one frame (with the client's position after it, for transports that
@@ -53,6 +94,7 @@ class Connection:
     close: closes the transport with a close code and reason.
     track_positions: keep per-channel positions and attach them to each publication as
         its event id (the SSE transport resumes from it with ``Last-Event-ID``).
+    direct: writes a frame synchronously when ``ready()``; frames without an event id only.
     """
 
     def __init__(
@@ -64,6 +106,7 @@ class Connection:
         outbox: Outbox,
         transport: str,
         track_positions: bool = False,
+        direct: DirectWriter | None = None,
     ) -> None:
         self.id = conn_id
         self.transport = transport
@@ -73,16 +116,29 @@ class Connection:
         self._send = send
         self._close = close
         self._outbox = outbox
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Event | None = None  # with the writer task (idle connections are small)
         self._closed = False
-        self.closed_event = asyncio.Event()  # set by close(): lets the reader stop waiting
         self.close_code: int | None = None
         self.frames_sent = 0
-        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{conn_id}")
+        self._direct = direct
+        self._flush_pending = False
+        self._writing = False  # the writer task is taking frames: the direct flush must wait
+        self._writer: asyncio.Task | None = None
+        if direct is None:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name=f"writer-{self.id}")
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def direct(self) -> bool:
+        """Frames are written straight to the transport when it is ready (see the module doc)."""
+        return self._direct is not None
 
     def enqueue_publication(self, channel: str, epoch: str, seq: int, frame: str) -> bool:
         event_id = None
@@ -99,8 +155,31 @@ class Connection:
             log.warning("connection %s: outgoing queue over %d bytes, closing as slow consumer", self.id, self._outbox.max_bytes)
             asyncio.get_running_loop().create_task(self.close(CloseCode.slow_consumer, "slow consumer"))
             return False
-        self._wakeup.set()
+        if self._direct is None:
+            self._wakeup.set()
+        elif not self._flush_pending:
+            self._flush_pending = True
+            _flusher.add(self)
         return True
+
+    def _flush_direct(self) -> None:
+        """Write what waits straight to the transport (one batch when several frames wait)."""
+        self._flush_pending = False
+        if self._closed or self._writing:
+            return  # the writer task drains the outbox itself, in order
+        if not self._direct.ready():  # paused for flow control, or closing: the awaiting path
+            if self._writer is None:
+                self._start_writer()
+            self._wakeup.set()
+            return
+        item = self._outbox.take()
+        if item is None:
+            return
+        self._direct.write_text(item[0])
+        self.frames_sent += 1
+        if len(self._outbox):  # more than one batch waited: the rest on the next iteration
+            self._flush_pending = True
+            _flusher.add(self)
 
     async def close(self, code: int = CloseCode.normal, reason: str = "") -> None:
         """Stop writing and close the transport (idempotent)."""
@@ -108,15 +187,14 @@ class Connection:
             return
         self._closed = True
         self.close_code = int(code)
-        self._wakeup.set()
-        if self._writer is not asyncio.current_task():
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
         try:
             await self._close(int(code), reason)
         except Exception:  # the peer may already be gone
             log.debug("connection %s: close failed", self.id, exc_info=True)
-        finally:
-            self.closed_event.set()  # after the close frame went out (or its send timed out)
 
     async def drain(self, timeout: float = 1.0) -> None:
         """Wait (bounded) until everything queued has been written."""
@@ -130,12 +208,16 @@ class Connection:
             while not self._closed:
                 await self._wakeup.wait()
                 self._wakeup.clear()
-                while not self._closed:
-                    item = self._outbox.take()
-                    if item is None:
-                        break
-                    await self._send(*item)
-                    self.frames_sent += 1
+                self._writing = True
+                try:
+                    while not self._closed:
+                        item = self._outbox.take()
+                        if item is None:
+                            break
+                        await self._send(*item)
+                        self.frames_sent += 1
+                finally:
+                    self._writing = False
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # the transport broke: the reader side will notice and clean up

@@ -15,6 +15,10 @@ Frames beyond the transport's hard limit close it with 1009; frames over ``max_m
 get a ``too_large`` error reply and the connection stays open. Heartbeats (WebSocket pings
 every ``ws_ping_interval_s``) are sent by the server (uvicorn), which drops peers that stop
 answering.
+
+Outgoing frames are written as pre-built frames straight to the socket's transport when
+uvicorn's protocol allows it (``ws_direct_frames``, :mod:`.ws_direct`), else through the ASGI
+send.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..realtime.outbox import Outbox
 from ..services import Services
 from ..session import Session
 from .client_address import of_connection
+from .ws_direct import direct_writer
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +70,26 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     async def send(frame: str, _event_id: str | None) -> None:
         await ws.send_text(frame)
 
+    # The reader (this task) must stop as soon as the connection is closed from our side (slow
+    # consumer, shutdown, revocation): a peer that never reads would otherwise keep this endpoint
+    # waiting in receive(). Closing cancels that wait, and only that wait; no helper task per
+    # connection (issue 11: idle connections must be cheap).
+    reader = asyncio.current_task()
+    receiving = False
+    interrupted = False
+
     async def close(code: int, reason: str) -> None:
+        nonlocal interrupted
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(code, reason), timeout=5)
+        if receiving and not interrupted and asyncio.current_task() is not reader:
+            interrupted = True
+            reader.cancel()
 
-    conn = Connection(secrets.token_hex(6), send=send, close=close, transport="ws", outbox=new_outbox(services))
+    direct = direct_writer(ws.scope) if settings.ws_direct_frames else None
+    conn = Connection(
+        secrets.token_hex(6), send=send, close=close, transport="ws", outbox=new_outbox(services), direct=direct
+    )
     session = Session(services, conn)
     gauge = services.metrics.connections.labels("ws")
     gauge.inc()
@@ -78,19 +98,22 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             return
         loop = asyncio.get_running_loop()
         auth_deadline = loop.time() + settings.auth_timeout_s
-        closed = asyncio.ensure_future(conn.closed_event.wait())
         while not conn.closed:
-            timeout = None if conn.user is not None else max(0.0, auth_deadline - loop.time())
-            receiving = asyncio.ensure_future(ws.receive())
-            # Stop reading as soon as the connection is closed from our side (slow consumer,
-            # shutdown): a peer that never reads would otherwise keep this endpoint alive.
-            await asyncio.wait({receiving, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not receiving.done():
-                receiving.cancel()
+            receiving = True
+            try:
+                async with asyncio.timeout_at(None if conn.user is not None else auth_deadline):
+                    message = await ws.receive()
+            except TimeoutError:
                 if not conn.closed:
                     await conn.close(CloseCode.unauthenticated, "authentication timeout")
                 break
-            message = receiving.result()
+            except asyncio.CancelledError:
+                if not interrupted:
+                    raise  # cancelled from outside (server shutdown): not ours to swallow
+                reader.uncancel()
+                break
+            finally:
+                receiving = False
             if message["type"] == "websocket.disconnect":
                 break
             raw = message.get("text")
@@ -114,8 +137,6 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        if "closed" in locals():
-            closed.cancel()
         gauge.dec()
         if conn.close_code == CloseCode.slow_consumer:
             services.metrics.slow_consumers.inc()
