@@ -353,7 +353,43 @@ class Settings(BaseSettings):
         True, description="Publish progress messages while a question is answered (off: only result/error)."
     )
     batching: bool = Field(True, description="Coalesce queued publications into message_batch frames.")
-    presence: bool = Field(True, description="Track who is on dashboard and system channels and publish join/leave.")
+    presence: bool = Field(
+        True, description="Track who is on dashboard channels and publish coalesced joins, updates and leaves; "
+        "system answers the presence op with a count only.",
+    )
+    presence_coalesce_ms: int = Field(
+        250, ge=0, le=60_000,
+        description="Joins, state updates and leaves on a dashboard channel are folded into one presence "
+        "publication per this many milliseconds (presence traffic stays O(1) per connect).",
+    )
+    presence_max_members: int = Field(
+        100, ge=1, le=100_000,
+        description="A channel with more members than this publishes presence counts only; it lists members "
+        "again once it has at most half as many.",
+    )
+    presence_count_interval_ms: int = Field(
+        5000, ge=0, le=600_000,
+        description="A channel past presence_max_members publishes its member count at most once per this many "
+        "milliseconds.",
+    )
+    gc_tuning: bool = Field(
+        True, description="Tune the cyclic garbage collector for many long-lived connections: freeze what start-up "
+        "built, freeze long-lived objects every gc_freeze_interval_s, raise the generation-0 threshold "
+        "(docs/architecture.md, 'Garbage collection'). Off: CPython's defaults.",
+    )
+    gc_threshold0: int = Field(
+        50_000, ge=700, le=10_000_000,
+        description="Net allocations between generation-0 collections when gc_tuning is on (CPython: 700).",
+    )
+    gc_freeze_interval_s: float = Field(
+        60.0, ge=0, le=86_400,
+        description="Seconds between freezes of long-lived objects when gc_tuning is on; 0: only after start-up.",
+    )
+    gc_unfreeze_interval_s: float = Field(
+        3600.0, ge=0, le=604_800,
+        description="Seconds between full collections over the frozen objects (one ordinary pause; reclaims any "
+        "garbage cycle among them) when gc_tuning is on; 0: never.",
+    )
     websocket: bool = Field(
         True, description="Serve the /ws WebSocket endpoint. Off: HTTP-only mode (SSE stream + POST ops) for everything."
     )

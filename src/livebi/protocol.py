@@ -139,17 +139,31 @@ class _Op(BaseModel):
     id: int = Field(..., description="Client-chosen id echoed in the reply.")
 
 
-class AuthOp(_Op):
-    """Authenticate the connection with a token from ``POST /api/login``."""
-
-    op: Literal["auth"]
-    token: str = Field(..., max_length=4096)
-
-
 class Since(BaseModel):
     model_config = ConfigDict(extra="forbid")
     epoch: str
     seq: int = Field(..., ge=0)
+
+
+class SubscribeTarget(BaseModel):
+    """One channel to subscribe to from the ``auth`` op, optionally resuming after ``since``."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: str = Field(..., max_length=200)
+    since: Since | None = None
+
+
+MAX_AUTH_SUBSCRIBE = 50
+
+
+class AuthOp(_Op):
+    """Authenticate the connection with a token from ``POST /api/login``; with ``subscribe``,
+    also subscribe to those channels in the same round trip (each answered in the reply's
+    ``subscribed``, in order; a refused channel does not fail the op)."""
+
+    op: Literal["auth"]
+    token: str = Field(..., max_length=4096)
+    subscribe: list[str | SubscribeTarget] | None = Field(None, max_length=MAX_AUTH_SUBSCRIBE)
 
 
 class SubscribeOp(_Op):
@@ -549,8 +563,19 @@ class PresenceMember(BaseModel):
 
 
 class PresenceData(BaseModel):
-    event: Literal["join", "leave", "update"]
-    member: PresenceMember
+    """Presence on a ``dashboard:<id>`` channel, at most one per ``presence_coalesce_ms``.
+
+    ``changes``: who joined, changed state (``updated``) or left (``left``: conn ids) since the
+    last one; apply ``left`` first. ``count``: the channel lists no members (more than
+    ``presence_max_members``): drop the list and show the count. ``members``: the channel lists
+    members again; ``members`` is all of them."""
+
+    event: Literal["changes", "count", "members"]
+    count: int = Field(..., description="Members on the channel (on this process).")
+    joined: list[PresenceMember] = Field(default_factory=list)
+    updated: list[PresenceMember] = Field(default_factory=list)
+    left: list[str] = Field(default_factory=list, description="conn_id of each member that left.")
+    members: list[PresenceMember] = Field(default_factory=list, description="Everyone (event members only).")
 
 
 class DashboardUpdateData(BaseModel):

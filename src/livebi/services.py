@@ -8,12 +8,13 @@ import functools
 import logging
 from typing import Any, Callable
 
-from .protocol import CloseCode, dumps
+from .protocol import CloseCode
 from .realtime.connection import Connection
 from .agents.data import DataAgent
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
+from .gc_tuning import GcTuning
 from .dashboards.service import DashboardService
 from .live.service import LiveService
 from .live.alert_service import AlertService
@@ -21,10 +22,10 @@ from .live.ingest import IngestService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
-from .protocol import ErrorCode, ProtocolError
 from .realtime.broker import open_broker
 from .realtime.hub import Delivery, Hub
 from .realtime.manager import ConnectionManager
+from .realtime.presence import Presence
 from .sharing import SharingService
 from .store import MetadataStore
 from .store.alerts import AlertStore
@@ -97,6 +98,13 @@ class Services:
             max_unauthenticated=settings.max_unauthenticated,
             on_frame_queued=self.metrics.frames_queued.inc,
         )
+        # Presence (realtime/presence.py): members on dashboard channels, coalesced updates.
+        self.presence = Presence(
+            publish=self.publish, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
+            enabled=settings.presence, coalesce_s=settings.presence_coalesce_ms / 1000,
+            max_members=settings.presence_max_members, count_interval_s=settings.presence_count_interval_ms / 1000,
+            on_error=lambda: self.metrics.internal_errors.labels("presence").inc(),
+        )
         self.shutting_down = False
         self.sse_streams: dict[str, Any] = {}  # conn_id -> transports.sse.SSEStream
         self.broker = open_broker(settings.broker_url, self.hub, self._deliver)
@@ -113,6 +121,7 @@ class Services:
         self.alerts: AlertService | None = None
         self.ingest: IngestService | None = None
         self._simulator: Any = None
+        self.gc: GcTuning | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
 
@@ -202,10 +211,18 @@ class Services:
                                              on_internal_error=lambda: self.metrics.internal_errors.labels("simulator").inc())
             self._simulator.start()
         await self.broker.start()
+        self.presence.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
+        if s.gc_tuning:  # last: everything start-up built is frozen (gc_tuning.py)
+            self.gc = GcTuning(threshold0=s.gc_threshold0, freeze_interval_s=s.gc_freeze_interval_s,
+                               unfreeze_interval_s=s.gc_unfreeze_interval_s)
+            self.gc.start()
 
     async def stop(self) -> None:
+        if self.gc is not None:
+            await self.gc.stop()
+        await self.presence.stop()
         for task in (self._prune_task, self._revocation_task):
             if task:
                 task.cancel()
@@ -294,45 +311,15 @@ class Services:
             await conn.close(CloseCode.unauthenticated, refused[conn.user])
         return len(doomed)
 
-    # Connections and presence ---------------------------------------------------------------
-
-    def presence_enabled(self, channel: str) -> bool:
-        return self.settings.presence and (channel == "system" or channel.startswith("dashboard:"))
-
-    async def join_presence(self, conn: Connection, channel: str) -> None:
-        if not self.presence_enabled(channel) or conn.user is None:
-            return
-        if any(ch == channel for ch, _ in self.hub.present_on(conn.id)):
-            return  # a resubscription: already present
-        entry = self.hub.join(conn.id, channel, user_id=conn.user.id, username=conn.user.username)
-        await self.publish(channel, "presence", {"event": "join", "member": entry.public()})
-
-    async def presence(self, conn: Connection, channel: str, state: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """The presence op: optionally set this connection's state, return the members."""
-        if not self.settings.presence:
-            raise ProtocolError(ErrorCode.feature_disabled, "presence is switched off on this server")
-        if not self.presence_enabled(channel):
-            raise ProtocolError(ErrorCode.invalid_op, "presence is kept on dashboard:<id> and system channels only")
-        if channel not in self.hub.channels_of(conn.id):
-            raise ProtocolError(ErrorCode.not_subscribed, f"subscribe to {channel} first")
-        if state is not None:
-            if len(dumps(state)) > 2048:
-                raise ProtocolError(ErrorCode.invalid_op, "presence state must be at most 2048 bytes of JSON")
-            entry = self.hub.set_state(conn.id, channel, state)
-            if entry is not None:
-                await self.publish(channel, "presence", {"event": "update", "member": entry.public()})
-        return [e.public() for e in self.hub.presence(channel)]
+    # Connections ----------------------------------------------------------------------------
 
     async def unsubscribe(self, conn: Connection, channel: str) -> bool:
-        left = self.hub.leave(conn.id, channel)
-        done = self.connections.unsubscribe(conn, channel)
-        if left is not None:
-            await self.publish(channel, "presence", {"event": "leave", "member": left.public()})
-        return done
+        self.presence.leave(conn.id, channel)
+        return self.connections.unsubscribe(conn, channel)
 
     async def drop_subscribers(self, channel: str, keep: Callable[[User], bool]) -> int:
         """Unsubscribe this process's connections on ``channel`` whose user ``keep`` refuses
-        (they lost access); returns how many. Their presence there ends with a leave."""
+        (they lost access); returns how many. Their presence there ends (a coalesced leave)."""
         doomed = [conn for conn_id in self.hub.subscribers(channel)
                   if (conn := self.connections.connections.get(conn_id)) is not None
                   and conn.user is not None and not keep(conn.user)]
@@ -342,15 +329,9 @@ class Services:
         return len(doomed)
 
     async def disconnect(self, conn: Connection) -> None:
-        """Forget a closed connection; tell its channels it left (stale presence never lingers)."""
-        present = self.hub.present_on(conn.id)
+        """Forget a closed connection; its presence ends (stale presence never lingers)."""
+        self.presence.leave_all(conn.id)
         self.connections.remove(conn)
-        for channel, entry in present:
-            try:
-                await self.publish(channel, "presence", {"event": "leave", "member": entry.public()})
-            except Exception:  # noqa: BLE001 - the other channels must still hear of the leave
-                log.exception("could not announce that %s left %s", conn.id, channel)
-                self.metrics.internal_errors.labels("presence").inc()
 
     async def begin_shutdown(self) -> None:
         """Graceful shutdown: stop admitting, drain every outbox (bounded), close with 1012."""

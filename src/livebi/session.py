@@ -28,6 +28,7 @@ from .protocol import (
     RefreshOp,
     ShareOp,
     SubscribeOp,
+    SubscribeTarget,
     UnsubscribeOp,
     dumps,
     error_reply,
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class Replay:
     """What must follow a reply, in this order: missed publications (channel, epoch, seq,
-    frame), then presence joins to announce (announcing earlier would put the join's seq
-    ahead of the replay and the client would see a gap)."""
+    frame), then presence joins to record (their coalesced publication comes later still, so
+    its seq never lands ahead of the replay)."""
 
     items: list[tuple[str, str, int, str]] = dataclasses.field(default_factory=list)
     joins: list[str] = dataclasses.field(default_factory=list)
@@ -133,7 +134,7 @@ class Session:
         for channel, epoch, seq, frame in replay.items:
             self.conn.enqueue_publication(channel, epoch, seq, frame)
         for channel in replay.joins:
-            await self.services.join_presence(self.conn, channel)
+            self.services.presence.join(self.conn, channel)
 
     async def authenticate(self, token: str) -> User:
         """Check a token, apply connection limits and bind the user to this connection.
@@ -165,16 +166,31 @@ class Session:
     # Ops ------------------------------------------------------------------------------------
 
     async def _op_auth(self, op: AuthOp, replay: Replay) -> dict[str, Any]:
-        if self.user is not None:
-            return {"user": self.user.public()}
+        if self.user is None:
+            try:
+                await self.authenticate(op.token)
+            except AuthError as exc:
+                raise ProtocolError(ErrorCode.unauthenticated, str(exc)) from None
+            except ConnectionLimitExceeded as exc:
+                self.limit_exceeded = True
+                raise ProtocolError(ErrorCode.too_many_connections, str(exc)) from None
+        data: dict[str, Any] = {"user": self.user.public()}
+        if op.subscribe is not None:
+            # Connect, authenticate and subscribe in one round trip: each channel is answered
+            # like a subscribe op (or its error), and one refusal does not undo the others.
+            data["subscribed"] = [await self._subscribe_one(target, replay) for target in op.subscribe]
+        return data
+
+    async def _subscribe_one(self, target: str | SubscribeTarget, replay: Replay) -> dict[str, Any]:
+        if isinstance(target, str):
+            channel, since = target, None
+        else:
+            channel, since = target.channel, (target.since.epoch, target.since.seq) if target.since else None
         try:
-            user = await self.authenticate(op.token)
-        except AuthError as exc:
-            raise ProtocolError(ErrorCode.unauthenticated, str(exc)) from None
-        except ConnectionLimitExceeded as exc:
-            self.limit_exceeded = True
-            raise ProtocolError(ErrorCode.too_many_connections, str(exc)) from None
-        return {"user": user.public()}
+            return {"ok": True, **await self.subscribe(channel, since, replay)}
+        except ProtocolError as exc:
+            self.services.metrics.op_errors.labels(exc.code.value).inc()
+            return {"ok": False, "channel": channel, "error": {"code": exc.code.value, "message": exc.message}}
 
     async def _op_ping(self, op: PingOp, replay: Replay) -> dict[str, Any]:
         return {"pong": True, "ts": round(time.time(), 3)}
@@ -189,8 +205,7 @@ class Session:
         return {"channel": op.channel, "unsubscribed": done}
 
     async def _op_presence(self, op: PresenceOp, replay: Replay) -> dict[str, Any]:
-        members = await self.services.presence(self.conn, op.channel, op.state)
-        return {"channel": op.channel, "members": members}
+        return self.services.presence.op(self.conn, op.channel, op.state)
 
     async def _op_ask(self, op: AskOp, replay: Replay) -> dict[str, Any]:
         if (op.question is None) == (op.sql is None):

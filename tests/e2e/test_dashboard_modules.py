@@ -1,7 +1,7 @@
 """The dashboard UI's pure modules, run in a real browser (Debian's chromium) as the page loads
 them: version ordering and gaps, inverse ops and undo conflicts (dashstate.js), grid geometry
 for keyboard and pointer moves (grid.js), column labels and money (format.js), which
-suggestions are questions (card.js), hash routes (router.js).
+suggestions are questions (card.js), hash routes (router.js), the presence roster (presence.js).
 
 The page is /health (same origin, no app): the modules are imported by the test's own function.
 """
@@ -160,3 +160,35 @@ def test_dashboard_modules(open_page, demo_server):
     assert names == [("conversation", None), ("conversation", None), ("dashboards", None),
                      ("dashboard", "d_0123456789ab"), ("conversation", None), ("conversation", None)]
     assert out["hash"] == "#/dashboards/d_1"
+
+
+ROSTER = """
+async () => {
+  const P = await import("/static/js/presence.js");
+  const m = (conn, user, name, joined, state = {}) => ({ conn_id: conn, user_id: user, username: name, state, joined_at: joined });
+  const r = new P.PresenceRoster();
+  const people = () => r.people().map((p) => `${p.username}${p.editing ? ":" + p.editing : ""}`);
+  const out = {};
+  r.reset([m("c1", "u1", "alice", 1)], { count: 1, counts_only: false });
+  // One coalesced update: bob joins with two tabs, carol joins and edits, alice's tab leaves.
+  r.apply({ event: "changes", count: 4, left: ["c1"],
+            joined: [m("c2", "u2", "bob", 2), m("c3", "u2", "bob", 3), m("c4", "u3", "carol", 4, { editing: "w1" })], updated: [] });
+  out.afterChanges = { people: people(), count: r.count, editors: [...r.editors("u2").entries()].map(([w, l]) => [w, l.map((p) => p.username)]) };
+  r.apply({ event: "changes", count: 3, left: [], joined: [], updated: [m("c4", "u3", "carol", 4)] });
+  out.afterUpdate = people();
+  r.apply({ event: "count", count: 250 });
+  out.crowd = { people: people(), count: r.count, countsOnly: r.countsOnly };
+  r.apply({ event: "members", count: 1, members: [m("c9", "u9", "dave", 9)] });
+  out.back = { people: people(), count: r.count, countsOnly: r.countsOnly };
+  return out;
+}
+"""
+
+
+def test_presence_roster_applies_coalesced_updates(open_page, demo_server):
+    page = open_page(demo_server, "/health")
+    out = page.evaluate(ROSTER)
+    assert out["afterChanges"] == {"people": ["bob", "carol:w1"], "count": 4, "editors": [["w1", ["carol"]]]}
+    assert out["afterUpdate"] == ["bob", "carol"]
+    assert out["crowd"] == {"people": [], "count": 250, "countsOnly": True}
+    assert out["back"] == {"people": ["dave"], "count": 1, "countsOnly": False}

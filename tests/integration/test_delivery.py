@@ -217,34 +217,57 @@ async def test_slow_consumer_is_cut_off_and_others_get_everything(server_setting
 
 
 async def test_presence_join_update_leave(live_server) -> None:
+    """On a dashboard: joins, state updates and leaves arrive as coalesced `changes`; on
+    system the presence op answers a count and nothing is ever published."""
     alice = await login(live_server, "alice")
     bob = await login(live_server, "bob")
-    a_sub = await alice.subscribe("system")
+    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+        r = await http.post("/api/dashboards", json={"title": "Presence"}, headers={"Authorization": f"Bearer {alice.token}"})
+        r.raise_for_status()
+        dashboard_id = r.json()["id"]
+        r = await http.put(f"/api/dashboards/{dashboard_id}/sharing", json={"public": True},
+                           headers={"Authorization": f"Bearer {alice.token}"})
+        r.raise_for_status()
+    channel = f"dashboard:{dashboard_id}"
+    a_sub = await alice.subscribe(channel)
+    a_sys = await alice.subscribe("system")
+    await bob.subscribe(channel)
     await bob.subscribe("system")
-    members = (await alice.call("presence", channel="system"))["members"]
+    seen = []
+
+    async def until(predicate):
+        while not predicate():
+            pub = await a_sub.get(5)
+            if pub["type"] == "presence":
+                seen.append(pub["data"])
+
+    await until(lambda: seen and seen[-1]["count"] == 2)
+    members = (await alice.call("presence", channel=channel))["members"]
     assert sorted(m["username"] for m in members) == ["alice", "bob"]
-    await bob.call("presence", channel="system", state={"editing": "w1"})
     bob_id = next(m["user_id"] for m in members if m["username"] == "bob")
+    bob_conn = next(m["conn_id"] for m in members if m["username"] == "bob")
+    await bob.call("presence", channel=channel, state={"editing": "w1"})
+    await until(lambda: any(e["updated"] for e in seen))
+    update = next(e for e in seen if e["updated"])
+    assert update["updated"][0]["state"] == {"editing": "w1"} and update["updated"][0]["user_id"] == bob_id
     await bob.close()
-
-    async def events():
-        seen = []
-        while not any(e["event"] == "leave" for e in seen):
-            seen.append((await a_sub.get(5))["data"])
-        return seen
-
-    seen = await events()
-    kinds = [(e["event"], e["member"]["username"]) for e in seen]
-    assert ("join", "bob") in kinds and ("update", "bob") in kinds and kinds[-1] == ("leave", "bob")
-    update = next(e for e in seen if e["event"] == "update")
-    assert update["member"]["state"] == {"editing": "w1"} and update["member"]["user_id"] == bob_id
-    members = (await alice.call("presence", channel="system"))["members"]
+    await until(lambda: seen[-1]["left"])
+    assert seen[-1] == {"event": "changes", "count": 1, "joined": [], "updated": [], "left": [bob_conn]}
+    assert all(e["event"] == "changes" for e in seen)
+    members = (await alice.call("presence", channel=channel))["members"]
     assert [m["username"] for m in members] == ["alice"]
+
+    system = await alice.call("presence", channel="system")
+    assert system == {"channel": "system", "members": [], "count": 1, "counts_only": True}
+    assert not [p for p in a_sys.pending() if p["type"] == "presence"], "system publishes no presence"
+    with pytest.raises(LiveError) as info:
+        await alice.call("presence", channel="system", state={"editing": "w1"})
+    assert info.value.code == "invalid_op"
     with pytest.raises(LiveError) as info:
         await alice.call("presence", channel="user:" + members[0]["user_id"])
     assert info.value.code == "invalid_op"
     with pytest.raises(LiveError) as info:
-        await alice.call("presence", channel="system", state={"big": "x" * 5000})
+        await alice.call("presence", channel=channel, state={"big": "x" * 5000})
     assert info.value.code == "invalid_op"
     await alice.close()
 

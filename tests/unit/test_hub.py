@@ -118,22 +118,6 @@ def test_unsubscribe_and_disconnect(hub: Hub) -> None:
     assert hub.channels_of("c1") == frozenset()
 
 
-def test_presence_join_update_leave_and_disconnect(hub: Hub, clock: Clock) -> None:
-    hub.subscribe("c1", "dashboard:d")
-    hub.subscribe("c2", "dashboard:d")
-    hub.join("c1", "dashboard:d", user_id="u1", username="alice")
-    clock.now += 1
-    hub.join("c2", "dashboard:d", user_id="u2", username="bob", state={"editing": "w1"})
-    assert [e.username for e in hub.presence("dashboard:d")] == ["alice", "bob"]
-    assert hub.set_state("c1", "dashboard:d", {"editing": "w2"}).state == {"editing": "w2"}
-    assert hub.set_state("c9", "dashboard:d", {}) is None
-    assert [c for c, _ in hub.present_on("c2")] == ["dashboard:d"]
-    hub.disconnect("c2")
-    assert [e.username for e in hub.presence("dashboard:d")] == ["alice"]
-    hub.unsubscribe("c1", "dashboard:d")
-    assert hub.presence("dashboard:d") == []
-
-
 def frame_size(hub: Hub, channel: str) -> int:
     return sum(len(f) for f in hub.history_frames(channel))
 

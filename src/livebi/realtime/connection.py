@@ -88,7 +88,9 @@ _flusher = _Flusher()
 
 
 class Connection:
-    """Args:
+    """One client connection's state and writer (kept small: thousands stay open and idle).
+
+    Args:
     send: writes one frame (with the client's position after it, for transports that
         resume from an event id) to the transport.
     close: closes the transport with a close code and reason.
@@ -96,6 +98,11 @@ class Connection:
         its event id (the SSE transport resumes from it with ``Last-Event-ID``).
     direct: writes a frame synchronously when ``ready()``; frames without an event id only.
     """
+
+    __slots__ = (
+        "id", "transport", "user", "track_positions", "positions", "_send", "_close", "_outbox", "_wakeup",
+        "_closed", "close_code", "frames_sent", "_writer", "_direct", "_flush_pending", "_writing",
+    )
 
     def __init__(
         self,

@@ -49,22 +49,8 @@ class _Entry:
     live: bool = True  # False once trimmed from its channel's history
 
 
-@dataclasses.dataclass
-class PresenceEntry:
-    """Who is on a channel through one connection, and what they are doing there."""
-
-    conn_id: str
-    user_id: str
-    username: str
-    state: dict[str, Any]
-    joined_at: float
-
-    def public(self) -> dict[str, Any]:
-        return {"conn_id": self.conn_id, "user_id": self.user_id, "username": self.username, "state": self.state, "joined_at": self.joined_at}
-
-
 class _Channel:
-    __slots__ = ("name", "epoch", "seq", "history", "history_bytes", "subscribers", "presence", "finished", "idle_since")
+    __slots__ = ("name", "epoch", "seq", "history", "history_bytes", "subscribers", "finished", "idle_since")
 
     def __init__(self, name: str, epoch: str) -> None:
         self.name = name
@@ -73,7 +59,6 @@ class _Channel:
         self.history: collections.deque[_Entry] = collections.deque()
         self.history_bytes = 0
         self.subscribers: set[str] = set()
-        self.presence: dict[str, PresenceEntry] = {}
         self.finished = False  # a final publication was made: nothing more will come
         self.idle_since: float | None = None  # when a finished channel last had no subscriber
 
@@ -136,6 +121,14 @@ class Hub:
     def channels_of(self, conn_id: str) -> frozenset[str]:
         return frozenset(self._by_conn.get(conn_id, ()))
 
+    def is_subscribed(self, conn_id: str, channel: str) -> bool:
+        chans = self._by_conn.get(conn_id)
+        return chans is not None and channel in chans
+
+    def subscriber_count(self, channel: str) -> int:
+        ch = self._channels.get(channel)
+        return len(ch.subscribers) if ch else 0
+
     def channel_count(self) -> int:
         return len(self._channels)
 
@@ -196,7 +189,6 @@ class Hub:
         if ch is None or conn_id not in ch.subscribers:
             return False
         ch.subscribers.discard(conn_id)
-        ch.presence.pop(conn_id, None)
         self._mark_idle(ch)
         chans = self._by_conn.get(conn_id)
         if chans is not None:
@@ -206,52 +198,14 @@ class Hub:
         return True
 
     def disconnect(self, conn_id: str) -> list[str]:
-        """Remove a connection from every channel; returns the channels it was in.
-
-        Its presence entries go too: callers publish ``leave`` for the channels that
-        :meth:`present_on` reported before calling this.
-        """
+        """Remove a connection from every channel; returns the channels it was in."""
         chans = self._by_conn.pop(conn_id, set())
         for name in chans:
             ch = self._channels.get(name)
             if ch is not None:
                 ch.subscribers.discard(conn_id)
-                ch.presence.pop(conn_id, None)
                 self._mark_idle(ch)
         return sorted(chans)
-
-    # Presence -------------------------------------------------------------------------------
-
-    def join(self, conn_id: str, channel: str, *, user_id: str, username: str, state: dict[str, Any] | None = None) -> PresenceEntry:
-        """Record that ``conn_id`` (subscribed to ``channel``) is present there."""
-        ch = self._channel(channel)
-        entry = PresenceEntry(conn_id, user_id, username, dict(state or {}), round(self._clock(), 3))
-        ch.presence[conn_id] = entry
-        return entry
-
-    def set_state(self, conn_id: str, channel: str, state: dict[str, Any]) -> PresenceEntry | None:
-        ch = self._channels.get(channel)
-        entry = ch.presence.get(conn_id) if ch else None
-        if entry is not None:
-            entry.state = dict(state)
-        return entry
-
-    def leave(self, conn_id: str, channel: str) -> PresenceEntry | None:
-        ch = self._channels.get(channel)
-        return ch.presence.pop(conn_id, None) if ch else None
-
-    def presence(self, channel: str) -> list[PresenceEntry]:
-        ch = self._channels.get(channel)
-        return sorted(ch.presence.values(), key=lambda e: (e.joined_at, e.conn_id)) if ch else []
-
-    def present_on(self, conn_id: str) -> list[tuple[str, PresenceEntry]]:
-        """The channels where ``conn_id`` has a presence entry."""
-        out = []
-        for name in self._by_conn.get(conn_id, ()):
-            ch = self._channels.get(name)
-            if ch is not None and conn_id in ch.presence:
-                out.append((name, ch.presence[conn_id]))
-        return sorted(out, key=lambda item: item[0])
 
     def prune(self) -> int:
         """Expire old history, forget idle empty channels and finished channels nobody has
@@ -262,7 +216,7 @@ class Hub:
             ch = self._channels[name]
             self._trim(ch, now)
             released = ch.idle_since is not None and now - ch.idle_since >= self.finished_grace
-            if not ch.subscribers and not ch.presence and (released or not ch.history):
+            if not ch.subscribers and (released or not ch.history):
                 self._drop_history(ch, len(ch.history))
                 del self._channels[name]
                 forgotten += 1

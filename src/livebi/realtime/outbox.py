@@ -18,6 +18,10 @@ _batch_ids = itertools.count(1)
 
 
 class Outbox:
+    # Thousands of these sit idle (issue 11): no instance dict, and the queue itself (a deque
+    # allocates a 64-slot block at once, ~760 bytes) only once there is something to queue.
+    __slots__ = ("max_bytes", "batching", "batch_max_messages", "batch_max_bytes", "_frames", "queued_bytes", "overflowed")
+
     def __init__(
         self,
         *,
@@ -30,12 +34,12 @@ class Outbox:
         self.batching = batching
         self.batch_max_messages = max(1, batch_max_messages)
         self.batch_max_bytes = batch_max_bytes
-        self._frames: collections.deque[tuple[str, str | None]] = collections.deque()
+        self._frames: collections.deque[tuple[str, str | None]] | None = None
         self.queued_bytes = 0
         self.overflowed = False
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) if self._frames else 0
 
     def put(self, frame: str, event_id: str | None = None) -> bool:
         """Queue one frame; False (and ``overflowed`` set) when the byte bound is exceeded.
@@ -46,6 +50,8 @@ class Outbox:
         if self.overflowed:
             return False
         size = len(frame)
+        if self._frames is None:
+            self._frames = collections.deque()
         if self.queued_bytes + size > self.max_bytes and self._frames:
             self.overflowed = True
             return False

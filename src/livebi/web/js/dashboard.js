@@ -785,7 +785,7 @@ export class DashboardPage {
   async _loadPresence() {
     try {
       const reply = await this.client.request("presence", { channel: this.channel, state: this._presenceState() });
-      this.roster.reset(reply.members || []);
+      this.roster.reset(reply.members || [], reply);
       this._renderPresence();
     } catch (err) {
       console.warn("livebi: presence unavailable", err);
@@ -803,7 +803,7 @@ export class DashboardPage {
     this.client.request("presence", { channel: this.channel, state: this._presenceState() })
       .then((reply) => {
         if (reply && reply.members) {
-          this.roster.reset(reply.members);
+          this.roster.reset(reply.members, reply);
           this._renderPresence();
         }
       })
@@ -812,7 +812,9 @@ export class DashboardPage {
 
   _renderPresence() {
     const people = this.roster.people();
-    replaceChildren(this.presenceEl, people.map((p) => avatar({ ...p, you: p.userId === this.me.id, editing: Boolean(p.editing) })));
+    replaceChildren(this.presenceEl, this.roster.countsOnly
+      ? [h("span", { class: "presence-count", testid: "presence-count", role: "listitem" }, `${this.roster.count} here`)]
+      : people.map((p) => avatar({ ...p, you: p.userId === this.me.id, editing: Boolean(p.editing) })));
     const editors = this.roster.editors(this.me.id);
     for (const view of this.widgetViews.values()) {
       const list = editors.get(view.id) || [];

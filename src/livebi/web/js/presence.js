@@ -1,5 +1,5 @@
 // People on a dashboard: a colour per user, initials avatars, and the members list kept from the
-// `presence` op reply and the channel's presence publications (join / update / leave).
+// `presence` op reply and the channel's coalesced presence publications (changes / count / members).
 
 import { h } from "./dom.js";
 
@@ -35,22 +35,37 @@ export function avatar({ userId, username, you = false, editing = false }) {
   h("span", { class: "visually-hidden" }, `${username}${you ? " (you)" : ""}`));
 }
 
-/** Members present on a channel, by connection. */
+/** Members present on a channel, by connection (or only their number, for a crowd). */
 export class PresenceRoster {
   constructor() {
     this.byConn = new Map();
+    this.count = 0;
+    this.countsOnly = false;
   }
 
-  /** Replace everything with the `presence` op reply's `members`. */
-  reset(members) {
+  /** Replace everything with the `presence` op reply (`members`, `count`, `counts_only`). */
+  reset(members, { count, counts_only: countsOnly = false } = {}) {
     this.byConn = new Map((members || []).map((m) => [m.conn_id, m]));
+    this.count = typeof count === "number" ? count : this.byConn.size;
+    this.countsOnly = Boolean(countsOnly);
   }
 
-  /** Apply a presence publication's data `{event, member}`. */
-  apply({ event, member }) {
-    if (!member || !member.conn_id) return;
-    if (event === "leave") this.byConn.delete(member.conn_id);
-    else this.byConn.set(member.conn_id, member);
+  /** Apply a presence publication's data: one coalesced `changes` (left, then joined and
+   * updated), a `count` (a crowd: the server no longer lists members) or a `members` snapshot. */
+  apply(data) {
+    if (!data) return;
+    if (typeof data.count === "number") this.count = data.count;
+    if (data.event === "count") {
+      this.countsOnly = true;
+      this.byConn = new Map();
+    } else if (data.event === "members") {
+      this.reset(data.members, data);
+    } else if (data.event === "changes") {
+      for (const connId of data.left || []) this.byConn.delete(connId);
+      for (const m of [...(data.joined || []), ...(data.updated || [])]) {
+        if (m && m.conn_id) this.byConn.set(m.conn_id, m);
+      }
+    }
   }
 
   /** One entry per user (a person with two tabs is one avatar), in order of arrival. */
