@@ -20,6 +20,8 @@ import asyncio
 import base64
 import json
 import logging
+import threading
+import weakref
 from typing import Any, Awaitable, Callable, Protocol
 
 from ..protocol import CloseCode
@@ -60,23 +62,22 @@ def decode_positions(token: str, *, limit: int = 1000) -> dict[str, tuple[str, i
 
 
 class _Flusher:
-    """The connections with frames waiting for their direct writer, flushed once per loop
-    iteration. One per process; it follows the running loop (tests run many loops in turn, and
-    a flush scheduled on a loop that was closed never runs: its list is dropped then)."""
+    """The connections of one event loop with frames waiting for their direct writer, flushed
+    once per loop iteration. One per loop (:func:`_flusher_for`): several servers may run in
+    one process, each on its own loop in its own thread, and a flusher shared between them
+    would drop one loop's pending connections when another loop queued."""
+
+    __slots__ = ("pending", "scheduled")  # no reference to its loop: the loop's entry could never go
 
     def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.pending: list[Connection] = []
         self.scheduled = False
 
     def add(self, conn: "Connection") -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self.loop:
-            self.loop, self.pending, self.scheduled = loop, [], False
         self.pending.append(conn)
         if not self.scheduled:
             self.scheduled = True
-            loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         pending, self.pending, self.scheduled = self.pending, [], False
@@ -84,7 +85,16 @@ class _Flusher:
             conn._flush_direct()
 
 
-_flusher = _Flusher()
+_flushers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher]" = weakref.WeakKeyDictionary()
+_flushers_lock = threading.Lock()
+
+
+def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        with _flushers_lock:  # loops in other threads may create theirs at the same moment
+            flusher = _flushers.setdefault(loop, _Flusher())
+    return flusher
 
 
 class Connection:
@@ -101,7 +111,7 @@ class Connection:
 
     __slots__ = (
         "id", "transport", "user", "track_positions", "positions", "_send", "_close", "_outbox", "_wakeup",
-        "_closed", "close_code", "frames_sent", "_writer", "_direct", "_flush_pending", "_writing",
+        "_closed", "close_code", "frames_sent", "_writer", "_direct", "_flusher", "_flush_pending", "_writing",
     )
 
     def __init__(
@@ -128,6 +138,7 @@ class Connection:
         self.close_code: int | None = None
         self.frames_sent = 0
         self._direct = direct
+        self._flusher = _flusher_for(asyncio.get_running_loop()) if direct is not None else None
         self._flush_pending = False
         self._writing = False  # the writer task is taking frames: the direct flush must wait
         self._writer: asyncio.Task | None = None
@@ -166,7 +177,7 @@ class Connection:
             self._wakeup.set()
         elif not self._flush_pending:
             self._flush_pending = True
-            _flusher.add(self)
+            self._flusher.add(self)
         return True
 
     def _flush_direct(self) -> None:
@@ -186,7 +197,7 @@ class Connection:
         self.frames_sent += 1
         if len(self._outbox):  # more than one batch waited: the rest on the next iteration
             self._flush_pending = True
-            _flusher.add(self)
+            self._flusher.add(self)
 
     async def close(self, code: int = CloseCode.normal, reason: str = "") -> None:
         """Stop writing and close the transport (idempotent)."""
