@@ -402,3 +402,39 @@ def test_sse_reconnects_with_a_fresh_ticket_after_the_stream_drops(open_page, tm
     assert all("token" not in q for q in queries), streams
     tickets = [q["ticket"][0] for q in queries if "ticket" in q]
     assert len(tickets) >= 2 and len(set(tickets)) == len(tickets), streams
+
+
+SUBSCRIBE_BEFORE_CONNECT = """async () => {
+  const m = await import("/static/js/client.js");
+  const login = await fetch("/api/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                                           body: JSON.stringify({username: "demo", password: "demo"})});
+  const {token, user} = await login.json();
+  const ticket = async () => encodeURIComponent((await (await fetch("/api/ticket",
+    {method: "POST", headers: {Authorization: `Bearer ${token}`}})).json()).ticket);
+  const client = new m.LiveClient({url: async () => `ws://${location.host}/ws?ticket=${await ticket()}`,
+                                   config: async () => (await fetch("/api/config")).json()});
+  const recovery = [];
+  client.on("recovery", (e) => recovery.push([e.channel, e.recovered]));
+  const channel = `user:${user.id}`;
+  client.connect();
+  const subscribed = client.subscribe(channel, () => {});  // queued: the connection is still opening
+  const reply = await subscribed;
+  await new Promise((resolve) => setTimeout(resolve, 300));  // a stray second reply would be here
+  client.close();
+  return {channel, recovery, replyChannel: reply.channel};
+}"""
+
+
+def test_a_subscribe_made_before_the_connection_opens_is_sent_once_and_is_no_recovery(open_page, demo_server):
+    """A page subscribes while its connection is still opening (the dashboard page does, on
+    load): the connection opening must not send the subscribe a second time, nor report a
+    failed recovery for a channel that had nothing to recover (the page would refetch
+    everything while it is still loading, and race with itself)."""
+    page = open_page(demo_server, "/health")
+    sent: list[dict] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(json.loads(payload))))
+    out = page.evaluate(SUBSCRIBE_BEFORE_CONNECT)
+    subscribes = [f for f in sent if f.get("op") == "subscribe" and f.get("channel") == out["channel"]]
+    assert out["replyChannel"] == out["channel"]
+    assert len(subscribes) == 1, subscribes
+    assert out["recovery"] == [], out["recovery"]

@@ -733,9 +733,17 @@ export class LiveClient extends Emitter {
     this._setStatus({ state: "connected" });
     // Resubscribe first so missed publications are replayed before any new ask is answered.
     const resumed = this._applyResumed(info.resumed);
+    // A subscribe still waiting in the queue goes out below, answered to its own caller:
+    // resubscribing its channel too would subscribe twice and report a "recovery" of a
+    // channel that had nothing to recover.
+    const queued = new Set();
+    for (const id of this._queue) {
+      const entry = this._pending.get(id);
+      if (entry && entry.op === "subscribe") queued.add(entry.channel);
+    }
     const resubscribes = [];
     for (const channel of this._channels.keys()) {
-      if (!resumed.has(channel)) resubscribes.push(this._resubscribe(channel));
+      if (!resumed.has(channel) && !queued.has(channel)) resubscribes.push(this._resubscribe(channel));
     }
     this._flushQueue();
     return Promise.allSettled(resubscribes);
@@ -948,7 +956,7 @@ export class LiveClient extends Emitter {
         if (index >= 0) this._queue.splice(index, 1);
         reject(new LiveError("timeout", `no reply to ${op} within ${Math.round(timeoutMs / 1000)} s`));
       }, timeoutMs);
-      this._pending.set(id, { resolve, reject, timer, frame, sent: false, op, transport: null });
+      this._pending.set(id, { resolve, reject, timer, frame, sent: false, op, channel: fields.channel, transport: null });
       if (this._open) this._sendPending(id);
       else if (this._wanted) this._queue.push(id);
       else this._settle(id, null, { code: "offline", message: "not connected" });

@@ -95,6 +95,7 @@ export class DashboardPage {
     this.early = []; // publications that arrived before the snapshot
     this.slots = new Slots(WIDGET_QUERIES_AT_ONCE);
     this.live = null; // null until GET …/live answered; then whether the server refreshes widgets
+    this.lostWhileMounting = false; // publications were lost before the page had loaded
     this.liveWidgets = new Map(); // widget id -> LiveWidget (live mode; kept across view rebuilds)
     this.clock = new ServerClock();
     this.myEditing = null;
@@ -104,6 +105,12 @@ export class DashboardPage {
     this._onPublication = (pub) => this._publication(pub);
     this._onRecovery = ({ channel, recovered }) => {
       if (channel !== this.channel) return;
+      if (this.live === null) {
+        // Still loading: the snapshot being fetched may predate what was lost; mount() starts
+        // over once it has what it asked for (refetching now would race with it).
+        if (!recovered) this.lostWhileMounting = true;
+        return;
+      }
       if (!recovered) {
         this.refetch();
         this.reloadLive(); // refreshes published while we were away are lost: the latest are kept
@@ -145,6 +152,11 @@ export class DashboardPage {
       for (const pub of this.early.splice(0)) this._publication(pub);
       this._renderLiveStatus(this.client.state);
       this._loadPresence();
+      if (this.lostWhileMounting) {
+        this.lostWhileMounting = false;
+        this.refetch();
+        this.reloadLive();
+      }
     } catch (err) {
       if (this.destroyed) return;
       this._fail(err);
