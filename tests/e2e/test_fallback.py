@@ -438,3 +438,24 @@ def test_a_subscribe_made_before_the_connection_opens_is_sent_once_and_is_no_rec
     assert out["replyChannel"] == out["channel"]
     assert len(subscribes) == 1, subscribes
     assert out["recovery"] == [], out["recovery"]
+
+
+def test_logging_out_drops_the_requests_still_in_flight(open_page, demo_server):
+    """A request made just before logging out must not come back as a 401 of a session that is
+    over (a console error, and a "session expired" flash on the login screen): logging out drops
+    every request of the session, except the logout itself."""
+    page = open_page(demo_server, "/health")
+    out = page.evaluate("""async () => {
+      const api = await import("/static/js/api.js");
+      await api.login("demo", "demo");
+      const pending = api.listDashboards();
+      const loggedOut = api.logout();
+      api.session.clear();
+      let error = null;
+      try { await pending; } catch (err) { error = {status: err.status, aborted: err.aborted}; }
+      await loggedOut;
+      const after = await fetch("/api/me", {credentials: "same-origin"});
+      return {error, meAfterLogout: after.status};
+    }""")
+    assert out["error"] == {"status": 0, "aborted": True}, out
+    assert out["meAfterLogout"] == 401  # the logout itself went through

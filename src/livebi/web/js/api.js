@@ -27,10 +27,11 @@ export function csrfHeaders() {
 
 /** Error for a non-2xx REST answer; `status` 401 means the session is over. */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, { aborted = false } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.aborted = aborted; // dropped at logout: nobody is waiting for it any more
   }
 }
 
@@ -56,11 +57,17 @@ export const session = {
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.setItem(USER_KEY, JSON.stringify(user || {}));
   },
+  /** Logged out: forget the login and drop every request still in flight with it (its answer,
+   * a 401 once the server revoked the token, belongs to a session that is over). */
   clear() {
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(USER_KEY);
+    inflight.abort();
+    inflight = new AbortController();
   },
 };
+
+let inflight = new AbortController(); // the requests of the current login
 
 async function detailOf(response) {
   try {
@@ -74,17 +81,19 @@ async function detailOf(response) {
   return `${response.status} ${response.statusText || "error"}`.trim();
 }
 
-async function call(method, path, { body, auth = true } = {}) {
+async function call(method, path, { body, auth = true, detached = false } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth && session.token) headers.Authorization = `Bearer ${session.token}`;
   else if (!SAFE_METHODS.has(method)) Object.assign(headers, csrfHeaders());
   let response;
+  const signal = detached ? undefined : inflight.signal;
   try {
     response = await fetch(path, {
-      method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
+      method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body), signal,
     });
   } catch {
+    if (signal && signal.aborted) throw new ApiError(0, "Logged out before the server answered.", { aborted: true });
     throw new ApiError(0, "The server cannot be reached. Check your connection and try again.");
   }
   if (!response.ok) throw new ApiError(response.status, await detailOf(response));
@@ -101,7 +110,7 @@ export async function login(username, password) {
  * clears the cookies), then forget it. */
 export async function logout() {
   try {
-    if (session.token || csrfToken()) await call("POST", "/api/logout");
+    if (session.token || csrfToken()) await call("POST", "/api/logout", { detached: true }); // outlives the session's clear
   } catch (err) {
     // Already expired or unreachable: forgetting the token locally is all that is left to do.
     console.warn("livebi: logout", err);

@@ -117,6 +117,7 @@ ui.logout.addEventListener("click", () => {
 
 /** REST failures: a 401 ends the session, anything else is reported to the caller's UI. */
 function handleApiError(err) {
+  if (err && err.aborted) return true; // dropped at logout
   if (err && err.status === 401) {
     logout("Your session has expired. Please log in again.");
     return true;
