@@ -207,6 +207,34 @@ def serve(
 
 
 @app.command()
+def agent(
+    kind: str = typer.Argument(..., help="Which agent to serve: nlp, data or viz."),
+    port: int = typer.Option(8101, help="Port to serve on."),
+    host: Optional[str] = typer.Option(None, help="Interface to bind (default: the host setting, 127.0.0.1)."),
+    warehouse: Optional[List[str]] = typer.Option(None, help="Warehouse as NAME=URL or URL (nlp and data agents; the server's names)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve one agent over WebSocket (/agent) with HTTP (/agent/call) as its fallback, for
+    servers whose nlp_agent_urls, data_agent_urls or viz_agent_urls name it. Needs the shared
+    secret in LIVEBI_AGENT_TOKEN; other settings (limits, LLM) come from LIVEBI_* as for serve."""
+    from .agents.remote.service import MIN_TOKEN_CHARS, run_agent
+    from .agents.remote.wire import AGENTS
+
+    if kind not in AGENTS:
+        raise typer.BadParameter(f"the agent is one of {', '.join(AGENTS)}, not {kind!r}")
+    settings = _settings(warehouses=_parse_warehouses(warehouse), host=host)
+    if len(settings.agent_token) < MIN_TOKEN_CHARS:
+        typer.echo(f"error: set LIVEBI_AGENT_TOKEN (at least {MIN_TOKEN_CHARS} characters, the same as the servers'): "
+                   "an agent never serves unauthenticated callers", err=True)
+        raise typer.Exit(2)
+    if kind != "viz" and not settings.warehouses:
+        _ensure_demo_data(settings, settings.demo_rows)
+        settings = _settings(host=host, today=_demo_today())
+    typer.echo(f"livebi {kind} agent on ws://{settings.host}:{port}/agent (HTTP fallback: /agent/call)", err=True)
+    run_agent(kind, settings, host=settings.host, port=port, log_level=log_level)
+
+
+@app.command()
 def ask(
     question: List[str] = typer.Argument(..., help="One or more questions (quote each)."),
     warehouse: Optional[str] = typer.Option(None, help="Warehouse URL (default: the demo warehouse)."),

@@ -488,6 +488,66 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Remote agents (agents/remote; docs/agents.md). Empty URL lists: the agent runs in process.
+    nlp_agent_urls: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Remote NLP agents (`livebi agent nlp`), e.g. '[\"ws://10.0.0.5:8101\"]' (JSON in the environment); "
+            "calls go round-robin over them. Empty: the NLP agent runs in this process."
+        ),
+    )
+    data_agent_urls: list[str] = Field(
+        default_factory=list,
+        description="Remote data agents (`livebi agent data`), as nlp_agent_urls. Empty: queries run in this process.",
+    )
+    viz_agent_urls: list[str] = Field(
+        default_factory=list,
+        description="Remote viz agents (`livebi agent viz`), as nlp_agent_urls. Empty: charts are built in this process.",
+    )
+    agent_token: str = Field(
+        "",
+        description=(
+            "Shared secret between livebi servers and their remote agents (at least 16 characters): the server "
+            "sends it as 'Authorization: Bearer', `livebi agent` refuses every call without it and does not start "
+            "without one."
+        ),
+    )
+    agent_min_connections: int = Field(
+        1, ge=0, description="WebSocket connections each remote agent pool opens at startup and keeps open while idle."
+    )
+    agent_max_connections: int = Field(
+        16, ge=1,
+        description="Calls one server runs at once on each kind of remote agent (one connection each); more wait up to agent_pool_timeout_s.",
+    )
+    agent_pool_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds a call waits for a free connection to a remote agent before failing with agent_pool_exhausted."
+    )
+    agent_connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to a remote agent.")
+    agent_call_attempts: int = Field(
+        4, ge=1,
+        description=(
+            "Attempts of one call when the connection to a remote agent fails (calls are read-only, so they are "
+            "retried, on the next URL, after an exponential backoff with jitter); then agent_unavailable."
+        ),
+    )
+    agent_ws_failures_before_http: int = Field(
+        2, ge=1,
+        description=(
+            "Consecutive WebSocket failures after which a server reaches that kind of remote agent over HTTP "
+            "(streamed NDJSON) and says so on the system channel (service_degradation)."
+        ),
+    )
+    agent_probe_interval_s: float = Field(
+        5.0, gt=0,
+        description="Seconds between attempts to reopen a WebSocket to a remote agent reached over HTTP (with backoff and jitter); on success WebSocket is used again.",
+    )
+    agent_backoff_base_s: float = Field(0.1, gt=0, description="First reconnection delay to a remote agent, doubled on each failure (with jitter).")
+    agent_backoff_max_s: float = Field(5.0, gt=0, description="Longest reconnection delay to a remote agent.")
+    agent_max_message_bytes: int = Field(
+        16 * 1024 * 1024, ge=64 * 1024,
+        description="Largest message between a server and a remote agent (both sides refuse larger ones; results are bounded by max_result_bytes first).",
+    )
+
     # Demo
     demo_rows: int = Field(1_000_000, description="Order rows generated for the demo warehouse.")
 

@@ -81,6 +81,7 @@ class Pipeline:
         nlp: NLPAgent,
         data: DataAgent,
         on_internal_error: Callable[[str], None] | None = None,
+        viz: Any = None,
         # Admission (a fair queue in front of each warehouse)
         max_concurrent_queries: int = 8,
         max_concurrent_queries_per_user: int = 2,
@@ -93,6 +94,9 @@ class Pipeline:
         its connector can run fewer), at most ``max_concurrent_queries_per_user`` of them one
         user's; the others wait in a fair queue (:mod:`livebi.warehouse.admission`), reported
         as ``queued`` progress and not counted against the query timeout.
+
+        ``nlp``, ``data`` and ``viz`` may be remote agents (:mod:`livebi.agents.remote`); ``viz``
+        None: charts are built in this process.
         """
         if not warehouses:
             raise ValueError("at least one warehouse is required")
@@ -100,6 +104,7 @@ class Pipeline:
         self.nlp = nlp
         self.data = data
         self.on_internal_error = on_internal_error
+        self.viz = viz
         self._admission = {
             name: FairQueue(
                 slots=max(1, min(max_concurrent_queries, wh.max_concurrent_queries or max_concurrent_queries)),
@@ -258,10 +263,16 @@ class Pipeline:
         progress(stage, "chart_selection", "Choosing the chart from the result's shape…", result.row_count)
         hint = _hint(parsed.chart_hint if parsed else {})
         try:
-            if small_result(result.row_count, len(result.columns)):
+            if self.viz is not None:  # a remote viz agent
+                chart = await self.viz.chart(req.question or "", result, hint, requested=req.chart)
+            elif small_result(result.row_count, len(result.columns)):
                 chart = choose_chart(req.question or "", result, hint, requested=req.chart)
             else:
                 chart = await asyncio.to_thread(choose_chart, req.question or "", result, hint, requested=req.chart)
+        except AskFailed as failure:  # the remote viz agent is unavailable: the rows still count
+            chart = Chart(type="table", title=req.question or "", figure=None, kpi=None,
+                          reason="The chart service is unavailable, so the rows are shown as a table.")
+            warnings.append(f"could not build the chart ({failure.code}); showing the rows as a table")
         except Exception as exc:
             log.exception("visualization failed for %s", query_id)
             self._internal_error("viz")

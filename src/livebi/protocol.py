@@ -54,6 +54,9 @@ class ErrorCode(str, enum.Enum):
     query_timeout = "query_timeout"
     resources_exceeded = "resources_exceeded"  # the query needed more memory than the server allows
     cancelled = "cancelled"
+    # Remote agents (agents/remote; the stage names the agent)
+    agent_unavailable = "agent_unavailable"
+    agent_pool_exhausted = "agent_pool_exhausted"
 
 
 ERROR_HELP: dict[str, str] = {
@@ -85,6 +88,8 @@ ERROR_HELP: dict[str, str] = {
     "query_timeout": "The query ran longer than query_timeout_s and was stopped.",
     "resources_exceeded": "The query needed more memory (or a larger value) than the server allows; only this query failed. Ask for less: filter, aggregate, shorter values.",
     "cancelled": "The question was cancelled (cancel op or the asker disconnected).",
+    "agent_unavailable": "The remote agent of the stage (nlp_agent_urls, data_agent_urls, viz_agent_urls) could not be reached over WebSocket or HTTP; try again shortly.",
+    "agent_pool_exhausted": "Every connection to the stage's remote agent was busy for agent_pool_timeout_s (agent_max_connections); try again shortly.",
 }
 
 
@@ -609,6 +614,19 @@ class AlertNotificationData(BaseModel):
     timestamp: str = Field(..., description="ISO 8601 UTC time it fired (stored as the alert's last_fired_at).")
 
 
+class ServiceDegradationData(BaseModel):
+    """``service_degradation`` on ``system``: a part of the service this node depends on is
+    away (``active: true``) or back (``active: false``)."""
+
+    active: bool
+    component: str = Field(..., description="What degraded, e.g. 'broker' (Redis unreachable) or 'data_agent'.")
+    mode: str = Field(..., description="How the node carries on, e.g. 'single-node', or 'cluster' once back; for an agent its transport.")
+    message: str = Field(..., description="What it means for users, in plain words.")
+    transport: str | None = Field(
+        None, description="For a remote agent: how this node reaches it now, 'http' (degraded) or 'websocket'.",
+    )
+
+
 class MessageBatch(BaseModel):
     type: Literal["message_batch"]
     batch_id: str
@@ -624,6 +642,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "dashboard_update": DashboardUpdateData,
     "shared_query_result": SharedQueryResultData,
     "notification": AlertNotificationData,
+    "service_degradation": ServiceDegradationData,
 }
 
 

@@ -12,6 +12,7 @@ from .protocol import CloseCode
 from .realtime.connection import Connection
 from .agents.data import DataAgent
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
+from .agents.remote.wiring import RemoteAgents
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
 from .gc_tuning import GcTuning
@@ -114,6 +115,7 @@ class Services:
         # Checked here, not at start(), so a bad rule stops the server before it opens anything.
         self.warehouse_access = WarehouseAccess(settings.warehouse_access, list(settings.resolved_warehouses()))
         self.pipeline: Pipeline | None = None
+        self.agents: RemoteAgents | None = None
         self.asks: AskService | None = None
         self.dashboards: DashboardService | None = None
         self.sharing: SharingService | None = None
@@ -134,14 +136,19 @@ class Services:
         self.warehouses = {name: open_warehouse(name, url, **warehouse_options(s, name)) for name, url in s.resolved_warehouses().items()}
         for warehouse in self.warehouses.values():
             await warehouse.check_access()  # a PostgreSQL role that can write stops startup
+        # Remote agents (agents/remote): each agent with URLs is called through a pool.
+        self.agents = RemoteAgents(s, publish=self.publish,
+                                   on_error=lambda: self.metrics.internal_errors.labels("agents").inc())
+        await self.agents.start()
         self.pipeline = Pipeline(
             warehouses=self.warehouses,
-            nlp=build_nlp_agent(s),
-            data=DataAgent(
+            nlp=self.agents.nlp(build_nlp_agent(s)),
+            data=self.agents.data(DataAgent(
                 timeout_s=s.query_timeout_s, row_cap=s.row_cap,
                 max_result_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars,
                 max_sql_chars=s.max_sql_chars, max_sql_depth=s.max_sql_depth,
-            ),
+            )),
+            viz=self.agents.viz(),
             on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
             max_concurrent_queries=s.warehouse_max_concurrent_queries,
             max_concurrent_queries_per_user=s.warehouse_max_concurrent_queries_per_user,
@@ -232,6 +239,8 @@ class Services:
             await self.live.stop()
         if self.asks:
             await self.asks.shutdown()
+        if self.agents is not None:
+            await self.agents.close()
         if self._simulator:
             await self._simulator.stop()
         if self.ingest:
