@@ -249,6 +249,9 @@ async def test_websocket_cut_mid_question_falls_back_to_http_then_returns(tmp_pa
                 lambda: [p for p in client.on("system") if p["type"] == "service_degradation" and not p["data"]["active"]],
                 timeout=20)
             assert back[0]["data"]["transport"] == "websocket"
+            async with httpx.AsyncClient() as http:
+                health = (await http.get(f"{server.base_url}/health")).json()
+            assert health["agents"]["data"]["transport"] == "websocket" and health["agents"]["data"]["calls"]["http"] == 2
             before = (await data.stats())["websocket"]
             reply = await client.op("ask", question="how many orders")
             assert (await client.until_final(reply["data"]["channel"]))["type"] == "result"

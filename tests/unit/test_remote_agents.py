@@ -118,3 +118,17 @@ def test_degradation_publication_fits_the_protocol() -> None:
     down = model.model_validate(degradation_data("data", "http", True))
     assert down.active and down.component == "data_agent" and down.transport == "http" and down.mode == "http"
     assert not model.model_validate(degradation_data("data", "websocket", False)).active
+
+
+def test_a_server_with_agent_urls_needs_the_token_and_good_urls(tmp_path) -> None:
+    from livebi.agents.remote.wiring import RemoteAgents
+    from livebi.config import Settings
+
+    with pytest.raises(ValueError, match="agent_token"):
+        RemoteAgents(Settings(data_dir=tmp_path, data_agent_urls=["ws://127.0.0.1:8102"]))
+    with pytest.raises(ValueError, match="ws://"):
+        RemoteAgents(Settings(data_dir=tmp_path, agent_token="x" * 16, viz_agent_urls=["127.0.0.1:8103"]))
+    agents = RemoteAgents(Settings(data_dir=tmp_path, agent_token="x" * 16, data_agent_urls=["ws://127.0.0.1:8102"]))
+    assert list(agents.pools) == ["data"] and agents.viz() is None
+    local = object()
+    assert agents.nlp(local) is local, "no URLs: the in-process agent itself"

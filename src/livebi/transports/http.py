@@ -212,6 +212,8 @@ async def health(request: Request) -> dict[str, Any]:
         "live_dashboards": services.live.active_count if services.live else None,
         "change_detection": services.live.detection_status() if services.live else {},
         "memory": memory_status(),
+        # remote agents: transport now (websocket, or http while degraded) and calls per transport
+        "agents": services.agents.status() if services.agents else {},
     }
 
 

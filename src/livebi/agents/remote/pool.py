@@ -324,23 +324,26 @@ class AgentPool:
             }) as response:
                 if response.status_code != 200:
                     raise TransportFailure(f"{http_url} answered HTTP {response.status_code}")
+                final = None
                 async for line in response.aiter_lines():
-                    if not line.strip():
-                        continue
+                    if not line.strip() or final is not None:
+                        continue  # the final line ends the stream: read to its end to keep the connection
                     message = loads(line, max_bytes=self.max_message_bytes)
                     kind = message.get("type")
                     if kind == "progress":
                         on_progress(*message.get("args") or [])
                     elif kind in ("result", "error"):
-                        self.calls["http"] += 1
-                        if kind == "error":
-                            raise_error(self.agent, message)
-                        return message.get("data")
-                raise TransportFailure(f"{http_url} ended the stream without a result")
+                        final = message
+                if final is None:
+                    raise TransportFailure(f"{http_url} ended the stream without a result")
         except httpx.HTTPError as exc:
             raise TransportFailure(f"HTTP to {http_url} failed: {type(exc).__name__} {exc}") from None
         except WireError as exc:
             raise TransportFailure(f"bad message from {http_url}: {exc}") from None
+        self.calls["http"] += 1
+        if final["type"] == "error":
+            raise_error(self.agent, final)
+        return final.get("data")
 
     # -- helpers --------------------------------------------------------------------------
 
