@@ -244,6 +244,17 @@ async def test_websocket_cut_mid_question_falls_back_to_http_then_returns(tmp_pa
             assert ("data_processing", "result_processing") in stages(client, reply["data"]["channel"])
             assert delta(await data.stats(), start)["http"] == 2
 
+            # cancelling a question over HTTP closes its stream, and the agent stops the query
+            slow = await client.op("ask", sql=SLOW_SQL)
+            await client._wait_for(lambda: any(s[1] == "sql_execution" for s in stages(client, slow["data"]["channel"])))
+            assert (await client.op("cancel", query_id=slow["data"]["query_id"]))["data"]["cancelled"]
+            assert (await client.until_final(slow["data"]["channel"]))["data"]["code"] == "cancelled"
+            for _ in range(100):
+                if delta(await data.stats(), start)["cancelled"] == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert delta(await data.stats(), start)["cancelled"] == 2, "the agent stopped the query"
+
             cutter.mend()  # the probe finds the WebSocket again and says so
             back = await client._wait_for(
                 lambda: [p for p in client.on("system") if p["type"] == "service_degradation" and not p["data"]["active"]],
@@ -313,6 +324,19 @@ async def test_round_robin_over_two_agents_and_unavailable_when_both_are_gone(tm
             await client.close()
 
 
+async def test_an_unreachable_viz_agent_leaves_the_rows_as_a_table(tmp_path, demo_duckdb) -> None:
+    settings = server_settings(tmp_path, demo_duckdb, viz_agent_urls=[f"ws://127.0.0.1:{free_port()}"],
+                               agent_call_attempts=2, agent_backoff_base_s=0.05)
+    async with run_server(settings) as server:
+        client = await server.connect("alice")
+        reply = await client.op("ask", question="total revenue by region")
+        final = await client.until_final(reply["data"]["channel"])
+        assert final["type"] == "result" and final["data"]["rows"]
+        assert final["data"]["chart"]["type"] == "table"
+        assert any("agent_unavailable" in w for w in final["data"]["warnings"])
+        await client.close()
+
+
 async def test_agent_refuses_unauthenticated_callers_and_validates_sql_itself(data_agent) -> None:
     data = data_agent
     start = await data.stats()
@@ -336,6 +360,12 @@ async def test_agent_refuses_unauthenticated_callers_and_validates_sql_itself(da
         assert (answer["type"], answer["kind"], answer["code"]) == ("error", "warehouse", "forbidden_sql")
         await ws.send(json.dumps({"id": "3", "op": "answer", "args": {}}))
         assert json.loads(await ws.recv())["code"] == "invalid_op"
+        await ws.send(b"\xff not json")
+        assert json.loads(await ws.recv())["code"] == "bad_json"
+        await ws.send(json.dumps({"id": "4", "op": "run", "args": {"warehouse": "demo", "sql": "SELECT count(*) AS n FROM customers WHERE 1 = 0"}}))
+        while (answer := json.loads(await ws.recv()))["type"] == "progress":
+            pass
+        assert answer["data"]["rows"] == [[0]], f"the connection still serves: {answer}"
 
 
 def test_agent_does_not_start_without_a_token(tmp_path) -> None:

@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from ...config import Settings
 from ...warehouse.base import Warehouse, WarehouseError
@@ -216,7 +216,10 @@ class AgentService:
         outgoing.put_nowait({"type": "hello", "agent": self.agent, "max_message_bytes": self.max_message_bytes})
         try:
             while True:
-                raw = await websocket.receive_text()
+                frame = await websocket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    break
+                raw = frame.get("text") or frame.get("bytes") or b""
                 try:
                     message = loads(raw, max_bytes=self.max_message_bytes)
                 except WireError as exc:
@@ -232,8 +235,6 @@ class AgentService:
                                            name=f"agent-call-{call_id}")
                 calls[call_id] = task
                 task.add_done_callback(lambda _t, key=call_id: calls.pop(key, None))
-        except WebSocketDisconnect:
-            pass
         finally:
             # the caller went away: nobody waits for these calls any more
             for task in list(calls.values()):
