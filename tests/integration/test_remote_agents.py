@@ -160,6 +160,19 @@ class WebSocketCutter:
         self.server.close()
 
 
+async def cancel_on_agent(client, asked: dict, agent: AgentProcess, start: dict, *, cancelled: int) -> None:
+    """Cancel the question ``asked``; the asker is told, and the agent counts ``cancelled``
+    calls stopped since ``start`` (its query interrupted)."""
+    cancel = await client.op("cancel", query_id=asked["query_id"])
+    assert cancel["ok"] and cancel["data"]["cancelled"]
+    assert (await client.until_final(asked["channel"]))["data"]["code"] == "cancelled"
+    for _ in range(100):
+        if delta(await agent.stats(), start)["cancelled"] == cancelled:
+            break
+        await asyncio.sleep(0.05)
+    assert delta(await agent.stats(), start)["cancelled"] == cancelled, "the agent stopped the query"
+
+
 def server_settings(tmp_path: Path, demo: Path, **agent_settings) -> Settings:
     return Settings(
         data_dir=tmp_path, warehouses={"demo": f"duckdb:///{demo}"}, store_url=f"sqlite:///{tmp_path / 'meta.db'}",
@@ -247,13 +260,7 @@ async def test_websocket_cut_mid_question_falls_back_to_http_then_returns(tmp_pa
             # cancelling a question over HTTP closes its stream, and the agent stops the query
             slow = await client.op("ask", sql=SLOW_SQL)
             await client._wait_for(lambda: any(s[1] == "sql_execution" for s in stages(client, slow["data"]["channel"])))
-            assert (await client.op("cancel", query_id=slow["data"]["query_id"]))["data"]["cancelled"]
-            assert (await client.until_final(slow["data"]["channel"]))["data"]["code"] == "cancelled"
-            for _ in range(100):
-                if delta(await data.stats(), start)["cancelled"] == 2:
-                    break
-                await asyncio.sleep(0.05)
-            assert delta(await data.stats(), start)["cancelled"] == 2, "the agent stopped the query"
+            await cancel_on_agent(client, slow["data"], data, start, cancelled=2)
 
             cutter.mend()  # the probe finds the WebSocket again and says so
             back = await client._wait_for(
@@ -287,14 +294,7 @@ async def test_pool_refuses_beyond_its_maximum_and_cancel_reaches_the_agent(tmp_
         assert (final["data"]["code"], final["data"]["stage"]) == ("agent_pool_exhausted", "data_processing")
         assert "1 connections" in final["data"]["message"] and final["data"]["suggestions"]
 
-        cancel = await alice.op("cancel", query_id=slow["data"]["query_id"])
-        assert cancel["ok"] and cancel["data"]["cancelled"]
-        assert (await alice.until_final(slow["data"]["channel"]))["data"]["code"] == "cancelled"
-        for _ in range(100):
-            if delta(await data.stats(), start)["cancelled"] == 1:
-                break
-            await asyncio.sleep(0.05)
-        assert delta(await data.stats(), start)["cancelled"] == 1, "the agent stopped the query"
+        await cancel_on_agent(alice, slow["data"], data, start, cancelled=1)
         # the slot is free again
         reply = await bob.op("ask", question="how many orders")
         assert (await bob.until_final(reply["data"]["channel"]))["type"] == "result"
