@@ -150,8 +150,10 @@ class AgentPool:
                 failure = exc
                 log.warning("%s agent call %s on %s failed (attempt %d of %d): %s",
                             self.agent, op, url, attempt + 1, self.call_attempts, exc)
+        # the detail (addresses of the agents) is for the operator's log, not for users
+        log.error("%s agent unavailable after %d attempts: %s", self.agent, self.call_attempts, failure)
         raise AskFailed(self.stage, ErrorCode.agent_unavailable,
-                        f"the {self.agent} agent is unavailable: {failure}", ["try again in a moment"])
+                        f"the {self.agent} agent is unavailable", ["try again in a moment"])
 
     async def _acquire(self) -> None:
         if not self._waiters and self.ledger.free > 0:

@@ -13,7 +13,7 @@ from .proxies import RemoteDataAgent, RemoteNLPAgent, RemoteVizAgent
 log = logging.getLogger(__name__)
 
 MESSAGES = {
-    True: "The {what} service is reached over its slower HTTP fallback; answers still arrive.",
+    True: "The {what} service is reached over its HTTP fallback: answers may be slower, or fail while it is down.",
     False: "The {what} service is reached over WebSocket again.",
 }
 WHAT = {"nlp": "question understanding", "data": "query", "viz": "chart"}

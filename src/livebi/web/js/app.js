@@ -33,6 +33,12 @@ const ui = {
   bell: $("bell"), bellBadge: $("bell-badge"), notifPanel: $("notif-panel"),
 };
 
+/** What is degraded now: "connection" (this browser's HTTP fallback) and the server's own
+ * notices by component, each with its message. */
+const degradations = new Map();
+const CONNECTION_TEXT = ui.banner.querySelector(".banner-text").textContent;
+const CONNECTION_DETAIL = ui.banner.querySelector(".banner-detail").textContent;
+
 let client = null;
 const cards = new Map(); // query_id -> QueryCard
 const early = new Map(); // query_id -> {pubs: [], timer}: publications that beat the ask reply
@@ -105,6 +111,7 @@ function logout(message = "") {
   ui.emptyState.hidden = false;
   replaceChildren(ui.historyList);
   clearInterval(statusTimer);
+  degradations.clear();
   showDegradation(false);
   setStatus("offline", "offline");
   showLogin(message);
@@ -237,6 +244,18 @@ function connect() {
   client.on("transport_disabled", () => setStatus("offline", "offline (live updates are switched off)"));
   client.connect();
   subscribeUserChannel();
+  subscribeSystemChannel();
+}
+
+/** The server says on `system` when a part it depends on degrades or recovers (a remote agent
+ * reached over HTTP, Redis away...): shown in the same banner as the browser's own fallback. */
+function subscribeSystemChannel() {
+  if (!client) return;
+  client.subscribe("system", (pub) => {
+    if (pub.type !== "service_degradation") return;
+    const data = pub.data || {};
+    showDegradation(Boolean(data.active), `server:${data.component}`, data.message || "");
+  }).catch((err) => console.warn("livebi: service notices unavailable", err));
 }
 
 /** Answers shared with me and my alerts arrive on my user channel. */
@@ -264,12 +283,18 @@ function setStatus(state, text, { transport = null, degraded = false } = {}) {
     : transport === "ws" ? "Live updates over a WebSocket" : "";
 }
 
-/** The "degraded" banner: shown when the HTTP fallback takes over, until dismissed or fixed. */
-function showDegradation(active) {
-  ui.banner.hidden = !active;
+/** The "degraded" banner: shown while something is degraded, until dismissed or fixed. */
+function showDegradation(active, key = "connection", message = "") {
+  if (active) degradations.set(key, message);
+  else degradations.delete(key);
+  const server = [...degradations].filter(([k]) => k !== "connection").map(([, m]) => m).filter(Boolean);
+  const own = degradations.has("connection");
+  ui.banner.querySelector(".banner-text").textContent = own ? CONNECTION_TEXT : "Service degraded";
+  ui.banner.querySelector(".banner-detail").textContent = [own ? CONNECTION_DETAIL : "", ...server].join(" ").trim();
+  ui.banner.hidden = degradations.size === 0;
 }
 
-ui.bannerDismiss.addEventListener("click", () => showDegradation(false));
+ui.bannerDismiss.addEventListener("click", () => { ui.banner.hidden = true; });
 
 function renderStatus(status) {
   clearInterval(statusTimer);
