@@ -132,3 +132,22 @@ def test_a_server_with_agent_urls_needs_the_token_and_good_urls(tmp_path) -> Non
     assert list(agents.pools) == ["data"] and agents.viz() is None
     local = object()
     assert agents.nlp(local) is local, "no URLs: the in-process agent itself"
+
+
+def test_a_failed_url_is_skipped_while_it_backs_off_longer_after_each_failure() -> None:
+    backoff = Backoff(base_s=1.0, max_s=8.0, rng=random.Random(1))
+    ledger = PoolLedger(["ws://a", "ws://b"], max_connections=4)
+    assert ledger.next_url(0.0) == "ws://a"
+    first = ledger.failed("ws://a", 0.0, backoff)
+    assert 0.5 <= first <= 1.0
+    assert [ledger.next_url(0.1) for _ in range(4)] == ["ws://b"] * 4, "a dead agent among live ones gets no calls"
+    assert ledger.backing_off("ws://b", 0.1) == 0 and ledger.backing_off("ws://a", 0.1) == pytest.approx(first - 0.1)
+    again = ledger.failed("ws://a", first, backoff)
+    assert 1.0 <= again - first <= 2.0, "longer after the second failure in a row"
+    ledger.failed("ws://b", first, backoff)
+    assert ledger.next_url(first) == min(("ws://a", "ws://b"), key=lambda u: ledger.backing_off(u, first)), \
+        "all backing off: the one back soonest"
+    assert {ledger.next_url(again + 10) for _ in range(2)} == {"ws://a", "ws://b"}
+    ledger.succeeded("ws://a")
+    assert ledger.backing_off("ws://a", first) == 0
+    assert 0.5 <= ledger.failed("ws://a", 100.0, backoff) - 100.0 <= 1.0, "a success starts the schedule over"

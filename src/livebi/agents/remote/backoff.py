@@ -37,7 +37,9 @@ class PoolLedger:
     """Which URL the next call goes to and how many calls hold a connection.
 
     At most ``max_connections`` calls run at once (each on a connection of its own, WebSocket
-    or an HTTP stream); URLs are taken in turn so calls spread over every agent.
+    or an HTTP stream); URLs are taken in turn so calls spread over every agent, skipping one
+    whose connection just failed until its backoff is over (longer after each failure in a
+    row), so a dead agent among live ones costs a call no retry once it is known.
     """
 
     def __init__(self, urls: Sequence[str], *, max_connections: int) -> None:
@@ -49,11 +51,33 @@ class PoolLedger:
         self.max_connections = max_connections
         self.in_use = 0
         self._next = 0
+        self._down_until: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
 
-    def next_url(self) -> str:
-        url = self.urls[self._next % len(self.urls)]
-        self._next = (self._next + 1) % len(self.urls)
-        return url
+    def next_url(self, now: float = 0.0) -> str:
+        """The next URL in turn that is not backing off at ``now``; when every one is, the one
+        whose backoff ends first."""
+        for _ in range(len(self.urls)):
+            url = self.urls[self._next]
+            self._next = (self._next + 1) % len(self.urls)
+            if self._down_until.get(url, 0.0) <= now:
+                return url
+        return min(self.urls, key=lambda u: self._down_until.get(u, 0.0))
+
+    def backing_off(self, url: str, now: float) -> float:
+        """Seconds until ``url``'s backoff ends (0: it may be tried now)."""
+        return max(0.0, self._down_until.get(url, 0.0) - now)
+
+    def failed(self, url: str, now: float, backoff: Backoff) -> float:
+        """A connection to ``url`` failed at ``now``: it backs off; returns until when."""
+        failures = self._failures.get(url, 0)
+        self._failures[url] = failures + 1
+        self._down_until[url] = now + backoff.delay(failures)
+        return self._down_until[url]
+
+    def succeeded(self, url: str) -> None:
+        self._failures.pop(url, None)
+        self._down_until.pop(url, None)
 
     def take(self) -> None:
         """Take a slot; raises PoolExhausted when all ``max_connections`` are taken."""

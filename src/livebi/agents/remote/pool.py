@@ -9,8 +9,10 @@ returns its result, forwarding the agent's progress messages to ``on_progress`` 
   ``min_connections`` WebSockets are opened at startup.
 * **Round robin.** Each call (and each retry) goes to the next URL.
 * **Retries.** Calls are read-only (parse, SELECT, chart), so a call whose connection fails is
-  sent again, ``call_attempts`` times at most, after an exponential backoff with jitter
-  (:class:`~.backoff.Backoff`); then ``agent_unavailable``.
+  sent again, ``call_attempts`` times at most, to the next URL; a URL whose connection failed is
+  left alone for an exponential backoff with jitter (:class:`~.backoff.Backoff`, longer after
+  each failure in a row), and a call waits only when every URL is backing off; then
+  ``agent_unavailable``.
 * **HTTP fallback.** After ``ws_failures_before_http`` WebSocket failures in a row calls go over
   HTTP (``POST /agent/call``, the answer streamed as NDJSON so progress still flows), and
   ``on_transport_change`` is told; a probe tries a WebSocket every ``probe_interval_s`` (with
@@ -138,18 +140,25 @@ class AgentPool:
 
     async def _call(self, op: str, args: dict[str, Any], on_progress: Callable[..., None]) -> Any:
         failure: TransportFailure | None = None
+        loop = asyncio.get_running_loop()
         for attempt in range(self.call_attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff.delay(attempt - 1))
-            url = self.ledger.next_url()
+            url = self.ledger.next_url(loop.time())
+            wait = self.ledger.backing_off(url, loop.time())
+            if wait > 0:  # every URL failed just now: wait for the first backoff to end
+                await asyncio.sleep(wait)
             try:
                 if self.mode.degraded:
-                    return await self._call_http(url, op, args, on_progress)
-                return await self._call_ws(url, op, args, on_progress)
+                    result = await self._call_http(url, op, args, on_progress)
+                else:
+                    result = await self._call_ws(url, op, args, on_progress)
             except TransportFailure as exc:
                 failure = exc
+                self.ledger.failed(url, loop.time(), self.backoff)
                 log.warning("%s agent call %s on %s failed (attempt %d of %d): %s",
                             self.agent, op, url, attempt + 1, self.call_attempts, exc)
+                continue
+            self.ledger.succeeded(url)
+            return result
         # the detail (addresses of the agents) is for the operator's log, not for users
         log.error("%s agent unavailable after %d attempts: %s", self.agent, self.call_attempts, failure)
         raise AskFailed(self.stage, ErrorCode.agent_unavailable,
@@ -294,7 +303,7 @@ class AgentPool:
         failed = 0
         while self.mode.degraded:
             await asyncio.sleep(self._probe_backoff.delay(failed))
-            url = self.ledger.next_url()
+            url = self.ledger.next_url(asyncio.get_running_loop().time())
             try:
                 conn = await self._open_ws(url)
             except TransportFailure as exc:
