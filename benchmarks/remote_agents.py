@@ -2,7 +2,8 @@
 
 Starts `livebi agent nlp`, `livebi agent data` and `livebi agent viz` in processes of their own on
 a generated demo warehouse, then answers the same questions with :class:`livebi.pipeline.Pipeline`
-three ways, in this one run:
+three ways, in this one run (interleaved: each question is asked in each mode in turn, so load
+from elsewhere on the machine hits every mode alike):
 
 1. **in process** (the default: no agent URLs), the baseline;
 2. **remote over WebSocket** (every agent remote, through the pools a server uses);
@@ -72,22 +73,36 @@ def start_agent(kind: str, demo: Path, data_dir: Path) -> tuple[subprocess.Popen
     raise RuntimeError(f"the {kind} agent did not start")
 
 
-async def measure(pipeline: Pipeline, rounds: int) -> tuple[list[float], int]:
-    times, progress = [], 0
+class Mode:
+    """One way of answering: a pipeline, and the pools to put in HTTP mode (or back) first."""
 
-    def report(*_args: object) -> None:
-        nonlocal progress
-        progress += 1
+    def __init__(self, name: str, pipeline: Pipeline, pools: list, transport: str | None = None) -> None:
+        self.name, self.pipeline, self.pools, self.transport = name, pipeline, pools, transport
+        self.times: list[float] = []
+        self.progress = 0
 
-    for question in QUESTIONS:  # warm: semantic models, connections
-        await pipeline.answer(new_query_id(), AskRequest(question=question), report)
-    progress = 0
+    def report(self, *_args: object) -> None:
+        self.progress += 1
+
+    async def ask(self, question: str, *, record: bool) -> None:
+        for pool in self.pools:  # as after agent_ws_failures_before_http failures in a row (or a probe)
+            pool.mode.transport = self.transport
+        started = time.perf_counter()
+        await self.pipeline.answer(new_query_id(), AskRequest(question=question), self.report if record else lambda *a: None)
+        if record:
+            self.times.append((time.perf_counter() - started) * 1000)
+
+
+async def measure(modes: list[Mode], rounds: int) -> None:
+    """Every question in every mode once to warm up, then ``rounds`` rounds in which each mode
+    answers each question in turn (interleaved, so load from elsewhere hits every mode alike)."""
+    for mode in modes:
+        for question in QUESTIONS:
+            await mode.ask(question, record=False)
     for _ in range(rounds):
         for question in QUESTIONS:
-            started = time.perf_counter()
-            await pipeline.answer(new_query_id(), AskRequest(question=question), report)
-            times.append((time.perf_counter() - started) * 1000)
-    return times, progress
+            for mode in modes:
+                await mode.ask(question, record=True)
 
 
 async def run(rows: int, rounds: int) -> None:
@@ -108,25 +123,25 @@ async def run(rows: int, rounds: int) -> None:
         await agents.start()
         remote = Pipeline(warehouses=warehouses, nlp=agents.nlp(build_nlp_agent(settings)), data=agents.data(data),
                           viz=agents.viz())
-        results = {"in process": await measure(local, rounds), "remote, WebSocket": await measure(remote, rounds)}
-        for pool in agents.pools.values():
-            pool.mode.transport = "http"  # as after agent_ws_failures_before_http failures in a row
-        results["remote, HTTP fallback"] = await measure(remote, rounds)
+        pools = list(agents.pools.values())
+        modes = [Mode("in process", local, []), Mode("remote, WebSocket", remote, pools, "websocket"),
+                 Mode("remote, HTTP fallback", remote, pools, "http")]
+        await measure(modes, rounds)
         await agents.close()
         await warehouses["demo"].close()
     finally:
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
-    base = statistics.median(results["in process"][0])
+    base = statistics.median(modes[0].times)
     n = rounds * len(QUESTIONS)
-    print(f"{n} questions per mode ({rounds} rounds of {len(QUESTIONS)}), demo warehouse of {rows:,} orders, "
-          f"{os.cpu_count()} CPUs")
+    print(f"{n} questions per mode ({rounds} rounds of {len(QUESTIONS)}, modes interleaved), demo warehouse of "
+          f"{rows:,} orders, {os.cpu_count()} CPUs")
     print(f"{'mode':24} {'median ms':>10} {'p95 ms':>8} {'x in process':>13} {'progress/question':>18}")
-    for mode, (times, progress) in results.items():
-        median = statistics.median(times)
-        p95 = sorted(times)[max(0, int(len(times) * 0.95) - 1)]
-        print(f"{mode:24} {median:10.1f} {p95:8.1f} {median / base:13.2f} {progress / len(times):18.1f}")
+    for mode in modes:
+        median = statistics.median(mode.times)
+        p95 = sorted(mode.times)[max(0, int(len(mode.times) * 0.95) - 1)]
+        print(f"{mode.name:24} {median:10.1f} {p95:8.1f} {median / base:13.2f} {mode.progress / len(mode.times):18.1f}")
 
 
 def main() -> None:
