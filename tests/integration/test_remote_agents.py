@@ -354,7 +354,8 @@ async def test_agent_refuses_unauthenticated_callers_and_validates_sql_itself(da
 
     # a caller with the token still cannot write: the agent validates again
     async with websockets.connect(f"ws://{base}/agent", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
-        assert json.loads(await ws.recv()) == {"type": "hello", "agent": "data", "max_message_bytes": 16 * 1024 * 1024}
+        assert json.loads(await ws.recv()) == {"type": "hello", "agent": "data", "protocol": 1,
+                                              "max_message_bytes": 16 * 1024 * 1024}
         await ws.send(json.dumps({"id": "2", "op": "run", "args": {"warehouse": "demo", "sql": "DROP TABLE orders"}}))
         answer = json.loads(await ws.recv())
         assert (answer["type"], answer["kind"], answer["code"]) == ("error", "warehouse", "forbidden_sql")

@@ -3,6 +3,7 @@ the wire conversions (no sockets; tests/integration/test_remote_agents.py has th
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -151,3 +152,35 @@ def test_a_failed_url_is_skipped_while_it_backs_off_longer_after_each_failure() 
     ledger.succeeded("ws://a")
     assert ledger.backing_off("ws://a", first) == 0
     assert 0.5 <= ledger.failed("ws://a", 100.0, backoff) - 100.0 <= 1.0, "a success starts the schedule over"
+
+
+async def test_pool_slots_refuse_beyond_the_maximum_and_free_ones_go_first_come_first_served() -> None:
+    from livebi.agents.remote.pool import AgentPool
+    from livebi.pipeline import AskFailed
+
+    pool = AgentPool("data", ["ws://127.0.0.1:9"], token="x" * 16, max_connections=2, pool_timeout_s=0.05)
+    await pool._acquire()
+    await pool._acquire()
+    with pytest.raises(AskFailed) as refused:
+        await pool._acquire()
+    assert (refused.value.code, refused.value.stage.value) == ("agent_pool_exhausted", "data_processing")
+    assert "2 connections" in refused.value.message and not pool._waiters, "the one that gave up left the line"
+
+    pool.pool_timeout_s = 5.0
+    order: list[str] = []
+
+    async def wait(name: str) -> None:
+        await pool._acquire()
+        order.append(name)
+
+    first, second = asyncio.create_task(wait("first")), asyncio.create_task(wait("second"))
+    await asyncio.sleep(0.01)
+    late = asyncio.create_task(wait("cancelled"))
+    await asyncio.sleep(0.01)
+    late.cancel()  # a caller cancelled while waiting leaves the line without taking a slot
+    for _ in range(2):
+        pool.ledger.give_back()
+        pool._wake()
+        await asyncio.sleep(0.01)
+    await asyncio.gather(first, second)
+    assert order == ["first", "second"] and pool.ledger.free == 0 and not pool._waiters

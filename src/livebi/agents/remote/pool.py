@@ -38,7 +38,7 @@ from websockets.protocol import State
 from ...pipeline import AskFailed
 from ...protocol import ErrorCode, Stage
 from .backoff import Backoff, PoolLedger, TransportMode
-from .wire import STAGE_OF, WireError, base_urls, dumps, loads, raise_error
+from .wire import PROTOCOL, STAGE_OF, WireError, base_urls, dumps, loads, raise_error
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,8 @@ class AgentPool:
             hello = loads(await asyncio.wait_for(conn.recv(), self.connect_timeout_s), max_bytes=self.max_message_bytes)
             if hello.get("type") != "hello" or hello.get("agent") != self.agent:
                 raise TransportFailure(f"{ws_url} is not a {self.agent} agent (it said {hello!r:.200})")
+            if hello.get("protocol") != PROTOCOL:
+                raise TransportFailure(f"{ws_url} speaks agent protocol {hello.get('protocol')!r}, not {PROTOCOL}")
         except (OSError, TimeoutError, WireError, websockets.exceptions.WebSocketException) as exc:
             await conn.close()
             raise TransportFailure(f"no hello from {ws_url}: {exc}") from None
@@ -335,6 +337,9 @@ class AgentPool:
             }) as response:
                 if response.status_code != 200:
                     raise TransportFailure(f"{http_url} answered HTTP {response.status_code}")
+                said = response.headers.get("x-livebi-agent")
+                if said != f"{self.agent}/{PROTOCOL}":
+                    raise TransportFailure(f"{http_url} is not a {self.agent} agent of protocol {PROTOCOL} (it said {said!r})")
                 final = None
                 async for line in response.aiter_lines():
                     if not line.strip() or final is not None:

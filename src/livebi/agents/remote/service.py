@@ -34,7 +34,7 @@ from ...config import Settings
 from ...warehouse.base import Warehouse, WarehouseError
 from ..data import DataAgent, cap_result
 from ..viz import ChartHint, choose_chart
-from .wire import AGENTS, HTTP_PATH, OPS, WS_PATH, WireError, dumps, error_message, loads, parsed_from_json, result_from_json, result_to_json
+from .wire import AGENTS, HTTP_PATH, OPS, PROTOCOL, WS_PATH, WireError, dumps, error_message, loads, parsed_from_json, result_from_json, result_to_json
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,8 @@ class AgentService:
                 await websocket.send_text(dumps(await outgoing.get()))
 
         writer = asyncio.create_task(write(), name="agent-ws-writer")
-        outgoing.put_nowait({"type": "hello", "agent": self.agent, "max_message_bytes": self.max_message_bytes})
+        outgoing.put_nowait({"type": "hello", "agent": self.agent, "protocol": PROTOCOL,
+                             "max_message_bytes": self.max_message_bytes})
         try:
             while True:
                 frame = await websocket.receive()
@@ -276,7 +277,8 @@ class AgentService:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-        return StreamingResponse(stream(), media_type="application/x-ndjson")
+        return StreamingResponse(stream(), media_type="application/x-ndjson",
+                                 headers={"X-Livebi-Agent": f"{self.agent}/{PROTOCOL}"})
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "agent": self.agent})

@@ -4,7 +4,7 @@ One JSON object per WebSocket message, or per line of an HTTP NDJSON stream:
 
 * server -> agent: ``{"id": <str>, "op": <name>, "args": {...}}`` and, over WebSocket,
   ``{"id": <str>, "op": "cancel"}``;
-* agent -> server: first ``{"type": "hello", "agent": <kind>, "max_message_bytes": <int>}``
+* agent -> server: first ``{"type": "hello", "agent": <kind>, "protocol": 1, "max_message_bytes": <int>}``
   (WebSocket only), then per call any number of ``{"id", "type": "progress", "args": [...]}``
   and exactly one final ``{"id", "type": "result", "data": {...}}`` or ``{"id", "type":
   "error", "kind", "code", "message", "suggestions"}``.
@@ -31,6 +31,8 @@ OPS: dict[str, tuple[str, ...]] = {"nlp": ("answer", "repair"), "data": ("run",)
 #: the pipeline stage each agent works in (AskFailed.stage of its failures)
 STAGE_OF = {"nlp": "nlp_processing", "data": "data_processing", "viz": "visualization"}
 
+#: the version of this protocol, said in ``hello``; a server refuses an agent speaking another
+PROTOCOL = 1
 WS_PATH = "/agent"
 HTTP_PATH = "/agent/call"
 
