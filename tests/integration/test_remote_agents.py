@@ -210,6 +210,12 @@ async def test_every_agent_remote_answers_a_question_with_progress_like_in_proce
             executing = [s for s in stages(client, reply["data"]["channel"]) if s[1] == "sql_execution"]
             assert len(executing) >= 2
 
+            # a large result (serialized, parsed, bounded and charted off the event loops) arrives whole
+            reply = await client.op("ask", sql="SELECT order_id, customer_id, revenue FROM orders ORDER BY order_id LIMIT 3000")
+            final = await client.until_final(reply["data"]["channel"])
+            assert final["type"] == "result" and final["data"]["row_count"] == 3000 and not final["data"]["truncated"]
+            assert [row[0] for row in final["data"]["rows"][:3]] == [1, 2, 3] and final["data"]["chart"]["type"]
+
             # a refusal stays a refusal, with its code, whether the server or the agent refuses
             reply = await client.op("ask", sql="DELETE FROM orders")
             final = await client.until_final(reply["data"]["channel"])
@@ -220,8 +226,8 @@ async def test_every_agent_remote_answers_a_question_with_progress_like_in_proce
             await client.close()
         nlp_stats, data_stats, viz_stats = await nlp.stats(), await data.stats(), await viz.stats()
         assert (nlp_stats["websocket"], nlp_stats["failed"]) == (1, 1)  # not understood: an answer, not a success
-        assert viz_stats["websocket"] == 2
-        assert data_stats["websocket"] == 2, "the server refused the DELETE itself, before any call"
+        assert viz_stats["websocket"] == 3
+        assert data_stats["websocket"] == 3, "the server refused the DELETE itself, before any call"
 
 
 async def test_websocket_cut_mid_question_falls_back_to_http_then_returns(tmp_path, demo_duckdb, data_agent) -> None:

@@ -38,7 +38,7 @@ from websockets.protocol import State
 from ...pipeline import AskFailed
 from ...protocol import ErrorCode, Stage
 from .backoff import Backoff, PoolLedger, TransportMode
-from .wire import PROTOCOL, STAGE_OF, WireError, base_urls, dumps, loads, raise_error
+from .wire import PROTOCOL, STAGE_OF, WireError, base_urls, decode, dumps, encode, loads, raise_error
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +250,9 @@ class AgentPool:
             self._ws_ok()
         call_id = secrets.token_hex(8)
         try:
-            await conn.send(dumps({"id": call_id, "op": op, "args": args}))
+            await conn.send(await encode({"id": call_id, "op": op, "args": args}, large=op == "chart"))
             while True:
-                message = loads(await conn.recv(), max_bytes=self.max_message_bytes)
+                message = await decode(await conn.recv(), max_bytes=self.max_message_bytes)
                 if message.get("id") != call_id:
                     continue  # a late message of a call this connection no longer serves
                 answered = True
@@ -330,7 +330,7 @@ class AgentPool:
     async def _call_http(self, url: str, op: str, args: dict[str, Any], on_progress: Callable[..., None]) -> Any:
         assert self._http is not None, "start() first"
         http_url = self._targets[url][1]
-        body = dumps({"id": secrets.token_hex(8), "op": op, "args": args})
+        body = await encode({"id": secrets.token_hex(8), "op": op, "args": args}, large=op == "chart")
         try:
             async with self._http.stream("POST", http_url, content=body.encode(), headers={
                 "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
@@ -344,7 +344,7 @@ class AgentPool:
                 async for line in response.aiter_lines():
                     if not line.strip() or final is not None:
                         continue  # the final line ends the stream: read to its end to keep the connection
-                    message = loads(line, max_bytes=self.max_message_bytes)
+                    message = await decode(line, max_bytes=self.max_message_bytes)
                     kind = message.get("type")
                     if kind == "progress":
                         on_progress(*message.get("args") or [])

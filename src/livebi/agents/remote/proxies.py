@@ -15,12 +15,14 @@ Everything else is delegated to the local agent object.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any, Callable
 
 from ...warehouse.base import QueryResult, Warehouse
 from ..data import DataAgent, StageReport, cap_result
 from ..viz import Chart, ChartHint
+from ...pipeline import small_result
 from .pool import AgentPool
 from .wire import chart_from_json, parsed_from_json, result_from_json, result_to_json
 
@@ -41,7 +43,15 @@ class RemoteDataAgent(_Delegating):
 
     async def run(self, sql: str, warehouse: Warehouse, report: StageReport) -> QueryResult:
         data = await self.pool.call("run", {"warehouse": warehouse.name, "sql": sql}, report)
-        result = result_from_json(data if isinstance(data, dict) else {})
+        data = data if isinstance(data, dict) else {}
+        rows = data.get("rows")
+        if isinstance(rows, list) and not small_result(len(rows), len(data.get("columns") or [])):
+            return await asyncio.to_thread(self._bounded, data)  # walking every value: off the loop
+        return self._bounded(data)
+
+    def _bounded(self, data: dict[str, Any]) -> QueryResult:
+        """The agent's result, bounded again by this server's own caps."""
+        result = result_from_json(data)
         local = self._local
         if result.row_count > local.row_cap:
             result = dataclasses.replace(result, rows=result.rows[: local.row_cap], row_count=local.row_cap, truncated=True)

@@ -31,19 +31,21 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ...config import Settings
+from ...pipeline import small_result
 from ...warehouse.base import Warehouse, WarehouseError
 from ..data import DataAgent, cap_result
 from ..viz import ChartHint, choose_chart
-from .wire import AGENTS, HTTP_PATH, OPS, PROTOCOL, WS_PATH, WireError, dumps, error_message, loads, parsed_from_json, result_from_json, result_to_json
+from .wire import (
+    AGENTS, HTTP_PATH, OPS, PROTOCOL, WS_PATH, WireError, decode, dumps, encode, error_message, parsed_from_json,
+    result_from_json, result_to_json,
+)
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 MIN_TOKEN_CHARS = 16
-#: results of at most this many cells are charted on the event loop (as the pipeline does)
-INLINE_CELLS = 500
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[Any], None]  # a message: a dict, or a final one serialized already
 
 
 class AgentWork:
@@ -109,22 +111,26 @@ class AgentWork:
                 parsed = await self.nlp.answer(question, model, wh, on_substage=progress)
             else:
                 parsed = await self.nlp.repair(question, parsed_from_json(_dict(args, "parsed")),
-                                               _text(args, "message"), model, wh)
+                                               _text(args, "message"), model, wh, on_substage=progress)
             return parsed.to_dict()
-        # viz: bounded like any result before it is charted
+        # viz: bounding and charting walk every value: off the loop unless the result is small
+        raw = _dict(args, "result")
+        rows = raw.get("rows")
+        if isinstance(rows, list) and small_result(len(rows), len(raw.get("columns") or [])):
+            return self._chart(args, raw)
+        return await asyncio.to_thread(self._chart, args, raw)
+
+    def _chart(self, args: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+        """The chart for the result in ``raw``, bounded like any result before it is charted."""
         s = self.settings
-        result = result_from_json(_dict(args, "result"))
+        result = result_from_json(raw)
         if result.row_count > s.row_cap:
             result.rows, result.row_count, result.truncated = result.rows[: s.row_cap], s.row_cap, True
         result = cap_result(result, max_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars)
         hint = ChartHint.from_dict(args.get("hint") if isinstance(args.get("hint"), dict) else None)
         requested = args.get("requested") if isinstance(args.get("requested"), str) else None
         question = args.get("question") if isinstance(args.get("question"), str) else ""
-        if result.row_count * max(1, len(result.columns)) <= INLINE_CELLS:
-            chart = choose_chart(question, result, hint, requested=requested)
-        else:
-            chart = await asyncio.to_thread(choose_chart, question, result, hint, requested=requested)
-        return chart.to_dict()
+        return choose_chart(question, result, hint, requested=requested).to_dict()
 
 
 def _text(args: dict[str, Any], key: str) -> str:
@@ -161,7 +167,8 @@ class AgentService:
         return ok
 
     async def serve_call(self, message: dict[str, Any], emit: Emit, transport: str) -> None:
-        """Run the call in ``message``; every message for it goes to ``emit``, the final one last."""
+        """Run the call in ``message``; every message for it goes to ``emit`` (a dict, or the
+        final one already serialized), the final one last."""
         call_id = str(message.get("id") or "")
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
@@ -178,8 +185,9 @@ class AgentService:
             if not isinstance(op, str) or not isinstance(args, dict):
                 raise WireError("a call needs op (a string) and args (an object)")
             data = await self.work.run(op, args, progress)
-            final = {"id": call_id, "type": "result", "data": data}
-            if len(dumps(final)) > self.max_message_bytes:
+            # serialized once, off the loop when it carries rows (a result may be megabytes)
+            final = await encode({"id": call_id, "type": "result", "data": data}, large=op in ("run", "chart"))
+            if len(final) > self.max_message_bytes:
                 final = {"id": call_id, "type": "error", "kind": "internal", "code": "too_large",
                          "message": "the result is larger than agent_max_message_bytes", "suggestions": []}
             self.stats[transport] += 1
@@ -205,12 +213,13 @@ class AgentService:
             await websocket.close(code=4001)  # before accept: the handshake gets HTTP 403
             return
         await websocket.accept()
-        outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outgoing: asyncio.Queue[dict[str, Any] | str] = asyncio.Queue()
         calls: dict[str, asyncio.Task[None]] = {}
 
         async def write() -> None:
             while True:
-                await websocket.send_text(dumps(await outgoing.get()))
+                out = await outgoing.get()
+                await websocket.send_text(out if isinstance(out, str) else dumps(out))
 
         writer = asyncio.create_task(write(), name="agent-ws-writer")
         outgoing.put_nowait({"type": "hello", "agent": self.agent, "protocol": PROTOCOL,
@@ -222,7 +231,7 @@ class AgentService:
                     break
                 raw = frame.get("text") or frame.get("bytes") or b""
                 try:
-                    message = loads(raw, max_bytes=self.max_message_bytes)
+                    message = await decode(raw, max_bytes=self.max_message_bytes)
                 except WireError as exc:
                     outgoing.put_nowait({"type": "error", "kind": "bad_request", "code": "bad_json", "message": str(exc)})
                     continue
@@ -254,10 +263,10 @@ class AgentService:
             if len(body) > self.max_message_bytes:
                 return JSONResponse({"error": "too_large"}, status_code=413)
         try:
-            message = loads(bytes(body), max_bytes=self.max_message_bytes)
+            message = await decode(bytes(body), max_bytes=self.max_message_bytes)
         except WireError as exc:
             return JSONResponse({"error": "bad_json", "message": str(exc)}, status_code=400)
-        outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outgoing: asyncio.Queue[dict[str, Any] | str] = asyncio.Queue()
         task = asyncio.create_task(self.serve_call(message, outgoing.put_nowait, "http"), name="agent-http-call")
 
         async def stream() -> Any:
@@ -268,6 +277,9 @@ class AgentService:
                     except TimeoutError:
                         yield b'{"type":"heartbeat"}\n'
                         continue
+                    if isinstance(out, str):  # the final message, serialized already
+                        yield (out + "\n").encode()
+                        return
                     yield (dumps(out) + "\n").encode()
                     if out.get("type") in ("result", "error"):
                         return

@@ -15,6 +15,7 @@ keeps its code and its meaning (a SQL safety refusal stays a refusal, a timeout 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from typing import Any
@@ -65,6 +66,23 @@ def loads(raw: str | bytes, *, max_bytes: int) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise WireError("not a JSON object")
     return message
+
+
+#: messages up to this size are encoded and decoded on the event loop (well under a
+#: millisecond); larger ones (results) in a worker thread, so other connections keep being served
+INLINE_BYTES = 64 * 1024
+
+
+async def encode(message: dict[str, Any], *, large: bool = False) -> str:
+    """:func:`dumps`, in a worker thread when the caller knows the message is ``large``."""
+    return await asyncio.to_thread(dumps, message) if large else dumps(message)
+
+
+async def decode(raw: str | bytes, *, max_bytes: int) -> dict[str, Any]:
+    """:func:`loads`, in a worker thread for a message larger than INLINE_BYTES."""
+    if len(raw) > INLINE_BYTES:
+        return await asyncio.to_thread(loads, raw, max_bytes=max_bytes)
+    return loads(raw, max_bytes=max_bytes)
 
 
 def base_urls(url: str) -> tuple[str, str]:
