@@ -273,6 +273,17 @@ async def test_two_processes_on_one_postgres_store_notify_once(pg_database: str)
         assert [(c, t, d["value"]) for c, t, d in published] == [
             (f"user:{carol.id}", "notification", 10), (f"user:{carol.id}", "notification", 12)]
         assert published[0][2]["alert_id"] == created["id"]
+
+        # An alert made and deleted on one node reaches the other by resync, without a restart.
+        other = await nodes[0].create(carol, dashboard_id="d_pg", widget_id="w_pg", op="<", threshold=0)
+        await nodes[0].delete(carol, created["id"])
+        await nodes[0].delete(carol, other["id"])
+        assert nodes[1].watched() == {"d_pg": {"w_pg"}}
+        await nodes[1].resync()
+        assert nodes[1].watched() == {}
+        await nodes[0].create(carol, dashboard_id="d_pg", widget_id="w_pg", op=">", threshold=100)
+        await nodes[1].resync()
+        assert nodes[1].watched() == {"d_pg": {"w_pg"}}
     finally:
         for engine in engines:
             await engine.dispose()
