@@ -20,7 +20,7 @@ import logging
 import uuid
 from typing import Any, Awaitable, Callable
 
-from ..live.lease import UNREACHABLE
+from .redis_util import UNREACHABLE, listen
 
 log = logging.getLogger(__name__)
 
@@ -92,38 +92,22 @@ class SSEOpForwarder:
             self._waiting.pop(request_id, None)
 
     async def _listen(self) -> None:
-        delay = 0.5
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._ops_channel, self._reply_channel)
-                self._ready.set()
-                delay = 0.5
-                async for item in pubsub.listen():
-                    if item.get("type") != "message":
-                        continue
-                    channel = item["channel"].decode() if isinstance(item["channel"], bytes) else item["channel"]
-                    try:
-                        body = json.loads(item["data"])
-                    except ValueError:
-                        log.warning("sse forward: malformed message on %s ignored", channel)
-                        continue
-                    if channel == self._reply_channel:
-                        self._settle(body)
-                    else:
-                        task = asyncio.create_task(self._serve(body))
-                        self._serving.add(task)
-                        task.add_done_callback(self._serving.discard)
-            except UNREACHABLE as exc:
-                self._ready.clear()
-                log.warning("sse forward: Redis unreachable (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except UNREACHABLE:
-                    pass
+        def unreachable(exc: BaseException) -> None:
+            self._ready.clear()
+            log.warning("sse forward: Redis unreachable (%s); retrying", exc)
+
+        await listen(self._redis, [self._ops_channel, self._reply_channel], self._on_message, what="sse forward",
+                     on_ready=self._ready.set, on_unreachable=unreachable)
+
+    async def _on_message(self, channel: str, body: Any) -> None:
+        if not isinstance(body, dict):
+            log.warning("sse forward: malformed message on %s ignored", channel)
+        elif channel == self._reply_channel:
+            self._settle(body)
+        else:
+            task = asyncio.create_task(self._serve(body))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
 
     def _settle(self, body: dict[str, Any]) -> None:
         future = self._waiting.get(body.get("id", ""))

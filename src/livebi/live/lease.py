@@ -31,6 +31,8 @@ import logging
 import uuid
 from typing import Any, Awaitable, Callable
 
+from ..cluster.redis_util import UNREACHABLE, listen
+
 log = logging.getLogger(__name__)
 
 #: on_forward(name, message): a manual refresh forwarded to this node, the holder
@@ -68,16 +70,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-#: Redis errors that mean "cannot reach Redis now" (not a bug in the script or the caller)
-try:
-    from redis.exceptions import ConnectionError as _RedisConnectionError
-    from redis.exceptions import TimeoutError as _RedisTimeoutError
-
-    UNREACHABLE: tuple[type[BaseException], ...] = (_RedisConnectionError, _RedisTimeoutError, OSError)
-except ImportError:  # pragma: no cover - redis is a dependency
-    UNREACHABLE = (OSError,)
-
 
 class LocalLeases:
     """One node: it holds every lease."""
@@ -227,36 +219,18 @@ class RedisLeases:
                     log.exception("lease %s: renewing failed", name)
 
     async def _listen(self) -> None:
-        """Forwarded manual refreshes: acted on by the holder. Re-subscribes after an outage."""
-        delay = 0.5
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._forward_channel)
-                delay = 0.5
-                async for item in pubsub.listen():
-                    if item.get("type") != "message":
-                        continue
-                    try:
-                        body = json.loads(item["data"])
-                        name, message = body["name"], body["message"]
-                    except (ValueError, KeyError, TypeError):
-                        log.warning("lease forward: malformed message %r ignored", item.get("data"))
-                        continue
-                    if name in self.held and self.on_forward is not None:
-                        try:
-                            await self.on_forward(name, message)
-                        except Exception:
-                            log.exception("lease %s: acting on a forwarded message failed", name)
-            except UNREACHABLE as exc:
-                self._unreachable(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except UNREACHABLE:
-                    pass
+        """Forwarded manual refreshes: acted on by the holder."""
+        await listen(self._redis, [self._forward_channel], self._on_forward_message, what="lease forward",
+                     on_unreachable=self._unreachable)
+
+    async def _on_forward_message(self, channel: str, body: Any) -> None:
+        try:
+            name, message = body["name"], body["message"]
+        except (KeyError, TypeError):
+            log.warning("lease forward: malformed message %r ignored", body)
+            return
+        if name in self.held and self.on_forward is not None:
+            await self.on_forward(name, message)
 
     def _unreachable(self, exc: BaseException) -> None:
         if not self._down:
