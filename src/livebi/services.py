@@ -23,7 +23,7 @@ from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
 from .realtime.broker import open_broker
-from .realtime.hub import Delivery, Hub
+from .realtime.hub import Delivery, Hub, SubscribeResult
 from .realtime.manager import ConnectionManager
 from .realtime.presence import Presence
 from .sharing import SharingService
@@ -107,7 +107,14 @@ class Services:
         )
         self.shutting_down = False
         self.sse_streams: dict[str, Any] = {}  # conn_id -> transports.sse.SSEStream
-        self.broker = open_broker(settings.broker_url, self.hub, self._deliver)
+        self.broker = open_broker(
+            settings.broker_url, self.hub, self._deliver, redis_prefix=settings.redis_prefix,
+            meta_ttl_s=settings.redis_meta_ttl_s, retry_s=settings.redis_retry_s,
+            on_degraded=self._broker_degraded,
+            on_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+        )
+        if self.broker.shared:  # the broker stops following a channel once nobody here listens
+            self.connections.on_watch = self._on_watch
         self.store: MetadataStore | None = None
         self.auth: Authenticator | None = None
         self.warehouses: dict[str, Warehouse] = {}
@@ -253,7 +260,30 @@ class Services:
         self.metrics.publications.labels(type).inc()
         await self.broker.publish(channel, type, data, final=final)
 
+    def _broker_degraded(self, degraded: bool) -> None:
+        self.metrics.broker_degraded.set(1 if degraded else 0)
+        if degraded:
+            self.metrics.broker_outages.inc()
+
+    async def subscribe(
+        self, conn: Connection, channel: str, since: tuple[str, int] | None, *, from_start: bool = False
+    ) -> SubscribeResult:
+        """Subscribe ``conn`` (authorized already); with a shared broker, first follow the
+        channel and fetch the shared history ``since`` needs (see RedisBroker.prepare).
+
+        ``from_start``: replay the channel from its first publication with a shared broker
+        (a question's channel, whose pipeline may publish before the node follows it); the
+        memory broker needs no replay there, the hub sees every publication.
+        """
+        if not self.broker.shared:
+            return self.connections.subscribe(conn, channel, since)
+        since, older = await self.broker.prepare(channel, since, from_start=from_start)
+        # no await from here: publications arriving meanwhile are merged by the hub
+        return self.connections.subscribe(conn, channel, since, older)
+
     def _on_watch(self, channel: str, delta: int) -> None:
+        if delta < 0 and self.broker.shared:
+            self.broker.released(channel)
         # a dashboard is live on this process while a connection here listens to it
         if self.live is not None and channel.startswith("dashboard:"):
             dashboard_id = channel.split(":", 1)[1]
