@@ -114,7 +114,7 @@ async def test_recovery_with_since_across_nodes(nodes) -> None:
 
 
 async def test_recovery_races_live_publications_without_loss_or_duplicate(nodes) -> None:
-    a, b = await nodes(), await nodes()
+    a, b = await nodes(history_size=500), await nodes(history_size=500)  # all 200 stay recoverable
     await a.subscribe("a0", "dashboard:9")
     epoch = a.hub.position("dashboard:9")[0]
     done = asyncio.Event()
