@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from .conftest import LiveServer, WSClient, _add_users, free_port
+from .test_redis_broker import drop_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -86,11 +86,7 @@ async def cluster(tmp_path: Path, pg_database: str, redis_url: str, demo_duckdb:
             except subprocess.TimeoutExpired:
                 node.proc.kill()
                 node.proc.wait()
-        client = aioredis.Redis.from_url(redis_url)
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await drop_prefix(redis_url, prefix)
 
 
 async def create_dashboard(server: LiveServer, username: str) -> str:
@@ -170,3 +166,28 @@ async def test_three_nodes_share_channels_and_a_killed_nodes_clients_recover_els
     finally:
         for client in (editor, on_a, on_b):
             await client.close()
+
+
+async def test_ask_on_a_redis_broker_streams_every_publication_in_order(server_settings, redis_url: str) -> None:
+    """The asker subscribes while its pipeline may already publish (the node follows the
+    channel through Redis first): what came before is replayed, nothing is missed or doubled."""
+    from .conftest import run_server
+
+    prefix = f"ask:{secrets.token_hex(5)}:"
+    settings = server_settings.model_copy(update={"broker_url": redis_url, "redis_prefix": prefix})
+    try:
+        async with run_server(settings) as server:
+            client = await server.connect("alice")
+            try:
+                for question in ("total revenue by region", "number of orders"):
+                    reply = await client.op("ask", question=question)
+                    assert reply["ok"], reply
+                    channel = reply["data"]["channel"]
+                    final = await client.until_final(channel)
+                    assert final["type"] == "result", final
+                    seqs = [p["seq"] for p in client.on(channel)]
+                    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 3
+            finally:
+                await client.close()
+    finally:
+        await drop_prefix(redis_url, prefix)

@@ -43,15 +43,20 @@ class Node:
         return [seq for ch, seq, _ in self.delivered.get(conn, []) if ch == channel]
 
 
-@pytest.fixture
-async def prefix(redis_url: str):
-    prefix = f"test:{secrets.token_hex(5)}:"
-    yield prefix
+async def drop_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every key a test made under its own prefix."""
     client = aioredis.Redis.from_url(redis_url)
     keys = [k async for k in client.scan_iter(match=prefix + "*")]
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis_url: str):
+    prefix = f"test:{secrets.token_hex(5)}:"
+    yield prefix
+    await drop_prefix(redis_url, prefix)
 
 
 @pytest.fixture
