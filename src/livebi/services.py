@@ -107,6 +107,7 @@ class Services:
         )
         self.shutting_down = False
         self.sse_streams: dict[str, Any] = {}  # conn_id -> transports.sse.SSEStream
+        self._notices: set[asyncio.Task[None]] = set()
         self.broker = open_broker(
             settings.broker_url, self.hub, self._deliver, redis_prefix=settings.redis_prefix,
             meta_ttl_s=settings.redis_meta_ttl_s, retry_s=settings.redis_retry_s,
@@ -261,9 +262,24 @@ class Services:
         await self.broker.publish(channel, type, data, final=final)
 
     def _broker_degraded(self, degraded: bool) -> None:
+        """The Redis broker lost (or found again) its server: count it and tell ``system``."""
         self.metrics.broker_degraded.set(1 if degraded else 0)
         if degraded:
             self.metrics.broker_outages.inc()
+        message = ("Live updates from other servers are paused; updates made here still arrive." if degraded
+                   else "Live updates from every server are flowing again.")
+        data = {"active": degraded, "component": "broker", "mode": "single-node" if degraded else "cluster",
+                "message": message}
+        task = asyncio.get_running_loop().create_task(self._publish_notice("system", "service_degradation", data))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _publish_notice(self, channel: str, type: str, data: dict[str, Any]) -> None:
+        try:
+            await self.publish(channel, type, data)
+        except Exception:  # a notice must not take the broker's recovery down with it
+            log.exception("publishing %s on %s failed", type, channel)
+            self.metrics.internal_errors.labels("notice").inc()
 
     async def subscribe(
         self, conn: Connection, channel: str, since: tuple[str, int] | None, *, from_start: bool = False

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from .conftest import LiveServer, WSClient, _add_users, free_port
-from .test_redis_broker import drop_prefix
+from .test_redis_broker import OwnRedis, drop_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -191,3 +191,49 @@ async def test_ask_on_a_redis_broker_streams_every_publication_in_order(server_s
                 await client.close()
     finally:
         await drop_prefix(redis_url, prefix)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    yield from OwnRedis.serving(tmp_path)
+
+
+async def test_a_server_says_when_redis_is_away_keeps_serving_and_resumes(server_settings, own_redis) -> None:
+    """Redis (one this test starts) dies and comes back: the server tells `system`
+    subscribers and /health, an edit still reaches its own clients, then cluster mode resumes."""
+    from .conftest import run_server
+
+    settings = server_settings.model_copy(update={"broker_url": own_redis.url, "redis_retry_s": 0.2})
+    async with run_server(settings) as server:
+        dashboard_id = await create_dashboard(server, "alice")
+        channel = f"dashboard:{dashboard_id}"
+        client = await server.connect("alice")
+        try:
+            assert (await client.op("subscribe", channel="system"))["ok"]
+            assert (await client.op("subscribe", channel=channel))["ok"]
+
+            async def health() -> dict:
+                async with httpx.AsyncClient() as http:
+                    return (await http.get(f"{server.base_url}/health")).json()["broker"]
+
+            def notices() -> list[dict]:
+                return [p["data"] for p in client.on("system") if p["type"] == "service_degradation"]
+
+            assert (await health())["mode"] == "cluster"
+            await edit(client, dashboard_id, 1)
+            await client._wait_for(lambda: descriptions(client, channel) == ["v1"])
+
+            own_redis.kill()
+            await edit(client, dashboard_id, 2)  # the node notices on this publication at the latest
+            await client._wait_for(lambda: descriptions(client, channel) == ["v1", "v2"])
+            await client._wait_for(lambda: [n["active"] for n in notices()] == [True])
+            assert notices()[0]["component"] == "broker" and notices()[0]["mode"] == "single-node"
+            assert (await health())["mode"] == "single-node"
+
+            own_redis.start()
+            await client._wait_for(lambda: [n["active"] for n in notices()] == [True, False])
+            assert (await health())["mode"] == "cluster"
+            await edit(client, dashboard_id, 3)
+            await client._wait_for(lambda: descriptions(client, channel) == ["v1", "v2", "v3"])
+        finally:
+            await client.close()

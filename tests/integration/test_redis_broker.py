@@ -22,7 +22,7 @@ class Node:
     def __init__(self, url: str, prefix: str, **kw) -> None:
         self.hub = Hub(history_size=kw.setdefault("history_size", 100))
         self.delivered: dict[str, list[tuple[str, int, dict]]] = {}  # conn -> (channel, seq, frame)
-        self.broker = RedisBroker(url, self.hub, self._deliver, prefix=prefix, retry_s=0.2, **kw)
+        self.broker = RedisBroker(url, self.hub, self._deliver, prefix=prefix, retry_s=kw.pop("retry_s", 0.2), **kw)
 
     def _deliver(self, delivery: Delivery) -> None:
         for conn in delivery.targets:
@@ -245,38 +245,66 @@ async def test_unreachable_redis_at_start_serves_locally(unused_tcp_port_factory
         await node.broker.stop()
 
 
-async def test_redis_outage_keeps_local_delivery_and_resumes(tmp_path) -> None:
-    """A Redis this test starts (and kills) itself: the node keeps serving its own
-    subscribers, says so, and follows the shared channels again once Redis is back."""
-    import shutil
-    import socket
-    import subprocess
+class OwnRedis:
+    """A redis-server this test starts, kills and starts again (empty: no persistence)."""
 
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("*** redis-server binary not found: outage test SKIPPED ***")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    def __init__(self, tmp_path) -> None:
+        import shutil
+        import socket
 
-    def start_redis() -> subprocess.Popen:
-        proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                 "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+        self.server = shutil.which("redis-server")
+        if self.server is None:
+            pytest.skip("*** redis-server binary not found: outage test SKIPPED ***")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = tmp_path
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+        import time
+
+        self.proc = subprocess.Popen([self.server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.dir)], stdout=subprocess.DEVNULL)
         for _ in range(100):
             try:
-                socket.create_connection(("127.0.0.1", port), 0.1).close()
-                return proc
+                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
+                return
             except OSError:
-                import time
-
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
-    url = f"redis://127.0.0.1:{port}/0"
-    proc = start_redis()
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+    @classmethod
+    def serving(cls, tmp_path):
+        """For a fixture: started, yielded, killed."""
+        redis = cls(tmp_path)
+        redis.start()
+        try:
+            yield redis
+        finally:
+            redis.kill()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    yield from OwnRedis.serving(tmp_path)
+
+
+async def test_redis_outage_keeps_local_delivery_and_resumes(own_redis) -> None:
+    """The node keeps serving its own subscribers, says so, and follows the shared channels
+    again once Redis is back."""
     states: list[bool] = []
-    a = Node(url, "o:", on_degraded=states.append)
-    b = Node(url, "o:")
+    a = Node(own_redis.url, "o:", on_degraded=states.append)
+    b = Node(own_redis.url, "o:")
     await a.broker.start()
     await b.broker.start()
     try:
@@ -287,8 +315,7 @@ async def test_redis_outage_keeps_local_delivery_and_resumes(tmp_path) -> None:
         await until(lambda: b.seqs("b1", "dashboard:1") == [1] and a.seqs("a1", "dashboard:1") == [1])
         epoch_before = a.hub.position("user:1")[0]
 
-        proc.kill()
-        proc.wait()
+        own_redis.kill()
         await a.broker.publish("dashboard:1", "dashboard_update", {"n": 2})  # no crash: local delivery
         assert a.broker.status()["mode"] == "single-node" and states == [True]
         assert [f["data"] for _, _, f in a.delivered["a1"]] == [{"n": 1}, {"n": 2}]
@@ -296,7 +323,7 @@ async def test_redis_outage_keeps_local_delivery_and_resumes(tmp_path) -> None:
         late = await a.subscribe("a3", "dashboard:1")  # subscribing still works, locally
         assert late.epoch == a.delivered["a1"][-1][2]["epoch"]
 
-        proc = start_redis()  # an empty Redis: every shared history was lost
+        own_redis.start()  # an empty Redis: every shared history was lost
         await until(lambda: a.broker.status()["mode"] == "cluster" and b.broker.status()["mode"] == "cluster", 10)
         assert states == [True, False]
         await b.broker.publish("dashboard:1", "dashboard_update", {"n": 3})
@@ -308,5 +335,36 @@ async def test_redis_outage_keeps_local_delivery_and_resumes(tmp_path) -> None:
     finally:
         await a.broker.stop()
         await b.broker.stop()
-        proc.kill()
-        proc.wait()
+
+
+async def test_a_node_cut_off_from_redis_catches_up_from_history(own_redis) -> None:
+    """Only node A's pub/sub connection dies while B keeps publishing: once A is back, its
+    subscribers get what they missed from the shared history, in order, once; the epoch stays."""
+    a = Node(own_redis.url, "c:", name="node-a", retry_s=1.0)  # B publishes while A is away
+    b = Node(own_redis.url, "c:", name="node-b")
+    await a.broker.start()
+    await b.broker.start()
+    admin = aioredis.Redis.from_url(own_redis.url, decode_responses=True)
+    try:
+        first = await a.subscribe("a1", "dashboard:1")
+        await b.broker.publish("dashboard:1", "dashboard_update", {"n": 1})
+        await until(lambda: a.seqs("a1", "dashboard:1") == [1])
+        ids = [c["id"] for c in await admin.client_list(_type="pubsub") if c["name"] == "node-a"]
+        assert len(ids) == 1
+        await admin.execute_command("CLIENT", "KILL", "ID", ids[0])
+        await until(lambda: a.broker.status()["mode"] == "single-node")
+        for n in (2, 3):
+            await b.broker.publish("dashboard:1", "dashboard_update", {"n": n})
+        assert a.seqs("a1", "dashboard:1") == [1] and a.broker.status()["mode"] == "single-node"
+        await until(lambda: a.broker.status()["mode"] == "cluster", 10)
+        await b.broker.publish("dashboard:1", "dashboard_update", {"n": 4})
+        await until(lambda: len(a.seqs("a1", "dashboard:1")) >= 4)
+        await asyncio.sleep(0.1)
+        assert a.seqs("a1", "dashboard:1") == [1, 2, 3, 4]
+        assert [f["data"]["n"] for _, _, f in a.delivered["a1"]] == [1, 2, 3, 4]
+        assert a.hub.position("dashboard:1") == (first.epoch, 4)
+        assert b.broker.status()["mode"] == "cluster" and b.broker.status()["outages"] == 0
+    finally:
+        await admin.aclose()
+        await a.broker.stop()
+        await b.broker.stop()

@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import secrets
+import socket
 import time
 from typing import Any, Callable
 
@@ -98,6 +100,7 @@ class RedisBroker:
         retry_s: seconds between attempts to reach Redis again during an outage.
         on_degraded: told True when the node falls back to single-node mode, False on resume.
         on_error: told the component name of a bug caught (logged with its traceback).
+        name: the Redis client name of this node's connections (``CLIENT LIST`` shows it).
     """
 
     shared = True  # subscribe must call prepare() first (services.Services.subscribe)
@@ -115,8 +118,10 @@ class RedisBroker:
         retry_s: float = 1.0,
         on_degraded: Callable[[bool], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        name: str | None = None,
     ) -> None:
         self.url = url
+        self.name = name or f"livebi-{socket.gethostname()}-{os.getpid()}"
         self._hub = hub
         self._deliver = deliver
         self.prefix = prefix
@@ -127,7 +132,8 @@ class RedisBroker:
         self.retry_s = retry_s
         self._on_degraded = on_degraded
         self._on_error = on_error
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._redis = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0,
+                                              client_name=self.name)
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._position_script = self._redis.register_script(_POSITION)
         self._pubsub: Any = None
