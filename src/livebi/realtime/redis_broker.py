@@ -406,11 +406,19 @@ class RedisBroker:
                     listen = self._listens.get(channel)
                     if listen is None:
                         continue  # unsubscribing: nobody here wants it any more
-                    seq, epoch, final, frame = message["data"].split(" ", 3)
+                    seq_s, epoch, final, frame = message["data"].split(" ", 3)
+                    seq = int(seq_s)
                     if listen.buffer is not None:
-                        listen.buffer.append((epoch, int(seq), frame, final == "1"))
+                        listen.buffer.append((epoch, seq, frame, final == "1"))
+                        continue
+                    position = self._hub.position(channel)
+                    if epoch == position[0] and seq > position[1] + 1:
+                        # publications went missing on the way (a pub/sub reconnect): hold
+                        # this one until the shared history filled the gap
+                        listen.buffer = [(epoch, seq, frame, final == "1")]
+                        self._spawn(self._repair(channel, listen))
                     else:
-                        self._accept(channel, epoch, int(seq), frame, final == "1")
+                        self._accept(channel, epoch, seq, frame, final == "1")
                 elif kind == "subscribe":
                     waiting = self._confirms.get(message["channel"])
                     if waiting:
@@ -430,6 +438,23 @@ class RedisBroker:
                 self._on_error("broker")
             if self._pubsub is pubsub:
                 self._lost(RuntimeError("reader failed"))
+
+    async def _repair(self, channel: str, listen: _Listen) -> None:
+        """Deliver the publications between this node's position and the first one held in
+        ``listen.buffer`` from the shared history, then what the buffer holds, in order."""
+        try:
+            epoch, seq = self._hub.position(channel)
+            shared_epoch, _, entries = await self._fetch(channel, seq)
+            if shared_epoch == epoch:
+                for entry_seq, frame in entries:
+                    if entry_seq < listen.buffer[0][1]:
+                        self._accept(channel, epoch, entry_seq, frame, False)
+        except OUTAGE as exc:
+            self._lost(exc)
+        finally:
+            buffered, listen.buffer = listen.buffer or [], None
+            for epoch, seq, frame, final in buffered:
+                self._accept(channel, epoch, seq, frame, final)
 
     def _accept(self, channel: str, epoch: str, seq: int, frame: str, final: bool) -> None:
         position = self._hub.position(channel)
