@@ -64,7 +64,11 @@ class Settings(BaseSettings):
         ),
     )
     redis_retry_s: float = Field(
-        1.0, description="Seconds between attempts to reach Redis again while the Redis broker runs in single-node mode."
+        1.0,
+        description=(
+            "Seconds between attempts to reach Redis again while the Redis broker runs in single-node mode; every 5 times "
+            "this, a node also checks that its pub/sub connection still delivers (a hung Redis or a silent network cut)."
+        ),
     )
 
     # Security

@@ -391,3 +391,26 @@ async def test_a_publication_lost_on_the_way_is_taken_from_history(nodes, redis_
     assert a.seqs("a1", "user:4") == [1, 2, 3]
     assert [f["data"]["n"] for _, _, f in a.delivered["a1"]] == [1, 2, 3]
     assert a.broker.status()["gaps"] == 0
+
+
+async def test_a_hung_redis_is_noticed_by_a_node_that_only_listens(own_redis) -> None:
+    """SIGSTOP leaves every connection open but silent: the watchdog's ping through pub/sub
+    goes unanswered, the node serves its clients alone, and resumes after SIGCONT."""
+    import signal
+
+    a = Node(own_redis.url, "h:", retry_s=0.2)  # checked every second
+    await a.broker.start()
+    try:
+        await a.subscribe("a1", "user:1")
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            await until(lambda: a.broker.status()["mode"] == "single-node", 10)
+            await a.broker.publish("user:1", "notification", {"n": 1})  # at once, locally
+            assert a.seqs("a1", "user:1") == [1]
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        await until(lambda: a.broker.status()["mode"] == "cluster", 20)
+        await a.broker.publish("user:1", "notification", {"n": 2})
+        await until(lambda: len(a.seqs("a1", "user:1")) == 2)
+    finally:
+        await a.broker.stop()

@@ -34,6 +34,8 @@ import time
 from typing import Any, Callable
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -130,10 +132,16 @@ class RedisBroker:
         self._hist_ttl = str(max(1, int(history_ttl_s + 0.999)))
         self._meta_ttl = str(max(int(meta_ttl_s), int(history_ttl_s) + 1))
         self.retry_s = retry_s
+        self.watch_s = 5 * retry_s  # how often the pub/sub connection is checked end to end
+        self._ping_channel = f"{prefix}_node:{self.name}"
+        self._pong = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
         self._on_degraded = on_degraded
         self._on_error = on_error
+        # No retries inside redis-py: a publish retried after its reply was lost would publish
+        # twice; a failure switches to single-node mode instead, and recovery retries.
         self._redis = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0,
-                                              client_name=self.name)
+                                              client_name=self.name, retry=Retry(NoBackoff(), 0))
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._position_script = self._redis.register_script(_POSITION)
         self._pubsub: Any = None
@@ -165,13 +173,29 @@ class RedisBroker:
             await self._connect()
         except OUTAGE as exc:
             self._lost(exc)
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="redis-broker-watchdog")
+
+    async def _watch(self) -> None:
+        """Every ``watch_s``, publish a ping to this node's own pub/sub channel and expect it
+        back: a Redis that hangs, or a network cut that resets nothing, otherwise goes
+        unnoticed by a node that only listens."""
+        while True:
+            await asyncio.sleep(self.watch_s)
+            if self.degraded or self._pubsub is None:
+                continue
+            self._pong.clear()
+            try:
+                await asyncio.wait_for(self._redis.publish(self._ping_channel, "ping"), self.watch_s)
+                await asyncio.wait_for(self._pong.wait(), self.watch_s)
+            except OUTAGE as exc:
+                self._lost(exc)
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in [self._reader, self._recovery, *self._tasks]:
+        for task in [self._reader, self._recovery, self._watchdog, *self._tasks]:
             if task is not None:
                 task.cancel()
-        for task in [self._reader, self._recovery, *self._tasks]:
+        for task in [self._reader, self._recovery, self._watchdog, *self._tasks]:
             if task is not None:
                 try:
                     await task
@@ -185,7 +209,7 @@ class RedisBroker:
         await self._close_pubsub()
         self._confirms.clear()
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(f"{self.prefix}_node")  # opens the connection: the reader needs one
+        await pubsub.subscribe(self._ping_channel)  # opens the connection (the reader needs one)
         self._pubsub = pubsub
         self._reader = asyncio.get_running_loop().create_task(self._read_pubsub(pubsub), name="redis-broker-reader")
         wanted = list(self._listens)
@@ -215,7 +239,7 @@ class RedisBroker:
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None
             try:
-                await pubsub.aclose()
+                await asyncio.wait_for(pubsub.aclose(), 2.0)  # a hung server must not hang recovery
             except OUTAGE:
                 pass
 
@@ -402,6 +426,9 @@ class RedisBroker:
                     continue
                 kind = message["type"]
                 if kind == "message":
+                    if message["channel"] == self._ping_channel:
+                        self._pong.set()
+                        continue
                     channel = message["channel"][plen:]
                     listen = self._listens.get(channel)
                     if listen is None:
