@@ -212,7 +212,7 @@ class RedisBroker:
         await pubsub.subscribe(self._ping_channel)  # opens the connection (the reader needs one)
         self._pubsub = pubsub
         self._reader = asyncio.get_running_loop().create_task(self._read_pubsub(pubsub), name="redis-broker-reader")
-        wanted = list(self._listens)
+        wanted = set(self._listens)
         loop = asyncio.get_running_loop()
         for channel in wanted:
             self._listens[channel] = _Listen(loop)
@@ -221,6 +221,9 @@ class RedisBroker:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        for channel, listen in list(self._listens.items()):  # subscribed to while this ran
+            if channel not in wanted and not listen.ready.done():
+                self._spawn(self._listen(channel, listen))
         if self.degraded:
             self.degraded = False
             self._local.clear()
@@ -387,6 +390,7 @@ class RedisBroker:
                 for entry_seq, frame in entries:
                     self._accept(channel, epoch, entry_seq, frame, False)
             self._hub.follow(channel, epoch, seq)
+            self._local.discard(channel)  # shared again: a later outage starts another local epoch
             buffered, listen.buffer = listen.buffer or [], None
             for epoch, seq, frame, final in buffered:
                 self._accept(channel, epoch, seq, frame, final)
