@@ -1,6 +1,6 @@
 """Fan-out through the broker: 1 node on the memory broker, 1 node on Redis, 2 nodes on Redis.
 
-    .venv/bin/python benchmarks/cluster_fanout.py                    # 1000 subscribers, 100 pub/s, 5 s
+    .venv/bin/python benchmarks/cluster_fanout.py                    # 1000 subscribers, 100 pub/s, 5 s, 3 rounds
     .venv/bin/python benchmarks/cluster_fanout.py --subscribers 2000 --rate 200 --seconds 10
     .venv/bin/python benchmarks/cluster_fanout.py --quick            # 200 subscribers, 2 s (a smoke run)
 
@@ -12,9 +12,12 @@ clients of that file (pinned to CPU 1) are spread evenly over the nodes and meas
 so their figures are an upper bound on what two hosts would show.
 
 Reported per setup: latency p50/p99, server CPU per delivery (every node's utime + stime over
-the run, divided by deliveries), Redis CPU per publication (``INFO cpu``, the whole server,
-so other users of that Redis count too) and lost deliveries (must be 0). The memory broker is
-the baseline the ratios refer to.
+the run, divided by deliveries) and the same net of the nodes' idle CPU (measured for 2 s
+before, with every subscriber connected: a run that lasts longer pays more of it), how long
+node 1 took to make its publications (the driver awaits each one, so a Redis round trip per
+publication stretches the run when the node is busy), Redis CPU per publication (``INFO
+cpu``, the whole server, so other users of that Redis count too) and lost deliveries (must be
+0). The memory broker is the baseline the ratios refer to.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -78,6 +82,12 @@ async def run_setup(broker: str, nodes: int, args: argparse.Namespace) -> dict[s
             runs.append(run)
         for server in servers:
             await settle(server.pid)
+        # the nodes' own background work with every subscriber connected (keepalive pings,
+        # timers): subtracted from the run's CPU for the "net" figure, since a run that takes
+        # longer (a Redis round trip per publication) pays more of it
+        idle0, window = sum(proc_cpu(s.pid) for s in servers), 2.0
+        await asyncio.sleep(window)
+        idle_rate = (sum(proc_cpu(s.pid) for s in servers) - idle0) / window
         count = max(1, int(args.rate * args.seconds))
         expected = count * share * nodes
         for run in runs:
@@ -87,6 +97,7 @@ async def run_setup(broker: str, nodes: int, args: argparse.Namespace) -> dict[s
         ccpu0, t0 = self_cpu(), time.perf_counter()
         servers[0].send({"cmd": "publish", "count": count, "rate": args.rate, "pad": args.pad})
         await servers[0].read(args.seconds + 60)
+        published = time.perf_counter() - t0
         deadline = time.perf_counter() + 10
         while sum(c.received for r in runs for c in r.clients) < expected and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
@@ -103,7 +114,10 @@ async def run_setup(broker: str, nodes: int, args: argparse.Namespace) -> dict[s
             "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
             "p50_ms_per_node": [round(pct(r.latencies, 50) * 1000, 2) for r in runs],
             "server_us_per_delivery": cpu / max(1, received) * 1e6, "server_cpu_pct": cpu / wall * 100,
+            "server_net_us_per_delivery": max(0.0, cpu - idle_rate * wall) / max(1, received) * 1e6,
+            "server_idle_cpu_pct": idle_rate * 100,
             "redis_us_per_publication": rcpu / count * 1e6, "client_cpu_pct": ccpu / wall * 100,
+            "publishing_s": published, "wall_s": wall,
             "errors": [e for r in runs for e in r.errors],
         }
     finally:
@@ -118,27 +132,45 @@ async def run_setup(broker: str, nodes: int, args: argparse.Namespace) -> dict[s
 def report(rows: list[dict[str, Any]]) -> None:
     base = rows[0]
     print(f"\nfan-out on `system`: {base['subscribers']} subscribers, {base['publications']} publications "
-          f"(figures: median of one run each; ratios against 1 node, memory)")
-    print(f"{'setup':<18}{'p50 ms':>9}{'p99 ms':>9}{'srv µs/deliv':>14}{'ratio':>7}{'srv CPU %':>11}"
-          f"{'redis µs/pub':>14}{'lost':>6}")
+          f"(medians of {base['repeats']} rounds; net: CPU per delivery minus the nodes' idle CPU over the run; "
+          f"ratio: net against 1 node, memory; pub s: time node 1 took to make its publications, each awaited)")
+    print(f"{'setup':<18}{'p50 ms':>9}{'p99 ms':>9}{'srv µs/deliv':>14}{'net':>7}{'ratio':>7}{'idle %':>8}"
+          f"{'srv CPU %':>11}{'pub s':>7}{'redis µs/pub':>14}{'lost':>6}")
     for row in rows:
-        ratio = row["server_us_per_delivery"] / base["server_us_per_delivery"] if base["server_us_per_delivery"] else float("nan")
+        base_net = base["server_net_us_per_delivery"]
+        ratio = row["server_net_us_per_delivery"] / base_net if base_net else float("nan")
         print(f"{row['setup']:<18}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['server_us_per_delivery']:>14.2f}"
-              f"{ratio:>6.2f}x{row['server_cpu_pct']:>11.1f}{row['redis_us_per_publication']:>14.1f}{row['lost']:>6}")
+              f"{row['server_net_us_per_delivery']:>7.2f}{ratio:>6.2f}x{row['server_idle_cpu_pct']:>8.1f}"
+              f"{row['server_cpu_pct']:>11.1f}{row['publishing_s']:>7.1f}{row['redis_us_per_publication']:>14.1f}{row['lost']:>6}")
         if len(row["p50_ms_per_node"]) > 1:
             print(f"  p50 ms by node (node 1 publishes): {row['p50_ms_per_node']}")
         if row["errors"] or row["dropped_connections"]:
             print(f"  !! {row['setup']}: errors {row['errors']}, dropped connections {row['dropped_connections']}")
 
 
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the repeats (the lost count: the worst)."""
+    row = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            row[key] = statistics.median(r[key] for r in runs)
+    row["lost"] = max(r["lost"] for r in runs)
+    row["errors"] = [e for r in runs for e in r["errors"]]
+    row["dropped_connections"] = max(r["dropped_connections"] for r in runs)
+    row["repeats"] = len(runs)
+    return row
+
+
 async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = []
-    for broker, nodes in SETUPS:
-        if args.setups and f"{broker}{nodes}" not in args.setups.split(","):
-            continue
-        print(f"running {nodes} node(s), {broker} broker ...", file=sys.stderr, flush=True)
-        rows.append(await run_setup(broker, nodes, args))
-    return rows
+    """Every setup once per round, ``--repeat`` rounds (so a busy moment on the machine hits
+    all setups alike), then the median of each figure."""
+    setups = [(b, n) for b, n in SETUPS if not args.setups or f"{b}{n}" in args.setups.split(",")]
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {s: [] for s in setups}
+    for round_ in range(args.repeat):
+        for broker, nodes in setups:
+            print(f"round {round_ + 1}/{args.repeat}: {nodes} node(s), {broker} broker ...", file=sys.stderr, flush=True)
+            results[(broker, nodes)].append(await run_setup(broker, nodes, args))
+    return [median_row(runs) for runs in results.values()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pad", type=int, default=100, help="bytes of padding per publication")
     parser.add_argument("--redis", default=os.environ.get("LIVEBI_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--repeat", type=int, default=3, help="rounds over every setup; medians are reported")
     parser.add_argument("--setups", default="", help="a subset, e.g. memory1,redis1,redis2")
     parser.add_argument("--quick", action="store_true", help="200 subscribers for 2 s")
     args = parser.parse_args(argv)
     if args.quick:
-        args.subscribers, args.seconds = 200, 2.0
+        args.subscribers, args.seconds, args.repeat = 200, 2.0, 1
     raise_fd_limit()
     pin(CLIENT_CPU)
     rows = run_loop(bench(args))
