@@ -100,7 +100,7 @@ class Services:
         )
         # Presence (realtime/presence.py): members on dashboard channels, coalesced updates.
         self.presence = Presence(
-            publish=self.publish, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
+            publish=self._publish_presence, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
             enabled=settings.presence, coalesce_s=settings.presence_coalesce_ms / 1000,
             max_members=settings.presence_max_members, count_interval_s=settings.presence_count_interval_ms / 1000,
             on_error=lambda: self.metrics.internal_errors.labels("presence").inc(),
@@ -260,6 +260,23 @@ class Services:
         """Publish on ``channel``; ``final`` marks its last publication (see Hub.publish)."""
         self.metrics.publications.labels(type).inc()
         await self.broker.publish(channel, type, data, final=final)
+
+    async def _publish_presence(self, channel: str, type: str, data: dict[str, Any]) -> None:
+        """Presence publications: with a shared broker, mirrored into the cluster's presence
+        first (counts and snapshots then cover every node)."""
+        if self.broker.shared:
+            data = await self.broker.presence_publication(channel, data)
+        await self.publish(channel, type, data)
+
+    async def presence_op(self, conn: Connection, channel: str, state: dict[str, Any] | None) -> dict[str, Any]:
+        """The ``presence`` op's reply: this node's members and, with a shared broker, those of
+        every other live node."""
+        reply = self.presence.op(conn, channel, state)
+        if self.broker.shared and reply["members"]:
+            members = reply["members"] + await self.broker.presence_others(channel)
+            members.sort(key=lambda m: (m["joined_at"], m["conn_id"]))
+            reply = {**reply, "members": members, "count": len(members)}
+        return reply
 
     def _broker_degraded(self, degraded: bool) -> None:
         """The Redis broker lost (or found again) its server: count it and tell ``system``."""

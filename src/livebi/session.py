@@ -205,7 +205,7 @@ class Session:
         return {"channel": op.channel, "unsubscribed": done}
 
     async def _op_presence(self, op: PresenceOp, replay: Replay) -> dict[str, Any]:
-        return self.services.presence.op(self.conn, op.channel, op.state)
+        return await self.services.presence_op(self.conn, op.channel, op.state)
 
     async def _op_ask(self, op: AskOp, replay: Replay) -> dict[str, Any]:
         if (op.question is None) == (op.sql is None):

@@ -41,6 +41,7 @@ async def start_node(name: str, tmp_path: Path, *, store_url: str, warehouse: Pa
         "LIVEBI_SECRET_KEY": "cluster-test-secret",  # tokens from one node are good on every node
         "LIVEBI_DATA_DIR": str(data_dir),
         "LIVEBI_GC_TUNING": "false",
+        "LIVEBI_REDIS_RETRY_S": "0.2",  # presence heartbeats every second: a dead node expires in 3 s
     }
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -140,6 +141,20 @@ async def test_three_nodes_share_channels_and_a_killed_nodes_clients_recover_els
         await on_b._wait_for(lambda: len(descriptions(on_b, channel)) >= 3)
         assert descriptions(on_a, channel) == want and descriptions(on_b, channel) == want
         assert contiguous(seqs(on_a, channel)) and contiguous(seqs(on_b, channel))
+
+        # presence covers every node: B's member (marked by its state) is listed on A
+        assert (await on_b.op("presence", channel=channel, state={"node": "b"}))["ok"]
+
+        def b_member(members: list[dict]) -> dict | None:
+            return next((m for m in members if m["state"] == {"node": "b"}), None)
+
+        await on_a._wait_for(lambda: any(b_member(p["data"].get("updated", []) + p["data"].get("joined", []))
+                                         for p in on_a.on(channel) if p["type"] == "presence"))
+        listed = (await on_a.op("presence", channel=channel))["data"]
+        b_conn = b_member(listed["members"])["conn_id"]
+        assert len(listed["members"]) == 2 and listed["count"] == 2
+        await on_b._wait_for(lambda: any(b_member(p["data"].get("updated", []) + p["data"].get("joined", []))
+                                         for p in on_b.on(channel) if p["type"] == "presence"))
         epoch, last = on_b.on(channel)[-1]["epoch"], on_b.on(channel)[-1]["seq"]
 
         # node B dies; its client misses edits, then reconnects to A with its position
@@ -161,6 +176,13 @@ async def test_three_nodes_share_channels_and_a_killed_nodes_clients_recover_els
             await on_a._wait_for(lambda: len(descriptions(on_a, channel)) >= 9)
             assert descriptions(on_a, channel) == [f"v{n}" for n in range(1, 10)]
             assert contiguous(seqs(on_a, channel))
+            # the killed node's member is announced as left, once, by a surviving node
+            await on_a._wait_for(lambda: any(b_conn in p["data"].get("left", []) for p in on_a.on(channel)
+                                             if p["type"] == "presence"), 15)
+            listed = (await on_a.op("presence", channel=channel))["data"]
+            assert b_conn not in [m["conn_id"] for m in listed["members"]]
+            await asyncio.sleep(1.5)
+            assert sum(b_conn in p["data"].get("left", []) for p in on_a.on(channel) if p["type"] == "presence") == 1
         finally:
             await moved.close()
     finally:

@@ -414,3 +414,55 @@ async def test_a_hung_redis_is_noticed_by_a_node_that_only_listens(own_redis) ->
         await until(lambda: len(a.seqs("a1", "user:1")) == 2)
     finally:
         await a.broker.stop()
+
+
+# Presence across nodes ------------------------------------------------------------------------
+
+
+def member(conn_id: str, joined_at: float = 1.0, **state) -> dict:
+    return {"conn_id": conn_id, "user_id": "u1", "username": "alice", "state": state, "joined_at": joined_at}
+
+
+async def test_presence_counts_and_members_cover_every_node(nodes) -> None:
+    a, b = await nodes(), await nodes()
+    a.broker.name = a.broker.presence.node = "node-a"
+    b.broker.name = b.broker.presence.node = "node-b"
+    await a.broker._beat()
+    await b.broker._beat()
+    changes = {"event": "changes", "count": 1, "joined": [member("ca1")], "updated": [], "left": []}
+    assert (await a.broker.presence_publication("dashboard:1", changes))["count"] == 1
+    changes = {"event": "changes", "count": 2, "joined": [member("cb1", 2.0), member("cb2", 3.0)], "updated": [], "left": []}
+    assert (await b.broker.presence_publication("dashboard:1", changes))["count"] == 3  # the cluster's count
+    assert [m["conn_id"] for m in await a.broker.presence_others("dashboard:1")] != []
+    assert sorted(m["conn_id"] for m in await a.broker.presence_others("dashboard:1")) == ["cb1", "cb2"]
+    assert [m["conn_id"] for m in await b.broker.presence_others("dashboard:1")] == ["ca1"]
+    left = {"event": "changes", "count": 1, "joined": [], "updated": [member("cb2", 3.0, editing="w1")], "left": ["cb1"]}
+    assert (await b.broker.presence_publication("dashboard:1", left))["count"] == 2
+    assert [m["state"] for m in await a.broker.presence_others("dashboard:1")] == [{"editing": "w1"}]
+    # a snapshot (after a crowd shrank) replaces the node's members and lists everyone's
+    snapshot = {"event": "members", "count": 1, "members": [member("ca9", 0.5)]}
+    out = await a.broker.presence_publication("dashboard:1", snapshot)
+    assert [m["conn_id"] for m in out["members"]] == ["ca9", "cb2"] and out["count"] == 2
+
+
+async def test_members_of_a_node_that_stopped_beating_are_announced_left_once(nodes, redis_url, prefix) -> None:
+    from livebi.realtime.redis_presence import PresenceRegistry
+
+    a, b = await nodes(retry_s=0.2), await nodes(retry_s=0.2)  # both beat every second
+    await a.subscribe("viewer-a", "dashboard:2")
+    await b.subscribe("viewer-b", "dashboard:2")
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        ghost = PresenceRegistry(client, prefix=prefix, node="ghost", heartbeat_ttl_s=0.3)
+        await ghost.heartbeat()
+        await ghost.mirror("dashboard:2", {"event": "changes", "count": 1, "joined": [member("g1")], "updated": [], "left": []})
+        assert [m["conn_id"] for m in await a.broker.presence_others("dashboard:2")] == ["g1"]
+        # the ghost never beats again: within a few beats one node removes it and says so
+        await until(lambda: any(f["type"] == "presence" for _, _, f in a.delivered.get("viewer-a", [])), 10)
+        await asyncio.sleep(1.5)  # the other node's later beats find nothing left to announce
+        for node, conn in ((a, "viewer-a"), (b, "viewer-b")):
+            announced = [f["data"] for _, _, f in node.delivered[conn] if f["type"] == "presence"]
+            assert announced == [{"event": "changes", "count": 0, "joined": [], "updated": [], "left": ["g1"]}]
+        assert await a.broker.presence_others("dashboard:2") == []
+    finally:
+        await client.aclose()

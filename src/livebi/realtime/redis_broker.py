@@ -41,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..protocol import dumps
 from .hub import Delivery, Hub
+from .redis_presence import PresenceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class RedisBroker:
         # twice; a failure switches to single-node mode instead, and recovery retries.
         self._redis = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0,
                                               client_name=self.name, retry=Retry(NoBackoff(), 0))
+        self.presence = PresenceRegistry(self._redis, prefix=prefix, node=self.name, heartbeat_ttl_s=3 * self.watch_s)
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._position_script = self._redis.register_script(_POSITION)
         self._pubsub: Any = None
@@ -187,10 +189,47 @@ class RedisBroker:
             try:
                 await asyncio.wait_for(self._redis.publish(self._ping_channel, "ping"), self.watch_s)
                 await asyncio.wait_for(self._pong.wait(), self.watch_s)
+                await self._beat()
             except OUTAGE as exc:
                 self._lost(exc)
 
+    async def _beat(self) -> None:
+        """Refresh this node's presence heartbeat; announce the members of dead nodes as left
+        (only the node whose sweep removed them does)."""
+        departed = await self.presence.heartbeat()
+        for channel, conn_ids in departed.items():
+            count = await self.presence.count(channel)
+            log.warning("channel %s: %d members of a node that stopped answering left", channel, len(conn_ids))
+            await self.publish(channel, "presence", {"event": "changes", "count": count, "joined": [], "updated": [],
+                                                     "left": sorted(conn_ids)})
+
+    async def presence_publication(self, channel: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A ``presence`` publication of this node's members, mirrored into the cluster's
+        (its count, and a snapshot's members, become the cluster's); unchanged while Redis is away."""
+        if self.degraded:
+            return data
+        try:
+            return await self.presence.mirror(channel, data)
+        except OUTAGE as exc:
+            self._lost(exc)
+            return data
+
+    async def presence_others(self, channel: str) -> list[dict[str, Any]]:
+        """Members of ``channel`` on other live nodes (none known while Redis is away)."""
+        if self.degraded:
+            return []
+        try:
+            return await self.presence.others(channel)
+        except OUTAGE as exc:
+            self._lost(exc)
+            return []
+
     async def stop(self) -> None:
+        if not self.degraded:
+            try:  # the other nodes announce this node's members as left at their next beat
+                await asyncio.wait_for(self.presence.heartbeat(alive=False), 2.0)
+            except OUTAGE:
+                pass
         self._stopping = True
         for task in [self._reader, self._recovery, self._watchdog, *self._tasks]:
             if task is not None:
@@ -230,6 +269,10 @@ class RedisBroker:
             log.warning("Redis broker %s reachable again: cluster mode resumed (%d channels followed)", self.url, len(wanted))
             if self._on_degraded:
                 self._on_degraded(False)
+        try:
+            await self._beat()
+        except OUTAGE as exc:
+            self._lost(exc)
 
     async def _close_pubsub(self) -> None:
         if self._reader is not None and self._reader is not asyncio.current_task():
