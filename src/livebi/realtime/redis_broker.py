@@ -159,6 +159,12 @@ class RedisBroker:
         self.gaps = 0  # publications that arrived past the next seq (lost on the way)
         self._stopping = False
 
+    @property
+    def redis(self) -> Any:
+        """The node's ``redis.asyncio.Redis`` client (``decode_responses=True``, no retries), for
+        other cluster parts on the same Redis (leases, tickets) to share with the broker."""
+        return self._redis
+
     # Names ------------------------------------------------------------------------------------
 
     def _keys(self, channel: str) -> list[str]:
