@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/cluster_fanout.py                    # 1000 subscribers, 100 pub/s, 5 s, 3 rounds
     .venv/bin/python benchmarks/cluster_fanout.py --subscribers 2000 --rate 200 --seconds 10
     .venv/bin/python benchmarks/cluster_fanout.py --quick            # 200 subscribers, 2 s (a smoke run)
+    .venv/bin/python benchmarks/cluster_fanout.py --broker-only      # the brokers alone, in process
 
 Each livebi node is the real server started by ``benchmarks/realtime.py`` (``--serve livebi``,
 pinned to CPU 0; ``LIVEBI_BROKER_URL`` / ``LIVEBI_REDIS_PREFIX`` pick the broker), driven the
@@ -173,6 +174,42 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [median_row(runs) for runs in results.values()]
 
 
+async def broker_only(args: argparse.Namespace) -> None:
+    """The broker's own CPU per publication, in this process: publish ``n`` times to
+    ``--subscribers`` local subscribers whose delivery only counts (no sockets, no JSON), memory
+    against Redis. Isolates what the Redis round trip and pub/sub echo cost from the writes."""
+    from livebi.realtime.broker import MemoryBroker
+    from livebi.realtime.hub import Hub
+    from livebi.realtime.redis_broker import RedisBroker
+
+    n, subs = 2000, args.subscribers
+    got = [0]
+
+    def deliver(delivery: Any) -> None:
+        got[0] += len(delivery.targets)
+
+    data = {"i": 1, "t": time.time(), "pad": "x" * args.pad}
+    for kind in ("memory", "redis"):
+        hub, got[0] = Hub(), 0
+        prefix = f"bench:{secrets.token_hex(4)}:"
+        broker: Any = MemoryBroker(hub, deliver) if kind == "memory" else RedisBroker(args.redis, hub, deliver, prefix=prefix)
+        await broker.start()
+        for i in range(subs):
+            await broker.prepare("system", None)
+            hub.subscribe(f"c{i}", "system")
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            await broker.publish("system", "notification", data)
+        while got[0] < n * subs:
+            await asyncio.sleep(0.001)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        await broker.stop()
+        if kind == "redis":
+            drop_prefix(args.redis, prefix)
+        print(f"broker only, {kind:<6}: {cpu / n * 1e6:8.1f} µs CPU per publication ({subs} local subscribers), "
+              f"{wall / n * 1e6:8.1f} µs wall per awaited publish")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=1000)
@@ -182,10 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default=os.environ.get("LIVEBI_TEST_REDIS", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--repeat", type=int, default=3, help="rounds over every setup; medians are reported")
     parser.add_argument("--setups", default="", help="a subset, e.g. memory1,redis1,redis2")
+    parser.add_argument("--broker-only", action="store_true", help="in-process broker CPU per publication only")
     parser.add_argument("--quick", action="store_true", help="200 subscribers for 2 s")
     args = parser.parse_args(argv)
     if args.quick:
         args.subscribers, args.seconds, args.repeat = 200, 2.0, 1
+    if args.broker_only:
+        run_loop(broker_only(args))
+        return 0
     raise_fd_limit()
     pin(CLIENT_CPU)
     rows = run_loop(bench(args))
