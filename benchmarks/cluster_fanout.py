@@ -36,9 +36,21 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from delivery import pct, run_loop  # noqa: E402  (sibling benchmark helpers)
-from realtime import CLIENT_CPU, Run, ServerProc, pin, proc_cpu, raise_fd_limit, self_cpu, settle  # noqa: E402
+from realtime import CLIENT_CPU, Client, Run, ServerProc, pin, proc_cpu, raise_fd_limit, self_cpu, settle  # noqa: E402
 
 SETUPS = (("memory", 1), ("redis", 1), ("redis", 2))
+
+_message = Client.message
+
+
+def _count_frames(self: Client, payload: bytes) -> None:
+    """realtime.py's client, also counting WebSocket frames (a message_batch is one frame)."""
+    if self.run.recording:
+        self.run.frames = getattr(self.run, "frames", 0) + 1
+    _message(self, payload)
+
+
+Client.message = _count_frames
 
 
 def redis_cpu(url: str) -> float:
@@ -119,6 +131,7 @@ async def run_setup(broker: str, nodes: int, args: argparse.Namespace) -> dict[s
             "server_idle_cpu_pct": idle_rate * 100,
             "redis_us_per_publication": rcpu / count * 1e6, "client_cpu_pct": ccpu / wall * 100,
             "publishing_s": published, "wall_s": wall,
+            "deliveries_per_frame": received / max(1, sum(getattr(r, "frames", 0) for r in runs)),
             "errors": [e for r in runs for e in r.errors],
         }
     finally:
@@ -143,6 +156,7 @@ def report(rows: list[dict[str, Any]]) -> None:
         print(f"{row['setup']:<18}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['server_us_per_delivery']:>14.2f}"
               f"{row['server_net_us_per_delivery']:>7.2f}{ratio:>6.2f}x{row['server_idle_cpu_pct']:>8.1f}"
               f"{row['server_cpu_pct']:>11.1f}{row['publishing_s']:>7.1f}{row['redis_us_per_publication']:>14.1f}{row['lost']:>6}")
+        print(f"  {row['setup']}: {row['deliveries_per_frame']:.2f} publications per WebSocket frame (batching)")
         if len(row["p50_ms_per_node"]) > 1:
             print(f"  p50 ms by node (node 1 publishes): {row['p50_ms_per_node']}")
         if row["errors"] or row["dropped_connections"]:
