@@ -47,7 +47,28 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field(
         "memory://",
-        description="Broker URL. Only memory:// (one process, history in memory) exists in this release.",
+        description=(
+            "Broker URL: memory:// (one process, history in memory) or redis://host:port/db (several "
+            "processes or nodes share channels; seq, epoch and history live in Redis; see docs/deployment.md)."
+        ),
+    )
+    redis_prefix: str = Field(
+        "livebi:",
+        description="Prefix of every Redis key and pub/sub channel the Redis broker uses (deployments sharing one Redis use different prefixes).",
+    )
+    redis_meta_ttl_s: float = Field(
+        7 * 86400.0,
+        description=(
+            "Seconds a channel's epoch and seq stay in Redis after its last publication (at least history_ttl_s); "
+            "past it the channel starts a new epoch."
+        ),
+    )
+    redis_retry_s: float = Field(
+        1.0,
+        description=(
+            "Seconds between attempts to reach Redis again while the Redis broker runs in single-node mode; every 5 times "
+            "this, a node also checks that its pub/sub connection still delivers (a hung Redis or a silent network cut)."
+        ),
     )
 
     # Security

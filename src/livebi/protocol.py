@@ -609,6 +609,16 @@ class AlertNotificationData(BaseModel):
     timestamp: str = Field(..., description="ISO 8601 UTC time it fired (stored as the alert's last_fired_at).")
 
 
+class ServiceDegradationData(BaseModel):
+    """``service_degradation`` on ``system``: a part of the service this node depends on is
+    away (``active: true``) or back (``active: false``)."""
+
+    active: bool
+    component: str = Field(..., description="What degraded, e.g. 'broker' (Redis unreachable).")
+    mode: str = Field(..., description="How the node carries on, e.g. 'single-node', or 'cluster' once back.")
+    message: str = Field(..., description="What it means for users, in plain words.")
+
+
 class MessageBatch(BaseModel):
     type: Literal["message_batch"]
     batch_id: str
@@ -624,6 +634,7 @@ PUBLICATION_TYPES: dict[str, type[BaseModel] | None] = {
     "dashboard_update": DashboardUpdateData,
     "shared_query_result": SharedQueryResultData,
     "notification": AlertNotificationData,
+    "service_degradation": ServiceDegradationData,
 }
 
 

@@ -23,7 +23,7 @@ from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
 from .realtime.broker import open_broker
-from .realtime.hub import Delivery, Hub
+from .realtime.hub import Delivery, Hub, SubscribeResult
 from .realtime.manager import ConnectionManager
 from .realtime.presence import Presence
 from .sharing import SharingService
@@ -100,14 +100,22 @@ class Services:
         )
         # Presence (realtime/presence.py): members on dashboard channels, coalesced updates.
         self.presence = Presence(
-            publish=self.publish, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
+            publish=self._publish_presence, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
             enabled=settings.presence, coalesce_s=settings.presence_coalesce_ms / 1000,
             max_members=settings.presence_max_members, count_interval_s=settings.presence_count_interval_ms / 1000,
             on_error=lambda: self.metrics.internal_errors.labels("presence").inc(),
         )
         self.shutting_down = False
         self.sse_streams: dict[str, Any] = {}  # conn_id -> transports.sse.SSEStream
-        self.broker = open_broker(settings.broker_url, self.hub, self._deliver)
+        self._notices: set[asyncio.Task[None]] = set()
+        self.broker = open_broker(
+            settings.broker_url, self.hub, self._deliver, redis_prefix=settings.redis_prefix,
+            meta_ttl_s=settings.redis_meta_ttl_s, retry_s=settings.redis_retry_s,
+            on_degraded=self._broker_degraded,
+            on_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+        )
+        if self.broker.shared:  # the broker stops following a channel once nobody here listens
+            self.connections.on_watch = self._on_watch
         self.store: MetadataStore | None = None
         self.auth: Authenticator | None = None
         self.warehouses: dict[str, Warehouse] = {}
@@ -253,7 +261,62 @@ class Services:
         self.metrics.publications.labels(type).inc()
         await self.broker.publish(channel, type, data, final=final)
 
+    async def _publish_presence(self, channel: str, type: str, data: dict[str, Any]) -> None:
+        """Presence publications: with a shared broker, mirrored into the cluster's presence
+        first (counts and snapshots then cover every node)."""
+        if self.broker.shared:
+            data = await self.broker.presence_publication(channel, data)
+        await self.publish(channel, type, data)
+
+    async def presence_op(self, conn: Connection, channel: str, state: dict[str, Any] | None) -> dict[str, Any]:
+        """The ``presence`` op's reply: this node's members and, with a shared broker, those of
+        every other live node."""
+        reply = self.presence.op(conn, channel, state)
+        if self.broker.shared and reply["members"]:
+            members = reply["members"] + await self.broker.presence_others(channel)
+            members.sort(key=lambda m: (m["joined_at"], m["conn_id"]))
+            reply = {**reply, "members": members, "count": len(members)}
+        return reply
+
+    def _broker_degraded(self, degraded: bool) -> None:
+        """The Redis broker lost (or found again) its server: count it and tell ``system``."""
+        self.metrics.broker_degraded.set(1 if degraded else 0)
+        if degraded:
+            self.metrics.broker_outages.inc()
+        message = ("Live updates from other servers are paused; updates made here still arrive." if degraded
+                   else "Live updates from every server are flowing again.")
+        data = {"active": degraded, "component": "broker", "mode": "single-node" if degraded else "cluster",
+                "message": message}
+        task = asyncio.get_running_loop().create_task(self._publish_notice("system", "service_degradation", data))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _publish_notice(self, channel: str, type: str, data: dict[str, Any]) -> None:
+        try:
+            await self.publish(channel, type, data)
+        except Exception:  # a notice must not take the broker's recovery down with it
+            log.exception("publishing %s on %s failed", type, channel)
+            self.metrics.internal_errors.labels("notice").inc()
+
+    async def subscribe(
+        self, conn: Connection, channel: str, since: tuple[str, int] | None, *, from_start: bool = False
+    ) -> SubscribeResult:
+        """Subscribe ``conn`` (authorized already); with a shared broker, first follow the
+        channel and fetch the shared history ``since`` needs (see RedisBroker.prepare).
+
+        ``from_start``: replay the channel from its first publication with a shared broker
+        (a question's channel, whose pipeline may publish before the node follows it); the
+        memory broker needs no replay there, the hub sees every publication.
+        """
+        if not self.broker.shared:
+            return self.connections.subscribe(conn, channel, since)
+        since, older = await self.broker.prepare(channel, since, from_start=from_start)
+        # no await from here: publications arriving meanwhile are merged by the hub
+        return self.connections.subscribe(conn, channel, since, older)
+
     def _on_watch(self, channel: str, delta: int) -> None:
+        if delta < 0 and self.broker.shared:
+            self.broker.released(channel)
         # a dashboard is live on this process while a connection here listens to it
         if self.live is not None and channel.startswith("dashboard:"):
             dashboard_id = channel.split(":", 1)[1]

@@ -212,6 +212,7 @@ async def health(request: Request) -> dict[str, Any]:
         "live_dashboards": services.live.active_count if services.live else None,
         "change_detection": services.live.detection_status() if services.live else {},
         "memory": memory_status(),
+        "broker": services.broker.status(),
     }
 
 
