@@ -70,6 +70,20 @@ class Settings(BaseSettings):
             "this, a node also checks that its pub/sub connection still delivers (a hung Redis or a silent network cut)."
         ),
     )
+    live_lease_s: float = Field(
+        6.0, ge=1, le=600,
+        description=(
+            "With the Redis broker: lifetime of the lease a node holds on a live dashboard it refreshes (renewed every "
+            "third of it). When that node dies, another node with viewers takes over within about this long."
+        ),
+    )
+    sse_forward_timeout_s: float = Field(
+        5.0, gt=0, le=60,
+        description=(
+            "With the Redis broker: how long a node waits for the node holding an SSE stream to answer an op POSTed "
+            "to it for that stream; no answer means the stream is gone (404)."
+        ),
+    )
 
     # Security
     secret_key: str = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import functools
 import logging
@@ -22,6 +23,7 @@ from .live.ingest import IngestService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
+from .cluster.node import ClusterNode
 from .realtime.broker import open_broker
 from .realtime.hub import Delivery, Hub, SubscribeResult
 from .realtime.manager import ConnectionManager
@@ -107,6 +109,8 @@ class Services:
         )
         self.shutting_down = False
         self.sse_streams: dict[str, Any] = {}  # conn_id -> transports.sse.SSEStream
+        self.cluster: ClusterNode | None = None  # with a shared broker (cluster/node.py)
+        self.sse_forwarder: Any = None  # SSE ops for streams on other nodes
         self._notices: set[asyncio.Task[None]] = set()
         self.broker = open_broker(
             settings.broker_url, self.hub, self._deliver, redis_prefix=settings.redis_prefix,
@@ -165,6 +169,12 @@ class Services:
             on_finished=self._query_finished,
         )
         dashboard_store = DashboardStore(self.store.engine, ops_kept=s.dashboard_ops_kept)
+        if self.broker.shared:  # leases, tickets and SSE ops shared with the other nodes
+            from .transports.sse import run_op
+
+            self.cluster = ClusterNode(self.broker, s, run_sse_op=lambda conn, user_id, raw: run_op(self, conn, user_id, raw))
+            self.auth.shared_tickets = self.cluster.tickets
+            self.sse_forwarder = self.cluster.sse
         if s.live_dashboards:
             self.live = LiveService(
                 pipeline=self.pipeline, store=dashboard_store, access=self.warehouse_access, publish=self.publish,
@@ -174,6 +184,7 @@ class Services:
                 on_query=self.metrics.live_queries.inc,
                 detector_factory=lambda name, on_change: change_detector_for(
                     self.warehouses[name], on_change, poll_interval_s=s.live_change_poll_s, listen=s.live_postgres_listen),
+                leases=self.cluster.leases if self.cluster is not None else None,
             )
             live = self.live
             self.metrics.live_dashboards.set_function(lambda: live.active_count)
@@ -219,6 +230,8 @@ class Services:
                                              on_internal_error=lambda: self.metrics.internal_errors.labels("simulator").inc())
             self._simulator.start()
         await self.broker.start()
+        if self.cluster is not None:
+            await self.cluster.start(resync_alerts=self.alerts.resync if self.live is not None else None)
         self.presence.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
@@ -238,6 +251,8 @@ class Services:
                     await task
         if self.live is not None:
             await self.live.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.asks:
             await self.asks.shutdown()
         if self._simulator:
@@ -332,6 +347,34 @@ class Services:
 
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)
+        if self.cluster is not None and self.live is not None and delivery.channel.startswith("dashboard:"):
+            self._follow_cluster_live(delivery)
+
+    def _follow_cluster_live(self, delivery: Delivery) -> None:
+        """The live service of a cluster node follows what other nodes publish on dashboards it
+        has viewers of: edits (it replans: it may hold the lease, or take it over later) and
+        refreshes (kept as each widget's latest for viewers arriving here)."""
+        dashboard_id = delivery.channel[len("dashboard:"):]
+        head = delivery.frame[:300]
+        if '"type":"dashboard_update"' in head:
+            coro = self.live.dashboard_changed(dashboard_id)
+        elif '"type":"dashboard_refresh"' in head and f"live:{dashboard_id}" not in self.cluster.leases.held:
+            coro = self._observe_refresh(dashboard_id, delivery.frame)
+        else:
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _observe_refresh(self, dashboard_id: str, frame: str) -> None:
+        """Another node's refresh of a dashboard watched here: kept as the widget's latest, so
+        a viewer arriving here sees it at once (parsed off the loop: results can be large)."""
+        try:
+            publication = await asyncio.to_thread(json.loads, frame)
+            self.live.observe_refresh(dashboard_id, publication["data"])
+        except Exception:
+            log.exception("keeping another node's refresh of %s failed", dashboard_id)
+            self.metrics.internal_errors.labels("live").inc()
 
     def _query_finished(self, status: str, seconds: float, error_code: str | None) -> None:
         self.metrics.queries.labels(status).inc()

@@ -5,6 +5,7 @@ of a SIGKILLed node recover on a surviving one without loss or duplication."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from livebi.protocol import CloseCode
 
 from .conftest import LiveServer, WSClient, _add_users, free_port
 from .test_redis_broker import OwnRedis, drop_prefix
@@ -42,6 +45,7 @@ async def start_node(name: str, tmp_path: Path, *, store_url: str, warehouse: Pa
         "LIVEBI_DATA_DIR": str(data_dir),
         "LIVEBI_GC_TUNING": "false",
         "LIVEBI_REDIS_RETRY_S": "0.2",  # presence heartbeats every second: a dead node expires in 3 s
+        "LIVEBI_LIVE_LEASE_S": "2",  # a dead node's live dashboards are taken over within ~2 s
     }
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -259,3 +263,126 @@ async def test_a_server_says_when_redis_is_away_keeps_serving_and_resumes(server
             await client._wait_for(lambda: descriptions(client, channel) == ["v1", "v2", "v3"])
         finally:
             await client.close()
+
+
+# -- live dashboards, tickets and SSE across nodes ------------------------------------------------
+
+
+async def metric(node: Node, name: str) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{node.server.base_url}/metrics")).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def finished(client: WSClient, channel: str) -> list[dict]:
+    return [p["data"] for p in client.on(channel)
+            if p["type"] == "dashboard_refresh" and p["data"]["state"] in ("done", "unchanged", "failed")]
+
+
+async def lease_holder(nodes: list[Node]) -> Node:
+    async with httpx.AsyncClient() as http:
+        for _ in range(100):
+            for node in nodes:
+                if (await http.get(f"{node.server.base_url}/health")).json()["cluster"]["leases"]["held"]:
+                    return node
+            await asyncio.sleep(0.1)
+    raise AssertionError("no node holds the dashboard's lease")
+
+
+async def test_a_live_dashboard_is_refreshed_by_exactly_one_node_and_taken_over_when_it_dies(cluster) -> None:
+    nodes = [cluster["a"], cluster["b"], cluster["c"]]
+    dashboard_id = await create_dashboard(nodes[0].server, "alice")
+    channel = f"dashboard:{dashboard_id}"
+    viewers = {node.name: await node.server.connect("alice") for node in nodes}
+    try:
+        for viewer in viewers.values():
+            assert (await viewer.op("subscribe", channel=channel))["ok"]
+        # A widget added on C: every node replans (C by its own edit, A and B from the
+        # publication); all three want its first refresh, one node runs it for everyone.
+        reply = await viewers["c"].op("edit", dashboard_id=dashboard_id, ops=[{"type": "add_widget", "widget": {
+            "title": "Orders", "sql": "SELECT count(*) AS n FROM orders",
+            "refresh": {"interval_s": None, "on_data_change": False}}}])
+        assert reply["ok"], reply
+        for viewer in viewers.values():
+            await viewer._wait_for(lambda v=viewer: finished(v, channel), timeout=30)
+        await asyncio.sleep(1.5)  # a second node refreshing too would have published by now
+        assert [len(finished(v, channel)) for v in viewers.values()] == [1, 1, 1]
+        assert finished(viewers["a"], channel)[0]["state"] == "done"
+        assert sum([await metric(n, "livebi_live_queries_total") for n in nodes]) == 1
+
+        # A manual refresh asked on a node that does not hold the lease runs on the holder, once.
+        holder = await lease_holder(nodes)
+        other = next(n for n in nodes if n is not holder)
+        reply = await viewers[other.name].op("refresh", dashboard_id=dashboard_id)
+        assert reply["ok"], reply
+        for viewer in viewers.values():
+            await viewer._wait_for(lambda v=viewer: len(finished(v, channel)) >= 2, timeout=30)
+        await asyncio.sleep(1.0)
+        assert [len(finished(v, channel)) for v in viewers.values()] == [2, 2, 2]
+        assert sum([await metric(n, "livebi_live_queries_total") for n in nodes]) == 2
+
+        # The holder dies: its lease expires (2 s) and a survivor takes over.
+        holder.proc.send_signal(signal.SIGKILL)
+        holder.proc.wait(10)
+        survivors = [n for n in nodes if n is not holder]
+        watcher = viewers[survivors[0].name]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while len(finished(watcher, channel)) < 3:
+            assert loop.time() - started < 15, "no survivor took the dashboard over"
+            reply = await viewers[survivors[1].name].op("refresh", dashboard_id=dashboard_id)
+            assert reply["ok"], reply
+            await asyncio.sleep(0.5)
+        assert await lease_holder(survivors) in survivors
+        assert sum([await metric(n, "livebi_live_queries_total") for n in survivors]) >= 1
+    finally:
+        for viewer in viewers.values():
+            await viewer.ws.close()
+
+
+async def test_tickets_are_single_use_and_sse_ops_reach_their_stream_on_any_node(cluster) -> None:
+    import websockets
+
+    a, b, c = cluster["a"], cluster["b"], cluster["c"]
+    ticket = await a.server.ticket("alice")
+    ws = await websockets.connect(f"{b.server.ws_url}?ticket={ticket}")
+    try:
+        await ws.send(json.dumps({"id": 1, "op": "ping"}))
+        assert json.loads(await ws.recv())["ok"]
+        again = await websockets.connect(f"{c.server.ws_url}?ticket={ticket}")  # replayed on another node
+        reply = json.loads(await again.recv())
+        assert "already used" in reply["error"]["message"], reply
+        await again.wait_closed()
+        assert again.close_code == CloseCode.unauthenticated
+    finally:
+        await ws.close()
+
+    # An SSE stream on A; its ops POSTed to B and C (a load balancer without sticky sessions).
+    token = await a.server.token("alice")
+    async with httpx.AsyncClient(timeout=30) as http:
+        async with http.stream("GET", f"{a.server.base_url}/sse", params={"ticket": await a.server.ticket("alice")}) as stream:
+            lines = stream.aiter_lines()
+            opened = None
+            async for line in lines:
+                if line.startswith("data: "):
+                    opened = json.loads(line[6:])
+                    break
+            assert opened and opened["type"] == "open", opened
+            conn = opened["conn_id"]
+            user_channel = f"user:{opened['user']['id']}"
+            for node, op_id in ((b, 1), (c, 2), (a, 3)):
+                r = await http.post(f"{node.server.base_url}/sse/ops", params={"conn": conn},
+                                    headers={"Authorization": f"Bearer {token}"}, json={"id": op_id, "op": "ping"})
+                assert r.status_code == 200, (node.name, r.text)
+                assert r.json()["id"] == op_id and r.json()["ok"], r.json()
+            r = await http.post(f"{b.server.base_url}/sse/ops", params={"conn": conn},
+                                headers={"Authorization": f"Bearer {token}"},
+                                json={"id": 4, "op": "subscribe", "channel": user_channel})
+            assert r.status_code == 200 and r.json()["ok"], r.text
+            bob = await c.server.token("bob")
+            r = await http.post(f"{c.server.base_url}/sse/ops", params={"conn": conn},
+                                headers={"Authorization": f"Bearer {bob}"}, json={"id": 5, "op": "ping"})
+            assert r.status_code == 403, r.text
+            r = await http.post(f"{c.server.base_url}/sse/ops", params={"conn": "nonexistent"},
+                                headers={"Authorization": f"Bearer {token}"}, json={"id": 6, "op": "ping"})
+            assert r.status_code == 404, r.text

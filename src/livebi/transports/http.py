@@ -213,6 +213,7 @@ async def health(request: Request) -> dict[str, Any]:
         "change_detection": services.live.detection_status() if services.live else {},
         "memory": memory_status(),
         "broker": services.broker.status(),
+        "cluster": services.cluster.status() if services.cluster is not None else None,
     }
 
 
