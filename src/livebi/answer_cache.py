@@ -103,12 +103,17 @@ class ValidatedSQL:
 
 
 def describe_validated(sql: str, dialect: str) -> ValidatedSQL:
-    """The tables ``sql`` (validated, so parseable) reads and whether its result may be cached.
-    CPU-bound like validation (it parses ``sql``): call it in the same worker thread."""
+    """:func:`describe_tree` of ``sql`` parsed again (validation passes its own tree instead)."""
     import sqlglot
+
+    return describe_tree(sqlglot.parse_one(sql, read=dialect), sql)
+
+
+def describe_tree(tree: Any, sql: str) -> ValidatedSQL:
+    """The tables the statement ``tree`` (a sqlglot tree of the validated ``sql``) reads, and
+    whether its result may be cached."""
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(sql, read=dialect)
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     tables = frozenset(t.name.lower() for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes)
     volatile = False

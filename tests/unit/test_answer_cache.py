@@ -132,3 +132,23 @@ async def test_single_flight_shares_one_run_and_the_last_cancelled_asker_stops_i
     with pytest.raises(asyncio.CancelledError):
         await b
     assert stopped.is_set() and not flights.running("k")
+
+
+@pytest.mark.parametrize("sql, cacheable", [
+    ("SELECT COUNT(*) FROM orders WHERE order_date > CURRENT_DATE", False),
+    ("SELECT NOW() AS t, COUNT(*) FROM orders", False),
+    ("SELECT RANDOM() AS r FROM orders", False),
+    ("SELECT UPPER(status) AS s, COUNT(*) FROM orders GROUP BY 1", True),
+])
+def test_the_tree_validation_checked_tells_volatile_functions(sql: str, cacheable: bool) -> None:
+    """Validation parses functions as written (exp.Anonymous): the same verdicts from its tree."""
+    from livebi.answer_cache import describe_tree
+    from livebi.warehouse.base import Column, Schema, Table
+    from livebi.warehouse.safety import validate_select
+
+    schema = Schema.of([Table("orders", (Column("order_date", "DATE", "date"), Column("status", "VARCHAR", "text")),
+                              schema="main")], schemas=["main"])
+    trees: list = []
+    normalized = validate_select(sql, dialect="duckdb", schema=schema, inspect=trees.append)
+    described = describe_tree(trees[0], normalized)
+    assert described.tables == {"orders"} and described.cacheable is cacheable and described.sql == normalized

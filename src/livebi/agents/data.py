@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
-from ..answer_cache import LRU, ValidatedSQL, describe_validated
+from ..answer_cache import LRU, ValidatedSQL, describe_tree
 from ..warehouse.base import DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_VALUE_CHARS, Progress, QueryResult, Schema, Warehouse
 from ..warehouse.bounded import ResultBudget, ResultLimits
 from ..warehouse.safety import MAX_SQL_CHARS, MAX_SQL_DEPTH, validate_select
@@ -73,9 +73,10 @@ class DataAgent:
         return validated
 
     def _check(self, sql: str, dialect: str, schema: Schema) -> ValidatedSQL:
-        normalized = validate_select(sql, dialect=dialect, schema=schema,
+        checked: list[Any] = []
+        normalized = validate_select(sql, dialect=dialect, schema=schema, inspect=checked.append,
                                      max_chars=self.max_sql_chars, max_depth=self.max_sql_depth)
-        return describe_validated(normalized, dialect)
+        return describe_tree(checked[0], normalized)
 
     async def run(self, sql: str, warehouse: Warehouse, report: StageReport) -> QueryResult:
         """Run validated SQL; ``report`` receives engine progress at least twice a second."""
