@@ -442,8 +442,9 @@ class Settings(BaseSettings):
             "Longest a question's result is reused for the same SQL on the same warehouse (results say "
             "cached, with as_of). An entry is dropped as soon as the warehouse's change detection sees a "
             "table it reads change (within live_change_poll_s; PostgreSQL's statistics may lag more) or "
-            "ingest writes one; this age bounds what detection cannot see (e.g. an in-place UPDATE of a "
-            "DuckDB file by another program). Queries calling now(), random()... are never reused. "
+            "ingest writes one; this age bounds what detection cannot see (a view whose definition calls "
+            "current_date, a PostgreSQL write its statistics do not show yet). Queries calling now(), "
+            "random()... themselves are never reused. "
             "0: off (identical questions running at the same moment still share one query)."
         ),
     )

@@ -271,9 +271,8 @@ class Pipeline:
             started, as_of = time.monotonic(), time.time()
             result = await self._run(validated.sql, wh, user_id=user_id, progress=report)
             if cacheable:
-                size = result_size(result) if small_result(result.row_count, len(result.columns)) \
-                    else await asyncio.to_thread(result_size, result)
-                cache.put(key, validated.tables, result, started=started, as_of=as_of, generation=generation, size=size)
+                cache.put(key, validated.tables, result, started=started, as_of=as_of, generation=generation,
+                          size=result_size(result))
             return result, as_of
 
         if fresh or self.flights is None:
