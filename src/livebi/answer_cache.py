@@ -22,7 +22,9 @@ each keyed so that it cannot answer wrongly:
   calls a function whose value changes by itself (``now()``, ``random()``...).
 
 Everything here runs on the event loop (lookups are dictionary reads); the parse and the
-validation that fill the caches still run in worker threads.
+validation that fill the caches still run in worker threads. A cached or shared
+:class:`~livebi.warehouse.base.QueryResult` is handed to several answers at once: nothing may
+change it in place (nothing does: charts and publications read it and build their own data).
 """
 
 from __future__ import annotations

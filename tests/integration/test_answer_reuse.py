@@ -224,3 +224,26 @@ async def test_the_parse_cache_is_keyed_by_the_schema_version(tmp_path: Path) ->
         assert "net_amount" in after.sql and after.sql != first.sql
     finally:
         await wh.close()
+
+
+async def test_rows_ingested_through_livebi_invalidate_at_once(tmp_path: Path, demo_duckdb: Path) -> None:
+    import shutil
+
+    import httpx
+
+    from .test_ingest import order
+
+    path = tmp_path / "live.duckdb"
+    shutil.copy(demo_duckdb, path)
+    settings = settings_for(tmp_path, {"demo": f"duckdb:///{path}"}, ingest_access={"demo": ["alice"]})
+    async with run_server(settings) as server:
+        client = await server.connect("alice")
+        sql = "SELECT count(*) AS n FROM orders"
+        before = (await ask_until_cached(client, sql=sql))["rows"][0][0]
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as http:
+            response = await http.post("/api/tables/orders/rows", json={"rows": [order(900_001)]},
+                                       headers={"Authorization": f"Bearer {await server.token('alice')}"})
+        assert response.status_code == 200, response.text
+        after = await ask(client, sql=sql)  # no waiting for a poll: ingest signalled the change
+        assert after["cached"] is False and after["rows"][0][0] == before + 1
+        await client.close()
