@@ -470,6 +470,38 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Reusing answers (answer_cache.py; docs/architecture.md, "Concurrent askers")
+    result_cache_s: float = Field(
+        60.0, ge=0,
+        description=(
+            "Longest a question's result is reused for the same SQL on the same warehouse (results say "
+            "cached, with as_of). An entry is dropped as soon as the warehouse's change detection sees a "
+            "table it reads change (within live_change_poll_s; PostgreSQL's statistics may lag more) or "
+            "ingest writes one; this age bounds what detection cannot see (a view whose definition calls "
+            "current_date, a PostgreSQL write its statistics do not show yet). Queries calling now(), "
+            "random()... themselves are never reused. "
+            "0: off (identical questions running at the same moment still share one query)."
+        ),
+    )
+    result_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0,
+        description="Memory (estimated) for cached results; least recently used go first. 0: no result cache.",
+    )
+    ask_single_flight: bool = Field(
+        True,
+        description="Questions whose validated SQL on a warehouse is identical and running at the same moment share "
+        "one execution (each asker keeps its own progress and result). Off: each runs its own (for comparison).",
+    )
+    parse_cache_entries: int = Field(
+        2048, ge=0,
+        description="Offline parses of questions kept per process, keyed by the warehouse's semantic model (a schema "
+        "change gives new keys), the date and the question. 0: none.",
+    )
+    validation_cache_entries: int = Field(
+        4096, ge=0,
+        description="SQL statements whose validation is kept per process, keyed by warehouse, schema and text. 0: none.",
+    )
+
     # NLP
     today: datetime.date | None = Field(
         None, description="Date that relative periods ('last 6 months') count from. Empty: the real date."

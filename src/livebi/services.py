@@ -12,6 +12,7 @@ from typing import Any, Callable
 from .protocol import CloseCode
 from .realtime.connection import Connection
 from .agents.data import DataAgent
+from .answer_cache import ResultCache
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .auth import AuthError, Authenticator, User, build_authenticator
 from .config import Settings
@@ -52,7 +53,8 @@ def build_nlp_agent(settings: Settings) -> NLPAgent:
     return NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars,
                     semantic_layers=layers, schema_check_interval_s=settings.schema_check_interval_s,
                     llm=llm, llm_mode=settings.llm_mode,
-                    confidence_threshold=settings.llm_confidence_threshold)
+                    confidence_threshold=settings.llm_confidence_threshold,
+                    parse_cache_entries=settings.parse_cache_entries)
 
 
 def warehouse_options(settings: Settings, name: str) -> dict[str, Any]:
@@ -126,6 +128,14 @@ class Services:
         # Checked here, not at start(), so a bad rule stops the server before it opens anything.
         self.warehouse_access = WarehouseAccess(settings.warehouse_access, list(settings.resolved_warehouses()))
         self.pipeline: Pipeline | None = None
+        # Results reused while their tables do not change (answer_cache.py); its change
+        # detectors watch only the tables of cached results.
+        self.results = ResultCache(
+            max_age_s=settings.result_cache_s, max_bytes=settings.result_cache_bytes,
+            detector_factory=lambda name, on_change: change_detector_for(
+                self.warehouses[name], on_change, poll_interval_s=settings.live_change_poll_s,
+                listen=settings.live_postgres_listen),
+        )
         self.asks: AskService | None = None
         self.dashboards: DashboardService | None = None
         self.sharing: SharingService | None = None
@@ -153,7 +163,10 @@ class Services:
                 timeout_s=s.query_timeout_s, row_cap=s.row_cap,
                 max_result_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars,
                 max_sql_chars=s.max_sql_chars, max_sql_depth=s.max_sql_depth,
+                validation_cache_entries=s.validation_cache_entries,
             ),
+            results=self.results,
+            single_flight=s.ask_single_flight,
             on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
             max_concurrent_queries=s.warehouse_max_concurrent_queries,
             max_concurrent_queries_per_user=s.warehouse_max_concurrent_queries_per_user,
@@ -255,6 +268,7 @@ class Services:
             await self.cluster.stop()
         if self.asks:
             await self.asks.shutdown()
+        await self.results.stop()
         if self._simulator:
             await self._simulator.stop()
         if self.ingest:
@@ -340,8 +354,20 @@ class Services:
             else:
                 self.live.viewer_left(dashboard_id)
 
+    def reuse_status(self) -> dict[str, Any]:
+        """What /health shows about reused work: result cache, single flight, parse and
+        validation caches (answer_cache.py)."""
+        status: dict[str, Any] = {"result_cache": self.results.status()}
+        if self.pipeline is not None:
+            flights = self.pipeline.flights
+            status["single_flight"] = None if flights is None else {"started": flights.started, "joined": flights.joined}
+            for name, lru in (("parse_cache", self.pipeline.nlp.parses), ("validation_cache", self.pipeline.data.validations)):
+                status[name] = {"entries": len(lru), "hits": lru.hits, "misses": lru.misses}
+        return status
+
     async def _data_changed(self, warehouse: str, tables: set[str]) -> None:
         """Rows of ``tables`` in ``warehouse`` were written through livebi (ingest)."""
+        self.results.invalidate(warehouse, tables)
         if self.live is not None:
             await self.live.data_changed(warehouse, tables, source="ingest")
 

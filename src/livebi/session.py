@@ -213,7 +213,7 @@ class Session:
         asks = self.services.asks
         # Resolved here, so the pipeline and the history always get a warehouse this user may use.
         warehouse = self.services.warehouse_access.resolve(self.user, op.warehouse)
-        req = AskRequest(question=op.question, sql=op.sql, warehouse=warehouse, chart=op.chart)
+        req = AskRequest(question=op.question, sql=op.sql, warehouse=warehouse, chart=op.chart, fresh=op.fresh)
         try:
             query_id = await asks.start(self.user.id, req)
         except TooManyQueries as exc:

@@ -83,7 +83,10 @@ class World:
         """What the live service does after a refresh: the real pipeline's result, to on_refresh."""
         if total is not None:
             set_total(self.sales, total)
-        data = await self.services.pipeline.answer("q_alerts", AskRequest(sql=SQL, warehouse="live"), lambda *a: None)
+        # fresh: a live refresh reads the warehouse every time (no result cache, which would see
+        # this other writer's change only at its detector's next poll)
+        data = await self.services.pipeline.answer("q_alerts", AskRequest(sql=SQL, warehouse="live", fresh=True),
+                                                   lambda *a: None)
         data.pop("query_id")
         await self.services.alerts.on_refresh(self.dashboard_id, self.widget_id, data)
         return data
