@@ -9,10 +9,12 @@ livebi connections showed uvicorn's own state as the largest part of what is our
   a queue that holds at most a frame or two and has a single reader;
 - the handshake's ``Request`` and ``Response`` (two ``Headers`` objects with their dicts and
   lists: about 2.5 KiB), kept for the socket's whole life though nothing reads them after the
-  101 response was sent.
+  101 response was sent;
+- the HTTP protocol object that handed the socket over, left for the cyclic collector.
 
 :class:`LeanWebSocketProtocol` is the same class with a list-based inbox and a flag-with-future
-in their place, and drops the handshake objects once the connection is accepted. Behaviour
+in their place, drops the handshake objects once the connection is accepted, and breaks the
+HTTP protocol's reference cycle when it takes the socket over. Behaviour
 (ordering, flow control, keepalive, close handshake) is uvicorn's, unchanged: only the
 containers differ. :func:`protocol_class` returns it when the installed uvicorn has the
 sans-io implementation, else ``"auto"`` (uvicorn's own choice).
@@ -133,10 +135,25 @@ if WebSocketsSansIOProtocol is not None:
             self.queue = Inbox()  # type: ignore[assignment]
             self.writable = Flag(True)  # type: ignore[assignment]
 
+        def connection_made(self, transport: Any) -> None:
+            # Called by the HTTP protocol handing the socket over. uvicorn's httptools protocol
+            # and its parser reference each other (the parser holds its bound callbacks), so it
+            # would wait for the cyclic collector, which gc_tuning runs rarely and whose
+            # periodic freeze can pin such garbage for an hour: break the cycle, so reference
+            # counting frees it as soon as the upgrade returns. It parses nothing after this.
+            http = transport.get_protocol()
+            if http is not self and type(http).__name__ == "HttpToolsProtocol" and hasattr(http, "parser"):
+                http.parser = None
+            super().connection_made(transport)
+
         async def send(self, message: Any) -> None:
             await super().send(message)
-            if self.handshake_complete and getattr(self, "response", None) is not None:
+            request = getattr(self, "request", None)
+            if self.handshake_complete and request is not None:
                 # The 101 went out (or the handshake ended otherwise): nothing reads these again.
+                # websockets' parser generator keeps the Request for the socket's life (a local
+                # of its frame): empty its headers too.
+                request.headers.clear()
                 self.request = self.response = None
 else:  # pragma: no cover
     LeanWebSocketProtocol = None  # type: ignore[assignment,misc]
