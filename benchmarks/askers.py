@@ -7,7 +7,10 @@ would otherwise be what is measured), runs:
 1. **one asker**: one user asks the demo questions (benchmarks/questions/demo.yaml) one after
    another;
 2. **N concurrent askers** (20 by default): N users each keep one question in flight, each
-   going through the same questions from a different starting point, all starting together.
+   going through the same questions from a different starting point, all starting together
+   (with the defaults, 100 different questions: half of them asked by the single asker before,
+   so reused work shows; ``--pool 60`` only those, ``--env LIVEBI_RESULT_CACHE_S=0`` without
+   the result cache).
 
 For each: time from sending ``ask`` to the first ``progress`` publication and to the ``result``
 (p50, p95), answers per second, the server's CPU per answer (read from /proc), and the server's
@@ -279,7 +282,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     await asyncio.sleep(1.0)
                 try:
-                    many = await concurrent(server, clients, questions, args.rounds)
+                    pool = questions[: args.pool] if args.pool else questions
+                    many = await concurrent(server, clients, pool, args.rounds)
                 finally:
                     if spy is not None:
                         spy.send_signal(2)
@@ -310,6 +314,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--askers", type=int, default=20, help="concurrent askers (one account each)")
     parser.add_argument("--rounds", type=int, default=5, help="questions each concurrent asker asks in turn")
     parser.add_argument("--single", type=int, default=60, help="questions the single asker asks")
+    parser.add_argument("--pool", type=int, default=0, metavar="N",
+                        help="concurrent askers pick from the first N questions only (e.g. --pool 60: only questions the "
+                        "single asker asked before, what the result cache can answer); default: all")
     parser.add_argument("--env", action="append", default=[], metavar="LIVEBI_X=value",
                         help="extra server setting (repeatable), e.g. LIVEBI_DUCKDB_THREADS=1")
     parser.add_argument("--py-spy", metavar="FILE",

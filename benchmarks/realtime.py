@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/realtime.py                     # the whole table (a few minutes)
     .venv/bin/python benchmarks/realtime.py --quick             # small sizes, < 60 s (CI runs it)
     .venv/bin/python benchmarks/realtime.py --servers raw,livebi --fanout 1000,5000 --json out.json
+    .venv/bin/python benchmarks/realtime.py --servers raw,livebi --connections-only   # issue 11's
+        # connection targets in one run: RSS per idle connection and 10,000 sequential connects
+        # against raw websockets, and the burst of 200 (about a minute)
 
 Every server is started by this file (re-run as ``--serve KIND``) in a process of its own pinned
 to CPU 0; this process is the client, pinned to CPU 1, so the two never share a core. Servers:
@@ -675,8 +678,9 @@ def ratio(value: float, base: float | None) -> str:
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     servers = results["servers"]
     raw = servers.get("raw", {})
-    print(f"\nFan-out: {args.rate:g} publications/s for {args.seconds:g} s, {args.pad}-byte pad; server on CPU "
-          f"{SERVER_CPU}, clients on CPU {CLIENT_CPU}; ratios against raw websockets")
+    if args.fanout:
+        print(f"\nFan-out: {args.rate:g} publications/s for {args.seconds:g} s, {args.pad}-byte pad; server on CPU "
+              f"{SERVER_CPU}, clients on CPU {CLIENT_CPU}; ratios against raw websockets")
     for n in args.fanout:
         print(f"\n  {n} subscribers")
         print(f"  {'server':<10} {'p50 ms':>14} {'p95 ms':>14} {'p99 ms':>14} {'µs/delivery':>16} {'lost':>6} {'clientCPU':>9}"
@@ -725,8 +729,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--anchor-ws", default="default", help="uvicorn ws implementation for the fastapi/socketio anchors")
     p.add_argument("--no-presence", action="store_true", help="livebi with presence=false")
     p.add_argument("--no-direct", action="store_true", help="livebi with ws_direct_frames=false (the ASGI send path)")
+    p.add_argument("--connections-only", action="store_true",
+                   help="only the connection scenarios (sequential + idle memory, burst): no fan-out")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     args = p.parse_args(argv)
+    if args.connections_only:
+        args.fanout = ""
     args.servers = [s for s in args.servers.split(",") if s]
     if bad := set(args.servers) - set(KINDS):
         p.error(f"unknown servers {sorted(bad)}")

@@ -47,6 +47,22 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse({"detail": jsonable_encoder([_renderable(e) for e in exc.errors()])}, status_code=422)
 
 
+class LivebiApp(FastAPI):
+    """FastAPI whose own WebSocket endpoints (``/ws``) are served before any of the framework's
+    layers: its error middleware and wrappers each stay on the stack (a coroutine frame with its
+    locals) for a connection's whole life, and cost every connect a trip through them (issue
+    11). Every other scope, other WebSocket paths included, takes the ordinary path."""
+
+    ws_transport: WebSocketTransportMiddleware | None = None
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        transport = self.ws_transport
+        if transport is not None and scope["type"] == "websocket" and not self.root_path:
+            if await transport.serve(scope, receive, send, app=self):
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     services = Services(settings)
@@ -60,13 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.stop()
 
     # The API docs are routes in transports.http, served only as the api_docs setting allows.
-    app = FastAPI(title="livebi", version=__version__, lifespan=lifespan,
+    app = LivebiApp(title="livebi", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(SecurityHeadersMiddleware)
-    # Outermost: sees uvicorn's own send, and serves /ws without the framework's layers.
-    app.add_middleware(WebSocketTransportMiddleware, routes={"/ws": websocket_endpoint})
+    # Called first by the app itself: sees uvicorn's own send, and serves /ws without the
+    # framework's layers (LivebiApp).
+    app.ws_transport = WebSocketTransportMiddleware(None, routes={"/ws": websocket_endpoint})
     app.include_router(http.router)
     app.include_router(sse.router)
     app.include_router(dashboards.router)

@@ -9,7 +9,8 @@ and changing the password bump the version in the store, which revokes every old
 Tickets are the same format with ``"typ": "ticket"``, a random ``jti`` and a short lifetime
 (``ticket_ttl_s``). They authenticate one WebSocket or SSE connection through the URL, where
 long-lived tokens must never go (proxies and access logs keep URLs). Single use is enforced per
-process; on several nodes a ticket could be replayed once per node within its lifetime.
+process, and across nodes through Redis when the cluster has it (``shared_tickets``,
+:mod:`livebi.cluster.tickets`).
 
 Every check looks the user's token version up again, at most every ``user_cache_s`` per user:
 on this process revocation takes effect at once (the cache is updated), on other processes or
@@ -26,7 +27,7 @@ import hmac
 import json
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -173,6 +174,8 @@ class Authenticator:
         # do one store query per connection.
         self._seen: dict[str, tuple[float, int]] = {}
         self._used_tickets: dict[str, float] = {}  # ticket id -> expiry (wall clock)
+        #: several nodes: the record of tickets redeemed anywhere (livebi.cluster.tickets)
+        self.shared_tickets: Any = None
 
     async def login(self, username: str, password: str, *, address: str = "") -> tuple[User, str]:
         """Check a password and issue a session token.
@@ -220,6 +223,8 @@ class Authenticator:
         if len(self._used_tickets) > 1000:
             self._used_tickets = {k: exp for k, exp in self._used_tickets.items() if exp >= now}
         self._used_tickets[jti] = now + self.ticket_ttl_s + 1
+        if self.shared_tickets is not None and not await self.shared_tickets.first_use(jti, self.ticket_ttl_s):
+            raise AuthError("ticket already used: get a fresh one from POST /api/ticket")
         await self.check_current(user)
         return user
 

@@ -264,9 +264,12 @@ class LiveClient:
         self.subscriptions.pop(channel, None)
         await self.call("unsubscribe", channel=channel)
 
-    async def ask(self, question: str | None = None, *, sql: str | None = None, warehouse: str | None = None, chart: str | None = None) -> Query:
-        """Ask a question (or run ``sql``); iterate the returned Query or await ``result()``."""
-        fields = {k: v for k, v in {"question": question, "sql": sql, "warehouse": warehouse, "chart": chart}.items() if v is not None}
+    async def ask(self, question: str | None = None, *, sql: str | None = None, warehouse: str | None = None,
+                  chart: str | None = None, fresh: bool = False) -> Query:
+        """Ask a question (or run ``sql``); iterate the returned Query or await ``result()``.
+        ``fresh``: read the warehouse now, not a cached result."""
+        fields = {k: v for k, v in {"question": question, "sql": sql, "warehouse": warehouse, "chart": chart,
+                                    "fresh": fresh or None}.items() if v is not None}
         # The server subscribes the asker before replying, so publications may come first:
         # they are held in _early until the reply names the channel.
         self._asks_in_flight += 1

@@ -47,7 +47,42 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field(
         "memory://",
-        description="Broker URL. Only memory:// (one process, history in memory) exists in this release.",
+        description=(
+            "Broker URL: memory:// (one process, history in memory) or redis://host:port/db (several "
+            "processes or nodes share channels; seq, epoch and history live in Redis; see docs/deployment.md)."
+        ),
+    )
+    redis_prefix: str = Field(
+        "livebi:",
+        description="Prefix of every Redis key and pub/sub channel the Redis broker uses (deployments sharing one Redis use different prefixes).",
+    )
+    redis_meta_ttl_s: float = Field(
+        7 * 86400.0,
+        description=(
+            "Seconds a channel's epoch and seq stay in Redis after its last publication (at least history_ttl_s); "
+            "past it the channel starts a new epoch."
+        ),
+    )
+    redis_retry_s: float = Field(
+        1.0,
+        description=(
+            "Seconds between attempts to reach Redis again while the Redis broker runs in single-node mode; every 5 times "
+            "this, a node also checks that its pub/sub connection still delivers (a hung Redis or a silent network cut)."
+        ),
+    )
+    live_lease_s: float = Field(
+        6.0, ge=1, le=600,
+        description=(
+            "With the Redis broker: lifetime of the lease a node holds on a live dashboard it refreshes (renewed every "
+            "third of it). When that node dies, another node with viewers takes over within about this long."
+        ),
+    )
+    sse_forward_timeout_s: float = Field(
+        5.0, gt=0, le=60,
+        description=(
+            "With the Redis broker: how long a node waits for the node holding an SSE stream to answer an op POSTed "
+            "to it for that stream; no answer means the stream is gone (404)."
+        ),
     )
 
     # Security
@@ -433,6 +468,38 @@ class Settings(BaseSettings):
             "warehouse while something is watched), so tables with the triggers of `livebi live "
             "install-triggers` are refreshed at once."
         ),
+    )
+
+    # Reusing answers (answer_cache.py; docs/architecture.md, "Concurrent askers")
+    result_cache_s: float = Field(
+        60.0, ge=0,
+        description=(
+            "Longest a question's result is reused for the same SQL on the same warehouse (results say "
+            "cached, with as_of). An entry is dropped as soon as the warehouse's change detection sees a "
+            "table it reads change (within live_change_poll_s; PostgreSQL's statistics may lag more) or "
+            "ingest writes one; this age bounds what detection cannot see (a view whose definition calls "
+            "current_date, a PostgreSQL write its statistics do not show yet). Queries calling now(), "
+            "random()... themselves are never reused. "
+            "0: off (identical questions running at the same moment still share one query)."
+        ),
+    )
+    result_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0,
+        description="Memory (estimated) for cached results; least recently used go first. 0: no result cache.",
+    )
+    ask_single_flight: bool = Field(
+        True,
+        description="Questions whose validated SQL on a warehouse is identical and running at the same moment share "
+        "one execution (each asker keeps its own progress and result). Off: each runs its own (for comparison).",
+    )
+    parse_cache_entries: int = Field(
+        2048, ge=0,
+        description="Offline parses of questions kept per process, keyed by the warehouse's semantic model (a schema "
+        "change gives new keys), the date and the question. 0: none.",
+    )
+    validation_cache_entries: int = Field(
+        4096, ge=0,
+        description="SQL statements whose validation is kept per process, keyed by warehouse, schema and text. 0: none.",
     )
 
     # NLP

@@ -38,6 +38,10 @@ class Metrics:
             "livebi_live_queries_total", "Warehouse queries run by live refreshes (one per single flight)", registry=r
         )
         self.live_dashboards = Gauge("livebi_live_dashboards", "Dashboards live on this process", registry=r)
+        self.broker_degraded = Gauge(
+            "livebi_broker_degraded", "1 while the Redis broker is unreachable and this node serves its clients alone", registry=r
+        )
+        self.broker_outages = Counter("livebi_broker_outages_total", "Times the Redis broker became unreachable", registry=r)
         self.slow_consumers = Counter("livebi_slow_consumers_total", "Connections closed as slow consumers", registry=r)
 
     def render(self) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import secrets
@@ -20,6 +21,7 @@ from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Iterator
 
 from .agents.data import DataAgent
+from .answer_cache import CachedResult, QueryFlights, ResultCache, ValidatedSQL, result_size
 from .agents.nlp import NLPAgent, NotUnderstood
 from .agents.nlp.agent import CONFIDENCE_THRESHOLD
 from .agents.nlp.llm import LLMFailure
@@ -43,6 +45,18 @@ class AskRequest:
     sql: str | None = None
     warehouse: str | None = None
     chart: str | None = None
+    #: read the warehouse now: no cached result, no joining a query already running
+    fresh: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    """Where an answer's rows come from: ``as_of`` (time.time()) when the query that read them
+    started; ``cached`` when that query ran for an earlier question (the result cache)."""
+
+    as_of: float
+    cached: bool = False
+    shared: bool = False  # joined an identical query already running for someone else
 
 
 class TooManyQueries(Exception):
@@ -86,6 +100,9 @@ class Pipeline:
         max_concurrent_queries: int = 8,
         max_concurrent_queries_per_user: int = 2,
         progress_interval: float = 0.25,
+        # Reuse (answer_cache.py)
+        results: ResultCache | None = None,
+        single_flight: bool = True,
     ) -> None:
         """``on_internal_error(component)`` is called for every bug caught while answering
         (component: ``nlp``, ``data`` or ``viz``), e.g. to count it in the metrics.
@@ -94,6 +111,10 @@ class Pipeline:
         its connector can run fewer), at most ``max_concurrent_queries_per_user`` of them one
         user's; the others wait in a fair queue (:mod:`livebi.warehouse.admission`), reported
         as ``queued`` progress and not counted against the query timeout.
+
+        Questions (:meth:`answer`) share executions of identical SQL running at the same moment
+        (``single_flight``) and reuse ``results`` while their tables did not change; see
+        :mod:`livebi.answer_cache`. :meth:`execute` alone (live refreshes) does neither.
 
         ``nlp``, ``data`` and ``viz`` may be remote agents (:mod:`livebi.agents.remote`); ``viz``
         None: charts are built in this process.
@@ -105,6 +126,8 @@ class Pipeline:
         self.data = data
         self.on_internal_error = on_internal_error
         self.viz = viz
+        self.results = results if results is not None else ResultCache(max_age_s=0, max_bytes=0, detector_factory=None)
+        self.flights = QueryFlights() if single_flight else None
         self._admission = {
             name: FairQueue(
                 slots=max(1, min(max_concurrent_queries, wh.max_concurrent_queries or max_concurrent_queries)),
@@ -148,7 +171,7 @@ class Pipeline:
         t_data = time.perf_counter()
         with self._stage(Stage.data_processing, query_id):
             try:
-                sql, result = await self.execute(sql, wh, user_id=user_id, progress=progress)
+                sql, result, source = await self.execute_shared(sql, wh, user_id=user_id, progress=progress, fresh=req.fresh)
             except AskFailed as failure:
                 if engine != "llm" or failure.code != ErrorCode.query_failed.value:
                     raise
@@ -156,7 +179,7 @@ class Pipeline:
                 # with the database's own message (the new SQL is validated again by execute)
                 parsed = await self._repair(req, wh, parsed, failure, progress)
                 sql, engine = parsed.sql, parsed.engine
-                sql, result = await self.execute(sql, wh, user_id=user_id, progress=progress)
+                sql, result, source = await self.execute_shared(sql, wh, user_id=user_id, progress=progress, fresh=req.fresh)
         timings["data"] = _ms(t_data)
         t_viz = time.perf_counter()
         with self._stage(Stage.visualization, query_id):
@@ -164,7 +187,7 @@ class Pipeline:
         timings["viz"] = _ms(t_viz)
         timings["total"] = _ms(started)
         return result_data(query_id, req, wh.name, engine, sql, parsed, result, chart, warnings, timings,
-                           low_below=self.nlp.confidence_threshold)
+                           low_below=self.nlp.confidence_threshold, source=source)
 
     @contextlib.contextmanager
     def _stage(self, stage: Stage, query_id: str) -> Iterator[None]:
@@ -225,12 +248,67 @@ class Pipeline:
     ) -> tuple[str, QueryResult]:
         """Validate ``sql`` (read-only SELECT, known tables) and run it when a fair-queue slot
         is free: ``(normalized sql, result)``. Raises AskFailed (data_processing)."""
-        stage = Stage.data_processing
-        progress(stage, "sql_validation", "Validating SQL (read-only SELECT, known tables)…", 0)
+        validated = await self._validate(sql, wh, progress)
+        return validated.sql, await self._run(validated.sql, wh, user_id=user_id, progress=progress)
+
+    async def execute_shared(
+        self, sql: str, wh: Warehouse, *, user_id: str, progress: Callable[..., None] = lambda *a, **k: None,
+        fresh: bool = False,
+    ) -> tuple[str, QueryResult, Provenance]:
+        """:meth:`execute` for a question: a result from the result cache while its tables did
+        not change, else the run of identical SQL already running (single flight), else a run
+        of its own. ``fresh``: neither, the warehouse is read now (and the cache refreshed).
+        Returns ``(normalized sql, result, provenance)``; raises AskFailed (data_processing)."""
+        validated = await self._validate(sql, wh, progress)
+        data = self.data
+        key = (wh.name, validated.sql, data.row_cap, data.max_result_bytes, data.max_value_chars)
+        cache = self.results
+        cacheable = validated.cacheable and cache.enabled
+        if cacheable and not fresh:
+            entry = cache.get(key)
+            if entry is not None:
+                return validated.sql, self._from_cache(entry, wh, progress), Provenance(entry.as_of, cached=True)
+        if cacheable:
+            cache.prepare(wh.name, validated.tables)
+        generation = cache.generation(wh.name)
+
+        async def run(report: Callable[..., None]) -> tuple[QueryResult, float]:
+            started, as_of = time.monotonic(), time.time()
+            result = await self._run(validated.sql, wh, user_id=user_id, progress=report)
+            if cacheable:
+                cache.put(key, validated.tables, result, started=started, as_of=as_of, generation=generation,
+                          size=result_size(result))
+            return result, as_of
+
+        if fresh or self.flights is None:
+            result, as_of = await run(progress)
+            return validated.sql, result, Provenance(as_of)
         try:
-            sql = await self.data.validate(sql, wh)
+            # a change signalled since a flight started puts later askers on a new one
+            (result, as_of), joined = await self.flights.run((key, generation), run, progress)
+        except AskFailed as failure:  # each asker its own copy (a repair edits the message)
+            raise AskFailed(failure.stage, failure.code, failure.message, list(failure.suggestions)) from None
+        return validated.sql, result, Provenance(as_of, shared=joined)
+
+    async def _validate(self, sql: str, wh: Warehouse, progress: Callable[..., None]) -> ValidatedSQL:
+        progress(Stage.data_processing, "sql_validation", "Validating SQL (read-only SELECT, known tables)…", 0)
+        try:
+            return await self.data.check(sql, wh)
         except WarehouseError as exc:
-            raise AskFailed(stage, exc.code, exc.message, list(getattr(exc, "suggestions", []) or [])) from None
+            raise AskFailed(Stage.data_processing, exc.code, exc.message, list(getattr(exc, "suggestions", []) or [])) from None
+
+    def _from_cache(self, entry: CachedResult, wh: Warehouse, progress: Callable[..., None]) -> QueryResult:
+        result = entry.result
+        age = entry.age_s(time.time())
+        note = " (cut at the row cap)" if result.truncated else ""
+        progress(Stage.data_processing, "result_processing",
+                 f"{result.row_count:,} rows{note} from the result cache: read from {wh.name} {age:.0f} s ago, "
+                 "no change to its tables since", result.row_count)
+        return result
+
+    async def _run(self, sql: str, wh: Warehouse, *, user_id: str, progress: Callable[..., None]) -> QueryResult:
+        """Run validated ``sql`` when a fair-queue slot is free. Raises AskFailed."""
+        stage = Stage.data_processing
 
         def on_engine(substage: str, fraction: float, details: str, rows: int) -> None:
             pct = None if fraction < 0 else _EXECUTION_START + (_EXECUTION_END - _EXECUTION_START - 1) * fraction
@@ -250,7 +328,7 @@ class Pipeline:
             raise AskFailed(stage, exc.code, exc.message) from None
         note = " (cut at the row cap)" if result.truncated else ""
         progress(stage, "result_processing", f"{result.row_count:,} rows returned{note}", result.row_count)
-        return sql, result
+        return result
 
     async def visualize(
         self, query_id: str, req: AskRequest, result: QueryResult, parsed: Any,
@@ -292,10 +370,12 @@ class Pipeline:
 def result_data(
     query_id: str, req: AskRequest, warehouse: str, engine: str, sql: str, parsed: Any,
     result: QueryResult, chart: Chart, warnings: list[str], timings: dict[str, float],
-    low_below: float = CONFIDENCE_THRESHOLD,
+    low_below: float = CONFIDENCE_THRESHOLD, source: Provenance | None = None,
 ) -> dict[str, Any]:
     """The ``result`` publication's data (``low_below``: the confidence under which the answer
-    is flagged ``low_confidence``)."""
+    is flagged ``low_confidence``; ``source``: where the rows come from, None: read just now)."""
+    cached = source is not None and source.cached
+    as_of = source.as_of if source is not None else None
     return {
         "query_id": query_id,
         "question": req.question,
@@ -316,7 +396,14 @@ def result_data(
         "chart": chart.to_dict(),
         "warnings": warnings,
         "timings_ms": timings,
+        "cached": cached,
+        "as_of": _iso(as_of) if as_of is not None else None,
+        "cache_age_s": round(max(0.0, time.time() - as_of), 1) if cached and as_of is not None else None,
     }
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class _Monotonic:

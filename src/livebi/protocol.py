@@ -192,6 +192,11 @@ class AskOp(_Op):
     sql: str | None = Field(None, max_length=20_000)
     warehouse: str | None = Field(None, description="Warehouse name; default: the first configured.")
     chart: str | None = Field(None, description="Chart type the user asks for; default: chosen.")
+    fresh: bool = Field(
+        False,
+        description="Read the warehouse now: no result from the result cache, no sharing a query already running "
+        "(the answer then refreshes the cache).",
+    )
 
 
 class CancelOp(_Op):
@@ -541,6 +546,15 @@ class ResultData(BaseModel):
         description="Things that went wrong without losing the answer, e.g. a chart that could not be built (the rows come as a table).",
     )
     timings_ms: dict[str, float]
+    cached: bool = Field(
+        False,
+        description="The rows come from the result cache: read for an earlier question, and no change to the tables "
+        "the query reads was seen since (see as_of, cache_age_s; ask with fresh: true to read them again).",
+    )
+    as_of: str | None = Field(
+        None, description="When the query that read the rows started (ISO 8601, UTC); null when not known.",
+    )
+    cache_age_s: float | None = Field(None, description="Seconds since as_of when the result is cached; else null.")
 
 
 class UserRef(BaseModel):

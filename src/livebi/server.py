@@ -21,6 +21,7 @@ import uvicorn
 from .app import create_app
 from .config import Settings
 from .memory_limit import limit_address_space, size_mb
+from .transports.ws_protocol import protocol_class as ws_protocol_class
 
 
 _TOKEN = re.compile(r"((?:token|ticket)=)[^&\s\"']+")
@@ -81,6 +82,8 @@ def build_server(settings: Settings, *, log_level: str = "info", limit_memory: b
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        # uvicorn's sans-io WebSocket protocol with smaller per-connection state (issue 11).
+        ws=ws_protocol_class(),
         ws_max_size=max(1024 * 1024, settings.max_message_bytes * 4),
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,

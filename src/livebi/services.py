@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import functools
 import logging
@@ -11,6 +12,7 @@ from typing import Any, Callable
 from .protocol import CloseCode
 from .realtime.connection import Connection
 from .agents.data import DataAgent
+from .answer_cache import ResultCache
 from .agents.nlp import LLMEngine, NLPAgent, load_semantic_layer
 from .agents.remote.wiring import RemoteAgents
 from .auth import AuthError, Authenticator, User, build_authenticator
@@ -23,8 +25,9 @@ from .live.ingest import IngestService
 from .metrics import Metrics
 from .permissions import WarehouseAccess, authorize_channel
 from .pipeline import AskService, Pipeline
+from .cluster.node import ClusterNode
 from .realtime.broker import open_broker
-from .realtime.hub import Delivery, Hub
+from .realtime.hub import Delivery, Hub, SubscribeResult
 from .realtime.manager import ConnectionManager
 from .realtime.presence import Presence
 from .sharing import SharingService
@@ -51,7 +54,8 @@ def build_nlp_agent(settings: Settings) -> NLPAgent:
     return NLPAgent(today=settings.today, max_question_chars=settings.max_question_chars,
                     semantic_layers=layers, schema_check_interval_s=settings.schema_check_interval_s,
                     llm=llm, llm_mode=settings.llm_mode,
-                    confidence_threshold=settings.llm_confidence_threshold)
+                    confidence_threshold=settings.llm_confidence_threshold,
+                    parse_cache_entries=settings.parse_cache_entries)
 
 
 def warehouse_options(settings: Settings, name: str) -> dict[str, Any]:
@@ -101,14 +105,24 @@ class Services:
         )
         # Presence (realtime/presence.py): members on dashboard channels, coalesced updates.
         self.presence = Presence(
-            publish=self.publish, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
+            publish=self._publish_presence, subscribed=self.hub.is_subscribed, subscriber_count=self.hub.subscriber_count,
             enabled=settings.presence, coalesce_s=settings.presence_coalesce_ms / 1000,
             max_members=settings.presence_max_members, count_interval_s=settings.presence_count_interval_ms / 1000,
             on_error=lambda: self.metrics.internal_errors.labels("presence").inc(),
         )
         self.shutting_down = False
         self.sse_streams: dict[str, Any] = {}  # conn_id -> transports.sse.SSEStream
-        self.broker = open_broker(settings.broker_url, self.hub, self._deliver)
+        self.cluster: ClusterNode | None = None  # with a shared broker (cluster/node.py)
+        self.sse_forwarder: Any = None  # SSE ops for streams on other nodes
+        self._notices: set[asyncio.Task[None]] = set()
+        self.broker = open_broker(
+            settings.broker_url, self.hub, self._deliver, redis_prefix=settings.redis_prefix,
+            meta_ttl_s=settings.redis_meta_ttl_s, retry_s=settings.redis_retry_s,
+            on_degraded=self._broker_degraded,
+            on_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
+        )
+        if self.broker.shared:  # the broker stops following a channel once nobody here listens
+            self.connections.on_watch = self._on_watch
         self.store: MetadataStore | None = None
         self.auth: Authenticator | None = None
         self.warehouses: dict[str, Warehouse] = {}
@@ -116,6 +130,14 @@ class Services:
         self.warehouse_access = WarehouseAccess(settings.warehouse_access, list(settings.resolved_warehouses()))
         self.pipeline: Pipeline | None = None
         self.agents: RemoteAgents | None = None
+        # Results reused while their tables do not change (answer_cache.py); its change
+        # detectors watch only the tables of cached results.
+        self.results = ResultCache(
+            max_age_s=settings.result_cache_s, max_bytes=settings.result_cache_bytes,
+            detector_factory=lambda name, on_change: change_detector_for(
+                self.warehouses[name], on_change, poll_interval_s=settings.live_change_poll_s,
+                listen=settings.live_postgres_listen),
+        )
         self.asks: AskService | None = None
         self.dashboards: DashboardService | None = None
         self.sharing: SharingService | None = None
@@ -147,8 +169,11 @@ class Services:
                 timeout_s=s.query_timeout_s, row_cap=s.row_cap,
                 max_result_bytes=s.max_result_bytes, max_value_chars=s.max_value_chars,
                 max_sql_chars=s.max_sql_chars, max_sql_depth=s.max_sql_depth,
+                validation_cache_entries=s.validation_cache_entries,
             )),
             viz=self.agents.viz(),
+            results=self.results,
+            single_flight=s.ask_single_flight,
             on_internal_error=lambda component: self.metrics.internal_errors.labels(component).inc(),
             max_concurrent_queries=s.warehouse_max_concurrent_queries,
             max_concurrent_queries_per_user=s.warehouse_max_concurrent_queries_per_user,
@@ -164,6 +189,12 @@ class Services:
             on_finished=self._query_finished,
         )
         dashboard_store = DashboardStore(self.store.engine, ops_kept=s.dashboard_ops_kept)
+        if self.broker.shared:  # leases, tickets and SSE ops shared with the other nodes
+            from .transports.sse import run_op
+
+            self.cluster = ClusterNode(self.broker, s, run_sse_op=lambda conn, user_id, raw: run_op(self, conn, user_id, raw))
+            self.auth.shared_tickets = self.cluster.tickets
+            self.sse_forwarder = self.cluster.sse
         if s.live_dashboards:
             self.live = LiveService(
                 pipeline=self.pipeline, store=dashboard_store, access=self.warehouse_access, publish=self.publish,
@@ -173,6 +204,7 @@ class Services:
                 on_query=self.metrics.live_queries.inc,
                 detector_factory=lambda name, on_change: change_detector_for(
                     self.warehouses[name], on_change, poll_interval_s=s.live_change_poll_s, listen=s.live_postgres_listen),
+                leases=self.cluster.leases if self.cluster is not None else None,
             )
             live = self.live
             self.metrics.live_dashboards.set_function(lambda: live.active_count)
@@ -218,6 +250,8 @@ class Services:
                                              on_internal_error=lambda: self.metrics.internal_errors.labels("simulator").inc())
             self._simulator.start()
         await self.broker.start()
+        if self.cluster is not None:
+            await self.cluster.start(resync_alerts=self.alerts.resync if self.live is not None else None)
         self.presence.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
@@ -237,10 +271,13 @@ class Services:
                     await task
         if self.live is not None:
             await self.live.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.asks:
             await self.asks.shutdown()
         if self.agents is not None:
             await self.agents.close()
+        await self.results.stop()
         if self._simulator:
             await self._simulator.stop()
         if self.ingest:
@@ -262,7 +299,62 @@ class Services:
         self.metrics.publications.labels(type).inc()
         await self.broker.publish(channel, type, data, final=final)
 
+    async def _publish_presence(self, channel: str, type: str, data: dict[str, Any]) -> None:
+        """Presence publications: with a shared broker, mirrored into the cluster's presence
+        first (counts and snapshots then cover every node)."""
+        if self.broker.shared:
+            data = await self.broker.presence_publication(channel, data)
+        await self.publish(channel, type, data)
+
+    async def presence_op(self, conn: Connection, channel: str, state: dict[str, Any] | None) -> dict[str, Any]:
+        """The ``presence`` op's reply: this node's members and, with a shared broker, those of
+        every other live node."""
+        reply = self.presence.op(conn, channel, state)
+        if self.broker.shared and reply["members"]:
+            members = reply["members"] + await self.broker.presence_others(channel)
+            members.sort(key=lambda m: (m["joined_at"], m["conn_id"]))
+            reply = {**reply, "members": members, "count": len(members)}
+        return reply
+
+    def _broker_degraded(self, degraded: bool) -> None:
+        """The Redis broker lost (or found again) its server: count it and tell ``system``."""
+        self.metrics.broker_degraded.set(1 if degraded else 0)
+        if degraded:
+            self.metrics.broker_outages.inc()
+        message = ("Live updates from other servers are paused; updates made here still arrive." if degraded
+                   else "Live updates from every server are flowing again.")
+        data = {"active": degraded, "component": "broker", "mode": "single-node" if degraded else "cluster",
+                "message": message}
+        task = asyncio.get_running_loop().create_task(self._publish_notice("system", "service_degradation", data))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _publish_notice(self, channel: str, type: str, data: dict[str, Any]) -> None:
+        try:
+            await self.publish(channel, type, data)
+        except Exception:  # a notice must not take the broker's recovery down with it
+            log.exception("publishing %s on %s failed", type, channel)
+            self.metrics.internal_errors.labels("notice").inc()
+
+    async def subscribe(
+        self, conn: Connection, channel: str, since: tuple[str, int] | None, *, from_start: bool = False
+    ) -> SubscribeResult:
+        """Subscribe ``conn`` (authorized already); with a shared broker, first follow the
+        channel and fetch the shared history ``since`` needs (see RedisBroker.prepare).
+
+        ``from_start``: replay the channel from its first publication with a shared broker
+        (a question's channel, whose pipeline may publish before the node follows it); the
+        memory broker needs no replay there, the hub sees every publication.
+        """
+        if not self.broker.shared:
+            return self.connections.subscribe(conn, channel, since)
+        since, older = await self.broker.prepare(channel, since, from_start=from_start)
+        # no await from here: publications arriving meanwhile are merged by the hub
+        return self.connections.subscribe(conn, channel, since, older)
+
     def _on_watch(self, channel: str, delta: int) -> None:
+        if delta < 0 and self.broker.shared:
+            self.broker.released(channel)
         # a dashboard is live on this process while a connection here listens to it
         if self.live is not None and channel.startswith("dashboard:"):
             dashboard_id = channel.split(":", 1)[1]
@@ -271,13 +363,53 @@ class Services:
             else:
                 self.live.viewer_left(dashboard_id)
 
+    def reuse_status(self) -> dict[str, Any]:
+        """What /health shows about reused work: result cache, single flight, parse and
+        validation caches (answer_cache.py)."""
+        status: dict[str, Any] = {"result_cache": self.results.status()}
+        if self.pipeline is not None:
+            flights = self.pipeline.flights
+            status["single_flight"] = None if flights is None else {"started": flights.started, "joined": flights.joined}
+            for name, lru in (("parse_cache", self.pipeline.nlp.parses), ("validation_cache", self.pipeline.data.validations)):
+                status[name] = {"entries": len(lru), "hits": lru.hits, "misses": lru.misses}
+        return status
+
     async def _data_changed(self, warehouse: str, tables: set[str]) -> None:
         """Rows of ``tables`` in ``warehouse`` were written through livebi (ingest)."""
+        self.results.invalidate(warehouse, tables)
         if self.live is not None:
             await self.live.data_changed(warehouse, tables, source="ingest")
 
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)
+        if self.cluster is not None and self.live is not None and delivery.channel.startswith("dashboard:"):
+            self._follow_cluster_live(delivery)
+
+    def _follow_cluster_live(self, delivery: Delivery) -> None:
+        """The live service of a cluster node follows what other nodes publish on dashboards it
+        has viewers of: edits (it replans: it may hold the lease, or take it over later) and
+        refreshes (kept as each widget's latest for viewers arriving here)."""
+        dashboard_id = delivery.channel[len("dashboard:"):]
+        head = delivery.frame[:300]
+        if '"type":"dashboard_update"' in head:
+            coro = self.live.dashboard_changed(dashboard_id)
+        elif '"type":"dashboard_refresh"' in head and f"live:{dashboard_id}" not in self.cluster.leases.held:
+            coro = self._observe_refresh(dashboard_id, delivery.frame)
+        else:
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _observe_refresh(self, dashboard_id: str, frame: str) -> None:
+        """Another node's refresh of a dashboard watched here: kept as the widget's latest, so
+        a viewer arriving here sees it at once (parsed off the loop: results can be large)."""
+        try:
+            publication = await asyncio.to_thread(json.loads, frame)
+            self.live.observe_refresh(dashboard_id, publication["data"])
+        except Exception:
+            log.exception("keeping another node's refresh of %s failed", dashboard_id)
+            self.metrics.internal_errors.labels("live").inc()
 
     def _query_finished(self, status: str, seconds: float, error_code: str | None) -> None:
         self.metrics.queries.labels(status).inc()

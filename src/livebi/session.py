@@ -150,7 +150,7 @@ class Session:
     async def subscribe(self, channel: str, since: tuple[str, int] | None, replay: Replay) -> dict[str, Any]:
         """Authorize, subscribe, queue missed publications into ``replay``; the reply data."""
         await self.services.authorize_channel(self.user, channel)
-        result = self.services.connections.subscribe(self.conn, channel, since)
+        result = await self.services.subscribe(self.conn, channel, since)
         recovered, missed = result.recovered, result.missed
         if missed and sum(len(frame) for _, frame in missed) > self.services.settings.outgoing_queue_bytes // 2:
             # A replay this big would overflow the outbox and cut the client off again and
@@ -205,7 +205,7 @@ class Session:
         return {"channel": op.channel, "unsubscribed": done}
 
     async def _op_presence(self, op: PresenceOp, replay: Replay) -> dict[str, Any]:
-        return self.services.presence.op(self.conn, op.channel, op.state)
+        return await self.services.presence_op(self.conn, op.channel, op.state)
 
     async def _op_ask(self, op: AskOp, replay: Replay) -> dict[str, Any]:
         if (op.question is None) == (op.sql is None):
@@ -213,16 +213,18 @@ class Session:
         asks = self.services.asks
         # Resolved here, so the pipeline and the history always get a warehouse this user may use.
         warehouse = self.services.warehouse_access.resolve(self.user, op.warehouse)
-        req = AskRequest(question=op.question, sql=op.sql, warehouse=warehouse, chart=op.chart)
+        req = AskRequest(question=op.question, sql=op.sql, warehouse=warehouse, chart=op.chart, fresh=op.fresh)
         try:
             query_id = await asks.start(self.user.id, req)
         except TooManyQueries as exc:
             raise ProtocolError(ErrorCode.too_many_queries, str(exc)) from None
         channel = f"query:{query_id}"
-        # Subscribe before the pipeline task first runs, so no publication is missed.
-        result = self.services.connections.subscribe(self.conn, channel, None)
+        # Subscribe before the pipeline task first runs, so no publication is missed (with a
+        # shared broker the subscribe awaits Redis: what was published meanwhile is replayed).
+        result = await self.services.subscribe(self.conn, channel, None, from_start=True)
         if self.conn.track_positions:
-            self.conn.positions[channel] = (result.epoch, result.seq)
+            self.conn.positions[channel] = (result.epoch, result.missed[0][0] - 1 if result.missed else result.seq)
+        replay.items.extend((channel, result.epoch, seq, frame) for seq, frame in result.missed)
         return {"query_id": query_id, "channel": channel}
 
     async def _op_edit(self, op: EditOp, replay: Replay) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def test_a_lost_data_agent_shows_in_the_banner_until_it_is_back(open_page, tmp_p
         "LIVEBI_DATA_AGENT_URLS": json.dumps([f"ws://127.0.0.1:{port}"]),
         "LIVEBI_AGENT_WS_FAILURES_BEFORE_HTTP": "1", "LIVEBI_AGENT_CALL_ATTEMPTS": "2",
         "LIVEBI_AGENT_PROBE_INTERVAL_S": "0.5",
+        "LIVEBI_RESULT_CACHE_S": "0",  # the same question asked again reaches the agent again
     }
     with _demo(tmp_path, env) as base:
         agent = _start_agent(port, tmp_path / "demo.duckdb", tmp_path / "agent.log")

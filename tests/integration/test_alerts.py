@@ -83,7 +83,10 @@ class World:
         """What the live service does after a refresh: the real pipeline's result, to on_refresh."""
         if total is not None:
             set_total(self.sales, total)
-        data = await self.services.pipeline.answer("q_alerts", AskRequest(sql=SQL, warehouse="live"), lambda *a: None)
+        # fresh: a live refresh reads the warehouse every time (no result cache, which would see
+        # this other writer's change only at its detector's next poll)
+        data = await self.services.pipeline.answer("q_alerts", AskRequest(sql=SQL, warehouse="live", fresh=True),
+                                                   lambda *a: None)
         data.pop("query_id")
         await self.services.alerts.on_refresh(self.dashboard_id, self.widget_id, data)
         return data
@@ -273,6 +276,17 @@ async def test_two_processes_on_one_postgres_store_notify_once(pg_database: str)
         assert [(c, t, d["value"]) for c, t, d in published] == [
             (f"user:{carol.id}", "notification", 10), (f"user:{carol.id}", "notification", 12)]
         assert published[0][2]["alert_id"] == created["id"]
+
+        # An alert made and deleted on one node reaches the other by resync, without a restart.
+        other = await nodes[0].create(carol, dashboard_id="d_pg", widget_id="w_pg", op="<", threshold=0)
+        await nodes[0].delete(carol, created["id"])
+        await nodes[0].delete(carol, other["id"])
+        assert nodes[1].watched() == {"d_pg": {"w_pg"}}
+        await nodes[1].resync()
+        assert nodes[1].watched() == {}
+        await nodes[0].create(carol, dashboard_id="d_pg", widget_id="w_pg", op=">", threshold=100)
+        await nodes[1].resync()
+        assert nodes[1].watched() == {"d_pg": {"w_pg"}}
     finally:
         for engine in engines:
             await engine.dispose()

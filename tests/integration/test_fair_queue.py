@@ -8,9 +8,15 @@ from . import conftest
 from .conftest import run_server
 
 HEAVY_SQL = (
-    "SELECT count(*) AS n FROM orders a JOIN orders b ON a.quantity + b.quantity > 0 "
+    "SELECT count(*) AS n, {k} AS k FROM orders a JOIN orders b ON a.quantity + b.quantity > 0 "
     "JOIN orders c ON b.quantity + c.quantity > 0"
 )
+#: each attacker's query distinct: identical ones would share one execution (single flight)
+_heavy = iter(range(1_000_000))
+
+
+def heavy_sql() -> str:
+    return HEAVY_SQL.format(k=next(_heavy))
 
 
 async def test_queued_query_is_served_in_turn_and_its_wait_is_not_charged(server_settings, monkeypatch) -> None:
@@ -23,7 +29,7 @@ async def test_queued_query_is_served_in_turn_and_its_wait_is_not_charged(server
         heavy = []
         for client in attackers:
             for _ in range(3):
-                reply = await client.op("ask", sql=HEAVY_SQL)
+                reply = await client.op("ask", sql=heavy_sql())
                 assert reply["ok"], reply
                 heavy.append((client, reply["data"]["channel"]))
         await asyncio.sleep(0.3)  # both slots now run heavy queries; four more wait
@@ -65,7 +71,7 @@ async def test_default_limits_let_a_third_user_run_at_once(server_settings, monk
         channels = []
         for client in attackers:
             for _ in range(4):
-                reply = await client.op("ask", sql=HEAVY_SQL)
+                reply = await client.op("ask", sql=heavy_sql())
                 channels.append((client, reply["data"]["channel"]))
         await asyncio.sleep(0.3)
         victim = await server.connect("carol")

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import gc
 
+import websockets
+
 from livebi.realtime.connection import Connection
 from livebi.realtime.outbox import Outbox
 from livebi.session import Session
 
-from .conftest import run_server
+from .conftest import WSClient, run_server
 from .test_presence_scaling import connect_one_trip, public_dashboard
 
 
@@ -51,3 +53,29 @@ async def test_closed_connections_are_freed_without_the_cyclic_collector(server_
         finally:
             gc.enable()
     assert gc.get_freeze_count() == 0 and gc.get_threshold()[0] == 700, "stop gave everything back"
+
+
+async def test_the_http_protocol_that_hands_over_a_websocket_is_freed_without_the_cyclic_collector(server_settings) -> None:
+    """uvicorn's httptools protocol and its parser reference each other; the upgrade to a
+    WebSocket must not leave one such cycle per connection for the (rare, freezing) collector."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    async with run_server(server_settings) as server:
+        token = await server.token("alice")  # HTTP requests of its own: before counting
+        await asyncio.sleep(0.3)
+        gc.collect()
+        gc.disable()
+        try:
+            before = len(alive((HttpToolsProtocol,)))
+            clients = []
+            for _ in range(5):
+                client = WSClient(await websockets.connect(server.ws_url))
+                assert (await client.op("auth", token=token, subscribe=["system"]))["ok"]
+                clients.append(client)
+            await asyncio.sleep(0.1)
+            left = len(alive((HttpToolsProtocol,))) - before
+            assert left <= 0, f"{left} upgraded HTTP protocol objects wait for the cyclic collector"
+        finally:
+            gc.enable()
+        for client in clients:
+            await client.close()

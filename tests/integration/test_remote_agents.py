@@ -176,7 +176,9 @@ async def cancel_on_agent(client, asked: dict, agent: AgentProcess, start: dict,
 def server_settings(tmp_path: Path, demo: Path, **agent_settings) -> Settings:
     return Settings(
         data_dir=tmp_path, warehouses={"demo": f"duckdb:///{demo}"}, store_url=f"sqlite:///{tmp_path / 'meta.db'}",
-        secret_key="test-secret", port=free_port(), agent_token=TOKEN, **agent_settings,
+        secret_key="test-secret", port=free_port(), agent_token=TOKEN,
+        result_cache_s=0,  # every question reaches the agent: the tests count its calls
+        **agent_settings,
     )
 
 

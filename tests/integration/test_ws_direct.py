@@ -35,14 +35,21 @@ async def publish_and_check(server, client) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
-@pytest.mark.parametrize("ws", ["websockets-sansio", "websockets", "wsproto"])
+@pytest.mark.parametrize("ws", [None, "websockets-sansio", "websockets", "wsproto"])
 async def test_direct_frames_on_each_uvicorn_implementation(server_settings, ws) -> None:
+    """None: livebi's own protocol class (transports/ws_protocol.py), the default."""
     if ws == "wsproto":
         pytest.importorskip("wsproto")  # the bench extra (dev.sh installs it)
     async with run_server(server_settings, ws=ws) as server:
         client = await server.connect("alice", compression=None)
         await client.op("ping")
         assert server_conn(server).direct
+        if ws is None:
+            from livebi.transports.ws_protocol import LeanWebSocketProtocol
+
+            proto = server_conn(server)._direct._proto  # uvicorn's protocol object for this socket
+            assert isinstance(proto, LeanWebSocketProtocol)
+            assert proto.request is None and proto.response is None, "the handshake objects were dropped"
         await publish_and_check(server, client)
         await client.close()
 

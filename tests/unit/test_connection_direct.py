@@ -91,16 +91,20 @@ def test_frames_queued_in_one_iteration_leave_in_order_as_one_batch() -> None:
 
 def test_a_finished_loop_leaves_no_flusher_behind() -> None:
     import gc
+    import weakref
 
     from livebi.realtime import connection
 
+    loops = []
+
     async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
         conn = _conn("d", _Writer())
         conn.enqueue("x")
         await asyncio.sleep(0)
         await conn.close()
 
-    before = len(connection._flushers)
     asyncio.run(main())
     gc.collect()
-    assert len(connection._flushers) == before
+    assert loops[0]() is None, "the finished loop is kept alive"
+    assert all(loop is not None for loop in connection._flushers.keys())

@@ -179,3 +179,63 @@ def test_unfinished_channel_keeps_its_history_for_the_ttl(clock: Clock) -> None:
     hub.disconnect("c")
     clock.now += 100
     assert hub.prune() == 0 and len(hub.history_frames("dashboard:d")) == 1
+
+
+# Channels sequenced elsewhere (a Redis broker feeds the hub) ---------------------------------
+
+
+def frame(seq: int, epoch: str = "R") -> str:
+    return json.dumps({"channel": "c", "epoch": epoch, "seq": seq})
+
+
+def test_follow_then_accept_delivers_in_order_and_drops_duplicates(hub: Hub) -> None:
+    hub.follow("c", "R", 10)
+    hub.subscribe("x", "c")
+    assert hub.accept("c", "R", 10, frame(10)) is None  # seen before following
+    d = hub.accept("c", "R", 11, frame(11))
+    assert (d.epoch, d.seq, d.targets) == ("R", 11, ("x",))
+    assert hub.accept("c", "R", 11, frame(11)) is None
+    assert hub.position("c") == ("R", 11)
+
+
+def test_accept_with_a_new_epoch_replaces_the_position_and_history(hub: Hub) -> None:
+    hub.follow("c", "R", 0)
+    for s in (1, 2, 3):
+        hub.accept("c", "R", s, frame(s))
+    d = hub.accept("c", "S", 1, frame(1, "S"))
+    assert (d.epoch, d.seq) == ("S", 1)
+    assert hub.subscribe("y", "c", since=("R", 2)).recovered is False
+    assert hub.subscribe("z", "c", since=("S", 0)).recovered is True
+
+
+def test_a_gap_restarts_local_history(hub: Hub) -> None:
+    hub.follow("c", "R", 0)
+    hub.accept("c", "R", 1, frame(1))
+    assert hub.accept("c", "R", 4, frame(4)) is not None  # 2 and 3 never came: delivered anyway
+    assert hub.covers("c", 3) and not hub.covers("c", 1)
+    assert hub.subscribe("x", "c", since=("R", 1)).recovered is False
+
+
+def test_older_history_fills_the_gap_before_local_history_without_duplicates(hub: Hub) -> None:
+    hub.follow("c", "R", 3)  # this process follows from seq 3 on
+    hub.accept("c", "R", 4, frame(4))
+    hub.accept("c", "R", 5, frame(5))
+    # the shared history read raced the live stream: it holds 2..6 (6 is not here yet)
+    older = tuple((s, frame(s)) for s in range(2, 7))
+    assert hub.subscribe("w", "c", since=("R", 0), older=older).recovered is False  # seq 1 is gone
+    result = hub.subscribe("x", "c", since=("R", 2), older=older)
+    assert result.recovered is True and seqs(result.missed) == [3, 4, 5] and result.seq == 5
+    assert set(hub.accept("c", "R", 6, frame(6)).targets) == {"x", "w"}  # 6 comes live, once
+
+
+def test_older_history_with_a_hole_is_not_a_recovery(hub: Hub) -> None:
+    hub.follow("c", "R", 6)
+    older = ((3, frame(3)), (5, frame(5)), (6, frame(6)))
+    assert hub.subscribe("x", "c", since=("R", 2), older=older).recovered is False
+
+
+def test_diverge_starts_a_local_epoch(hub: Hub) -> None:
+    hub.follow("c", "R", 7)
+    hub.diverge("c")
+    d = hub.publish("c", "t", {})
+    assert d.epoch != "R" and d.seq == 1

@@ -63,3 +63,17 @@ def test_a_batch_carries_the_event_id_of_its_last_frame() -> None:
     box.put('{"seq":2}', "p2")
     frame, event_id = box.take()
     assert json.loads(frame)["type"] == "message_batch" and event_id == "p2"
+
+
+def test_an_emptied_outbox_keeps_no_queue() -> None:
+    """Thousands of idle connections each hold an outbox (issue 11): its deque (~760 bytes) is
+    allocated while something waits and dropped once everything was taken, batched or not."""
+    for batching in (True, False):
+        box = Outbox(max_bytes=1000, batching=batching)
+        assert box._frames is None
+        box.put('{"a":1}')
+        box.put('{"b":2}')
+        while box.take() is not None:
+            pass
+        assert box._frames is None and len(box) == 0 and box.queued_bytes == 0
+        assert box.put('{"c":3}') and box.take() == ('{"c":3}', None)

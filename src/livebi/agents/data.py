@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
-from ..warehouse.base import DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_VALUE_CHARS, Progress, QueryResult, Warehouse
+from ..answer_cache import LRU, ValidatedSQL, describe_tree
+from ..warehouse.base import DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_VALUE_CHARS, Progress, QueryResult, Schema, Warehouse
 from ..warehouse.bounded import ResultBudget, ResultLimits
 from ..warehouse.safety import MAX_SQL_CHARS, MAX_SQL_DEPTH, validate_select
 
@@ -39,18 +40,43 @@ class DataAgent:
     max_value_chars: int = DEFAULT_MAX_VALUE_CHARS
     max_sql_chars: int = MAX_SQL_CHARS
     max_sql_depth: int = MAX_SQL_DEPTH
+    #: statements whose validation is kept (0: none); see :meth:`check`
+    validation_cache_entries: int = 4096
+
+    def __post_init__(self) -> None:
+        self.validations: LRU[tuple[str, str, int, int, int, str], tuple[Schema, ValidatedSQL]] = \
+            LRU(self.validation_cache_entries)
 
     async def validate(self, sql: str, warehouse: Warehouse) -> str:
-        """Return the normalized SQL or raise ``UnsafeSQL`` (a WarehouseError with suggestions).
+        """Return the normalized SQL or raise ``UnsafeSQL`` (a WarehouseError with suggestions)."""
+        return (await self.check(sql, warehouse)).sql
+
+    async def check(self, sql: str, warehouse: Warehouse) -> ValidatedSQL:
+        """Validate ``sql``: the normalized SQL, the tables it reads and whether its result may
+        be cached. Raises ``UnsafeSQL`` (a WarehouseError with suggestions).
 
         Validation parses and walks the whole statement (half a second for a large one), so it
-        runs in a worker thread: the event loop keeps serving every other connection.
+        runs in a worker thread: the event loop keeps serving every other connection. Its
+        outcome depends only on the text, the dialect (whose function allow-list is fixed), the
+        schema checked against and the limits, so a statement that passed is not checked again
+        against the same schema object (a schema refresh makes a new one). Refusals are not
+        kept: they are cheap to redo and rare.
         """
         schema = await warehouse.schema()
-        return await asyncio.to_thread(
-            validate_select, sql, dialect=warehouse.dialect, schema=schema,
-            max_chars=self.max_sql_chars, max_depth=self.max_sql_depth,
-        )
+        dialect = warehouse.dialect
+        key = (warehouse.name, dialect, id(schema), self.max_sql_chars, self.max_sql_depth, sql)
+        known = self.validations.get(key)
+        if known is not None and known[0] is schema:  # the entry holds the schema: no id reuse
+            return known[1]
+        validated = await asyncio.to_thread(self._check, sql, dialect, schema)
+        self.validations.put(key, (schema, validated))
+        return validated
+
+    def _check(self, sql: str, dialect: str, schema: Schema) -> ValidatedSQL:
+        checked: list[Any] = []
+        normalized = validate_select(sql, dialect=dialect, schema=schema, inspect=checked.append,
+                                     max_chars=self.max_sql_chars, max_depth=self.max_sql_depth)
+        return describe_tree(checked[0], normalized)
 
     async def run(self, sql: str, warehouse: Warehouse, report: StageReport) -> QueryResult:
         """Run validated SQL; ``report`` receives engine progress at least twice a second."""

@@ -6,9 +6,10 @@ dashboard): load the latest snapshot, check the caller's role, apply the ops (pu
 version, then publish one ``dashboard_update`` per applied op on ``dashboard:<id>`` and reply.
 Because the lock is held until the publications are out, they leave in version order.
 
-Several processes may edit the same dashboard (PostgreSQL store): the version guard makes the
-loser of a race reload and apply its ops again to the new state, so no edit is lost or applied
-to a stale snapshot.
+Several processes may edit the same dashboard (PostgreSQL store): they queue on the dashboard's
+advisory lock, and the version guard still makes the loser of any race (a node of an older
+version, a SQLite file shared by processes) reload and apply its ops again to the new state, so
+no edit is lost or applied to a stale snapshot.
 
 Roles are read from the store on every call, so a role change or a removal takes effect at the
 next op. Connections that lose their access are also unsubscribed from the channel on this
@@ -251,7 +252,7 @@ class DashboardService:
         lock = self._locks.setdefault(dashboard_id, asyncio.Lock())
         self._waiting[dashboard_id] += 1
         try:
-            async with lock:
+            async with lock, self.store.serialized(dashboard_id):  # and across nodes (PostgreSQL)
                 yield
         finally:
             self._waiting[dashboard_id] -= 1

@@ -16,8 +16,8 @@ crossing.
   with ``on=True`` for every dashboard with alerts when it starts and when a dashboard gets its
   first alert, ``False`` when its last alert is deleted; :meth:`AlertService.watched` says the
   same (dashboard id -> widget ids with alerts). This bookkeeping is per process: alerts made
-  through another process (several nodes on one store) are picked up at the next start, or when
-  a refresh of their widget reaches :meth:`on_refresh` here.
+  or deleted through another node sharing the store are picked up by :meth:`resync`, which a
+  cluster's nodes run every ``alert_interval_s`` (with leases, only one node refreshes).
 """
 
 from __future__ import annotations
@@ -118,6 +118,18 @@ class AlertService:
         for dashboard_id, widgets in (await self.store.widgets()).items():
             for widget_id in widgets:
                 await self._watch(dashboard_id, widget_id)
+
+    async def resync(self) -> None:
+        """Alerts made or deleted through other nodes sharing the store: watch what it has now
+        (several nodes call this every so often; one node learns of its own alerts at once)."""
+        current = await self.store.widgets()
+        for dashboard_id, widgets in current.items():
+            for widget_id in widgets:
+                await self._watch(dashboard_id, widget_id)
+        for dashboard_id, widgets in list(self._watched.items()):
+            for widget_id in list(widgets):
+                if widget_id not in current.get(dashboard_id, ()):
+                    await self._unwatch(dashboard_id, widget_id)
 
     def watched(self) -> dict[str, set[str]]:
         """dashboard id -> ids of its widgets that have alerts (as this process knows)."""

@@ -42,6 +42,7 @@ from ..pipeline import AskFailed, AskRequest, Pipeline, result_data
 from ..protocol import ErrorCode, ProtocolError, Stage, dumps
 from ..store.dashboards import DashboardStore
 from .flight import SingleFlight
+from .lease import LocalLeases
 from .plan import WidgetQuery, tables_read, widget_queries
 from .schedule import Schedule
 
@@ -107,8 +108,10 @@ class LiveService:
         on_outcome: Callable[[str, str], None] | None = None,
         on_query: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        leases: Any = None,
     ) -> None:
-        """``on_outcome(reason, state)`` and ``on_query()`` feed the metrics."""
+        """``on_outcome(reason, state)`` and ``on_query()`` feed the metrics. ``leases`` decide
+        which node of a cluster refreshes a dashboard (:mod:`.lease`; one node: this one)."""
         self.pipeline = pipeline
         self.store = store
         self.access = access
@@ -121,6 +124,9 @@ class LiveService:
         self._on_outcome = on_outcome
         self._on_query = on_query
         self._clock = clock
+        self.leases = leases if leases is not None else LocalLeases()
+        if getattr(self.leases, "on_forward", False) is None:
+            self.leases.on_forward = self._forwarded
         self.flight = SingleFlight(clock)
         self._viewers: collections.Counter[str] = collections.Counter()
         self._holders: collections.Counter[str] = collections.Counter()
@@ -227,6 +233,7 @@ class LiveService:
             self._tasks[key].cancel()  # the shared query goes on for whoever else wants it
         self._pending = {k: v for k, v in self._pending.items() if k[0] != dashboard_id}
         self._reindex()
+        self._spawn(self.leases.release(_lease(dashboard_id)))  # another node with viewers takes over
 
     # Plans ------------------------------------------------------------------------------------
 
@@ -469,7 +476,13 @@ class LiveService:
         if widget is None:
             return
         base = {"dashboard_id": dashboard_id, "widget_id": widget_id, "reason": reason, "affected_table": table}
+        lease = _lease(dashboard_id)
         try:
+            token = await self.leases.acquire(lease)
+            if token is None:  # another node refreshes this dashboard; its results reach our viewers
+                if reason == "manual":
+                    await self.leases.forward(lease, {"dashboard_id": dashboard_id, "widget_id": widget_id})
+                return
             if widget.error is not None:
                 raise widget.error
             if reason == "manual":  # someone pressed Refresh: show everyone at once
@@ -489,6 +502,8 @@ class LiveService:
                                sql, widget.parsed, result, chart, warnings, {"data": result.elapsed_ms})
             data.pop("query_id")
             digest, size = await asyncio.to_thread(_digest, data)
+            if not await self._still_holds(lease, token):
+                return
             if self._digests.get(key) == digest:
                 stamped = await self._send(dashboard_id, {**base, "state": "unchanged", "digest": digest})
                 entry = self._latest.get(key)
@@ -508,6 +523,8 @@ class LiveService:
         except asyncio.CancelledError:
             raise
         except AskFailed as exc:
+            if not await self._still_holds(lease, token):
+                return
             error = {"stage": exc.stage.value, "code": exc.code, "message": exc.message}
             stamped = await self._send(dashboard_id, {**base, "state": "failed", "error": error})
             self._digests.pop(key, None)
@@ -518,6 +535,40 @@ class LiveService:
             error = {"stage": Stage.data_processing.value, "code": ErrorCode.internal.value,
                      "message": "internal error; it has been logged"}
             await self._send(dashboard_id, {**base, "state": "failed", "error": error})
+
+    async def _still_holds(self, lease: str, token: int) -> bool:
+        """Whether this node may still publish what it refreshed under ``token``: a node that
+        stalled past its lease drops its result (the new holder publishes a fresher one)."""
+        if await self.leases.check(lease, token):
+            return True
+        log.warning("live: %s lost its lease during a refresh; its result is dropped", lease)
+        return False
+
+    async def _forwarded(self, lease: str, message: dict[str, Any]) -> None:
+        """A manual refresh asked on another node, which does not hold the lease we hold."""
+        dash = self._active.get(message.get("dashboard_id", ""))
+        if dash is None or _lease(dash.id) != lease:
+            return
+        widget_id = message.get("widget_id")
+        if isinstance(widget_id, str) and widget_id in dash.widgets:
+            self.request(dash.id, widget_id, "manual")
+
+    def observe_refresh(self, dashboard_id: str, payload: dict[str, Any]) -> None:
+        """A ``dashboard_refresh`` another node published (it holds the lease): keep it as the
+        widget's latest, so a viewer arriving here sees it at once."""
+        widget_id = payload.get("widget_id")
+        if not isinstance(widget_id, str):
+            return
+        key = (dashboard_id, widget_id)
+        state = payload.get("state")
+        if state in ("done", "failed"):
+            self._keep_latest(key, payload, len(dumps(payload)))
+            if state == "done" and payload.get("digest"):
+                self._digests[key] = payload["digest"]
+        elif state == "unchanged":
+            entry = self._latest.get(key)
+            if entry is not None and payload.get("timestamp"):
+                self._latest[key] = ({**entry[0], "timestamp": payload["timestamp"]}, entry[1])
 
     async def _query(self, flight_key: Hashable, wh: Any, sql: str) -> tuple[str, Any]:
         """The one run of ``sql`` every widget that wants it now shares."""
@@ -626,6 +677,10 @@ class LiveService:
     def _internal_error(self, component: str) -> None:
         if self._on_internal_error is not None:
             self._on_internal_error(component)
+
+
+def _lease(dashboard_id: str) -> str:
+    return f"live:{dashboard_id}"
 
 
 def _digest(data: dict[str, Any]) -> tuple[str, int]:

@@ -146,25 +146,22 @@ class Hub:
         frame = dumps(
             {"channel": channel, "epoch": ch.epoch, "seq": ch.seq, "type": type, "ts": round(now, 3), "data": data}
         )
-        entry = _Entry(ch.seq, now, frame, ch, len(frame))
-        ch.history.append(entry)
-        ch.history_bytes += entry.size
-        self._all_entries.append(entry)
-        self.history_bytes += entry.size
-        self._trim(ch, now)
-        self._trim_total()
-        if final:
-            ch.finished = True
-            if not ch.subscribers:
-                ch.idle_since = now
+        self._record(ch, now, frame, final)
         return Delivery(channel, ch.epoch, ch.seq, frame, tuple(ch.subscribers))
 
-    def subscribe(self, conn_id: str, channel: str, since: tuple[str, int] | None = None) -> SubscribeResult:
+    def subscribe(
+        self, conn_id: str, channel: str, since: tuple[str, int] | None = None,
+        older: tuple[tuple[int, str], ...] = (),
+    ) -> SubscribeResult:
         """Add ``conn_id`` to ``channel``; with ``since=(epoch, seq)`` compute what it missed.
 
         Recovery succeeds when the epoch matches and history still holds every publication
         after ``seq``; the missed frames come back in order and the caller must send them
         before any later publication (the hub is single-threaded, so nothing interleaves).
+
+        ``older``: publications of the channel's current epoch read from elsewhere (a Redis
+        broker's shared history), ``(seq, frame)`` in order; merged with local history by
+        ``seq``, so a fetch that raced live publications yields neither a gap nor a duplicate.
         """
         ch = self._channel(channel)
         ch.subscribers.add(conn_id)
@@ -180,9 +177,72 @@ class Hub:
             return SubscribeResult(ch.epoch, ch.seq, True, ())
         oldest = ch.history[0].seq if ch.history else ch.seq + 1
         if seq + 1 < oldest:
-            return SubscribeResult(ch.epoch, ch.seq, False, ())
+            if not older:
+                return SubscribeResult(ch.epoch, ch.seq, False, ())
+            # the gap [seq + 1, oldest) must come from ``older``, contiguously
+            merged = [(s, f) for s, f in older if seq < s < oldest]
+            if [s for s, _ in merged] != list(range(seq + 1, min(oldest, ch.seq + 1))):
+                return SubscribeResult(ch.epoch, ch.seq, False, ())
+            missed = tuple(merged) + tuple((e.seq, e.frame) for e in ch.history)
+            return SubscribeResult(ch.epoch, ch.seq, True, missed)
         missed = tuple((e.seq, e.frame) for e in ch.history if e.seq > seq)
         return SubscribeResult(ch.epoch, ch.seq, True, missed)
+
+    # Channels sequenced elsewhere (a Redis broker) ------------------------------------------
+    #
+    # A shared broker assigns epoch and seq for the whole cluster; the hub then only mirrors
+    # what it was told: ``follow`` sets a channel's position when this process starts
+    # listening, ``accept`` records a publication that arrived and says who gets it here.
+
+    def knows(self, channel: str) -> bool:
+        return channel in self._channels
+
+    def covers(self, channel: str, seq: int) -> bool:
+        """Local history alone can recover a subscriber at ``seq`` (of the current epoch)."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return False
+        if seq >= ch.seq:
+            return True
+        self._trim(ch, self._clock())
+        return bool(ch.history) and ch.history[0].seq <= seq + 1
+
+    def follow(self, channel: str, epoch: str, seq: int) -> None:
+        """The shared position of ``channel`` is ``(epoch, seq)``: adopt it.
+
+        Local history is kept only when it still leads up to ``seq`` in the same epoch (it
+        must stay contiguous); otherwise it is dropped and recovery falls back to the shared
+        history.
+        """
+        ch = self._channel(channel)
+        if ch.epoch == epoch and ch.seq >= seq:
+            return
+        self._drop_history(ch, len(ch.history))
+        ch.epoch, ch.seq = epoch, seq
+
+    def accept(self, channel: str, epoch: str, seq: int, frame: str, *, final: bool = False) -> Delivery | None:
+        """Record a publication sequenced elsewhere; None when it was already seen here.
+
+        A new ``epoch`` (the shared history was lost) replaces the channel's position; a
+        ``seq`` past the next one (publications lost on the way) restarts local history at
+        it. Either way the publication is delivered: live delivery is at most once.
+        """
+        ch = self._channel(channel)
+        if epoch == ch.epoch and seq <= ch.seq:
+            return None
+        if epoch != ch.epoch or seq != ch.seq + 1:
+            self._drop_history(ch, len(ch.history))
+            ch.epoch = epoch
+        ch.seq = seq
+        self._record(ch, self._clock(), frame, final)
+        return Delivery(channel, epoch, seq, frame, tuple(ch.subscribers))
+
+    def diverge(self, channel: str) -> None:
+        """Give ``channel`` a new local epoch (history cleared): what follows is sequenced here,
+        apart from the shared history (a Redis broker that lost its server)."""
+        ch = self._channel(channel)
+        self._drop_history(ch, len(ch.history))
+        ch.epoch, ch.seq = self._new_epoch(), 0
 
     def unsubscribe(self, conn_id: str, channel: str) -> bool:
         ch = self._channels.get(channel)
@@ -236,6 +296,20 @@ class Hub:
         if ch is None:
             ch = self._channels[name] = _Channel(name, self._new_epoch())
         return ch
+
+    def _record(self, ch: _Channel, now: float, frame: str, final: bool) -> None:
+        """Append the publication at ``ch.seq`` to history, within its bounds."""
+        entry = _Entry(ch.seq, now, frame, ch, len(frame))
+        ch.history.append(entry)
+        ch.history_bytes += entry.size
+        self._all_entries.append(entry)
+        self.history_bytes += entry.size
+        self._trim(ch, now)
+        self._trim_total()
+        if final:
+            ch.finished = True
+            if not ch.subscribers:
+                ch.idle_since = now
 
     def _trim(self, ch: _Channel, now: float) -> None:
         history = ch.history

@@ -134,9 +134,13 @@ class ConnectionManager:
         if self._on_frame_queued and queued:
             self._on_frame_queued(queued)
 
-    def subscribe(self, conn: Connection, channel: str, since: tuple[str, int] | None) -> SubscribeResult:
+    def subscribe(
+        self, conn: Connection, channel: str, since: tuple[str, int] | None,
+        older: tuple[tuple[int, str], ...] = (),
+    ) -> SubscribeResult:
+        """``older``: shared history a Redis broker fetched for ``since`` (Hub.subscribe)."""
         new = channel not in self.hub.channels_of(conn.id)
-        result = self.hub.subscribe(conn.id, channel, since)
+        result = self.hub.subscribe(conn.id, channel, since, older)
         if new and self.on_watch is not None:
             self.on_watch(channel, 1)
         return result

@@ -19,7 +19,7 @@ _batch_ids = itertools.count(1)
 
 class Outbox:
     # Thousands of these sit idle (issue 11): no instance dict, and the queue itself (a deque
-    # allocates a 64-slot block at once, ~760 bytes) only once there is something to queue.
+    # allocates a 64-slot block at once, ~760 bytes) only while there is something queued.
     __slots__ = ("max_bytes", "batching", "batch_max_messages", "batch_max_bytes", "_frames", "queued_bytes", "overflowed")
 
     def __init__(
@@ -65,7 +65,10 @@ class Outbox:
             return None
         first, event_id = self._frames.popleft()
         self.queued_bytes -= len(first)
-        if not self.batching or not self._frames:
+        if not self._frames:
+            self._frames = None  # an idle connection keeps no deque (issue 11)
+            return first, event_id
+        if not self.batching:
             return first, event_id
         parts = [first]
         size = len(first)
@@ -79,6 +82,8 @@ class Outbox:
             size += len(nxt)
             if nxt_id is not None:
                 event_id = nxt_id
+        if not self._frames:
+            self._frames = None
         if len(parts) == 1:
             return first, event_id
         batch = '{"type":"message_batch","batch_id":"b%d","timestamp":%.3f,"messages":[%s]}' % (

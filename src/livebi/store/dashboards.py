@@ -5,7 +5,10 @@ The dashboard row holds the whole state as a JSON snapshot plus the columns quer
 and the new snapshot in one transaction, guarded by the version the edit was applied to, so a
 concurrent writer (another process) or a deletion in between makes it fail cleanly
 (:class:`VersionConflict`) instead of losing an edit. The service serializes edits on one process
-and reloads and retries on a conflict.
+and reloads and retries on a conflict. Several nodes on one PostgreSQL store also take the
+dashboard's advisory lock for the whole read-apply-write (:meth:`DashboardStore.serialized`):
+without it, nodes editing one dashboard at once kept losing the version race to each other
+(edits failed after their retries); with it they queue in PostgreSQL's lock order.
 
 SQLite and PostgreSQL both: writes start with the guarded UPDATE (SQLite takes its write lock
 right away, so two writers never deadlock upgrading read locks) and SQLite does not enforce
@@ -14,13 +17,18 @@ right away, so two writers never deadlock upgrading read locks) and SQLite does 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import Any, Iterable, Mapping
+import hashlib
+from typing import Any, AsyncIterator, Iterable, Mapping
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .schema import dashboard_members, dashboard_ops, dashboards, users
+
+#: First key of the two-key advisory locks of dashboards ("lb"), apart from other lock users.
+_PG_LOCK_CLASS = 0x6C62
 
 #: Roles stored on member rows (the owner is the dashboard row's owner_id).
 MEMBER_ROLES = ("editor", "viewer")
@@ -46,6 +54,20 @@ class DashboardStore:
         state, the log is for audit and catching up, so an editor cannot grow it without bound."""
         self.engine = engine
         self.ops_kept = ops_kept
+
+    @contextlib.asynccontextmanager
+    async def serialized(self, dashboard_id: str) -> AsyncIterator[None]:
+        """Hold ``dashboard_id``'s lock across every process on this store (PostgreSQL: a
+        transaction-level advisory lock, released by the transaction's end whatever happens, so
+        a cancelled edit cannot leave it held). SQLite: nothing to do (the version guard)."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        digest = hashlib.blake2b(dashboard_id.encode(), digest_size=4).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _PG_LOCK_CLASS, "k": key})
+            yield
 
     # Dashboards ------------------------------------------------------------------------------
 

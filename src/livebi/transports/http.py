@@ -211,7 +211,10 @@ async def health(request: Request) -> dict[str, Any]:
         "warehouses": list(services.warehouses),
         "live_dashboards": services.live.active_count if services.live else None,
         "change_detection": services.live.detection_status() if services.live else {},
+        "answer_reuse": services.reuse_status(),
         "memory": memory_status(),
+        "broker": services.broker.status(),
+        "cluster": services.cluster.status() if services.cluster is not None else None,
         # remote agents: transport now (websocket, or http while degraded) and calls per transport
         "agents": services.agents.status() if services.agents else {},
     }

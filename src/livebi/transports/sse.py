@@ -188,25 +188,40 @@ async def sse_stream(request: Request) -> StreamingResponse:
 async def sse_op(request: Request, conn: str) -> JSONResponse:
     services: Services = request.app.state.services
     user = await authenticated_user(request)  # bearer, or the browser's cookie with its CSRF header
-    stream = services.sse_streams.get(conn)
-    if stream is None:
-        raise HTTPException(404, "no such SSE stream (it ended): open /sse again")
-    if stream.conn.user is None or user.id != stream.conn.user.id:
-        raise HTTPException(403, "that stream belongs to another user")
-    try:  # the stream's own credential (its ticket's version) may have been revoked since
-        await services.auth.check_current(stream.conn.user)
-    except AuthError as exc:
-        await stream.conn.close(CloseCode.unauthenticated, str(exc))
-        raise HTTPException(401, str(exc)) from None
     limit = services.settings.max_message_bytes
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > limit:
             break  # parse_op answers too_large without reading the rest
+    outcome = await run_op(services, conn, user.id, raw)
+    if outcome is None:
+        forwarder = getattr(services, "sse_forwarder", None)
+        if forwarder is None:
+            raise HTTPException(404, "no such SSE stream (it ended): open /sse again")
+        outcome = await forwarder.forward(conn, user.id, raw)  # on another node, perhaps
+    status, body = outcome
+    if status != 200:
+        raise HTTPException(status, (body or {}).get("detail", "refused"))
+    return JSONResponse(body)
+
+
+async def run_op(services: Services, conn: str, user_id: str, raw: bytes) -> tuple[int, Any] | None:
+    """Run one op on this node's stream ``conn`` for ``user_id``: (HTTP status, reply or
+    ``{"detail"}``), or None when no such stream is here (another node may have it)."""
+    stream = services.sse_streams.get(conn)
+    if stream is None:
+        return None
+    if stream.conn.user is None or user_id != stream.conn.user.id:
+        return 403, {"detail": "that stream belongs to another user"}
+    try:  # the stream's own credential (its ticket's version) may have been revoked since
+        await services.auth.check_current(stream.conn.user)
+    except AuthError as exc:
+        await stream.conn.close(CloseCode.unauthenticated, str(exc))
+        return 401, {"detail": str(exc)}
     # Ops on one stream are applied in the order they arrive, as over a WebSocket, even when
     # a client POSTs several at once.
     async with stream.ops_lock:
         reply, replay = await stream.session.process(raw)
         await stream.session.send_replay(replay)
-    return JSONResponse(reply)
+    return 200, reply

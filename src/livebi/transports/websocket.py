@@ -101,7 +101,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         while not conn.closed:
             receiving = True
             try:
-                async with asyncio.timeout_at(None if conn.user is not None else auth_deadline):
+                if conn.user is None:
+                    async with asyncio.timeout_at(auth_deadline):
+                        message = await ws.receive()
+                else:  # no timeout object held by every idle connection (issue 11)
                     message = await ws.receive()
             except TimeoutError:
                 if not conn.closed:

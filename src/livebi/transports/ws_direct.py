@@ -26,6 +26,8 @@ from __future__ import annotations
 import struct
 from typing import Any, Protocol
 
+from starlette.websockets import WebSocket
+
 SCOPE_KEY = "livebi.ws_send"
 
 
@@ -36,13 +38,15 @@ class FrameWriter(Protocol):
 
 
 class WebSocketTransportMiddleware:
-    """Serves livebi's WebSocket endpoints straight from the ASGI server (pure ASGI, outermost
-    user middleware), and records uvicorn's own ``send`` in their scope.
+    """Serves livebi's WebSocket endpoints straight from the ASGI server, and records uvicorn's
+    own ``send`` in their scope.
 
     ``routes`` maps a path to an endpoint taking a Starlette ``WebSocket``. Such a connection
     skips the framework's routing, dependency and exception layers, each of which stays on the
     stack (a coroutine frame, exit stacks, closures) for the connection's whole life: at ten
     thousand idle connections that was kilobytes each (issue 11). Other scopes pass through.
+    Used as pure ASGI middleware, or called first by the application itself (:meth:`serve`,
+    what ``livebi.app`` does, so that not even the framework's outermost layers are entered).
     """
 
     def __init__(self, app: Any, routes: dict[str, Any] | None = None) -> None:
@@ -50,21 +54,28 @@ class WebSocketTransportMiddleware:
         self.routes = routes or {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            # In place rather than a copy (a dict per idle connection): the scope is the one
-            # uvicorn made for this connection alone, and nothing outside reads this key.
-            scope[SCOPE_KEY] = send
-            path = scope["path"]
-            root = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root):]
-            endpoint = self.routes.get(path)
-            if endpoint is not None:
-                from starlette.websockets import WebSocket
+        if not await self.serve(scope, receive, send):
+            await self.app(scope, receive, send)
 
-                await endpoint(WebSocket(scope, receive=receive, send=send))
-                return
-        await self.app(scope, receive, send)
+    async def serve(self, scope: Any, receive: Any, send: Any, *, app: Any = None) -> bool:
+        """Serve ``scope`` when it is a WebSocket to one of ``routes`` (then True); ``app`` is
+        put in the scope as the framework would (``WebSocket.app``) when it is not there yet."""
+        if scope["type"] != "websocket":
+            return False
+        # In place rather than a copy (a dict per idle connection): the scope is the one
+        # uvicorn made for this connection alone, and nothing outside reads this key.
+        scope[SCOPE_KEY] = send
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        endpoint = self.routes.get(path)
+        if endpoint is None:
+            return False
+        if app is not None:
+            scope.setdefault("app", app)
+        await endpoint(WebSocket(scope, receive=receive, send=send))
+        return True
 
 
 _last_text: str | None = None
@@ -106,7 +117,8 @@ class _Writer:
 
 
 class _SansIOWriter(_Writer):
-    """uvicorn's ``websockets-sansio`` implementation (its default with websockets >= 14)."""
+    """uvicorn's ``websockets-sansio`` implementation (its default with websockets >= 14), and
+    livebi's subclass of it (:mod:`.ws_protocol`)."""
 
     __slots__ = ()
 
@@ -146,7 +158,7 @@ def direct_writer(scope: Any) -> FrameWriter | None:
     if proto is None or getattr(proto, "transport", None) is None:
         return None
     module = type(proto).__module__
-    if module == "uvicorn.protocols.websockets.websockets_sansio_impl":
+    if module in ("uvicorn.protocols.websockets.websockets_sansio_impl", "livebi.transports.ws_protocol"):
         from websockets.protocol import State
 
         if proto.conn.extensions:

@@ -25,13 +25,16 @@ preferred engine did not.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import time
 import weakref
 from typing import Mapping
 
+from livebi.answer_cache import LRU
 from livebi.warehouse.base import Schema, Warehouse, WarehouseError
 from livebi.warehouse.types import quote_identifier
 
@@ -77,6 +80,7 @@ class NLPAgent:
         llm: LLMEngine | None = None,
         llm_mode: str = "fallback",
         confidence_threshold: float = CONFIDENCE_THRESHOLD,
+        parse_cache_entries: int = 2048,
     ) -> None:
         """
         Args:
@@ -89,6 +93,9 @@ class NLPAgent:
             llm_mode: ``fallback`` (parser first) or ``first`` (LLM first); see the module.
             confidence_threshold: a parse less confident than this (0..1) is low-confidence:
                 in ``fallback`` mode the LLM answers instead, and the answer asks to be checked.
+            parse_cache_entries: offline parses kept (least recently used dropped first), keyed
+                by the semantic model they were made with (a schema change builds a new model,
+                hence new keys), the dialect, ``today`` and the question; 0 keeps none.
         """
         if llm_mode not in LLM_MODES:
             raise ValueError(f"llm_mode must be one of {', '.join(LLM_MODES)}, not {llm_mode!r}")
@@ -107,6 +114,11 @@ class NLPAgent:
         # per model: (table, column) -> sample values shown to the LLM (read once per model)
         self._samples: weakref.WeakKeyDictionary[SemanticModel, dict[tuple[str, str], list[str]]] = \
             weakref.WeakKeyDictionary()
+        # The offline parser is a pure function of (model, dialect, today, question): its
+        # answers are reused. A model gets a number never given to another (ids are reused).
+        self.parses: LRU[tuple[int, str, dt.date, int, str], ParsedQuestion] = LRU(parse_cache_entries)
+        self._model_numbers: weakref.WeakKeyDictionary[SemanticModel, int] = weakref.WeakKeyDictionary()
+        self._next_model_number = itertools.count(1)
 
     @property
     def today(self) -> dt.date:
@@ -313,12 +325,25 @@ class NLPAgent:
 
     async def _parse(self, text: str, model: SemanticModel, dialect: str, report: SubstageCallback,
                      llm_failure: LLMFailure | None = None) -> ParsedQuestion:
+        key = (self._model_number(model), dialect, self.today, self.max_question_chars, text)
+        known = self.parses.get(key)
+        if known is not None:  # callers add assumptions to what they get: each gets a copy
+            report("sql_generation", 100, "Read the same way as the last time it was asked (same schema)")
+            return copy.deepcopy(known)
         try:
-            return await asyncio.to_thread(self.parse, text, model, dialect=dialect, on_substage=report)
+            parsed = await asyncio.to_thread(self.parse, text, model, dialect=dialect, on_substage=report)
         except NotUnderstood as exc:
             if llm_failure is not None:
                 exc.message = f"{exc.message} (the LLM endpoint failed too: {llm_failure.reason})"
             raise
+        self.parses.put(key, copy.deepcopy(parsed))
+        return parsed
+
+    def _model_number(self, model: SemanticModel) -> int:
+        number = self._model_numbers.get(model)
+        if number is None:
+            number = self._model_numbers[model] = next(self._next_model_number)
+        return number
 
     async def _ask_llm(self, text: str, model: SemanticModel, dialect: str,
                        report: SubstageCallback, warehouse: Warehouse) -> ParsedQuestion:

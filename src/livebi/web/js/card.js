@@ -421,6 +421,10 @@ export class QueryCard {
     return h("p", { class: "timings", testid: "timings" },
       parts.join(" · "),
       result.engine ? h("span", { class: "badge" }, result.engine === "sql" ? "your SQL" : result.engine) : null,
+      result.cached ? h("span", {
+        class: "badge", testid: "cached",
+        title: `Rows read ${result.as_of || "earlier"} for an earlier question; no change to their tables since`,
+      }, `cached, ${fmtAge(result.cache_age_s)} old`) : null,
       h("span", { class: "muted" }, ` ${rowsText(Number(result.row_count ?? (result.rows || []).length))}`));
   }
 
@@ -511,6 +515,12 @@ export function formatElapsed(ms) {
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
   const whole = Math.floor(seconds);
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+/** "3 s", "4 min": how old a cached result is. */
+function fmtAge(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds) || 0));
+  return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
 }
 
 function rowsText(n) {
