@@ -83,7 +83,7 @@ class AgentPool:
         self.ledger = PoolLedger(urls, max_connections=max_connections)
         self.mode = TransportMode(failures_before_http=ws_failures_before_http)
         self.backoff = Backoff(base_s=backoff_base_s, max_s=backoff_max_s, rng=rng)
-        self._probe_backoff = Backoff(base_s=probe_interval_s, max_s=max(probe_interval_s, 8 * probe_interval_s), rng=rng)
+        self._probe_backoff = Backoff(base_s=probe_interval_s, max_s=8 * probe_interval_s, rng=rng)
         self.token = token
         self.min_connections = min(min_connections, max_connections)
         self.pool_timeout_s = pool_timeout_s
@@ -115,7 +115,7 @@ class AgentPool:
         await asyncio.gather(*self._tasks, *([self._probe] if self._probe else []), return_exceptions=True)
         for conns in self._idle.values():
             for conn in conns:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(OSError, websockets.exceptions.WebSocketException):
                     await conn.close()
             conns.clear()
         if self._http is not None:

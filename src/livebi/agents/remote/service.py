@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...config import Settings
 from ...pipeline import small_result
@@ -251,8 +251,10 @@ class AgentService:
                 task.cancel()
             await asyncio.gather(*calls.values(), return_exceptions=True)
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+            (outcome,) = await asyncio.gather(writer, return_exceptions=True)
+            # a send to a socket the caller closed is expected here; anything else is a bug
+            if isinstance(outcome, Exception) and not isinstance(outcome, (WebSocketDisconnect, OSError, RuntimeError)):
+                log.error("the %s agent's WebSocket writer failed", self.agent, exc_info=outcome)
 
     async def http_call(self, request: Request) -> Response:
         if not self.authorized(request.headers):
