@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
 import functools
 import logging
@@ -192,7 +191,8 @@ class Services:
         if self.broker.shared:  # leases, tickets and SSE ops shared with the other nodes
             from .transports.sse import run_op
 
-            self.cluster = ClusterNode(self.broker, s, run_sse_op=lambda conn, user_id, raw: run_op(self, conn, user_id, raw))
+            self.cluster = ClusterNode(self.broker, s, run_sse_op=lambda conn, user_id, raw: run_op(self, conn, user_id, raw),
+                                       on_error=lambda component: self.metrics.internal_errors.labels(component).inc())
             self.auth.shared_tickets = self.cluster.tickets
             self.sse_forwarder = self.cluster.sse
         if s.live_dashboards:
@@ -251,7 +251,7 @@ class Services:
             self._simulator.start()
         await self.broker.start()
         if self.cluster is not None:
-            await self.cluster.start(resync_alerts=self.alerts.resync if self.live is not None else None)
+            await self.cluster.start(live=self.live, resync_alerts=self.alerts.resync if self.live is not None else None)
         self.presence.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="hub-prune")
         self._revocation_task = asyncio.create_task(self._revocation_loop(), name="revocation-sweep")
@@ -382,34 +382,8 @@ class Services:
 
     def _deliver(self, delivery: Delivery) -> None:
         self.connections.deliver(delivery)
-        if self.cluster is not None and self.live is not None and delivery.channel.startswith("dashboard:"):
-            self._follow_cluster_live(delivery)
-
-    def _follow_cluster_live(self, delivery: Delivery) -> None:
-        """The live service of a cluster node follows what other nodes publish on dashboards it
-        has viewers of: edits (it replans: it may hold the lease, or take it over later) and
-        refreshes (kept as each widget's latest for viewers arriving here)."""
-        dashboard_id = delivery.channel[len("dashboard:"):]
-        head = delivery.frame[:300]
-        if '"type":"dashboard_update"' in head:
-            coro = self.live.dashboard_changed(dashboard_id)
-        elif '"type":"dashboard_refresh"' in head and f"live:{dashboard_id}" not in self.cluster.leases.held:
-            coro = self._observe_refresh(dashboard_id, delivery.frame)
-        else:
-            return
-        task = asyncio.get_running_loop().create_task(coro)
-        self._notices.add(task)
-        task.add_done_callback(self._notices.discard)
-
-    async def _observe_refresh(self, dashboard_id: str, frame: str) -> None:
-        """Another node's refresh of a dashboard watched here: kept as the widget's latest, so
-        a viewer arriving here sees it at once (parsed off the loop: results can be large)."""
-        try:
-            publication = await asyncio.to_thread(json.loads, frame)
-            self.live.observe_refresh(dashboard_id, publication["data"])
-        except Exception:
-            log.exception("keeping another node's refresh of %s failed", dashboard_id)
-            self.metrics.internal_errors.labels("live").inc()
+        if self.cluster is not None:
+            self.cluster.delivered(delivery)
 
     def _query_finished(self, status: str, seconds: float, error_code: str | None) -> None:
         self.metrics.queries.labels(status).inc()
