@@ -190,7 +190,7 @@ async def test_slow_consumer_is_cut_off_and_others_get_everything(server_setting
         subs = await asyncio.gather(*(c.subscribe("system") for c in normal))
         # A client that subscribes and then never reads: a raw socket with a tiny receive buffer.
         # (Blocking socket calls run in a thread: the server shares this event loop.)
-        slow = await asyncio.to_thread(RawWebSocket, server_settings.port, "/ws?ticket=" + await server.ticket("alice"))
+        slow = await asyncio.to_thread(RawWebSocket, server_settings.websockets_port() or server_settings.port, "/ws?ticket=" + await server.ticket("alice"))
         await asyncio.to_thread(slow.send_text, json.dumps({"id": 1, "op": "subscribe", "channel": "system"}))
         await asyncio.sleep(0.2)
         payload = "x" * 20_000
