@@ -125,6 +125,10 @@ async def start(services: Services, *, host: str, port: int) -> Server:
         # asyncio's default listen backlog is 100: a burst of connects beyond it would wait for
         # SYN retries (a second or more). uvicorn's default.
         backlog=2048,
+        # asyncio's default write buffer limits (64 KiB high, 16 KiB low), as under uvicorn:
+        # websockets' own 32 KiB pauses a busy subscriber sooner, and a paused connection's
+        # frames take the awaiting path instead of the direct writes.
+        write_limit=64 * 1024,
     )
 
 
