@@ -62,11 +62,12 @@ class DirectWriter:
 class WebsocketsPeer:
     """A connection accepted by the ``websockets`` server, as :func:`serve_peer` needs it."""
 
-    __slots__ = ("conn", "_query")
+    __slots__ = ("conn", "_query", "_closing")
 
     def __init__(self, conn: ServerConnection) -> None:
         self.conn = conn
         self._query: Mapping[str, str] | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     def query(self) -> Mapping[str, str]:
         if self._query is None:
@@ -91,7 +92,12 @@ class WebsocketsPeer:
         await self.conn.send(text)
 
     async def close(self, code: int, reason: str) -> None:
-        await self.conn.close(code, reason)
+        # As uvicorn's close under /ws: start it and return. ``connection.close`` also waits for
+        # the peer's close frame (up to close_timeout), and a slow consumer that never reads
+        # would hold the session that long; websockets finishes the handshake in the
+        # background, and waits for it again when the handler returns.
+        self._closing = asyncio.ensure_future(self.conn.close(code, reason))
+        await asyncio.sleep(0)
 
     def direct(self) -> FrameWriter | None:
         if self.conn.protocol.extensions:
