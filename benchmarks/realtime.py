@@ -16,6 +16,8 @@ to CPU 0; this process is the client, pinned to CPU 1, so the two never share a 
 - ``socketio``: python-socketio's ASGI server under uvicorn, ``emit`` to a room;
 - ``livebi``: the real server (``build_server``), a user with a token, publications through
   ``Services.publish`` on ``system``; ``--livebi-ws`` picks uvicorn's WebSocket implementation.
+- ``livebi-ws``: the same with ``ws_server = "websockets"``: the clients connect to the
+  ``websockets`` library's server on ``ws_port`` (same process, same session code).
 
 The anchors are the optional ``bench`` dependencies (``pip install -e .[bench]``); a missing one
 is skipped with a loud message. The server is driven through its standard input (one JSON
@@ -57,7 +59,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-KINDS = ("raw", "fastapi", "socketio", "livebi")
+KINDS = ("raw", "fastapi", "socketio", "livebi", "livebi-ws")
 SERVER_CPU, CLIENT_CPU = 0, 1
 USER, PASSWORD, SECRET = "bench", "bench-pw", "bench-secret"
 _PUB = re.compile(rb'"i": ?(\d+), ?"t": ?([0-9.]+)')
@@ -237,7 +239,7 @@ async def serve_livebi(port: int, cfg: dict[str, Any]) -> None:
         host="127.0.0.1", port=port, data_dir=tmp / "data", warehouses={}, store_url=f"sqlite:///{store_path}",
         secret_key=SECRET, max_connections=100_000, max_connections_per_user=100_000, op_rate_per_s=0,
         max_unauthenticated_per_address=100_000, max_unauthenticated=100_000, presence=cfg["presence"],
-        ws_direct_frames=cfg["direct"],
+        ws_direct_frames=cfg["direct"], ws_server=cfg.get("ws_server", "asgi"), ws_port=cfg.get("ws_port", 0),
     )
     server = build_server(settings, log_level="warning")
     if cfg["ws"] != "default":
@@ -268,7 +270,7 @@ def serve_main(kind: str, port: int, cfg: dict[str, Any]) -> None:
         run_loop(serve_fastapi(port, cfg["ws"] if cfg["ws"] != "default" else "auto"))
     elif kind == "socketio":
         run_loop(serve_socketio(port, cfg["ws"] if cfg["ws"] != "default" else "auto"))
-    else:
+    else:  # livebi, livebi-ws (the cfg says which WebSocket server)
         run_loop(serve_livebi(port, cfg))
 
 
@@ -493,8 +495,14 @@ class ServerProc:
     def __init__(self, kind: str, args: argparse.Namespace, tmp: Path) -> None:
         self.kind = kind
         self.port = free_port()
-        cfg = {"ws": args.livebi_ws if kind == "livebi" else args.anchor_ws, "presence": not args.no_presence,
-               "direct": not args.no_direct, "tmp": str(tmp)}
+        # What the lean clients speak and where they connect (livebi-ws: the websockets server).
+        self.client_kind = "livebi" if kind.startswith("livebi") else kind
+        self.conn_port = self.port
+        cfg = {"ws": args.livebi_ws if self.client_kind == "livebi" else args.anchor_ws,
+               "presence": not args.no_presence, "direct": not args.no_direct, "tmp": str(tmp)}
+        if kind == "livebi-ws":
+            self.conn_port = cfg["ws_port"] = free_port()
+            cfg["ws_server"] = "websockets"
         (tmp / "data").mkdir(parents=True, exist_ok=True)
         self.log = open(tmp / f"{kind}.log", "w")
         self.proc = subprocess.Popen(
@@ -524,7 +532,7 @@ class ServerProc:
 
     async def start(self) -> None:
         await self.read(60)
-        if self.kind == "livebi":
+        if self.client_kind == "livebi":
             self.token = await login(self.port)
 
     def stop(self) -> None:
@@ -548,12 +556,12 @@ async def login(port: int) -> str:
 
 
 async def scenario_idle(server: ServerProc, n: int, budget: float) -> dict[str, Any]:
-    warm = Run(server.kind, server.port, server.token)
+    warm = Run(server.client_kind, server.conn_port, server.token)
     await warm.connect(20, parallel=1, timeout=30)
     await warm.close()
     await settle(server.pid)
     rss0, cpu0 = proc_rss(server.pid), proc_cpu(server.pid)
-    run = Run(server.kind, server.port, server.token)
+    run = Run(server.client_kind, server.conn_port, server.token)
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     done = 0
@@ -574,7 +582,7 @@ async def scenario_idle(server: ServerProc, n: int, budget: float) -> dict[str, 
 
 async def scenario_burst(server: ServerProc, n: int) -> dict[str, Any]:
     await settle(server.pid)
-    run = Run(server.kind, server.port, server.token)
+    run = Run(server.client_kind, server.conn_port, server.token)
     cpu0 = proc_cpu(server.pid)
     seconds = await run.connect(n, parallel=n, timeout=60)
     cpu = proc_cpu(server.pid) - cpu0
@@ -584,7 +592,7 @@ async def scenario_burst(server: ServerProc, n: int) -> dict[str, Any]:
 
 async def scenario_fanout(server: ServerProc, n: int, rate: float, seconds: float, pad: int) -> dict[str, Any]:
     await settle(server.pid)
-    run = Run(server.kind, server.port, server.token)
+    run = Run(server.client_kind, server.conn_port, server.token)
     await run.connect(n, parallel=200, timeout=120)
     await settle(server.pid)
     count = max(1, int(rate * seconds))
@@ -618,7 +626,8 @@ async def scenario_fanout(server: ServerProc, n: int, rate: float, seconds: floa
 
 def anchor_available(kind: str) -> str | None:
     """None when the server kind can run here, else why not."""
-    need = {"raw": "websockets", "fastapi": "fastapi", "socketio": "socketio", "livebi": "livebi"}[kind]
+    need = {"raw": "websockets", "fastapi": "fastapi", "socketio": "socketio", "livebi": "livebi",
+            "livebi-ws": "livebi"}[kind]
     try:
         __import__(need)
     except ImportError:
@@ -717,7 +726,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--cfg", help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="small sizes, a few seconds per server (CI)")
-    p.add_argument("--servers", default=",".join(KINDS), help="comma-separated: raw,fastapi,socketio,livebi")
+    p.add_argument("--servers", default=",".join(KINDS), help="comma-separated: raw,fastapi,socketio,livebi,livebi-ws")
     p.add_argument("--fanout", default="1000,5000", help="subscriber counts for the fan-out runs")
     p.add_argument("--rate", type=float, default=10.0, help="publications per second")
     p.add_argument("--seconds", type=float, default=10.0, help="publishing time per fan-out run")

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import __version__
 from .config import Settings
-from .security_headers import SecurityHeadersMiddleware
+from .security_headers import SecurityHeadersMiddleware, security_headers
 from .services import Services
 from .transports import alerts, dashboards, http, ingest, sse
 from .transports.websocket import websocket_endpoint
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, headers=security_headers(settings.websockets_port()))
     # Called first by the app itself: sees uvicorn's own send, and serves /ws without the
     # framework's layers (LivebiApp).
     app.ws_transport = WebSocketTransportMiddleware(None, routes={"/ws": websocket_endpoint})

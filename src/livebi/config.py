@@ -260,6 +260,17 @@ class Settings(BaseSettings):
         "for all subscribers), instead of through the ASGI send. Used only on uvicorn's WebSocket implementations and "
         "without compression; off: every frame takes the ASGI path (for comparison).",
     )
+    ws_server: Literal["asgi", "websockets"] = Field(
+        "asgi",
+        description="Which server accepts WebSockets for browsers and clients that read /api/config: 'asgi' (/ws on the "
+        "HTTP port, through uvicorn) or 'websockets' (the websockets library's own server on ws_port, in the same process, "
+        "running the same session code: cheaper connects, no second HTTP parse; /ws on the HTTP port stays served too).",
+    )
+    ws_port: int = Field(
+        0, ge=0, le=65535,
+        description="TCP port of the websockets server when ws_server is 'websockets'; 0: port + 1. Browsers are sent "
+        "there (GET /api/config), so a proxy in front must forward it too.",
+    )
     user_cache_s: float = Field(
         30.0, description="Seconds a token's user is trusted without a store lookup (a removed user is refused at most this late)."
     )
@@ -626,6 +637,12 @@ class Settings(BaseSettings):
         return value
 
     # Derived values -------------------------------------------------------------------------
+
+    def websockets_port(self) -> int | None:
+        """The websockets server's port (``ws_server = "websockets"``), else None."""
+        if self.ws_server != "websockets" or not self.websocket:
+            return None
+        return self.ws_port or self.port + 1
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'livebi.db'}"

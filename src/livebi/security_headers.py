@@ -44,6 +44,18 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
 )
 
+
+def security_headers(websocket_port: int | None = None) -> tuple[tuple[bytes, bytes], ...]:
+    """:data:`SECURITY_HEADERS`, with ``connect-src`` also allowing WebSockets to
+    ``websocket_port`` on any host (``ws_server = "websockets"``: 'self' covers only the
+    page's own port; the page's host is not known here, behind proxies)."""
+    if websocket_port is None:
+        return SECURITY_HEADERS
+    policy = CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'", f"connect-src 'self' ws://*:{websocket_port} wss://*:{websocket_port}"
+    )
+    return ((b"content-security-policy", policy.encode()), *SECURITY_HEADERS[1:])
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]

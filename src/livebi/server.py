@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import re
 import socket
+from typing import Any
 
 import uvicorn
 
 from .app import create_app
 from .config import Settings
 from .memory_limit import limit_address_space, size_mb
+from .transports.ws_server import max_message_frame_bytes
 from .transports.ws_protocol import protocol_class as ws_protocol_class
 
 
@@ -52,8 +54,19 @@ class Server(uvicorn.Server):
         super().__init__(config)
         self.memory_headroom_mb = memory_headroom_mb
 
+    ws_server: Any = None  # the websockets library's server, when ws_server = "websockets"
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
+        state = getattr(self.config.app, "state", None)
+        if state is not None and not self.should_exit:
+            settings = state.services.settings
+            port = settings.websockets_port()
+            if port is not None:
+                from .transports import ws_server
+
+                self.ws_server = await ws_server.start(state.services, host=settings.host, port=port)
+                logging.getLogger("uvicorn.error").info("WebSockets also served on port %d (ws_server)", port)
         if self.memory_headroom_mb is not None and not self.should_exit:
             # After the lifespan: the store, warehouses and live service are open and counted.
             state = self.config.app.state
@@ -66,9 +79,16 @@ class Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # refuse new connections while the old ones drain
+        ws = self.ws_server
+        if ws is not None:
+            ws.close(close_connections=False)  # its connections are closed below, with 1012
         state = getattr(self.config.app, "state", None)  # the FastAPI app built by build_server
         if state is not None:
             await state.services.begin_shutdown()
+        if ws is not None:
+            from .transports.ws_server import close_remaining
+
+            await close_remaining(ws, timeout=self.config.timeout_graceful_shutdown or 5)
         await super().shutdown(sockets=sockets)
 
 
@@ -84,7 +104,7 @@ def build_server(settings: Settings, *, log_level: str = "info", limit_memory: b
         log_level=log_level,
         # uvicorn's sans-io WebSocket protocol with smaller per-connection state (issue 11).
         ws=ws_protocol_class(),
-        ws_max_size=max(1024 * 1024, settings.max_message_bytes * 4),
+        ws_max_size=max_message_frame_bytes(settings.max_message_bytes),
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
         ws_per_message_deflate=settings.ws_compression,

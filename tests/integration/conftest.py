@@ -168,6 +168,8 @@ import contextlib  # noqa: E402
 async def run_server(settings: Settings, *, ws: str | None = None) -> AsyncIterator[LiveServer]:
     """``ws``: one of uvicorn's WebSocket implementations instead of its default."""
     await _add_users(settings.resolved_store_url())
+    if settings.ws_server == "websockets" and not settings.ws_port:
+        settings.ws_port = free_port()  # LIVEBI_WS_SERVER=websockets runs these tests against it
     server = build_server(settings, log_level="warning")
     if ws is not None:
         server.config.ws = ws
@@ -182,7 +184,8 @@ async def run_server(settings: Settings, *, ws: str | None = None) -> AsyncItera
     else:
         raise RuntimeError("server did not start")
     try:
-        yield LiveServer(f"http://127.0.0.1:{settings.port}", f"ws://127.0.0.1:{settings.port}/ws", app)
+        ws_port = settings.websockets_port() or settings.port
+        yield LiveServer(f"http://127.0.0.1:{settings.port}", f"ws://127.0.0.1:{ws_port}/ws", app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)

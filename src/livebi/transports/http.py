@@ -167,6 +167,8 @@ async def client_config(request: Request) -> dict[str, Any]:
     s = services_of(request).settings
     return {
         "websocket": s.websocket,
+        # Where to open it when not /ws on this port (ws_server = "websockets"): the same host.
+        "websocket_port": s.websockets_port(),
         "sse": True,
         "features": {"progress_streaming": s.progress_streaming, "batching": s.batching, "presence": s.presence},
         "max_message_bytes": s.max_message_bytes,

@@ -19,6 +19,9 @@ answering.
 Outgoing frames are written as pre-built frames straight to the socket's transport when
 uvicorn's protocol allows it (``ws_direct_frames``, :mod:`.ws_direct`), else through the ASGI
 send.
+
+The same code (:func:`serve_peer`) also serves WebSockets accepted by the ``websockets``
+library's own server on ``ws_port`` (``ws_server = "websockets"``, :mod:`.ws_server`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from typing import Iterable, Mapping, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -38,7 +42,7 @@ from ..realtime.outbox import Outbox
 from ..services import Services
 from ..session import Session
 from .client_address import of_connection
-from .ws_direct import direct_writer
+from .ws_direct import FrameWriter, direct_writer
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +57,82 @@ def new_outbox(services: Services) -> Outbox:
     )
 
 
+class WebSocketPeer(Protocol):
+    """What the shared connection code needs from an accepted WebSocket, whichever server
+    accepted it (uvicorn through ASGI, :class:`StarletteSocket`; the ``websockets`` library's
+    own server, :mod:`.ws_server`)."""
+
+    def query(self) -> Mapping[str, str]: ...
+
+    def limit_key(self, trusted_proxies: Iterable[str]) -> str: ...
+
+    async def receive(self) -> str | bytes | None:
+        """The next message; None once the peer is gone."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+    def direct(self) -> FrameWriter | None: ...
+
+
+class StarletteSocket:
+    """A WebSocket accepted by uvicorn, through Starlette's ASGI wrapper."""
+
+    __slots__ = ("ws",)
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    def query(self) -> Mapping[str, str]:
+        return self.ws.query_params
+
+    def limit_key(self, trusted_proxies: Iterable[str]) -> str:
+        return of_connection(self.ws, trusted_proxies)
+
+    async def receive(self) -> str | bytes | None:
+        try:
+            message = await self.ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes") or b""
+        return raw
+
+    async def send_text(self, text: str) -> None:
+        await self.ws.send_text(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+    def direct(self) -> FrameWriter | None:
+        return direct_writer(self.ws.scope)
+
+
 async def websocket_endpoint(ws: WebSocket) -> None:
-    services: Services = ws.app.state.services
-    settings = services.settings
+    """``/ws`` on the ASGI server."""
     await ws.accept()
+    await serve_peer(StarletteSocket(ws), ws.app.state.services)
+
+
+async def serve_peer(peer: WebSocketPeer, services: Services) -> None:
+    """One accepted WebSocket's whole life: admission, authentication, then ops until it closes."""
+    settings = services.settings
     if not settings.websocket:
-        await ws.close(CloseCode.feature_disabled, "WebSocket transport disabled: use the SSE fallback")
+        await peer.close(CloseCode.feature_disabled, "WebSocket transport disabled: use the SSE fallback")
         return
     if services.shutting_down:
-        await ws.close(CloseCode.service_restart, "server restarting")
+        await peer.close(CloseCode.service_restart, "server restarting")
         return
     if services.connections.full():
-        await ws.close(CloseCode.try_again_later, "server at max_connections")
+        await peer.close(CloseCode.try_again_later, "server at max_connections")
         return
 
     async def send(frame: str, _event_id: str | None) -> None:
-        await ws.send_text(frame)
+        await peer.send_text(frame)
 
     # The reader (this task) must stop as soon as the connection is closed from our side (slow
     # consumer, shutdown, revocation): a peer that never reads would otherwise keep this endpoint
@@ -81,12 +145,12 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     async def close(code: int, reason: str) -> None:
         nonlocal interrupted
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(code, reason), timeout=5)
+            await asyncio.wait_for(peer.close(code, reason), timeout=5)
         if receiving and not interrupted and asyncio.current_task() is not reader:
             interrupted = True
             reader.cancel()
 
-    direct = direct_writer(ws.scope) if settings.ws_direct_frames else None
+    direct = peer.direct() if settings.ws_direct_frames else None
     conn = Connection(
         secrets.token_hex(6), send=send, close=close, transport="ws", outbox=new_outbox(services), direct=direct
     )
@@ -94,7 +158,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     gauge = services.metrics.connections.labels("ws")
     gauge.inc()
     try:
-        if not await _authenticate_from_url(ws, services, conn):
+        if not await _authenticate_from_url(peer, services, conn):
             return
         loop = asyncio.get_running_loop()
         auth_deadline = loop.time() + settings.auth_timeout_s
@@ -103,9 +167,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             try:
                 if conn.user is None:
                     async with asyncio.timeout_at(auth_deadline):
-                        message = await ws.receive()
+                        raw = await peer.receive()
                 else:  # no timeout object held by every idle connection (issue 11)
-                    message = await ws.receive()
+                    raw = await peer.receive()
             except TimeoutError:
                 if not conn.closed:
                     await conn.close(CloseCode.unauthenticated, "authentication timeout")
@@ -117,11 +181,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                 break
             finally:
                 receiving = False
-            if message["type"] == "websocket.disconnect":
-                break
-            raw = message.get("text")
             if raw is None:
-                raw = message.get("bytes") or b""
+                break
             if conn.user is not None:
                 try:  # revoked elsewhere (another process, the CLI): noticed on the next op
                     await services.auth.check_current(conn.user)
@@ -137,8 +198,6 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                     code = CloseCode.try_again_later if services.connections.full() else CloseCode.too_many_connections
                 await conn.close(code, code.name)
                 break
-    except (WebSocketDisconnect, RuntimeError):
-        pass
     finally:
         gauge.dec()
         if conn.close_code == CloseCode.slow_consumer:
@@ -147,10 +206,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await conn.close(CloseCode.normal, "")
 
 
-async def _authenticate_from_url(ws: WebSocket, services: Services, conn: Connection) -> bool:
+async def _authenticate_from_url(peer: WebSocketPeer, services: Services, conn: Connection) -> bool:
     """Authenticate with ``?ticket=``, or hold the connection as unauthenticated; False when
     the connection was refused (and closed)."""
-    params = ws.query_params
+    params = peer.query()
     if "token" in params:
         await _refuse(
             conn, ErrorCode.unauthenticated,
@@ -162,7 +221,7 @@ async def _authenticate_from_url(ws: WebSocket, services: Services, conn: Connec
     ticket = params.get("ticket")
     if ticket is None:
         try:
-            services.connections.admit_unauthenticated(conn, of_connection(ws, services.settings.trusted_proxies))
+            services.connections.admit_unauthenticated(conn, peer.limit_key(services.settings.trusted_proxies))
         except TooManyUnauthenticated as exc:
             close_code = CloseCode.too_many_unauthenticated if exc.per_address else CloseCode.try_again_later
             await _refuse(conn, ErrorCode.too_many_connections, str(exc), close_code)

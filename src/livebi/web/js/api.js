@@ -146,10 +146,21 @@ export async function ticket() {
   return (await call("POST", "/api/ticket")).ticket;
 }
 
-/** The WebSocket URL with a fresh ticket (called before every (re)connect). */
+let websocketPort = null;
+
+/**
+ * The WebSocket URL with a fresh ticket (called before every (re)connect): `/ws` on this
+ * page's host and port, or on the port `GET /api/config` names (`websocket_port`: the server
+ * runs the websockets library's own server there, `ws_server = "websockets"`).
+ */
 export async function websocketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws?ticket=${encodeURIComponent(await ticket())}`;
+  if (websocketPort === null) {
+    websocketPort = config().then((c) => c.websocket_port || 0, () => 0);
+  }
+  const port = await websocketPort;
+  const host = port ? `${location.hostname}:${port}` : location.host;
+  return `${scheme}//${host}/ws?ticket=${encodeURIComponent(await ticket())}`;
 }
 
 /**
