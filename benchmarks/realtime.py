@@ -748,7 +748,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bad := set(args.servers) - set(KINDS):
         p.error(f"unknown servers {sorted(bad)}")
     if args.quick:
-        args.fanout, args.rate, args.seconds, args.idle, args.burst, args.seq_budget = "200", 10.0, 2.0, 150, 100, 10.0
+        args.fanout, args.rate, args.seconds, args.idle, args.burst, args.seq_budget = "200", 10.0, 1.0, 100, 100, 10.0
     args.fanout = [int(x) for x in str(args.fanout).split(",") if x]
     return args
 
