@@ -37,7 +37,7 @@ from .conftest import free_port
 DOCUMENTED_ERRORS = {code.value for code in ErrorCode} - {"internal"}
 SEEDS_PER_EXAMPLE = 3  # frames hypothesis draws per example...
 MUTANTS_PER_EXAMPLE = 147  # ...and frames derived from them by seeded mutation
-EXAMPLES = int(os.environ.get("LIVEBI_FUZZ_EXAMPLES", "400"))  # x 150 frames = 60,000 frames (more: the variable)
+EXAMPLES = int(os.environ.get("LIVEBI_FUZZ_EXAMPLES", "700"))  # x 150 frames = 105,000 frames
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
