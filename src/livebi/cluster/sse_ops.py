@@ -20,7 +20,7 @@ import logging
 import uuid
 from typing import Any, Awaitable, Callable
 
-from .redis_util import UNREACHABLE, listen
+from ..realtime.redis_util import UNREACHABLE, listen
 
 log = logging.getLogger(__name__)
 

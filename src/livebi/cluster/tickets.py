@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .redis_util import UNREACHABLE
+from ..realtime.redis_util import UNREACHABLE
 
 log = logging.getLogger(__name__)
 

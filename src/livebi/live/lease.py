@@ -31,7 +31,7 @@ import logging
 import uuid
 from typing import Any, Awaitable, Callable
 
-from ..cluster.redis_util import UNREACHABLE, listen
+from ..realtime.redis_util import UNREACHABLE, listen
 
 log = logging.getLogger(__name__)
 
