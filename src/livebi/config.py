@@ -260,6 +260,13 @@ class Settings(BaseSettings):
         "for all subscribers), instead of through the ASGI send. Used only on uvicorn's WebSocket implementations and "
         "without compression; off: every frame takes the ASGI path (for comparison).",
     )
+    ws_native_upgrade: bool = Field(
+        True,
+        description="Serve /ws straight from livebi's WebSocket protocol once uvicorn hands the upgrade over: the 101 "
+        "is sent at once and the session runs without an ASGI scope, ASGI messages or Starlette's wrapper (a third less "
+        "server CPU per connect). Off: /ws goes through the ASGI app like any other scope (for ASGI middleware that must "
+        "see it). Only with livebi's own protocol class (uvicorn's default ws implementation).",
+    )
     ws_server: Literal["asgi", "websockets"] = Field(
         "asgi",
         description="Which server accepts WebSockets for browsers and clients that read /api/config: 'asgi' (/ws on the "

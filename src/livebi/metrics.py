@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -10,6 +12,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.connections = Gauge("livebi_connections", "Open client connections", ["transport"], registry=r)
+        self.ws_connections = self.connections.labels("ws")  # every connect counts itself here
         self.messages_received = Counter("livebi_messages_received_total", "Client ops received", ["op"], registry=r)
         self.op_errors = Counter("livebi_op_errors_total", "Error replies sent", ["code"], registry=r)
         self.frames_queued = Counter("livebi_frames_queued_total", "Publication frames queued to connections", registry=r)
@@ -43,6 +46,17 @@ class Metrics:
         )
         self.broker_outages = Counter("livebi_broker_outages_total", "Times the Redis broker became unreachable", registry=r)
         self.slow_consumers = Counter("livebi_slow_consumers_total", "Connections closed as slow consumers", registry=r)
+        # Children of the per-op metrics by op name: ``labels()`` validates and joins its labels
+        # under a lock on every call, and every client op (two per connect) needed two of them.
+        self._op_children: dict[str, tuple[Any, Any]] = {}
+
+    def op_handled(self, op: str, seconds: float) -> None:
+        """Count one client op (``op`` is a protocol op name or "invalid": a bounded set)."""
+        children = self._op_children.get(op)
+        if children is None:
+            children = self._op_children[op] = (self.messages_received.labels(op), self.op_seconds.labels(op))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -126,8 +126,7 @@ class Session:
             metrics.op_errors.labels("internal").inc()
             reply = error_reply(op_id, ErrorCode.internal, "internal error; it has been logged")
         finally:
-            metrics.messages_received.labels(op_name).inc()
-            metrics.op_seconds.labels(op_name).observe(time.perf_counter() - started)
+            metrics.op_handled(op_name, time.perf_counter() - started)
         return reply, replay
 
     async def send_replay(self, replay: Replay) -> None:

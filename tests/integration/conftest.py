@@ -33,6 +33,8 @@ class LiveServer:
     ws_url: str
     app: Any
     tokens: dict[str, str] = field(default_factory=dict)
+    #: the uvicorn server (its ``server_state`` holds the protocol objects)
+    server: Any = None
 
     async def token(self, username: str) -> str:
         if username not in self.tokens:
@@ -185,7 +187,7 @@ async def run_server(settings: Settings, *, ws: str | None = None) -> AsyncItera
         raise RuntimeError("server did not start")
     try:
         ws_port = settings.websockets_port() or settings.port
-        yield LiveServer(f"http://127.0.0.1:{settings.port}", f"ws://127.0.0.1:{ws_port}/ws", app)
+        yield LiveServer(f"http://127.0.0.1:{settings.port}", f"ws://127.0.0.1:{ws_port}/ws", app, server=server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)

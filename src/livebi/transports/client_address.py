@@ -54,9 +54,12 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies:
 IPV6_CLIENT_PREFIX = 64
 
 
+@functools.lru_cache(maxsize=4096)
 def limit_key(address: str) -> str:
     """The key per-address limits count ``address`` under: an IPv4 address (also when written
-    IPv4-mapped) as is, an IPv6 address as its /64 network, anything else unchanged."""
+    IPv4-mapped) as is, an IPv6 address as its /64 network, anything else unchanged.
+    Cached: every connect and login asks, mostly for the same few addresses, and parsing one
+    costs more than the rest of the admission check."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -155,7 +155,7 @@ async def serve_peer(peer: WebSocketPeer, services: Services) -> None:
         secrets.token_hex(6), send=send, close=close, transport="ws", outbox=new_outbox(services), direct=direct
     )
     session = Session(services, conn)
-    gauge = services.metrics.connections.labels("ws")
+    gauge = services.metrics.ws_connections
     gauge.inc()
     try:
         if not await _authenticate_from_url(peer, services, conn):

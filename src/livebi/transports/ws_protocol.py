@@ -18,12 +18,32 @@ HTTP protocol's reference cycle when it takes the socket over. Behaviour
 (ordering, flow control, keepalive, close handshake) is uvicorn's, unchanged: only the
 containers differ. :func:`protocol_class` returns it when the installed uvicorn has the
 sans-io implementation, else ``"auto"`` (uvicorn's own choice).
+
+**The native path** (setting ``ws_native_upgrade``, on by default). A burst of connects is
+CPU-bound, and between uvicorn's upgrade and livebi's session each connect paid for an ASGI
+scope (headers copied into a list of byte pairs, the path unquoted, the app state copied), a
+``websocket.connect`` message, a task entering the app, Starlette's ``WebSocket`` with its state
+machine, a ``websocket.accept`` message that rebuilds the 101's headers and formats an access
+log line whatever the log level, and Starlette's query-string and header parsing for the
+admission checks. For ``/ws`` on livebi's own app the protocol now sends the 101 itself as soon
+as the handshake is accepted and runs the same session code (:func:`.websocket.serve_peer`)
+with a small peer (:class:`NativePeer`) that reads uvicorn's inbox and sends through uvicorn's
+``send``: framing, flow control, keepalive, the close handshake and shutdown are uvicorn's, as
+before. Any other path, an app wrapped by other middleware, a ``root_path``, or the setting off
+take the ASGI path unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Any, Iterable, Mapping
+from urllib.parse import parse_qsl
+
+from .client_address import client_address, limit_key
+
+#: the path served natively (the app's own WebSocket route)
+NATIVE_PATH = "/ws"
 
 
 def _cancelled() -> bool:
@@ -146,6 +166,58 @@ if WebSocketsSansIOProtocol is not None:
                 http.parser = None
             super().connection_made(transport)
 
+        #: True once this connection was accepted on the native path (see the module doc)
+        native = False
+
+        def handle_connect(self, event: Any) -> None:
+            services = None if self.root_path else native_services(self.app, event.path)
+            if services is None:
+                super().handle_connect(event)
+                return
+            response = self.conn.accept(event)
+            self.handshake_initiated = True
+            if response.status_code != 101:  # a bad handshake: uvicorn's own reply, as on the ASGI path
+                super().handle_connect(event)
+                return
+            self.native = True
+            self.request = self.response = None  # nothing kept from the handshake
+            query = event.path.partition("?")[2]
+            forwarded = ", ".join(event.headers.get_all("X-Forwarded-For")) or None
+            # What uvicorn's accept adds (its Server and Date headers), without the app's message.
+            del response.headers["Date"]
+            response.headers.update(
+                (name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in self.default_headers
+            )
+            if self.logger.isEnabledFor(logging.INFO):
+                client = "%s:%d" % self.client if self.client else ""
+                self.logger.info('%s - "WebSocket %s" [accepted]', client, event.path)
+            # websockets' parser generator keeps the Request as a local for the socket's life.
+            event.headers.clear()
+            if self.transport.is_closing():
+                return  # gone during the handshake: connection_lost already said so
+            self.handshake_complete = True
+            self.conn.send_response(response)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.start_keepalive()
+            task = self.loop.create_task(self._serve_native(services, NativePeer(self, query, forwarded)))
+            task.add_done_callback(self.on_task_complete)
+            self.tasks.add(task)
+
+        async def _serve_native(self, services: Any, peer: "NativePeer") -> None:
+            from .websocket import serve_peer
+
+            try:
+                await serve_peer(peer, services)
+            except ClientDisconnected:
+                pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.logger.exception("Exception in the WebSocket session")
+            finally:
+                if self.close_timer is None:  # no close handshake under way: nothing more to wait for
+                    self.transport.close()
+
         async def send(self, message: Any) -> None:
             await super().send(message)
             request = getattr(self, "request", None)
@@ -157,6 +229,78 @@ if WebSocketsSansIOProtocol is not None:
                 self.request = self.response = None
 else:  # pragma: no cover
     LeanWebSocketProtocol = None  # type: ignore[assignment,misc]
+
+
+try:
+    from uvicorn.protocols.utils import ClientDisconnected
+except ImportError:  # pragma: no cover
+    ClientDisconnected = OSError  # type: ignore[assignment,misc]
+
+
+def native_services(app: Any, path: str) -> Any:
+    """The services of a livebi app that serves ``path`` natively, else None (the ASGI path).
+    Only livebi's own app, unwrapped (uvicorn's loaded app is the app itself when proxy headers
+    and trace logging are off, as ``build_server`` sets them), with its ``/ws`` route."""
+    if path.partition("?")[0] != NATIVE_PATH:
+        return None
+    transport = getattr(app, "ws_transport", None)
+    if transport is None or NATIVE_PATH not in transport.routes or getattr(app, "root_path", ""):
+        return None
+    services = getattr(app.state, "services", None)
+    if services is None or not services.settings.ws_native_upgrade:
+        return None
+    return services
+
+
+class NativePeer:
+    """A ``/ws`` connection on the native path, as :func:`.websocket.serve_peer` needs it: the
+    same answers as the ASGI path's ``StarletteSocket`` (query parameters parsed as Starlette
+    does, blank values kept; a send on a dropped socket raises ``WebSocketDisconnect``)."""
+
+    __slots__ = ("_proto", "_query", "_forwarded")
+
+    def __init__(self, proto: Any, query: str, forwarded: str | None) -> None:
+        self._proto = proto
+        self._query: str | Mapping[str, str] = query
+        self._forwarded = forwarded
+
+    def query(self) -> Mapping[str, str]:
+        query = self._query
+        if isinstance(query, str):
+            query = self._query = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        return query
+
+    def limit_key(self, trusted_proxies: Iterable[str]) -> str:
+        client = self._proto.client
+        return limit_key(client_address(client[0] if client else None, self._forwarded, trusted_proxies))
+
+    async def receive(self) -> str | bytes | None:
+        message = await self._proto.receive()
+        if message["type"] != "websocket.receive":
+            return None  # websocket.disconnect
+        text = message.get("text")
+        return text if text is not None else (message.get("bytes") or b"")
+
+    async def send_text(self, text: str) -> None:
+        from starlette.websockets import WebSocketDisconnect
+
+        try:
+            await self._proto.send({"type": "websocket.send", "text": text})
+        except OSError:  # ClientDisconnected, as Starlette turns it
+            raise WebSocketDisconnect(code=1006) from None
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._proto.send({"type": "websocket.close", "code": code, "reason": reason or ""})
+
+    def direct(self) -> Any:
+        proto = self._proto
+        if proto.conn.extensions:
+            return None
+        from websockets.protocol import State
+
+        from .ws_direct import _SansIOWriter
+
+        return _SansIOWriter(proto, State.OPEN)
 
 
 def protocol_class() -> Any:
