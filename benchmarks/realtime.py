@@ -732,6 +732,61 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"  {kind:<14} SKIPPED: {why}")
 
 
+def _med(values: list[float]) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def summarize_rounds(rounds: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Medians over the rounds of each server's figures as ratios to raw ``websockets`` in the
+    same round (the machine's state moves between rounds; a ratio within a round does not),
+    and the issue's targets for livebi."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for results in rounds:
+        servers = results["servers"]
+        raw = servers.get("raw", {})
+        for kind, r in servers.items():
+            if "error" in r or kind == "raw" or "error" in raw or not raw:
+                continue
+            row = table.setdefault(kind, {})
+            for n in args.fanout:
+                f, b = r.get("fanout", {}).get(str(n)), raw.get("fanout", {}).get(str(n))
+                if f and b:
+                    row.setdefault(f"fanout {n} µs/delivery x raw", []).append(f["server_us_per_delivery"] / b["server_us_per_delivery"])
+                    row.setdefault(f"fanout {n} p99 x raw", []).append(f["p99_ms"] / b["p99_ms"])
+                    row.setdefault(f"fanout {n} lost", []).append(f["lost"])
+            i, ri = r.get("idle"), raw.get("idle")
+            if i and ri:
+                row.setdefault(f"{args.idle} sequential connects, s", []).append(i["seconds"] if i["complete"] else math.inf)
+                row.setdefault("RSS KiB per idle connection", []).append(i["rss_kib_per_conn"])
+            bb, rb = r.get("burst"), raw.get("burst")
+            if bb and rb:
+                row.setdefault(f"burst {args.burst} x raw", []).append(bb["seconds"] / rb["seconds"])
+    print(f"\nOver {len(rounds)} rounds: median (range) of each round's figure")
+    for kind, row in table.items():
+        print(f"  {kind}")
+        for key, values in row.items():
+            print(f"    {key:<40} {_med(values)}")
+    targets = {}
+    row = table.get("livebi", {})
+    if row:
+        checks = [(f"fanout {n} µs/delivery x raw", 1.3) for n in args.fanout] + [
+            (f"fanout {n} p99 x raw", 1.5) for n in args.fanout] + [
+            ("RSS KiB per idle connection", 20.0), (f"{args.idle} sequential connects, s", 20.0),
+            (f"burst {args.burst} x raw", 2.0)]
+        print("  livebi against the targets of issue 11 (median of the rounds):")
+        for key, limit in checks:
+            if key in row:
+                value = statistics.median(row[key])
+                targets[key] = {"median": value, "limit": limit, "met": value <= limit}
+                print(f"    {key:<40} {value:8.2f} <= {limit:g}: {'met' if value <= limit else 'NOT MET'}")
+    return {"ratios": table, "targets": targets}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
@@ -753,6 +808,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-direct", action="store_true", help="livebi with ws_direct_frames=false (the ASGI send path)")
     p.add_argument("--connections-only", action="store_true",
                    help="only the connection scenarios (sequential + idle memory, burst): no fan-out")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run everything this many times and print the medians of the per-round ratios to raw")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     args = p.parse_args(argv)
     if args.connections_only:
@@ -772,15 +829,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve_main(args.serve, args.port, json.loads(args.cfg))
         return 0
-    started = time.perf_counter()
-    results = run_loop(bench(args))
-    results["seconds"] = time.perf_counter() - started
-    report(results, args)
-    print(f"\n(total {results['seconds']:.0f} s)")
+    rounds = []
+    for i in range(args.rounds):
+        if args.rounds > 1:
+            print(f"\n===== round {i + 1} of {args.rounds} =====", flush=True)
+        started = time.perf_counter()
+        results = run_loop(bench(args))
+        results["seconds"] = time.perf_counter() - started
+        report(results, args)
+        print(f"\n(total {results['seconds']:.0f} s)")
+        rounds.append(results)
+    out: dict[str, Any] = rounds[0]
+    if args.rounds > 1 or "raw" in args.servers:
+        summary = summarize_rounds(rounds, args)
+        out = {"rounds": rounds, "summary": summary} if args.rounds > 1 else {**rounds[0], "summary": summary}
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-    failed = [k for k, r in results["servers"].items() if "error" in r]
-    lost = [k for k, r in results["servers"].items() for f in r.get("fanout", {}).values() if f["lost"]]
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    failed = [k for results in rounds for k, r in results["servers"].items() if "error" in r]
+    lost = [k for results in rounds for k, r in results["servers"].items() for f in r.get("fanout", {}).values() if f["lost"]]
     if failed or lost:
         print(f"FAILED: {failed} lost: {lost}")
         return 1

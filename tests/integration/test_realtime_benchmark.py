@@ -31,3 +31,7 @@ def test_quick_benchmark_runs_the_whole_table(tmp_path: Path) -> None:
             assert fanout["lost"] == 0 and fanout["received"] == fanout["expected"] > 0
             assert fanout["server_us_per_delivery"] > 0 and fanout["p99_ms"] >= fanout["p50_ms"] > 0
     assert "ratios against raw websockets" in proc.stdout
+    # The summary against the issue's targets is computed (its verdicts are figures, not asserted).
+    targets = results["summary"]["targets"]
+    assert {"RSS KiB per idle connection", "burst 100 x raw", "fanout 200 p99 x raw"} <= set(targets)
+    assert "livebi against the targets of issue 11" in proc.stdout
