@@ -77,3 +77,59 @@ def test_an_emptied_outbox_keeps_no_queue() -> None:
             pass
         assert box._frames is None and len(box) == 0 and box.queued_bytes == 0
         assert box.put('{"c":3}') and box.take() == ('{"c":3}', None)
+
+
+def test_a_single_waiting_frame_allocates_no_deque() -> None:
+    """A fan-out queues one frame on each idle connection and writes it in the same loop
+    iteration: that frame must not cost a deque (~760 bytes allocated and freed per delivery)."""
+    box = Outbox(max_bytes=1000)
+    assert box.put('{"a":1}', "p1")
+    assert box._frames is None and len(box) == 1 and box.queued_bytes == 7
+    assert box.take() == ('{"a":1}', "p1")
+    assert box._frames is None and len(box) == 0 and box.queued_bytes == 0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ops=st.lists(st.one_of(st.tuples(st.just("put"), st.integers(1, 40)), st.just(("take", 0))), max_size=60),
+    batching=st.booleans(),
+)
+def test_outbox_matches_a_plain_queue(ops, batching) -> None:
+    """Whatever the mix of puts and takes: frames leave in order, each once, batches hold only
+    what waited, bytes are accounted exactly, and overflow happens only past the bound with
+    something already queued (a model: a plain list)."""
+    box = Outbox(max_bytes=100, batching=batching, batch_max_messages=4, batch_max_bytes=60)
+    model: list[str] = []
+    sent: list[str] = []
+    n = 0
+    for op, size in ops:
+        if op == "put":
+            n += 1
+            frame = '"' + str(n).rjust(size, "x") + '"'
+            accepted = box.put(frame, f"id{n}")
+            fits = not model or sum(map(len, model)) + len(frame) <= 100
+            assert accepted == fits and box.overflowed == (not fits)
+            if not accepted:
+                assert box.put('"later"') is False, "an overflowed outbox takes nothing more"
+                break
+            model.append(frame)
+        else:
+            item = box.take()
+            if not model:
+                assert item is None
+                continue
+            frame, _event_id = item
+            if frame.startswith('{"type":"message_batch"'):
+                parts = json.loads(frame)["messages"]
+                taken = [json.dumps(p) for p in parts]
+            else:
+                taken = [frame]
+            assert taken == model[: len(taken)]
+            del model[: len(taken)]
+            sent += taken
+        assert len(box) == len(model)
+        assert box.queued_bytes == sum(map(len, model))

@@ -19,8 +19,11 @@ _batch_ids = itertools.count(1)
 
 class Outbox:
     # Thousands of these sit idle (issue 11): no instance dict, and the queue itself (a deque
-    # allocates a 64-slot block at once, ~760 bytes) only while there is something queued.
-    __slots__ = ("max_bytes", "batching", "batch_max_messages", "batch_max_bytes", "_frames", "queued_bytes", "overflowed")
+    # allocates a 64-slot block at once, ~760 bytes) only while two or more frames wait. A
+    # fan-out queues one frame on each of thousands of idle connections and writes it in the
+    # same loop iteration: that single frame waits in ``_one``, so a delivery allocates no deque.
+    __slots__ = ("max_bytes", "batching", "batch_max_messages", "batch_max_bytes", "_one", "_frames", "queued_bytes",
+                 "overflowed")
 
     def __init__(
         self,
@@ -34,11 +37,14 @@ class Outbox:
         self.batching = batching
         self.batch_max_messages = max(1, batch_max_messages)
         self.batch_max_bytes = batch_max_bytes
-        self._frames: collections.deque[tuple[str, str | None]] | None = None
+        self._one: tuple[str, str | None] | None = None  # the only frame waiting, if just one
+        self._frames: collections.deque[tuple[str, str | None]] | None = None  # two or more, in order
         self.queued_bytes = 0
         self.overflowed = False
 
     def __len__(self) -> int:
+        if self._one is not None:
+            return 1
         return len(self._frames) if self._frames else 0
 
     def put(self, frame: str, event_id: str | None = None) -> bool:
@@ -50,17 +56,28 @@ class Outbox:
         if self.overflowed:
             return False
         size = len(frame)
-        if self._frames is None:
-            self._frames = collections.deque()
-        if self.queued_bytes + size > self.max_bytes and self._frames:
+        one = self._one
+        if one is None and not self._frames:
+            self._one = (frame, event_id)  # always accepted: an empty queue takes one frame
+            self.queued_bytes = size
+            return True
+        if self.queued_bytes + size > self.max_bytes:
             self.overflowed = True
             return False
+        if one is not None:
+            self._frames = collections.deque((one,))
+            self._one = None
         self._frames.append((frame, event_id))
         self.queued_bytes += size
         return True
 
     def take(self) -> tuple[str, str | None] | None:
         """The next ``(frame, event_id)`` to write: one frame, or a batch of those waiting."""
+        one = self._one
+        if one is not None:
+            self._one = None
+            self.queued_bytes = 0
+            return one
         if not self._frames:
             return None
         first, event_id = self._frames.popleft()
