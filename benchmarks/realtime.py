@@ -7,8 +7,12 @@
         # connection targets in one run: RSS per idle connection and 10,000 sequential connects
         # against raw websockets, and the burst of 200 (about a minute)
 
+    .venv/bin/python benchmarks/realtime.py --servers raw,livebi --rounds 3   # medians of 3 rounds,
+        # with livebi's verdict against each target of issue 11 (about 8 minutes)
+
 Every server is started by this file (re-run as ``--serve KIND``) in a process of its own pinned
-to CPU 0; this process is the client, pinned to CPU 1, so the two never share a core. Servers:
+to CPU 0; this process is the client, pinned to CPU 1, so the two never share a core. raw
+``websockets`` runs first and again last; ratios are against the mean of its two runs. Servers:
 
 - ``raw``: the ``websockets`` library's asyncio server, publishing with ``broadcast()`` (the
   floor: one frame built per publication, written to every socket without a task switch);
@@ -61,7 +65,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-KINDS = ("raw", "fastapi", "socketio", "livebi", "livebi-ws")
+# The order they run in: livebi next to its baseline, python-socketio (the slowest, which can
+# fall behind at 5,000 subscribers) last; raw runs again after all of them (see bench()).
+KINDS = ("raw", "livebi", "livebi-ws", "fastapi", "socketio")
 SERVER_CPU, CLIENT_CPU = 0, 1
 USER, PASSWORD, SECRET = "bench", "bench-pw", "bench-secret"
 _PUB = re.compile(rb'"i": ?(\d+), ?"t": ?([0-9.]+)')
@@ -604,6 +610,14 @@ async def scenario_burst(server: ServerProc, n: int, repeats: int) -> dict[str, 
 async def scenario_fanout(server: ServerProc, n: int, rate: float, seconds: float, pad: int) -> dict[str, Any]:
     await settle(server.pid)
     run = Run(server.client_kind, server.conn_port, server.token)
+    try:
+        return await _fanout(server, run, n, rate, seconds, pad)
+    except BaseException:
+        await run.close()  # a server that fell behind must not leave n clients to the next one
+        raise
+
+
+async def _fanout(server: ServerProc, run: "Run", n: int, rate: float, seconds: float, pad: int) -> dict[str, Any]:
     await run.connect(n, parallel=200, timeout=120)
     await settle(server.pid)
     count = max(1, int(rate * seconds))
@@ -651,7 +665,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
     results: dict[str, Any] = {"args": vars(args), "servers": {}, "skipped": {}}
     tmp = Path(tempfile.mkdtemp(prefix="livebi-rt-"))
-    for kind in args.servers:
+    # raw websockets brackets the others: it runs first and again last, and the ratios use the
+    # mean of the two, so a machine whose speed drifts during the minutes of a run (seen here:
+    # every server ~15 % slower by the end of some runs) does not favour whoever runs first.
+    plan = list(args.servers)
+    if "raw" in plan and len(plan) > 1:
+        plan = ["raw"] + [k for k in plan if k != "raw"] + ["raw"]
+    for step, kind in enumerate(plan):
+        label = "raw (end)" if kind == "raw" and step > 0 else kind
         why = anchor_available(kind)
         if why:
             print(f"\n!!! SKIPPING {kind}: {why} !!!\n", flush=True)
@@ -661,19 +682,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         r: dict[str, Any] = {}
         try:
             await server.start()
-            log(f"{kind}: server pid {server.pid} on port {server.port}")
+            log(f"{label}: server pid {server.pid} on port {server.port}")
             r["idle"] = await scenario_idle(server, args.idle, args.seq_budget)
-            log(f"{kind}: {r['idle']['n']} sequential connects in {r['idle']['seconds']:.2f} s, "
+            log(f"{label}: {r['idle']['n']} sequential connects in {r['idle']['seconds']:.2f} s, "
                 f"{r['idle']['rss_kib_per_conn']:.1f} KiB RSS each")
             await asyncio.sleep(0.5)
             r["burst"] = await scenario_burst(server, args.burst, args.burst_repeats)
-            log(f"{kind}: burst of {args.burst} subscribed in {r['burst']['seconds'] * 1000:.0f} ms (median of {args.burst_repeats}: "
+            log(f"{label}: burst of {args.burst} subscribed in {r['burst']['seconds'] * 1000:.0f} ms (median of {args.burst_repeats}: "
                 f"{', '.join(f'{t * 1000:.0f}' for t in r['burst']['seconds_all'])})")
             r["fanout"] = {}
             for n in args.fanout:
                 await asyncio.sleep(0.5)
                 f = r["fanout"][str(n)] = await scenario_fanout(server, n, args.rate, args.seconds, args.pad)
-                log(f"{kind}: fan-out {n}: p50/p95/p99 {f['p50_ms']:.1f}/{f['p95_ms']:.1f}/{f['p99_ms']:.1f} ms, "
+                log(f"{label}: fan-out {n}: p50/p95/p99 {f['p50_ms']:.1f}/{f['p95_ms']:.1f}/{f['p99_ms']:.1f} ms, "
                     f"{f['server_us_per_delivery']:.1f} µs/delivery, lost {f['lost']}, client CPU {f['client_cpu_pct']:.0f} %")
         except Exception as exc:  # one server failing must not hide the others' figures
             log_tail = Path(server.log.name).read_text(errors="replace")[-2000:] if os.path.exists(server.log.name) else ""
@@ -681,9 +702,24 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             r["error"] = repr(exc)
         finally:
             server.stop()
-        results["servers"][kind] = r
+        results["servers"][label] = r
     shutil.rmtree(tmp, ignore_errors=True)  # server logs included: failures were reported above
+    servers = results["servers"]
+    end = servers.pop("raw (end)", None)
+    if end is not None and "error" not in end and "error" not in servers.get("raw", {"error": 1}):
+        results["raw_runs"] = [servers["raw"], end]
+        servers["raw"] = _mean(servers["raw"], end)
+        log("raw: the figures below are the mean of its runs before and after the others")
     return results
+
+
+def _mean(a: Any, b: Any) -> Any:
+    """Element-wise mean of two results of the same shape (numbers averaged, the rest from ``a``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _mean(v, b[k]) if k in b else v for k, v in a.items()}
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and a != b:
+        return (a + b) / 2
+    return a
 
 
 def log(text: str) -> None:
