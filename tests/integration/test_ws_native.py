@@ -80,3 +80,23 @@ async def test_other_paths_and_plain_http_are_not_taken_by_the_native_path(serve
         async with httpx.AsyncClient(base_url=server.base_url) as http:
             assert (await http.get("/health")).status_code == 200
             assert (await http.get("/ws")).status_code in (404, 405)
+
+
+async def test_the_native_accept_log_line_masks_the_ticket(server_settings, caplog) -> None:
+    """The access line for an accepted WebSocket names its path; a ticket in it is a credential."""
+    import logging
+
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's loggers do not propagate to the root
+    async with run_server(server_settings) as server:
+        caplog.set_level(logging.INFO, logger="uvicorn.error")  # after uvicorn set its own level
+        uvicorn_log.addHandler(caplog.handler)
+        try:
+            ticket = await server.ticket("alice")
+            async with websockets.connect(server.ws_url + "?ticket=" + ticket) as ws:
+                await ws.send('{"op":"ping","id":1}')
+                await asyncio.wait_for(ws.recv(), 10)
+        finally:
+            uvicorn_log.removeHandler(caplog.handler)
+    accepted = [r.getMessage() for r in caplog.records if "[accepted]" in r.getMessage()]
+    assert accepted, "the accept is logged at INFO as on the ASGI path"
+    assert all(ticket not in line for line in accepted) and any("ticket=***" in line for line in accepted)
