@@ -20,7 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -28,6 +28,19 @@ from .group_commit import GroupCommit, Write
 from .migrate import upgrade
 from .results import QueryResults, delete_dependents, dependents_deletes
 from .schema import queries, query_results, query_shares, token_versions, users
+
+# The writes every question makes, built once: a statement built per call with ``.values(...)``
+# carries its values as bind parameters of its own, and SQLAlchemy generated its cache key
+# (walking every value) on each execution: ~70 % of the store writer thread's CPU, the limit on
+# how many answers per second the store could record (issue 11, benchmarks/askers.py).
+_INSERT_QUERY = insert(queries)
+_FINISH_QUERY = update(queries).where(queries.c.query_id == bindparam("b_query_id"))
+_INSERT_RESULT = insert(query_results)
+_USERS_QUERIES_NEWEST_FIRST = (
+    select(queries.c.query_id)
+    .where(queries.c.user_id == bindparam("b_user_id"))
+    .order_by(queries.c.created_at.desc(), queries.c.query_id.desc())
+)
 
 class UserExists(Exception):
     pass
@@ -110,6 +123,7 @@ class MetadataStore:
     ) -> None:
         self.engine = engine
         self.queries_per_user = queries_per_user
+        self._beyond_retention = _USERS_QUERIES_NEWEST_FIRST.offset(queries_per_user)  # built once
         self.max_sql_chars = max_sql_chars
         self.max_error_chars = max_error_chars
         self.results = QueryResults(engine)  # stored results and shares (store/results.py)
@@ -241,17 +255,13 @@ class MetadataStore:
             created_at=_now(),
         )
 
+        beyond = self._beyond_retention
+
         def write(conn: Any) -> None:
-            conn.execute(insert(queries).values(**row))
+            conn.execute(_INSERT_QUERY, row)
             # One read finds the questions past the limit (usually none): the deletes, which
             # must also reach their results and shares, run only when there are some.
-            beyond = (
-                select(queries.c.query_id)
-                .where(queries.c.user_id == user_id)
-                .order_by(queries.c.created_at.desc(), queries.c.query_id.desc())
-                .offset(self.queries_per_user)
-            )
-            doomed = list(conn.execute(beyond).scalars())
+            doomed = list(conn.execute(beyond, {"b_user_id": user_id}).scalars())
             if doomed:
                 for statement in dependents_deletes(doomed):  # their stored results and shares
                     conn.execute(statement)
@@ -272,12 +282,12 @@ class MetadataStore:
             }
         finished_at = _now()
 
+        params = {"b_query_id": query_id, "status": status, "finished_at": finished_at, **values}
+
         def write(conn: Any) -> None:
-            conn.execute(
-                update(queries).where(queries.c.query_id == query_id).values(status=status, finished_at=finished_at, **values)
-            )
+            conn.execute(_FINISH_QUERY, params)
             if result is not None:
-                conn.execute(insert(query_results).values(query_id=query_id, result=result, stored_at=finished_at))
+                conn.execute(_INSERT_RESULT, {"query_id": query_id, "result": result, "stored_at": finished_at})
 
         await self._write(write)
 
