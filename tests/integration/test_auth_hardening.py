@@ -458,3 +458,35 @@ async def test_store_files_and_the_data_dir_are_private(tmp_path) -> None:
         assert _mode(other / "old.db") == 0o600
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["ws-native", "ws-asgi"])
+async def test_every_forwarded_for_line_counts_not_just_the_first(server_settings, native) -> None:
+    """Behind a trusted proxy that adds its own ``X-Forwarded-For`` line below the client's
+    (instead of appending to it), reading only the first line would take the client's forged
+    address: the lines are one list (RFC 9110), read from the right."""
+    server_settings.trusted_proxies = ["127.0.0.0/8"]
+    server_settings.login_burst_per_address = 2
+    server_settings.login_rate_per_address_per_min = 0.1
+    server_settings.max_unauthenticated_per_address = 1
+    server_settings.ws_native_upgrade = native
+    async with run_server(server_settings) as server:
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            codes = [
+                (await login(http, "alice", "wrong", headers=[
+                    ("X-Forwarded-For", f"198.51.100.{i}"),  # forged by the client, a fresh one each time
+                    ("X-Forwarded-For", "203.0.113.5"),  # added by the proxy: the real client
+                ])).status_code
+                for i in range(3)
+            ]
+            assert codes == [401, 401, 429]
+        # The same on /ws: the unauthenticated limit per address counts the proxy's address.
+        headers = [("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", "203.0.113.5")]
+        first = await websockets.connect(server.ws_url, additional_headers=headers)
+        headers2 = [("X-Forwarded-For", "198.51.100.2"), ("X-Forwarded-For", "203.0.113.5")]
+        second = await websockets.connect(server.ws_url, additional_headers=headers2)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(second.recv(), 10)
+            await asyncio.wait_for(second.recv(), 10)
+        assert closed.value.rcvd.code == 4029
+        await first.close()

@@ -75,4 +75,7 @@ def of_connection(conn, trusted_proxies: Iterable[str]) -> str:
     """The key per-address limits count a Starlette Request or WebSocket under: its client
     address (:func:`client_address`), an IPv6 one as its /64 (:func:`limit_key`)."""
     peer = conn.client.host if conn.client else None
-    return limit_key(client_address(peer, conn.headers.get("x-forwarded-for"), trusted_proxies))
+    # Several header lines are one list (a proxy may add its own line below the client's):
+    # only the first line would let a client pick its address.
+    forwarded = ", ".join(conn.headers.getlist("x-forwarded-for")) or None
+    return limit_key(client_address(peer, forwarded, trusted_proxies))

@@ -212,8 +212,9 @@ if WebSocketsSansIOProtocol is not None:
                 pass
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # a bug: serve_peer answers everything a client can send
                 self.logger.exception("Exception in the WebSocket session")
+                services.metrics.internal_errors.labels("websocket").inc()
             finally:
                 if self.close_timer is None:  # no close handshake under way: nothing more to wait for
                     self.transport.close()

@@ -79,7 +79,7 @@ class WebsocketsPeer:
         remote = self.conn.remote_address
         peer = remote[0] if remote else None
         request = self.conn.request
-        forwarded = request.headers.get("X-Forwarded-For") if request is not None else None
+        forwarded = (", ".join(request.headers.get_all("X-Forwarded-For")) or None) if request is not None else None
         return limit_key(client_address(peer, forwarded, trusted_proxies))
 
     async def receive(self) -> str | bytes | None:
