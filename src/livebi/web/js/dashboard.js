@@ -800,6 +800,8 @@ export class DashboardPage {
       this.roster.reset(reply.members || [], reply);
       this._renderPresence();
     } catch (err) {
+      // Lost with the connection: the next connection's recovery asks again (_onRecovery).
+      if (err && err.code === "disconnected") return;
       console.warn("livebi: presence unavailable", err);
     }
   }
@@ -819,7 +821,10 @@ export class DashboardPage {
           this._renderPresence();
         }
       })
-      .catch((err) => console.warn("livebi: presence update failed", err));
+      .catch((err) => {
+        // Lost with the connection: the recovery's presence request says it again.
+        if (!(err && err.code === "disconnected")) console.warn("livebi: presence update failed", err);
+      });
   }
 
   _renderPresence() {
