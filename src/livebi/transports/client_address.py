@@ -71,11 +71,15 @@ def limit_key(address: str) -> str:
     return str(ip)
 
 
+def peer_limit_key(peer: str | None, forwarded_lines: Iterable[str], trusted_proxies: Iterable[str]) -> str:
+    """The key per-address limits count a connection under: its client address
+    (:func:`client_address`), an IPv6 one as its /64 (:func:`limit_key`). ``forwarded_lines``:
+    every ``X-Forwarded-For`` header line, read as one list (a proxy may add its own line below
+    the client's: reading only the first would let a client pick its address)."""
+    return limit_key(client_address(peer, ", ".join(forwarded_lines) or None, trusted_proxies))
+
+
 def of_connection(conn, trusted_proxies: Iterable[str]) -> str:
-    """The key per-address limits count a Starlette Request or WebSocket under: its client
-    address (:func:`client_address`), an IPv6 one as its /64 (:func:`limit_key`)."""
+    """:func:`peer_limit_key` of a Starlette Request or WebSocket."""
     peer = conn.client.host if conn.client else None
-    # Several header lines are one list (a proxy may add its own line below the client's):
-    # only the first line would let a client pick its address.
-    forwarded = ", ".join(conn.headers.getlist("x-forwarded-for")) or None
-    return limit_key(client_address(peer, forwarded, trusted_proxies))
+    return peer_limit_key(peer, conn.headers.getlist("x-forwarded-for"), trusted_proxies)

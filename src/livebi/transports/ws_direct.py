@@ -154,7 +154,11 @@ class _WsprotoWriter(_Writer):
 
 def direct_writer(scope: Any) -> FrameWriter | None:
     """A writer for an accepted WebSocket's transport, or None when frames must take the ASGI path."""
-    proto = getattr(scope.get(SCOPE_KEY), "__self__", None)
+    return protocol_writer(getattr(scope.get(SCOPE_KEY), "__self__", None))
+
+
+def protocol_writer(proto: Any) -> FrameWriter | None:
+    """A writer for uvicorn's protocol object ``proto`` of an accepted WebSocket, or None."""
     if proto is None or getattr(proto, "transport", None) is None:
         return None
     module = type(proto).__module__

@@ -40,7 +40,10 @@ import logging
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qsl
 
-from .client_address import client_address, limit_key
+from starlette.websockets import WebSocketDisconnect
+
+from .client_address import peer_limit_key
+from .ws_direct import protocol_writer
 
 #: the path served natively (the app's own WebSocket route)
 NATIVE_PATH = "/ws"
@@ -182,7 +185,7 @@ if WebSocketsSansIOProtocol is not None:
             self.native = True
             self.request = self.response = None  # nothing kept from the handshake
             query = event.path.partition("?")[2]
-            forwarded = ", ".join(event.headers.get_all("X-Forwarded-For")) or None
+            forwarded = tuple(event.headers.get_all("X-Forwarded-For"))  # a copy: the headers are cleared below
             # What uvicorn's accept adds (its Server and Date headers), without the app's message.
             del response.headers["Date"]
             response.headers.update(
@@ -204,7 +207,7 @@ if WebSocketsSansIOProtocol is not None:
             self.tasks.add(task)
 
         async def _serve_native(self, services: Any, peer: "NativePeer") -> None:
-            from .websocket import serve_peer
+            from .websocket import serve_peer  # that module imports the services: not at import time
 
             try:
                 await serve_peer(peer, services)
@@ -260,7 +263,7 @@ class NativePeer:
 
     __slots__ = ("_proto", "_query", "_forwarded")
 
-    def __init__(self, proto: Any, query: str, forwarded: str | None) -> None:
+    def __init__(self, proto: Any, query: str, forwarded: tuple[str, ...]) -> None:
         self._proto = proto
         self._query: str | Mapping[str, str] = query
         self._forwarded = forwarded
@@ -273,7 +276,7 @@ class NativePeer:
 
     def limit_key(self, trusted_proxies: Iterable[str]) -> str:
         client = self._proto.client
-        return limit_key(client_address(client[0] if client else None, self._forwarded, trusted_proxies))
+        return peer_limit_key(client[0] if client else None, self._forwarded, trusted_proxies)
 
     async def receive(self) -> str | bytes | None:
         message = await self._proto.receive()
@@ -283,8 +286,6 @@ class NativePeer:
         return text if text is not None else (message.get("bytes") or b"")
 
     async def send_text(self, text: str) -> None:
-        from starlette.websockets import WebSocketDisconnect
-
         try:
             await self._proto.send({"type": "websocket.send", "text": text})
         except OSError:  # ClientDisconnected, as Starlette turns it
@@ -294,14 +295,7 @@ class NativePeer:
         await self._proto.send({"type": "websocket.close", "code": code, "reason": reason or ""})
 
     def direct(self) -> Any:
-        proto = self._proto
-        if proto.conn.extensions:
-            return None
-        from websockets.protocol import State
-
-        from .ws_direct import _SansIOWriter
-
-        return _SansIOWriter(proto, State.OPEN)
+        return protocol_writer(self._proto)
 
 
 def protocol_class() -> Any:

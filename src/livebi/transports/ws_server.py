@@ -32,7 +32,7 @@ from websockets.protocol import State
 
 from ..protocol import CloseCode
 from ..services import Services
-from .client_address import client_address, limit_key
+from .client_address import peer_limit_key
 from .websocket import serve_peer
 from .ws_direct import FrameWriter, text_frame
 
@@ -77,10 +77,9 @@ class WebsocketsPeer:
 
     def limit_key(self, trusted_proxies: Iterable[str]) -> str:
         remote = self.conn.remote_address
-        peer = remote[0] if remote else None
         request = self.conn.request
-        forwarded = (", ".join(request.headers.get_all("X-Forwarded-For")) or None) if request is not None else None
-        return limit_key(client_address(peer, forwarded, trusted_proxies))
+        lines = request.headers.get_all("X-Forwarded-For") if request is not None else ()
+        return peer_limit_key(remote[0] if remote else None, lines, trusted_proxies)
 
     async def receive(self) -> str | bytes | None:
         try:
